@@ -1,0 +1,60 @@
+"""Settings read once from the environment (app settings on Azure, `local.settings.json` Values locally)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+
+# Every name the code reads. infra/, local.settings.sample.json and the README list the same names
+# (tests/test_settings_consistency.py keeps the four in step).
+SETTING_NAMES = (
+    "TABLES_CONNECTION_STRING",
+    "TABLES_ENDPOINT",
+    "PLATFORM_ADMIN_KEY",
+    "SESSION_SIGNING_KEY",
+    "PUBLIC_BASE_URL",
+    "DOMAIN_AUDIT_SCHEDULE",
+    "ALLOW_PRIVATE_METADATA_URLS",
+    "MOBILE_IOS_BUNDLE_ID",
+    "MOBILE_ANDROID_PACKAGE_NAME",
+    "MOBILE_ANDROID_SIGNATURE_HASH",
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    tables_connection_string: str
+    tables_endpoint: str
+    platform_admin_key: str
+    session_signing_key: str
+    public_base_url: str
+    domain_audit_schedule: str
+    allow_private_metadata_urls: bool
+    mobile_ios_bundle_id: str
+    mobile_android_package_name: str
+    mobile_android_signature_hash: str
+
+    @property
+    def is_https(self) -> bool:
+        return self.public_base_url.startswith("https://")
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    env = os.environ
+    return Settings(
+        tables_connection_string=env.get("TABLES_CONNECTION_STRING", "").strip(),
+        tables_endpoint=env.get("TABLES_ENDPOINT", "").strip(),
+        platform_admin_key=env.get("PLATFORM_ADMIN_KEY", ""),
+        session_signing_key=env.get("SESSION_SIGNING_KEY", ""),
+        public_base_url=env.get("PUBLIC_BASE_URL", "http://127.0.0.1:7071").strip().rstrip("/"),
+        domain_audit_schedule=env.get("DOMAIN_AUDIT_SCHEDULE", "0 0 3 * * *"),
+        allow_private_metadata_urls=_flag(env.get("ALLOW_PRIVATE_METADATA_URLS")),
+        mobile_ios_bundle_id=env.get("MOBILE_IOS_BUNDLE_ID", "com.example.gatehouse").strip(),
+        mobile_android_package_name=env.get("MOBILE_ANDROID_PACKAGE_NAME", "com.example.gatehouse").strip(),
+        mobile_android_signature_hash=env.get("MOBILE_ANDROID_SIGNATURE_HASH", "").strip(),
+    )
