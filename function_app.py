@@ -1,0 +1,16 @@
+"""Gatehouse Function App (Python v2 model): one blueprint per module of `functions/`.
+
+Kept light on purpose: each blueprint module imports only what its endpoints need at import time; SAML,
+xmlsec and azure.identity load on first use, so a SCIM request on a cold instance does not pay for them.
+"""
+import importlib
+import pkgutil
+
+import azure.functions as func
+
+import functions
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+for module in sorted(m.name for m in pkgutil.iter_modules(functions.__path__) if not m.name.startswith("_")):
+    app.register_functions(importlib.import_module(f"functions.{module}").bp)

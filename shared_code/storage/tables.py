@@ -1,0 +1,244 @@
+"""Table Storage client: connection, tables created on first use, ETags, errors mapped to domain errors.
+
+Connection: `TABLES_CONNECTION_STRING` (Azurite locally), else `TABLES_ENDPOINT` with `DefaultAzureCredential`
+(managed identity on Azure; `azure.identity` is imported only on that path because it costs ~240 ms of cold
+start). An unreachable or failing store raises `StorageUnavailable` (503 + Retry-After) and nothing is
+half-written: multi-row changes go through one entity-group transaction.
+"""
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from typing import Any, Callable, Iterable, Iterator, TypeVar
+
+from azure.core.exceptions import (
+    AzureError,
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.core.pipeline.policies import SansIOHTTPPolicy
+from azure.data.tables import TableClient, TableServiceClient, TableTransactionError, UpdateMode
+
+from shared_code.errors import StorageUnavailable
+from shared_code.settings import get_settings
+
+T = TypeVar("T")
+
+# Names of our tables. One table holds each concern; every row's PartitionKey is its tenant id.
+TENANTS = "tenants"
+DIRECTORY = "directory"
+SIGN_INS = "signins"
+AUDITS = "audits"
+
+_lock = threading.Lock()
+_service: TableServiceClient | None = None
+_clients: dict[str, TableClient] = {}
+
+
+class RoundTripCounter(SansIOHTTPPolicy):
+    """Counts HTTP round trips to Table Storage (benchmarks read it; it costs one integer add)."""
+
+    count = 0
+
+    def on_request(self, request):  # noqa: D401 - azure-core hook
+        RoundTripCounter.count += 1
+
+
+def round_trips() -> int:
+    return RoundTripCounter.count
+
+
+# Azure SDK defaults retry for ~1 minute; a request should instead fail fast into an honest 503.
+_CLIENT_OPTIONS: dict[str, Any] = {
+    "retry_total": 2,
+    "retry_backoff_factor": 0.2,
+    "retry_backoff_max": 1,
+    "connection_timeout": 3,
+    "read_timeout": 20,
+    "per_call_policies": [RoundTripCounter()],
+}
+
+
+def _service_client() -> TableServiceClient:
+    global _service
+    if _service is None:
+        with _lock:
+            if _service is None:
+                settings = get_settings()
+                if settings.tables_connection_string:
+                    _service = TableServiceClient.from_connection_string(
+                        settings.tables_connection_string, **_CLIENT_OPTIONS)
+                elif settings.tables_endpoint:
+                    from azure.identity import DefaultAzureCredential  # only on Azure: heavy import
+
+                    _service = TableServiceClient(
+                        endpoint=settings.tables_endpoint, credential=DefaultAzureCredential(), **_CLIENT_OPTIONS)
+                else:
+                    raise StorageUnavailable("Storage is not configured: set TABLES_CONNECTION_STRING or TABLES_ENDPOINT.")
+    return _service
+
+
+def reset_clients() -> None:
+    """Forget cached clients (tests that switch settings call this)."""
+    global _service
+    with _lock:
+        _service = None
+        _clients.clear()
+
+
+def table(name: str) -> TableClient:
+    """The client for one of our tables (no round trip; the table is created when first found missing)."""
+    client = _clients.get(name)
+    if client is None:
+        with _lock:
+            client = _clients.get(name)
+            if client is None:
+                client = _service_client().get_table_client(name)
+                _clients[name] = client
+    return client
+
+
+def _is_table_missing(error: Exception) -> bool:
+    code = getattr(error, "error_code", None) or ""
+    return "TableNotFound" in str(code) or "TableNotFound" in str(error)
+
+
+@contextmanager
+def storage_errors() -> Iterator[None]:
+    """Turn an unreachable or failing store into StorageUnavailable; let domain-level errors through."""
+    try:
+        yield
+    except (ResourceNotFoundError, ResourceExistsError, ResourceModifiedError, TableTransactionError):
+        raise
+    except (ServiceRequestError, ServiceResponseError, ClientAuthenticationError) as error:
+        raise StorageUnavailable() from error
+    except HttpResponseError as error:
+        if error.status_code is None or error.status_code >= 500 or error.status_code in (408, 429):
+            raise StorageUnavailable() from error
+        raise
+    except AzureError as error:
+        raise StorageUnavailable() from error
+    except (ConnectionError, TimeoutError, OSError) as error:
+        raise StorageUnavailable() from error
+
+
+def call(name: str, operation: Callable[[TableClient], T]) -> T:
+    """Run one operation on a table, creating the table once if it does not exist yet."""
+    client = table(name)
+    with storage_errors():
+        try:
+            return operation(client)
+        except (ResourceNotFoundError, TableTransactionError, HttpResponseError) as error:
+            if not _is_table_missing(error):
+                raise
+        try:
+            client.create_table()
+        except ResourceExistsError:
+            pass
+        return operation(client)
+
+
+# ---- conveniences over `call`; each is exactly one round trip -------------------------------------------
+
+def get(name: str, partition: str, row: str, select: list[str] | None = None) -> dict | None:
+    """A point read; None when the row does not exist."""
+    def op(client: TableClient):
+        try:
+            return client.get_entity(partition, row, select=select)
+        except ResourceNotFoundError as error:
+            if _is_table_missing(error):
+                raise
+            return None
+    try:
+        return call(name, op)
+    except ResourceNotFoundError:
+        return None  # a missing table holds no rows
+
+
+def query(name: str, filter: str, parameters: dict[str, Any] | None = None, select: list[str] | None = None,
+          page_size: int | None = None) -> Iterator[dict]:
+    """Rows matching an OData filter, paged lazily. Errors on later pages map to StorageUnavailable too."""
+    client = table(name)
+    with storage_errors():
+        try:
+            pages = client.query_entities(filter, parameters=parameters, select=select, results_per_page=page_size)
+            iterator = iter(pages)
+            first = next(iterator, None)
+        except (ResourceNotFoundError, HttpResponseError) as error:
+            if _is_table_missing(error):
+                return iter(())
+            raise
+    return _guarded(first, iterator)
+
+
+def _guarded(first: dict | None, rest: Iterator[dict]) -> Iterator[dict]:
+    if first is None:
+        return
+    yield first
+    while True:
+        with storage_errors():
+            item = next(rest, None)
+        if item is None:
+            return
+        yield item
+
+
+def partition_range(name: str, partition: str, prefix: str, select: list[str] | None = None,
+                    page_size: int | None = None) -> Iterator[dict]:
+    """Every row of a partition whose RowKey starts with `prefix` (a range scan, not a table scan)."""
+    return query(
+        name,
+        "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi",
+        {"pk": partition, "lo": prefix, "hi": prefix + "\uffff"},
+        select=select,
+        page_size=page_size,
+    )
+
+
+def insert(name: str, entity: dict) -> dict:
+    """Create a row; raises ResourceExistsError when it exists."""
+    return call(name, lambda client: client.create_entity(entity))
+
+
+def upsert(name: str, entity: dict, replace: bool = False) -> dict:
+    mode = UpdateMode.REPLACE if replace else UpdateMode.MERGE
+    return call(name, lambda client: client.upsert_entity(entity, mode=mode))
+
+
+def update(name: str, entity: dict, etag: str | None, replace: bool = False) -> dict:
+    """Update an existing row; with an ETag, raises ResourceModifiedError when someone else changed it."""
+    mode = UpdateMode.REPLACE if replace else UpdateMode.MERGE
+    if etag:
+        from azure.core import MatchConditions
+
+        return call(name, lambda client: client.update_entity(
+            entity, mode=mode, etag=etag, match_condition=MatchConditions.IfNotModified))
+    return call(name, lambda client: client.update_entity(entity, mode=mode))
+
+
+def delete(name: str, partition: str, row: str, etag: str | None = None) -> None:
+    if etag:
+        from azure.core import MatchConditions
+
+        call(name, lambda client: client.delete_entity(
+            partition, row, etag=etag, match_condition=MatchConditions.IfNotModified))
+    else:
+        call(name, lambda client: client.delete_entity(partition, row))
+
+
+def transact(name: str, operations: Iterable[tuple]) -> list:
+    """One entity-group transaction (same table, same partition, at most 100 operations): all or nothing."""
+    operations = list(operations)
+    if not operations:
+        return []
+    return call(name, lambda client: client.submit_transaction(operations))
+
+
+def etag_of(entity: dict) -> str | None:
+    metadata = getattr(entity, "metadata", None) or {}
+    return metadata.get("etag")

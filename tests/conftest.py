@@ -1,0 +1,214 @@
+"""Shared fixtures: a real Azurite on a free port, the app served by the local host over real HTTP, tenants.
+
+Every test session starts its own Azurite (stopped by its PID at the end) and one local host process serving
+`function_app` against it. Tests that call cores directly use the same Azurite through the same settings.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+AZURITE = ROOT / "node_modules" / ".bin" / "azurite-table"
+OPERATOR_KEY = "test-operator-key-" + uuid.uuid4().hex
+DEV_ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 30.0, process: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited early with {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on port {port} after {timeout}s")
+
+
+class Azurite:
+    """A real Azurite Table service on loopback; `stop()`/`start()` simulate a storage outage."""
+
+    def __init__(self, location: Path):
+        self.port = free_port()
+        self.location = location
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def connection_string(self) -> str:
+        return ("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+                f"AccountKey={DEV_ACCOUNT_KEY};TableEndpoint=http://127.0.0.1:{self.port}/devstoreaccount1;")
+
+    def start(self) -> None:
+        if not AZURITE.exists():
+            pytest.exit("Azurite is not installed: run `make test` (it runs `npm ci`).", returncode=2)
+        self.process = subprocess.Popen(
+            [str(AZURITE), "--tableHost", "127.0.0.1", "--tablePort", str(self.port), "--location",
+             str(self.location), "--skipApiVersionCheck", "--loose", "--disableProductStyleUrl", "--silent"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        wait_for_port(self.port, process=self.process)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.process = None
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[Azurite]:
+    location = Path(tempfile.mkdtemp(prefix="gatehouse-azurite-"))
+    server = Azurite(location)
+    server.start()
+    yield server
+    server.stop()
+    shutil.rmtree(location, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def app_settings(azurite: Azurite) -> dict[str, str]:
+    """The settings the app runs with in tests (and that this process uses for direct core calls)."""
+    port = free_port()
+    settings = {
+        "TABLES_CONNECTION_STRING": azurite.connection_string,
+        "TABLES_ENDPOINT": "",
+        "PLATFORM_ADMIN_KEY": OPERATOR_KEY,
+        "SESSION_SIGNING_KEY": "test-session-key-" + uuid.uuid4().hex,
+        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+        "DOMAIN_AUDIT_SCHEDULE": "0 0 3 * * *",
+        "ALLOW_PRIVATE_METADATA_URLS": "true",
+        "MOBILE_IOS_BUNDLE_ID": "com.example.gatehouse",
+        "MOBILE_ANDROID_PACKAGE_NAME": "com.example.gatehouse",
+        "MOBILE_ANDROID_SIGNATURE_HASH": "2pmj9i4rSx0yEb/viWBYkE/ZQrk=",
+        "PORT": str(port),
+    }
+    os.environ.update(settings)
+    from shared_code.settings import get_settings
+    from shared_code.storage import tables
+
+    get_settings.cache_clear()
+    tables.reset_clients()
+    return settings
+
+
+class LocalHost:
+    """The Function App served by tools.local_host in its own process."""
+
+    def __init__(self, settings: dict[str, str], log_path: Path):
+        self.settings = settings
+        self.port = int(settings["PORT"])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, **self.settings, "PYTHONDONTWRITEBYTECODE": "1"}
+        self._log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tools.local_host", "--port", str(self.port), "--settings", "/nonexistent"],
+            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for_port(self.port, process=self.process, timeout=60)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+        self.process = None
+        self._log.close()
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture(scope="session")
+def test_output() -> Path:
+    path = ROOT / "test-output"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def local_host(app_settings: dict[str, str], test_output: Path) -> Iterator[LocalHost]:
+    host = LocalHost(app_settings, test_output / "local-host.log")
+    host.start()
+    yield host
+    host.stop()
+
+
+@pytest.fixture(scope="session")
+def app_url(local_host: LocalHost) -> str:
+    """Base URL of the running app (append /api/...)."""
+    return local_host.url
+
+
+@pytest.fixture(scope="session")
+def operator_key(app_settings: dict[str, str]) -> str:
+    return app_settings["PLATFORM_ADMIN_KEY"]
+
+
+class TenantHandle:
+    """A tenant created over HTTP, with its admin key and helpers to call the API as its admin."""
+
+    def __init__(self, base_url: str, tenant_id: str, admin_key: str, body: dict):
+        self.base_url = base_url
+        self.tenant_id = tenant_id
+        self.admin_key = admin_key
+        self.created = body
+        self.http = requests.Session()
+
+    @property
+    def admin_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.admin_key}"}
+
+    def api(self, method: str, path: str, **kwargs) -> requests.Response:
+        """Call /api/tenants/{tenant}/{path} as this tenant's admin."""
+        headers = {**self.admin_headers, **kwargs.pop("headers", {})}
+        return self.http.request(method, f"{self.base_url}/api/tenants/{self.tenant_id}/{path}",
+                                 headers=headers, timeout=30, **kwargs)
+
+    def scim_token(self) -> str:
+        response = self.api("POST", "scim/token")
+        assert response.status_code == 201, response.text
+        return response.json()["secret_token"]
+
+    @property
+    def scim_url(self) -> str:
+        return f"{self.base_url}/api/scim/{self.tenant_id}/v2"
+
+
+@pytest.fixture(scope="session")
+def new_tenant(app_url: str, operator_key: str) -> Callable[..., TenantHandle]:
+    def create(name: str = "Acme Corp", app_url_: str = "https://acme.example.com") -> TenantHandle:
+        response = requests.post(f"{app_url}/api/tenants", json={"name": name, "app_url": app_url_},
+                                 headers={"Authorization": f"Bearer {operator_key}"}, timeout=30)
+        assert response.status_code == 201, response.text
+        body = response.json()
+        return TenantHandle(app_url, body["tenant_id"], body["admin_key"], body)
+
+    return create

@@ -1,0 +1,91 @@
+"""`make run`: Azurite's Table service on loopback plus the Function App on the local host, in the foreground.
+
+Azurite keeps its data in `.azurite/` so a restart keeps your tenants. Ctrl-C stops both.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _settings() -> dict[str, str]:
+    path = ROOT / "local.settings.json"
+    return json.loads(path.read_text()).get("Values", {}) if path.exists() else {}
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.3)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def main() -> int:
+    values = _settings()
+    port = int(os.environ.get("PORT") or 7071)
+    match = re.search(r"TableEndpoint=http://127\.0\.0\.1:(\d+)", values.get("TABLES_CONNECTION_STRING", ""))
+    table_port = int(match.group(1)) if match else 10002
+    children: list[subprocess.Popen] = []
+
+    if _listening(table_port):
+        print(f"Table Storage already answers on 127.0.0.1:{table_port}; using it.")
+    else:
+        (ROOT / ".azurite").mkdir(exist_ok=True)
+        children.append(subprocess.Popen(
+            [str(ROOT / "node_modules/.bin/azurite-table"), "--tableHost", "127.0.0.1", "--tablePort",
+             str(table_port), "--location", str(ROOT / ".azurite"), "--skipApiVersionCheck", "--loose",
+             "--disableProductStyleUrl", "--silent"], start_new_session=True))
+        for _ in range(100):
+            if _listening(table_port):
+                break
+            time.sleep(0.1)
+        print(f"Azurite Table service on http://127.0.0.1:{table_port} (data in .azurite/)")
+
+    children.append(subprocess.Popen([sys.executable, "-m", "tools.local_host", "--port", str(port)], cwd=ROOT,
+                                     start_new_session=True))
+    operator_key = values.get("PLATFORM_ADMIN_KEY", "<PLATFORM_ADMIN_KEY>")
+    for _ in range(200):
+        if _listening(port):
+            break
+        time.sleep(0.1)
+    print(f"""
+Gatehouse is running on http://127.0.0.1:{port}. Create your first tenant:
+
+  curl -s -X POST http://127.0.0.1:{port}/api/tenants \\
+    -H 'Authorization: Bearer {operator_key}' -H 'Content-Type: application/json' \\
+    -d '{{"name": "Acme", "app_url": "https://acme.example.com"}}'
+
+Press Ctrl-C to stop.""", flush=True)
+
+    def stop(*_):
+        for child in reversed(children):
+            if child.poll() is None:
+                os.killpg(child.pid, signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(child.pid, signal.SIGKILL)
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+        print("A child process stopped; shutting down.", file=sys.stderr)
+    except KeyboardInterrupt:
+        pass
+    stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
