@@ -39,6 +39,7 @@ class RunningHost:
     url: str
     log_path: Path
     timer_mark: Path
+    listing: str  # what the host printed before its ready line
 
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
@@ -66,6 +67,7 @@ def start_host(workdir: Path, extra_env: dict[str, str] | None = None) -> Runnin
     )
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
+    printed = []
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:
@@ -75,7 +77,9 @@ def start_host(workdir: Path, extra_env: dict[str, str] | None = None) -> Runnin
                 break
             continue
         if line.startswith(READY_PREFIX):
-            return RunningHost(process, line[len(READY_PREFIX):].strip(), log_path, timer_mark)
+            url = line[len(READY_PREFIX):].strip()
+            return RunningHost(process, url, log_path, timer_mark, "".join(printed))
+        printed.append(line)
     process.kill()
     raise AssertionError(f"local host did not become ready:\n{log_path.read_text()}")
 
@@ -98,9 +102,11 @@ def get_json(url: str, **kwargs) -> dict:
 
 
 def test_ready_line_is_preceded_by_the_function_list(host):
-    # The fixture already parsed the ready line; the listing shows every function, HTTP and timer.
     assert host.url.startswith("http://127.0.0.1:")
-    assert requests.get(f"{host.url}/", timeout=5).status_code == 200
+    assert f"order_by_guid: [GET] {host.url}/api/orders/{{id:guid}}" in host.listing
+    assert f"inspect_request: [POST,PUT] {host.url}/api/inspect" in host.listing
+    assert f"nightly_audit: timerTrigger (run now: POST {host.url}/admin/functions/nightly_audit)" in host.listing
+    assert requests.get(f"{host.url}/", timeout=5).status_code == 200  # the host's landing page
 
 
 def test_local_settings_are_loaded_before_the_app_is_imported_and_do_not_override_the_environment(host):

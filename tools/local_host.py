@@ -619,7 +619,8 @@ class LocalHost:
                 methods = ",".join(m for m in ALL_HTTP_METHODS if m in function.methods)
                 lines.append(f"{function.name}: [{methods}] {self.url}/{path}")
             else:
-                lines.append(f"{function.name}: {function.trigger_type}")
+                lines.append(f"{function.name}: {function.trigger_type} "
+                             f"(run now: POST {self.url}/admin/functions/{function.name})")
         return lines
 
     # ---- invocation
@@ -798,6 +799,12 @@ class _Server(ThreadingHTTPServer):
         socketserver.TCPServer.server_bind(self)
         self.server_name, self.server_port = self.server_address[:2]
 
+    def handle_error(self, request, client_address) -> None:
+        # A client hanging up mid-response is routine (browsers, timeouts); anything else deserves a traceback.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        log.exception("error while serving %s", client_address)
+
 
 class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive
@@ -937,6 +944,8 @@ def _resolve_port(cli_port: int | None, settings_path: str) -> int:
     if cli_port is not None:
         return cli_port
     if os.environ.get("PORT"):
+        if not os.environ["PORT"].isdigit():
+            raise SystemExit(f"error: PORT must be a number, got {os.environ['PORT']!r}")
         return int(os.environ["PORT"])
     try:
         host_section = _read_json_file(settings_path).get("Host") or {}
@@ -956,6 +965,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="[%(asctime)s] %(message)s")
+    # The Azure SDK logs every storage call's headers at INFO, which would drown the function logs.
+    logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
     app_dir = os.path.abspath(args.app_dir)
     settings_path = os.path.abspath(args.settings or os.path.join(app_dir, "local.settings.json"))
     # Read before the settings are exported: a PORT inside Values must not move the listener.
