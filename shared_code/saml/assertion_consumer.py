@@ -63,6 +63,7 @@ _P = "{%s}" % NS_SAMLP
 _A = "{%s}" % NS_SAML
 _DS = "{%s}" % NS_DS
 _EMAIL = re.compile(r"^[^@\s<>\"']+@[^@\s<>\"']+\.[^@\s<>\"']+$")
+_BASE64 = re.compile(rb"^[A-Za-z0-9+/]*={0,2}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 AGAIN = "Start the sign-in again from the app's sign-in page; if it keeps happening, tell your administrator."
@@ -129,6 +130,8 @@ def _decode(data: str | bytes) -> bytes:
     compact = b"".join(bytes(data).split())  # some IdPs wrap the base64 at 76 columns
     if not compact:
         raise SamlRejected("not_base64", f"No sign-in response was received. {AGAIN}")
+    if len(compact) % 4 or not _BASE64.match(compact):  # b64decode alone tolerates stray padding
+        raise _not_base64()
     try:
         return base64.b64decode(compact, validate=True)
     except (binascii.Error, ValueError):

@@ -200,6 +200,8 @@ def sign(
 ) -> etree._Element:
     """Put an enveloped signature into `element` (after its Issuer, as SAML requires) and sign it.
 
+    Note: lxml's find() does not see the nodes xmlsec creates until the tree is serialised and parsed again.
+
     The knobs exist to produce hostile-but-correctly-signed documents (SHA-1, HMAC, XPath transform,
     a Reference to another element, ...): the verifier must refuse them for policy, not for bad crypto.
     """
@@ -218,6 +220,9 @@ def sign(
     ctx = xmlsec.SignatureContext()
     if element_id:
         ctx.register_id(element, "ID")
+    for node in element.getroottree().iter():  # so that a Reference may point anywhere (hostile documents)
+        if isinstance(node.tag, str) and node.get("ID") and node.get("ID") != element_id:
+            ctx.register_id(node, "ID")
     if hmac_key is not None:
         ctx.key = xmlsec.Key.from_binary_data(xmlsec.KeyData.HMAC, hmac_key)
     else:
