@@ -63,7 +63,7 @@ class Azurite:
             pytest.exit("Azurite is not installed: run `make test` (it runs `npm ci`).", returncode=2)
         self.process = subprocess.Popen(
             [str(AZURITE), "--tableHost", "127.0.0.1", "--tablePort", str(self.port), "--location",
-             str(self.location), "--skipApiVersionCheck", "--loose", "--disableProductStyleUrl", "--silent"],
+             str(self.location), "--skipApiVersionCheck", "--loose", "--disableProductStyleUrl", "--silent", "--disableTelemetry"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         wait_for_port(self.port, process=self.process)
 

@@ -42,7 +42,7 @@ def main() -> int:
         children.append(subprocess.Popen(
             [str(ROOT / "node_modules/.bin/azurite-table"), "--tableHost", "127.0.0.1", "--tablePort",
              str(table_port), "--location", str(ROOT / ".azurite"), "--skipApiVersionCheck", "--loose",
-             "--disableProductStyleUrl", "--silent"], start_new_session=True))
+             "--disableProductStyleUrl", "--silent", "--disableTelemetry"], start_new_session=True))
         for _ in range(100):
             if _listening(table_port):
                 break
