@@ -223,8 +223,6 @@ def fetch_idp_metadata(url: str, *, allow_private: bool, timeout: float = 10) ->
             except requests.exceptions.Timeout:
                 raise MetadataError(f"Could not reach {host}: no answer within {timeout:g} seconds.") from None
             except requests.exceptions.RequestException as exc:
-                if isinstance(exc.__context__, _RefusedPeer) or "_RefusedPeer" in repr(exc):
-                    raise MetadataError(f"Refused to fetch from {host}: it connected to a private address.") from None
                 raise MetadataError(f"Could not reach {host}: {_connection_reason(exc)}.") from None
             with response:
                 if response.is_redirect:
@@ -283,7 +281,8 @@ def _check_url(url: str, allow_private: bool) -> str:
         raise MetadataError("The metadata URL is not a valid URL.") from None
     allowed = ("https", "http") if allow_private else ("https",)
     if parts.scheme not in allowed:
-        raise MetadataError(f"The metadata URL must use https:// (got {(parts.scheme or 'no scheme')+'://'}).")
+        got = f"{parts.scheme}://" if parts.scheme else "no scheme"
+        raise MetadataError(f"The metadata URL must use {' or '.join(s + '://' for s in allowed)} (got {got}).")
     host = parts.hostname
     if not host:
         raise MetadataError("The metadata URL has no host name.")
@@ -315,8 +314,8 @@ def is_public_address(address: str) -> bool:
                                       or ip.is_reserved or ip.is_unspecified)
 
 
-class _RefusedPeer(OSError):
-    pass
+class _RefusedPeer(Exception):
+    """Not an OSError on purpose: urllib3 would retry or wrap those; this must reach fetch_idp_metadata as is."""
 
 
 def _checked_adapter(allow_private: bool):
