@@ -231,6 +231,8 @@ def _the_assertion(root: etree._Element) -> etree._Element:
         raise _malformed("the assertion is not where SAML puts it")
     if assertion.get("Version") != "2.0":
         raise _malformed("the assertion is not SAML version 2.0")
+    if not (assertion.get("ID") or "").strip():  # the replay cache is keyed by it, even when only the Response is signed
+        raise SamlRejected("missing_id", f"The sign-in assertion has no ID. {AGAIN}")
     return assertion
 
 

@@ -262,6 +262,13 @@ def test_whole_document_reference_and_missing_id(idp, sp, metadata):
     rejected("missing_id", etree.tostring(root), sp, metadata)
 
 
+def test_assertion_without_id_under_a_signed_response(idp, sp, metadata):
+    root = etree.fromstring(idp.response_xml(sp.entity_id, sp.acs_url, sign_assertion=False))
+    del root.find(f"{{{tidp.NS_SAML}}}Assertion").attrib["ID"]
+    tidp.sign(root, idp.identity)
+    rejected("missing_id", etree.tostring(root), sp, metadata)
+
+
 def test_duplicate_id(idp, sp, metadata):
     doc = idp.response_xml(sp.entity_id, sp.acs_url, assertion_id="_same", response_id="_same")
     rejected("duplicate_id", doc, sp, metadata)
@@ -413,3 +420,37 @@ def test_status_requester_generic(idp, sp, metadata):
 def test_rejection_maps_to_http_status(sp, metadata):
     assert rejected("not_base64", "!!", sp, metadata).status == 400
     assert rejected("too_large", "A" * 300_000, sp, metadata).status == 413
+
+
+# ---------------------------------------------------------------- robustness
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_GENUINE: dict[str, bytes] = {}
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(edits=st.lists(st.tuples(st.integers(min_value=0), st.integers(min_value=0, max_value=3),
+                                st.binary(min_size=0, max_size=8)), min_size=1, max_size=4))
+def test_mutated_responses_are_refused_cleanly_or_unchanged(edits, idp, sp, metadata):
+    """Random byte edits of a genuine response: consume() raises SamlRejected (never anything else) or, if the
+    edit touched nothing that matters, returns exactly the genuine values."""
+    genuine = _GENUINE.setdefault("doc", idp.response_xml(sp.entity_id, sp.acs_url, "alice@contoso.example",
+                                                          object_id="obj-1", sign_response=True))
+    doc = bytearray(genuine)
+    for position, kind, data in edits:
+        at = position % (len(doc) + 1)
+        if kind == 0:
+            doc[at:at + len(data)] = data
+        elif kind == 1:
+            doc[at:at] = data
+        else:
+            del doc[at:at + kind]
+    try:
+        sign_in = consume(encode(bytes(doc)), sp, metadata)
+    except SamlRejected as exc:
+        assert exc.reason and exc.message
+        return
+    assert (sign_in.name_id, sign_in.object_id, sign_in.email) == ("alice@contoso.example", "obj-1",
+                                                                    "alice@contoso.example")

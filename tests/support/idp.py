@@ -319,18 +319,19 @@ class TestIdp:
 
     # -- responses
 
-    def response(self, sp_entity_id: str, acs_url: str, name_id: str = "alice@contoso.example", **options) -> str:
+    def response(self, sp_entity_id: str, acs_url: str, name_id: str = "alice@contoso.example",
+                 object_id: str | None = None, email: str | None | _Omit = None, **options) -> str:
         """A base64 SAMLResponse, as Entra posts it to the ACS. See `response_xml` for the options."""
-        return encode(self.response_xml(sp_entity_id, acs_url, name_id, **options))
+        return encode(self.response_xml(sp_entity_id, acs_url, name_id, object_id, email, **options))
 
     def response_xml(
         self,
         sp_entity_id: str,
         acs_url: str,
         name_id: str = "alice@contoso.example",
-        *,
         object_id: str | None = None,
         email: str | None | _Omit = None,
+        *,
         display_name: str | None = "Alice Example",
         given_name: str | None = "Alice",
         surname: str | None = "Example",
