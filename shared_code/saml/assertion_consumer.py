@@ -8,7 +8,8 @@ do not let pysaml2's `Saml2Client` parse the response: its signature check first
 against the SAML XML schemas with xmlschema (~1 s to import, tens of ms per response), writes every
 certificate to a temp file, and then reads the values from a second, ElementTree copy of the document, not from
 the tree whose signature was verified. Our budget is 3 ms per sign-in and, above all, reading from the verified
-tree. So `consume` does the SAML 2.0 Web SSO profile checks itself, on one lxml tree, in this order:
+tree. bench/acs.py measured, on the same Entra-shaped responses: `consume` ~1.0 ms median, python3-saml ~5 ms,
+pysaml2 with our in-process backend ~17 ms, pysaml2 with its default xmlsec1 program ~93 ms. So `consume` does the SAML 2.0 Web SSO profile checks itself, on one lxml tree, in this order:
 
 1. size cap on the base64 text (before decoding), strict base64, XML without DOCTYPE/entities/network;
 2. no comments or processing instructions anywhere (comment injection into NameID);
