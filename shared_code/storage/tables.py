@@ -35,7 +35,7 @@ DIRECTORY = "directory"
 SIGN_INS = "signins"
 AUDITS = "audits"
 
-_lock = threading.Lock()
+_lock = threading.RLock()  # table() holds it while _service_client() takes it again
 _service: TableServiceClient | None = None
 _clients: dict[str, TableClient] = {}
 
