@@ -1,0 +1,123 @@
+// The Flex Consumption plan (FC1) and the function app on it: Python 3.11, HTTPS only, TLS 1.2, running as
+// the user-assigned identity, which also pulls the deployment package and resolves Key Vault references.
+// App settings are applied by appsettings.bicep once the app's host name is known.
+
+param planName string
+param name string
+param location string
+param tags object = {}
+
+@description('Resource ID of the user-assigned managed identity the app runs as.')
+param identityId string
+
+@description('URL of the blob container Flex Consumption deploys the package from.')
+param deploymentContainerUrl string
+
+@description('Memory of each instance in MB (Flex Consumption sizes).')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+@description('Most instances the app scales out to.')
+@minValue(1)
+@maxValue(1000)
+param maximumInstanceCount int = 100
+
+@description('Instances kept warm for the HTTP functions (0 = scale to zero; each warm instance is billed while idle).')
+@minValue(0)
+param alwaysReadyHttpInstances int = 0
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  name: planName
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    name: 'FC1'
+    tier: 'FlexConsumption'
+  }
+  //checkov:skip=CKV_AZURE_225: zone redundancy for Flex Consumption is a newer, region-limited plan option that could not be verified offline; instances are stateless and the state is in GZRS storage.
+  properties: {
+    reserved: true
+  }
+}
+
+resource site 'Microsoft.Web/sites@2024-04-01' = {
+  name: name
+  location: location
+  tags: tags
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identityId}': {}
+    }
+  }
+  //checkov:skip=CKV_AZURE_17: client certificates cannot be asked of browsers, of Microsoft Entra's SAML POSTs or of its SCIM client.
+  //checkov:skip=CKV_AZURE_222: the endpoints must be reachable from the Internet: browsers, Microsoft Entra (SAML and SCIM) and mobile apps.
+  //checkov:skip=CKV_AZURE_212: a worker count belongs to fixed App Service plans; Flex Consumption scales out per function from zero (or alwaysReadyHttpInstances).
+  //checkov:skip=CKV_AZURE_213: App Service health check serves dedicated and Elastic Premium plans, not Flex Consumption; the platform replaces failed instances itself.
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    clientAffinityEnabled: false
+    publicNetworkAccess: 'Enabled'
+    keyVaultReferenceIdentity: identityId
+    siteConfig: {
+      minTlsVersion: '1.2'
+      scmMinTlsVersion: '1.2'
+      ftpsState: 'Disabled'
+      http20Enabled: true
+    }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: deploymentContainerUrl
+          authentication: {
+            type: 'UserAssignedIdentity'
+            userAssignedIdentityResourceId: identityId
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        instanceMemoryMB: instanceMemoryMB
+        maximumInstanceCount: maximumInstanceCount
+        alwaysReady: alwaysReadyHttpInstances > 0 ? [
+          {
+            name: 'http'
+            instanceCount: alwaysReadyHttpInstances
+          }
+        ] : []
+      }
+      runtime: {
+        name: 'python'
+        version: '3.11'
+      }
+    }
+  }
+}
+
+// azd deploys with Entra tokens; basic (user name and password) publishing stays off.
+resource scmBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: site
+  name: 'scm'
+  properties: {
+    allow: false
+  }
+}
+
+resource ftpBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: site
+  name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
+output id string = site.id
+output name string = site.name
+output defaultHostName string = site.properties.defaultHostName
