@@ -1,0 +1,103 @@
+"""SCIM discovery (RFC 7644 §4) under /api/scim/{tenant}/v2: /ServiceProviderConfig, /Schemas[/{id}],
+/ResourceTypes[/{id}]; plus SCIM-shaped answers for everything else under the SCIM base (404 for unknown
+paths, 405 for a method an endpoint does not take, 501 for a search across resource types)."""
+from __future__ import annotations
+
+import azure.functions as func
+
+from functions._http import SCIM, bearer_token, handler, scim_response
+from shared_code.scim import schemas, service
+
+bp = func.Blueprint()
+ANY = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+BASE = "scim/{tenant}/v2"
+
+
+def _tenant(req: func.HttpRequest):
+    return service.authenticate(req.route_params["tenant"], bearer_token(req))
+
+
+def _only_get(req: func.HttpRequest) -> None:
+    # Registered for every method so the answer is a SCIM 405 on any host (the real one says 404).
+    if req.method != "GET":
+        raise service.method_not_allowed(req.method, "GET")
+
+
+@bp.function_name("scim_service_provider_config")
+@bp.route(route=f"{BASE}/ServiceProviderConfig", methods=ANY, auth_level=func.AuthLevel.ANONYMOUS)
+@handler(SCIM)
+def service_provider_config(req: func.HttpRequest) -> func.HttpResponse:
+    tenant = _tenant(req)
+    _only_get(req)
+    return scim_response(schemas.service_provider_config(service.base_url(tenant)))
+
+
+@bp.function_name("scim_list_schemas")
+@bp.route(route=f"{BASE}/Schemas", methods=ANY, auth_level=func.AuthLevel.ANONYMOUS)
+@handler(SCIM)
+def list_schemas(req: func.HttpRequest) -> func.HttpResponse:
+    tenant = _tenant(req)
+    _only_get(req)
+    documents = schemas.schema_documents(service.base_url(tenant))
+    return scim_response(_list(documents))
+
+
+@bp.function_name("scim_get_schema")
+@bp.route(route=f"{BASE}/Schemas/{{schema_id}}", methods=ANY, auth_level=func.AuthLevel.ANONYMOUS)
+@handler(SCIM)
+def get_schema(req: func.HttpRequest) -> func.HttpResponse:
+    tenant = _tenant(req)
+    _only_get(req)
+    document = schemas.schema_document(service.base_url(tenant), req.route_params["schema_id"])
+    if document is None:
+        raise service.no_such_endpoint(f"/Schemas/{req.route_params['schema_id']}")
+    return scim_response(document)
+
+
+@bp.function_name("scim_list_resource_types")
+@bp.route(route=f"{BASE}/ResourceTypes", methods=ANY, auth_level=func.AuthLevel.ANONYMOUS)
+@handler(SCIM)
+def list_resource_types(req: func.HttpRequest) -> func.HttpResponse:
+    tenant = _tenant(req)
+    _only_get(req)
+    return scim_response(_list(schemas.resource_type_documents(service.base_url(tenant))))
+
+
+@bp.function_name("scim_get_resource_type")
+@bp.route(route=f"{BASE}/ResourceTypes/{{name}}", methods=ANY, auth_level=func.AuthLevel.ANONYMOUS)
+@handler(SCIM)
+def get_resource_type(req: func.HttpRequest) -> func.HttpResponse:
+    tenant = _tenant(req)
+    _only_get(req)
+    document = schemas.resource_type_document(service.base_url(tenant), req.route_params["name"])
+    if document is None:
+        raise service.no_such_endpoint(f"/ResourceTypes/{req.route_params['name']}")
+    return scim_response(document)
+
+
+@bp.function_name("scim_search_everything")
+@bp.route(route=f"{BASE}/.search", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@handler(SCIM)
+def search_everything(req: func.HttpRequest) -> func.HttpResponse:
+    _tenant(req)
+    raise service.NotImplementedHere("Searching several resource types at once is not supported; "
+                                     "POST /Users/.search or /Groups/.search instead.")
+
+
+@bp.function_name("scim_unknown_endpoint")
+@bp.route(route=f"{BASE}/{{*rest}}", methods=ANY, auth_level=func.AuthLevel.ANONYMOUS)
+@handler(SCIM)
+def unknown_endpoint(req: func.HttpRequest) -> func.HttpResponse:
+    _tenant(req)
+    rest = req.route_params.get("rest") or ""
+    parts = [p for p in rest.split("/") if p]
+    # A known resource path reached here with a method its functions do not take.
+    if parts and parts[0].lower() in ("users", "groups") and len(parts) <= 2:
+        allowed = "GET, POST" if len(parts) == 1 else "GET, PUT, PATCH, DELETE"
+        raise service.method_not_allowed(req.method, allowed)
+    raise service.no_such_endpoint("/" + rest)
+
+
+def _list(resources: list[dict]) -> dict:
+    return {"schemas": [schemas.LIST_RESPONSE], "totalResults": len(resources), "startIndex": 1,
+            "itemsPerPage": len(resources), "Resources": resources}

@@ -1,0 +1,85 @@
+"""SCIM /Groups for Microsoft Entra provisioning: one function per verb, each HTTP in → service → HTTP out.
+Group PATCH answers 204; members are read only when the answer includes them (excludedAttributes=members skips it)."""
+from __future__ import annotations
+
+import azure.functions as func
+
+from functions._http import SCIM, bearer_token, handler, read_json, scim_response
+from shared_code.scim import service
+from shared_code.scim.schemas import GROUP_KIND
+
+bp = func.Blueprint()
+GROUPS = "scim/{tenant}/v2/Groups"
+
+
+def _tenant(req: func.HttpRequest):
+    return service.authenticate(req.route_params["tenant"], bearer_token(req))
+
+
+def _send(reply: service.Reply) -> func.HttpResponse:
+    return scim_response(reply.body, reply.status, reply.headers)
+
+
+def _body(req: func.HttpRequest):
+    return read_json(req, max_bytes=service.MAX_GROUP_BODY)
+
+
+@bp.function_name("scim_list_groups")
+@bp.route(route=GROUPS, methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@handler(SCIM)
+def list_groups(req: func.HttpRequest) -> func.HttpResponse:
+    tenant = _tenant(req)
+    p = req.params
+    return _send(service.query(tenant, GROUP_KIND, filter=p.get("filter"), start_index=p.get("startIndex"),
+                               count=p.get("count"), attributes=p.get("attributes"),
+                               excluded=p.get("excludedAttributes")))
+
+
+@bp.function_name("scim_search_groups")
+@bp.route(route=GROUPS + "/.search", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@handler(SCIM)
+def search_groups(req: func.HttpRequest) -> func.HttpResponse:
+    tenant = _tenant(req)
+    return _send(service.search(tenant, GROUP_KIND, _body(req)))
+
+
+@bp.function_name("scim_get_group")
+@bp.route(route=GROUPS + "/{id}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@handler(SCIM)
+def get_group(req: func.HttpRequest) -> func.HttpResponse:
+    tenant = _tenant(req)
+    return _send(service.get(tenant, GROUP_KIND, req.route_params["id"], dict(req.params),
+                             req.headers.get("if-none-match")))
+
+
+@bp.function_name("scim_create_group")
+@bp.route(route=GROUPS, methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@handler(SCIM)
+def create_group(req: func.HttpRequest) -> func.HttpResponse:
+    tenant = _tenant(req)
+    return _send(service.create_group(tenant, _body(req), dict(req.params)))
+
+
+@bp.function_name("scim_replace_group")
+@bp.route(route=GROUPS + "/{id}", methods=["PUT"], auth_level=func.AuthLevel.ANONYMOUS)
+@handler(SCIM)
+def replace_group(req: func.HttpRequest) -> func.HttpResponse:
+    tenant = _tenant(req)
+    return _send(service.replace_group(tenant, req.route_params["id"], _body(req), dict(req.params),
+                                      req.headers.get("if-match")))
+
+
+@bp.function_name("scim_patch_group")
+@bp.route(route=GROUPS + "/{id}", methods=["PATCH"], auth_level=func.AuthLevel.ANONYMOUS)
+@handler(SCIM)
+def patch_group(req: func.HttpRequest) -> func.HttpResponse:
+    tenant = _tenant(req)
+    return _send(service.patch_group(tenant, req.route_params["id"], _body(req), req.headers.get("if-match")))
+
+
+@bp.function_name("scim_delete_group")
+@bp.route(route=GROUPS + "/{id}", methods=["DELETE"], auth_level=func.AuthLevel.ANONYMOUS)
+@handler(SCIM)
+def delete_group(req: func.HttpRequest) -> func.HttpResponse:
+    tenant = _tenant(req)
+    return _send(service.delete(tenant, GROUP_KIND, req.route_params["id"], req.headers.get("if-match")))

@@ -1,0 +1,85 @@
+"""SCIM /Users for Microsoft Entra provisioning: one function per verb, each HTTP in → service → HTTP out."""
+from __future__ import annotations
+
+import azure.functions as func
+
+from functions._http import SCIM, bearer_token, handler, read_json, scim_response
+from shared_code.scim import service
+from shared_code.scim.schemas import USER_KIND
+
+bp = func.Blueprint()
+USERS = "scim/{tenant}/v2/Users"
+
+
+def _tenant(req: func.HttpRequest):
+    return service.authenticate(req.route_params["tenant"], bearer_token(req))
+
+
+def _send(reply: service.Reply) -> func.HttpResponse:
+    return scim_response(reply.body, reply.status, reply.headers)
+
+
+def _body(req: func.HttpRequest):
+    return read_json(req, max_bytes=service.MAX_USER_BODY)
+
+
+@bp.function_name("scim_list_users")
+@bp.route(route=USERS, methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@handler(SCIM)
+def list_users(req: func.HttpRequest) -> func.HttpResponse:
+    tenant = _tenant(req)
+    p = req.params
+    return _send(service.query(tenant, USER_KIND, filter=p.get("filter"), start_index=p.get("startIndex"),
+                               count=p.get("count"), attributes=p.get("attributes"),
+                               excluded=p.get("excludedAttributes")))
+
+
+@bp.function_name("scim_search_users")
+@bp.route(route=USERS + "/.search", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@handler(SCIM)
+def search_users(req: func.HttpRequest) -> func.HttpResponse:
+    tenant = _tenant(req)
+    return _send(service.search(tenant, USER_KIND, _body(req)))
+
+
+@bp.function_name("scim_get_user")
+@bp.route(route=USERS + "/{id}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@handler(SCIM)
+def get_user(req: func.HttpRequest) -> func.HttpResponse:
+    tenant = _tenant(req)
+    return _send(service.get(tenant, USER_KIND, req.route_params["id"], dict(req.params),
+                             req.headers.get("if-none-match")))
+
+
+@bp.function_name("scim_create_user")
+@bp.route(route=USERS, methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@handler(SCIM)
+def create_user(req: func.HttpRequest) -> func.HttpResponse:
+    tenant = _tenant(req)
+    return _send(service.create_user(tenant, _body(req), dict(req.params)))
+
+
+@bp.function_name("scim_replace_user")
+@bp.route(route=USERS + "/{id}", methods=["PUT"], auth_level=func.AuthLevel.ANONYMOUS)
+@handler(SCIM)
+def replace_user(req: func.HttpRequest) -> func.HttpResponse:
+    tenant = _tenant(req)
+    return _send(service.replace_user(tenant, req.route_params["id"], _body(req), dict(req.params),
+                                      req.headers.get("if-match")))
+
+
+@bp.function_name("scim_patch_user")
+@bp.route(route=USERS + "/{id}", methods=["PATCH"], auth_level=func.AuthLevel.ANONYMOUS)
+@handler(SCIM)
+def patch_user(req: func.HttpRequest) -> func.HttpResponse:
+    tenant = _tenant(req)
+    return _send(service.patch_user(tenant, req.route_params["id"], _body(req), dict(req.params),
+                                    req.headers.get("if-match")))
+
+
+@bp.function_name("scim_delete_user")
+@bp.route(route=USERS + "/{id}", methods=["DELETE"], auth_level=func.AuthLevel.ANONYMOUS)
+@handler(SCIM)
+def delete_user(req: func.HttpRequest) -> func.HttpResponse:
+    tenant = _tenant(req)
+    return _send(service.delete(tenant, USER_KIND, req.route_params["id"], req.headers.get("if-match")))
