@@ -128,7 +128,7 @@ class LocalHost:
         env = {**os.environ, **self.settings, "PYTHONDONTWRITEBYTECODE": "1"}
         self._log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tools.local_host", "--port", str(self.port), "--settings", "/nonexistent"],
+            [sys.executable, "-m", "tools.local_host", "--port", str(self.port)],
             cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
         wait_for_port(self.port, process=self.process, timeout=60)
 
