@@ -4,11 +4,15 @@ Kept light on purpose: each blueprint module imports only what its endpoints nee
 xmlsec and azure.identity load on first use, so a SCIM request on a cold instance does not pay for them.
 """
 import importlib
+import logging
 import pkgutil
 
 import azure.functions as func
 
 import functions
+
+# The Azure SDK logs every HTTP call at INFO; our own one line per request is what operators read.
+logging.getLogger("azure").setLevel(logging.WARNING)
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
