@@ -1,0 +1,278 @@
+"""Every setting the code reads is set on Azure, listed for local runs and documented, and no new one can hide.
+
+Where each list lives:
+- the code's own list: `SETTING_NAMES` in shared_code/settings.py;
+- what the code actually reads: `os.environ[...]`, `os.environ.get(...)`, `os.getenv(...)` (and aliases of
+  `os.environ`) and `%NAME%` binding placeholders in shared_code/, functions/ and function_app.py;
+- Azure: the `var appSettings = { ... }` block of infra/main.bicep (top-level keys, two-space indent);
+- local runs: the `Values` of local.settings.sample.json;
+- people: the README's settings table (any markdown table whose first column holds `NAME` in backticks).
+
+Host settings (`AzureWebJobs*`, `FUNCTIONS_*`, `APPLICATIONINSIGHTS_*`) and `AZURE_CLIENT_ID` (read by
+azure-identity) may appear in infra/ and the sample without being in SETTING_NAMES.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+MAIN_BICEP = ROOT / "infra" / "main.bicep"
+FUNCTION_APP_BICEP = ROOT / "infra" / "modules" / "functionapp.bicep"
+SAMPLE = ROOT / "local.settings.sample.json"
+README = ROOT / "README.md"
+CODE = [ROOT / "function_app.py", *sorted((ROOT / "shared_code").rglob("*.py")),
+        *sorted((ROOT / "functions").rglob("*.py"))]
+
+NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+HOST_SETTING = re.compile(r"^(AzureWebJobs|FUNCTIONS_|APPLICATIONINSIGHTS_)")
+SDK_SETTINGS = {"AZURE_CLIENT_ID"}  # DefaultAzureCredential picks the user-assigned identity by it
+# Set by the platform itself on every instance: the code may read them, nobody configures them.
+PLATFORM_PROVIDED = re.compile(r"^(WEBSITE_|FUNCTIONS_|CONTAINER_NAME$)")
+# App settings a Flex Consumption app rejects or ignores (runtime and scale live in functionAppConfig there).
+FLEX_CONSUMPTION_REJECTS = {
+    "FUNCTIONS_EXTENSION_VERSION", "FUNCTIONS_WORKER_RUNTIME", "FUNCTIONS_WORKER_RUNTIME_VERSION",
+    "FUNCTIONS_MAX_HTTP_CONCURRENCY", "FUNCTIONS_WORKER_PROCESS_COUNT", "SCM_DO_BUILD_DURING_DEPLOYMENT",
+    "ENABLE_ORYX_BUILD", "WEBSITE_RUN_FROM_PACKAGE", "WEBSITE_CONTENTSHARE",
+    "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING", "WEBSITE_MAX_DYNAMIC_APPLICATION_SCALE_OUT",
+    "WEBSITE_NODE_DEFAULT_VERSION", "WEBSITE_VNET_ROUTE_ALL",
+}
+
+
+# ---- readers --------------------------------------------------------------------------------------------
+
+def declared_setting_names() -> set[str]:
+    """SETTING_NAMES, read from the source (no import: this test must not depend on the app importing)."""
+    tree = ast.parse((ROOT / "shared_code" / "settings.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "SETTING_NAMES" for t in node.targets):
+            return set(ast.literal_eval(node.value))
+    raise AssertionError("shared_code/settings.py no longer defines SETTING_NAMES")
+
+
+def _is_os_attr(node: ast.AST, attr: str) -> bool:
+    return (isinstance(node, ast.Attribute) and node.attr == attr
+            and isinstance(node.value, ast.Name) and node.value.id == "os")
+
+
+def _string(node: ast.AST | None) -> str | None:
+    return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
+
+
+def settings_read_by(source: str) -> set[str]:
+    """Names a module reads from the environment, plus `%NAME%` placeholders the Functions host resolves."""
+    tree = ast.parse(source)
+    environ_names: set[str] = set()  # `environ` from `from os import environ`, `env = os.environ`, ...
+    getenv_names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "os":
+            for alias in node.names:
+                if alias.name == "environ":
+                    environ_names.add(alias.asname or alias.name)
+                if alias.name == "getenv":
+                    getenv_names.add(alias.asname or alias.name)
+    for node in ast.walk(tree):
+        value = getattr(node, "value", None)
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and value is not None and (
+                _is_os_attr(value, "environ") or (isinstance(value, ast.Name) and value.id in environ_names)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            environ_names.update(t.id for t in targets if isinstance(t, ast.Name))
+
+    def is_environ(node: ast.AST) -> bool:
+        return _is_os_attr(node, "environ") or (isinstance(node, ast.Name) and node.id in environ_names)
+
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Subscript) and is_environ(node.value):
+            names.add(_string(node.slice) or "")
+        elif isinstance(node, ast.Call) and node.args:
+            func = node.func
+            if (isinstance(func, ast.Attribute) and is_environ(func.value)
+                    and func.attr in {"get", "pop", "setdefault", "__getitem__", "__contains__"}):
+                names.add(_string(node.args[0]) or "")
+            elif _is_os_attr(func, "getenv") or (isinstance(func, ast.Name) and func.id in getenv_names):
+                names.add(_string(node.args[0]) or "")
+        elif isinstance(node, ast.Compare) and any(is_environ(c) for c in node.comparators):
+            names.add(_string(node.left) or "")
+        elif (text := _string(node)) is not None and (match := re.fullmatch(r"%([A-Za-z_][A-Za-z0-9_]*)%", text)):
+            names.add(match.group(1))
+    names.discard("")  # a name computed at run time (e.g. a loop over SETTING_NAMES) cannot be checked here
+    return names
+
+
+def code_setting_names() -> dict[str, list[str]]:
+    """Every name the app's code reads, with the files that read it."""
+    found: dict[str, list[str]] = {}
+    for path in CODE:
+        for name in settings_read_by(path.read_text()):
+            found.setdefault(name, []).append(str(path.relative_to(ROOT)))
+    return found
+
+
+def infra_app_settings() -> dict[str, str]:
+    """The top-level entries of `var appSettings = { ... }` in infra/main.bicep, as raw Bicep expressions."""
+    lines = MAIN_BICEP.read_text().splitlines()
+    try:
+        start = lines.index("var appSettings = {")
+        end = lines.index("}", start)
+    except ValueError:
+        raise AssertionError("infra/main.bicep must keep every app setting in one `var appSettings = {` block "
+                             "closed by a `}` line (this test reads its names from there)") from None
+    settings = {}
+    for line in lines[start + 1:end]:
+        match = re.match(r"^  ([A-Za-z_][A-Za-z0-9_]*)\s*:\s*(.+)$", line)
+        if match:
+            settings[match.group(1)] = match.group(2).strip()
+    return settings
+
+
+def sample_values() -> dict:
+    return json.loads(SAMPLE.read_text())["Values"]
+
+
+def readme_setting_names() -> set[str]:
+    if not README.exists():
+        pytest.fail("README.md does not exist yet: it must document every setting in its settings table")
+    names = set()
+    for line in README.read_text().splitlines():
+        cells = line.strip().split("|")
+        if len(cells) >= 3 and line.strip().startswith("|"):
+            names.update(n for n in re.findall(r"`([^`]+)`", cells[1]) if NAME.fullmatch(n))
+    return names
+
+
+def required_setting_names() -> set[str]:
+    """What infra, the sample and the README must all hold: the declared list plus anything the code reads."""
+    read = {name for name in code_setting_names() if not PLATFORM_PROVIDED.match(name)
+            and not HOST_SETTING.match(name) and name not in SDK_SETTINGS}
+    return declared_setting_names() | read
+
+
+def _missing(where: str, names: set[str]) -> str:
+    return f"{where} lacks: " + ", ".join(sorted(names))
+
+
+# ---- the checker checks itself ----------------------------------------------------------------------------
+
+def test_scanner_finds_every_way_code_reads_a_setting():
+    source = '''
+import os
+from os import environ as ENV, getenv
+env = os.environ
+a = os.environ["A"]
+b = os.environ.get("B", "x")
+c = os.getenv("C")
+d = getenv("D")
+e = ENV.get("E")
+f = env["F"]
+g = "G" in os.environ
+schedule = "%H%"
+not_a_setting = "50%"
+i = os.environ.setdefault("I", "1")
+'''
+    assert settings_read_by(source) == {"A", "B", "C", "D", "E", "F", "G", "H", "I"}
+
+
+def test_the_lists_this_test_reads_are_found():
+    assert declared_setting_names(), "SETTING_NAMES is empty"
+    assert infra_app_settings(), "infra/main.bicep: var appSettings holds no settings"
+    assert sample_values(), "local.settings.sample.json holds no Values"
+
+
+# ---- the three places agree with the code -----------------------------------------------------------------
+
+def test_code_reads_only_declared_settings():
+    undeclared = {name: files for name, files in code_setting_names().items()
+                  if name not in declared_setting_names() and not HOST_SETTING.match(name)
+                  and not PLATFORM_PROVIDED.match(name) and name not in SDK_SETTINGS}
+    assert not undeclared, (
+        "The code reads settings that shared_code/settings.py does not declare: "
+        + "; ".join(f"{name} ({', '.join(files)})" for name, files in sorted(undeclared.items()))
+        + ". Add each to SETTING_NAMES, infra/main.bicep (var appSettings), local.settings.sample.json "
+          "and the README's settings table.")
+
+
+def test_infra_sets_every_setting_the_code_reads():
+    missing = required_setting_names() - set(infra_app_settings())
+    host_read = {name for name in code_setting_names() if HOST_SETTING.match(name) and not PLATFORM_PROVIDED.match(name)}
+    missing |= host_read - set(infra_app_settings())
+    assert not missing, _missing("infra/main.bicep (var appSettings)", missing)
+
+
+def test_local_sample_lists_every_setting_the_code_reads():
+    missing = required_setting_names() - set(sample_values())
+    assert not missing, _missing("local.settings.sample.json (Values)", missing)
+
+
+def test_readme_documents_every_setting_the_code_reads():
+    missing = required_setting_names() - readme_setting_names()
+    assert not missing, _missing("README.md's settings table (first column, in backticks)", missing)
+
+
+def test_infra_and_sample_hold_no_unknown_setting():
+    known = declared_setting_names() | SDK_SETTINGS
+    for where, names in (("infra/main.bicep", infra_app_settings()), ("local.settings.sample.json", sample_values())):
+        unknown = {name for name in names if name not in known and not HOST_SETTING.match(name)}
+        assert not unknown, f"{where} sets names the code does not declare (typo or stale?): {sorted(unknown)}"
+
+
+# ---- Azure: production defaults -----------------------------------------------------------------------------
+
+def test_azure_keys_come_from_key_vault():
+    settings = infra_app_settings()
+    for name in ("PLATFORM_ADMIN_KEY", "SESSION_SIGNING_KEY"):
+        assert settings[name].startswith("'@Microsoft.KeyVault(SecretUri="), f"{name} must be a Key Vault reference"
+    assert "keyVaultReferenceIdentity: identityId" in FUNCTION_APP_BICEP.read_text(), (
+        "Key Vault references must resolve with the user-assigned identity")
+
+
+def test_azure_reaches_tables_and_host_storage_with_the_managed_identity():
+    settings = infra_app_settings()
+    assert settings["TABLES_CONNECTION_STRING"] == "''", "no connection string on Azure"
+    assert "tableEndpoint" in settings["TABLES_ENDPOINT"]
+    assert "identity.outputs.clientId" in settings["AZURE_CLIENT_ID"]
+    assert "AzureWebJobsStorage" not in settings, "host storage must use the identity (AzureWebJobsStorage__*)"
+    assert settings["AzureWebJobsStorage__credential"] == "'managedidentity'"
+    assert "Authorization=AAD" in settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"]
+
+
+def test_azure_refuses_private_metadata_urls():
+    assert infra_app_settings()["ALLOW_PRIVATE_METADATA_URLS"] == "'false'"
+
+
+def test_azure_public_base_url_is_https():
+    assert "'https://${" in MAIN_BICEP.read_text().split("var publicBaseUrl =", 1)[1].splitlines()[0]
+    assert infra_app_settings()["PUBLIC_BASE_URL"] == "publicBaseUrl"
+
+
+def test_azure_app_is_https_only_with_tls_1_2():
+    text = FUNCTION_APP_BICEP.read_text()
+    assert "httpsOnly: true" in text
+    assert "minTlsVersion: '1.2'" in text
+
+
+def test_azure_sets_nothing_flex_consumption_rejects():
+    rejected = FLEX_CONSUMPTION_REJECTS & set(infra_app_settings())
+    assert not rejected, f"Flex Consumption rejects these app settings (use functionAppConfig): {sorted(rejected)}"
+
+
+# ---- local: safe values that only work on this machine -------------------------------------------------------
+
+def test_local_sample_is_for_this_machine_only():
+    document = json.loads(SAMPLE.read_text())
+    values = document["Values"]
+    assert document["IsEncrypted"] is False
+    assert all(isinstance(v, str) for v in values.values()), "the Functions host reads only string values"
+    assert values["FUNCTIONS_WORKER_RUNTIME"] == "python"
+    assert values["AzureWebJobsStorage"] == "UseDevelopmentStorage=true"
+    assert "AccountName=devstoreaccount1" in values["TABLES_CONNECTION_STRING"]
+    assert "TableEndpoint=http://127.0.0.1:" in values["TABLES_CONNECTION_STRING"]
+    assert values["TABLES_ENDPOINT"] == ""
+    assert values["PUBLIC_BASE_URL"].startswith("http://127.0.0.1:")
+    assert values["ALLOW_PRIVATE_METADATA_URLS"] == "true"
+    for name in ("PLATFORM_ADMIN_KEY", "SESSION_SIGNING_KEY"):
+        assert "local" in values[name] and "change-me" in values[name], f"{name} must look local-only"
