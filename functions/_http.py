@@ -160,3 +160,15 @@ def read_json_object(req: func.HttpRequest, **kwargs) -> dict:
     if not isinstance(body, dict):
         raise BadRequest("The body must be a JSON object.", scim_type="invalidSyntax")
     return body
+
+
+# ---- who is calling ----------------------------------------------------------------------------------------------
+
+def admin_tenant(req: func.HttpRequest):
+    """The tenant whose admin makes this request (every tenant-admin endpoint asks here, nowhere else).
+
+    Today: the admin key as a bearer token. The setup wizard adds its session cookie + CSRF header here.
+    """
+    from shared_code import tenants
+
+    return tenants.authenticate_admin(req.route_params.get("tenant", ""), bearer_token(req))

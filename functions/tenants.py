@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from functions._http import bearer_token, handler, json_response, read_json_object
+from functions._http import admin_tenant, bearer_token, handler, json_response, read_json_object
 from shared_code import tenants
 
 bp = func.Blueprint()
@@ -32,7 +32,7 @@ def get_sso_setup(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="tenants/{tenant}/scim/token", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @handler()
 def rotate_scim_token(req: func.HttpRequest) -> func.HttpResponse:
-    tenant = tenants.authenticate_admin(req.route_params["tenant"], bearer_token(req))
+    tenant = admin_tenant(req)
     tenant, token = tenants.rotate_scim_token(tenant.tenant_id)
     return json_response({"scim_tenant_url": tenant.urls()["scim_tenant_url"], "secret_token": token,
                           "created_at": tenant.scim_token_created_at}, 201)
@@ -42,7 +42,7 @@ def rotate_scim_token(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="tenants/{tenant}/default-department", methods=["PUT"], auth_level=func.AuthLevel.ANONYMOUS)
 @handler()
 def set_default_department(req: func.HttpRequest) -> func.HttpResponse:
-    tenant = tenants.authenticate_admin(req.route_params["tenant"], bearer_token(req))
+    tenant = admin_tenant(req)
     tenant = tenants.set_default_department(tenant.tenant_id, read_json_object(req).get("department"))
     return json_response({"department": tenant.default_department})
 
@@ -51,7 +51,7 @@ def set_default_department(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="tenants/{tenant}/sso/enable", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @handler()
 def enable_sso(req: func.HttpRequest) -> func.HttpResponse:
-    tenant = tenants.authenticate_admin(req.route_params["tenant"], bearer_token(req))
+    tenant = admin_tenant(req)
     return json_response(tenants.enable_sso(tenant.tenant_id).sso_summary())
 
 
@@ -59,7 +59,7 @@ def enable_sso(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="tenants/{tenant}/sso/cancel", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @handler()
 def cancel_sso_setup(req: func.HttpRequest) -> func.HttpResponse:
-    tenant = tenants.authenticate_admin(req.route_params["tenant"], bearer_token(req))
+    tenant = admin_tenant(req)
     return json_response(tenants.cancel_setup(tenant.tenant_id).sso_summary())
 
 
