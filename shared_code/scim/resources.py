@@ -81,6 +81,8 @@ def clean_single(attribute: Attribute, value: Any, where: str, unknown: str = "i
                           f"({', '.join(s.name for s in attribute.sub_attributes)}).")
         cleaned: dict[str, Any] = {}
         for key, sub_value in value.items():
+            if attribute.name.startswith("urn:") and isinstance(key, str) and key.lower() == "schemas":
+                continue  # an extension object may repeat its own URN in "schemas"
             sub = attribute.sub(key) if isinstance(key, str) else None
             if sub is None:
                 raise invalid(f"{where}.{key} is not a sub-attribute of {attribute.name} "
@@ -214,6 +216,8 @@ def _clean_attributes(kind: ResourceKind, urn: str, value: dict, where: str) -> 
     schema = kind.schema_for(urn)
     cleaned: dict[str, Any] = {}
     for key, sub_value in value.items():
+        if isinstance(key, str) and key.lower() == "schemas":
+            continue  # an extension object may repeat its own URN in "schemas"
         attribute = schema.attribute(key) if isinstance(key, str) else None
         if attribute is None:
             raise invalid(f"{where}:{key} is not an attribute of {schema.name} (see /Schemas).", "invalidSyntax")
