@@ -21,9 +21,6 @@ resource workspace 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
       name: 'PerGB2018'
     }
     retentionInDays: retentionInDays
-    features: {
-      disableLocalAuth: true
-    }
   }
 }
 
