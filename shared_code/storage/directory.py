@@ -324,7 +324,8 @@ def _existing(tenant_id: str, keys: list[str], select: list[str] | None = None) 
     for chunk in _chunks(sorted(set(keys)), OR_TERMS - 1):
         names = {f"k{i}": key for i, key in enumerate(chunk)}
         clause = " or ".join(f"RowKey eq @{name}" for name in names)
-        for entity in tables.query(TABLE, f"PartitionKey eq @pk and ({clause})", {"pk": tenant_id, **names},
+        # The SDK substitutes @names split on spaces, so the parentheses need room around them.
+        for entity in tables.query(TABLE, f"PartitionKey eq @pk and ( {clause} )", {"pk": tenant_id, **names},
                                    select=select):
             found[entity["RowKey"]] = entity
     return found
