@@ -39,6 +39,13 @@ class Settings:
         return self.public_base_url.startswith("https://")
 
 
+def _secret(value: str | None) -> str:
+    """A secret setting, or "" when absent or when Azure left an unresolved Key Vault reference in its place
+    (App Service passes the literal `@Microsoft.KeyVault(...)` text until it resolves: never a usable key)."""
+    value = (value or "").strip()
+    return "" if value.startswith("@Microsoft.KeyVault(") else value
+
+
 def _flag(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
@@ -49,8 +56,8 @@ def get_settings() -> Settings:
     return Settings(
         tables_connection_string=env.get("TABLES_CONNECTION_STRING", "").strip(),
         tables_endpoint=env.get("TABLES_ENDPOINT", "").strip(),
-        platform_admin_key=env.get("PLATFORM_ADMIN_KEY", ""),
-        session_signing_key=env.get("SESSION_SIGNING_KEY", ""),
+        platform_admin_key=_secret(env.get("PLATFORM_ADMIN_KEY")),
+        session_signing_key=_secret(env.get("SESSION_SIGNING_KEY")),
         public_base_url=env.get("PUBLIC_BASE_URL", "http://127.0.0.1:7071").strip().rstrip("/"),
         domain_audit_schedule=env.get("DOMAIN_AUDIT_SCHEDULE", "0 0 3 * * *"),
         allow_private_metadata_urls=_flag(env.get("ALLOW_PRIVATE_METADATA_URLS")),
