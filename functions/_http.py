@@ -164,11 +164,31 @@ def read_json_object(req: func.HttpRequest, **kwargs) -> dict:
 
 # ---- who is calling ----------------------------------------------------------------------------------------------
 
-def admin_tenant(req: func.HttpRequest):
+def request_cookie(req: func.HttpRequest, name: str) -> str | None:
+    """The value of one cookie of the request (None when absent); values are opaque to us."""
+    for pair in (req.headers.get("cookie") or "").split(";"):
+        key, sep, value = pair.strip().partition("=")
+        if sep and key == name:
+            return value.strip().strip('"')
+    return None
+
+
+def admin_tenant(req: func.HttpRequest, *, operator_too: bool = False):
     """The tenant whose admin makes this request (every tenant-admin endpoint asks here, nowhere else).
 
-    Today: the admin key as a bearer token. The setup wizard adds its session cookie + CSRF header here.
+    Either the admin key as a bearer token, or the setup wizard's session cookie for *this* tenant; with the
+    cookie, state-changing methods also need the session's `X-CSRF-Token` header (a cookie alone is ambient).
+    `operator_too` also admits the operator key (support reads a tenant's setup).
     """
-    from shared_code import tenants
+    from shared_code import setup_access, tenants
 
-    return tenants.authenticate_admin(req.route_params.get("tenant", ""), bearer_token(req))
+    tenant_id = req.route_params.get("tenant", "")
+    key = bearer_token(req)
+    if key is None and tenants.TENANT_ID.match(tenant_id):
+        session_cookie = request_cookie(req, setup_access.cookie_name(tenant_id))
+        if session_cookie is not None:
+            return setup_access.authenticate_session(tenant_id, session_cookie, method=req.method,
+                                                     csrf_header=req.headers.get("x-csrf-token"))
+    if operator_too:
+        return tenants.authenticate_admin_or_operator(tenant_id, key)
+    return tenants.authenticate_admin(tenant_id, key)

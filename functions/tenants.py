@@ -24,7 +24,7 @@ def create_tenant(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="tenants/{tenant}/sso", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @handler()
 def get_sso_setup(req: func.HttpRequest) -> func.HttpResponse:
-    tenant = tenants.authenticate_admin_or_operator(req.route_params["tenant"], bearer_token(req))
+    tenant = admin_tenant(req, operator_too=True)
     return json_response(tenant.sso_summary())
 
 
