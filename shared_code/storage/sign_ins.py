@@ -1,0 +1,136 @@
+"""Sign-in state in the `signins` table, one partition per tenant: the replay cache of accepted assertions,
+the pending SP-initiated AuthnRequests, and the one-time self-check links.
+
+RowKeys:
+  assertion:<sha256 of the assertion ID>   an assertion accepted once; kept until it expires (`expires_at`)
+  request:<AuthnRequest ID>                a login waiting for Entra's answer: the relay id we sent as
+                                           RelayState, the hash of the browser's binding nonce, where to go
+                                           afterwards, whether it is a self-check, `expires_at`
+  selfcheck:<sha256 of the link token>     a self-check link not used yet, `expires_at`
+
+"Once" is enforced by Table Storage itself, never by a read followed by a write: an assertion is accepted by
+inserting its row (the insert of a second use fails), and a pending request or self-check link is spent by
+deleting its row with the ETag that was read (a second, concurrent spender gets 404 or 412).
+
+Table Storage has no TTL: `purge_expired` (run by the daily timer) deletes rows past `expires_at`.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import TableTransactionError
+
+from shared_code.storage import tables
+
+TABLE = tables.SIGN_INS
+ASSERTION, REQUEST, SELF_CHECK = "assertion:", "request:", "selfcheck:"
+# Our AuthnRequest IDs are "id" + 40 hex; anything else cannot name a pending request (and could not be a key).
+_REQUEST_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class PendingRequest:
+    """An SP-initiated login waiting for the IdP's answer."""
+
+    request_id: str
+    relay_state: str  # the opaque id we sent as RelayState (≤ 80 bytes), never the target itself
+    browser_hash: str  # sha256 of the nonce in the browser's login-binding cookie
+    target: str | None  # the safe URL to land on afterwards; None means the tenant's app_url
+    self_check: bool
+    expires_at: datetime
+    etag: str | None = field(default=None, compare=False, repr=False)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(timezone.utc)
+
+
+# ---- replay cache ------------------------------------------------------------------------------------------
+
+def accept_assertion_once(tenant_id: str, assertion_id: str, keep_until: datetime) -> bool:
+    """Record the assertion as used; False when it was used before (the insert is the atomic check)."""
+    entity = {"PartitionKey": tenant_id, "RowKey": ASSERTION + _digest(assertion_id), "kind": "assertion",
+              "expires_at": _utc(keep_until)}
+    try:
+        tables.insert(TABLE, entity)
+    except ResourceExistsError:
+        return False
+    return True
+
+
+# ---- pending AuthnRequests ---------------------------------------------------------------------------------
+
+def save_pending_request(tenant_id: str, pending: PendingRequest) -> None:
+    entity = {"PartitionKey": tenant_id, "RowKey": REQUEST + pending.request_id, "kind": "request",
+              "relay_state": pending.relay_state, "browser_hash": pending.browser_hash,
+              "target": pending.target, "self_check": pending.self_check, "expires_at": _utc(pending.expires_at)}
+    tables.insert(TABLE, {key: value for key, value in entity.items() if value is not None})
+
+
+def get_pending_request(tenant_id: str, request_id: str) -> PendingRequest | None:
+    if not isinstance(request_id, str) or not _REQUEST_ID.match(request_id):
+        return None
+    entity = tables.get(TABLE, tenant_id, REQUEST + request_id)
+    if entity is None:
+        return None
+    return PendingRequest(request_id=request_id, relay_state=entity.get("relay_state") or "",
+                          browser_hash=entity.get("browser_hash") or "", target=entity.get("target"),
+                          self_check=bool(entity.get("self_check")), expires_at=_utc(entity["expires_at"]),
+                          etag=tables.etag_of(entity))
+
+
+def spend_pending_request(tenant_id: str, pending: PendingRequest) -> bool:
+    """Delete the pending request as it was read; False when someone else spent or changed it first."""
+    try:
+        tables.delete(TABLE, tenant_id, REQUEST + pending.request_id, etag=pending.etag)
+    except (ResourceNotFoundError, ResourceModifiedError):
+        return False
+    return True
+
+
+# ---- self-check links ----------------------------------------------------------------------------------------
+
+def save_self_check_link(tenant_id: str, token: str, expires_at: datetime) -> None:
+    tables.insert(TABLE, {"PartitionKey": tenant_id, "RowKey": SELF_CHECK + _digest(token), "kind": "selfcheck",
+                          "expires_at": _utc(expires_at)})
+
+
+def spend_self_check_link(tenant_id: str, token: str) -> datetime | None:
+    """Use up a self-check link: its expiry if it existed and this call deleted it, else None."""
+    key = SELF_CHECK + _digest(token)
+    entity = tables.get(TABLE, tenant_id, key)
+    if entity is None:
+        return None
+    try:
+        tables.delete(TABLE, tenant_id, key, etag=tables.etag_of(entity))
+    except (ResourceNotFoundError, ResourceModifiedError):
+        return None
+    return _utc(entity["expires_at"])
+
+
+# ---- upkeep ------------------------------------------------------------------------------------------------
+
+def purge_expired(tenant_id: str, now: datetime) -> int:
+    """Delete this tenant's sign-in rows past their expiry (100 per transaction); returns how many."""
+    rows = tables.query(TABLE, "PartitionKey eq @pk and expires_at lt @now", {"pk": tenant_id, "now": _utc(now)},
+                        select=["RowKey"], page_size=1000)
+    keys = [row["RowKey"] for row in rows]
+    for start in range(0, len(keys), 100):
+        operations = [("delete", {"PartitionKey": tenant_id, "RowKey": key}) for key in keys[start:start + 100]]
+        try:
+            tables.transact(TABLE, operations)
+        except TableTransactionError:  # a row spent meanwhile fails the whole batch: delete one by one
+            for _, entity in operations:
+                try:
+                    tables.delete(TABLE, tenant_id, entity["RowKey"])
+                except ResourceNotFoundError:
+                    pass
+    return len(keys)
