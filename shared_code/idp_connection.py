@@ -1,0 +1,157 @@
+"""A tenant's connection to its identity provider: the admin's "Check now" with Entra's App Federation Metadata
+URL (or the pasted XML), and the daily refresh that picks up Entra's certificate rollovers.
+
+What is stored on the tenant: `idp` = the parsed metadata (entity ID, SSO URL, every signing certificate, the
+Entra tenant ID) plus `checked_at`, and `metadata_url` when the metadata came from a URL (only those are
+refreshed). Rules:
+- once SSO is enabled for all employees, only metadata with the same entity ID is accepted (a new signing
+  certificate of the same Entra application); moving to another IdP is a support case (409);
+- before that, connecting another IdP (another entity ID) forgets a passed self-check: the self-check proved
+  the old connection, not the new one, so the tenant returns to draft;
+- the refresh never changes the entity ID and never raises: one tenant's failure is logged, the walk goes on.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from shared_code import saml
+from shared_code import tenants as tenant_service
+from shared_code.errors import Conflict
+from shared_code.settings import get_settings
+from shared_code.storage import tenants as tenant_store
+from shared_code.tenants import DRAFT, ENABLED, TESTING, Tenant
+
+log = logging.getLogger("gatehouse.idp")
+
+MAX_URL_CHARS = 2048
+
+
+@dataclass(frozen=True)
+class Connection:
+    """The IdP a tenant is now connected to (what the admin's "Check now" shows)."""
+
+    tenant: Tenant
+    metadata: Any  # saml.IdpMetadata
+    checked_at: str
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "connection": "established",
+            "idp_entity_id": self.metadata.entity_id,
+            "sso_url": self.metadata.sso_url,
+            "entra_tenant_id": self.metadata.entra_tenant_id,
+            "certificates": [{"sha256": c.sha256, "not_after": c.not_after.isoformat()}
+                             for c in self.metadata.certificates],
+            "checked_at": self.checked_at,
+            "status": self.tenant.status,
+        }
+
+
+def read_metadata(metadata_url: Any = None, metadata_xml: Any = None, now: datetime | None = None):
+    """Fetch (SSRF-checked) or take the pasted XML, and parse it; MetadataError (422) says what to fix."""
+    now = now or datetime.now(timezone.utc)
+    url = metadata_url.strip() if isinstance(metadata_url, str) else metadata_url
+    xml = metadata_xml if isinstance(metadata_xml, str) and metadata_xml.strip() else metadata_xml
+    if url and xml:
+        raise saml.MetadataError("Give either metadata_url (the App Federation Metadata Url) or metadata_xml (the "
+                                 "downloaded Federation Metadata XML), not both.")
+    if xml:
+        if not isinstance(xml, str):
+            raise saml.MetadataError("metadata_xml must be the text of the Federation Metadata XML file.")
+        return saml.parse_idp_metadata(xml.encode("utf-8"), now), None
+    if not url:
+        raise saml.MetadataError("Paste the App Federation Metadata Url from the Single sign-on page of the "
+                                 "application in Entra (or the downloaded Federation Metadata XML).")
+    if not isinstance(url, str) or len(url) > MAX_URL_CHARS:
+        raise saml.MetadataError("metadata_url must be the App Federation Metadata Url, a https:// address.")
+    data = saml.fetch_idp_metadata(url, allow_private=get_settings().allow_private_metadata_urls)
+    return saml.parse_idp_metadata(data, now), url
+
+
+def connect_idp(tenant_id: str, metadata_url: Any = None, metadata_xml: Any = None,
+                now: datetime | None = None) -> Connection:
+    """The admin's "Check now": read the metadata and store it on the tenant (see the module rules)."""
+    now = now or datetime.now(timezone.utc)
+    metadata, url = read_metadata(metadata_url, metadata_xml, now)
+    checked_at = now.isoformat()
+
+    def change(tenant: Tenant) -> dict:
+        old_entity_id = (tenant.idp or {}).get("entity_id")
+        if tenant.status == ENABLED and old_entity_id != metadata.entity_id:
+            raise Conflict(f"SSO is enabled for all employees with the identity provider {old_entity_id}, and this "
+                           f"metadata belongs to another one ({metadata.entity_id}). Only a new signing certificate "
+                           "of the same Entra application can be uploaded now; contact support to move to another "
+                           "identity provider.", field="metadata")
+        columns: dict[str, Any] = {"idp": {**metadata.to_dict(), "checked_at": checked_at}, "metadata_url": url}
+        if old_entity_id != metadata.entity_id and tenant.status == TESTING:
+            columns.update(status=DRAFT, self_check_at=None)  # the passed self-check was of the old IdP
+        elif old_entity_id != metadata.entity_id:
+            columns["self_check_at"] = None
+        return columns
+
+    tenant = tenant_service.modify(tenant_id, change)
+    return Connection(tenant, metadata, checked_at)
+
+
+# ---- the daily refresh ----------------------------------------------------------------------------------------
+
+@dataclass
+class RefreshReport:
+    refreshed: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def refresh_all(now: datetime | None = None) -> RefreshReport:
+    """Refetch the metadata of every tenant that gave a URL; update certificates when the entity ID is the same."""
+    report = RefreshReport()
+    for record in tenant_store.iter_tenant_records(select=["PartitionKey", "metadata_url"]):
+        if not record.get("metadata_url"):
+            continue
+        tenant_id = record["tenant_id"]
+        try:
+            outcome = refresh_tenant(tenant_id, now)
+        except Exception as error:  # noqa: BLE001 - one tenant's failure must not stop the others
+            report.failed.append(tenant_id)
+            message = getattr(error, "message", None) or type(error).__name__
+            log.warning(json.dumps({"event": "idp_metadata_refresh", "tenant": tenant_id, "outcome": "failed",
+                                    "message": message}))
+            continue
+        (report.refreshed if outcome == "refreshed" else report.skipped).append(tenant_id)
+    log.info(json.dumps({"event": "idp_metadata_refresh_done", "refreshed": len(report.refreshed),
+                         "failed": len(report.failed), "skipped": len(report.skipped)}))
+    return report
+
+
+def refresh_tenant(tenant_id: str, now: datetime | None = None) -> str:
+    """"refreshed", or "skipped" when the stored connection is not the one fetched (left for the admin)."""
+    now = now or datetime.now(timezone.utc)
+    tenant = tenant_service.get_tenant(tenant_id)
+    if not tenant.metadata_url:
+        return "skipped"
+    metadata, _ = read_metadata(metadata_url=tenant.metadata_url, now=now)
+    why_skipped: list[str] = []
+
+    def change(current: Tenant) -> dict:
+        why_skipped.clear()
+        if current.metadata_url != tenant.metadata_url:
+            why_skipped.append("the admin connected other metadata meanwhile")
+        elif (current.idp or {}).get("entity_id") != metadata.entity_id:
+            why_skipped.append(f"the metadata URL now describes another identity provider ({metadata.entity_id}); "
+                               "the stored connection was kept for the admin to decide")
+        if why_skipped:
+            return {}
+        return {"idp": {**metadata.to_dict(), "checked_at": now.isoformat()}}
+
+    tenant_service.modify(tenant_id, change)
+    if why_skipped:
+        log.warning(json.dumps({"event": "idp_metadata_refresh", "tenant": tenant_id, "outcome": "skipped",
+                                "message": why_skipped[0]}))
+        return "skipped"
+    log.info(json.dumps({"event": "idp_metadata_refresh", "tenant": tenant_id, "outcome": "refreshed",
+                         "certificates": [c.sha256[:16] for c in metadata.certificates]}))
+    return "refreshed"

@@ -1,0 +1,351 @@
+"""The sign-in service: an employee's way from the login link through Entra to a session, and the self-check.
+
+SP-initiated login (`start_login`): we build an AuthnRequest and remember it as a pending request (Table
+Storage, 10 minutes) holding the request ID, an opaque relay id, where to land afterwards and the hash of a
+random per-browser nonce. The nonce itself travels only in the browser's signed login-binding cookie
+(`sessions`): SameSite=None + Secure + HttpOnly, because Entra's answer arrives as a cross-site POST, which is
+the one case where browsers send only SameSite=None cookies. RelayState carries just the opaque relay id
+(≤ 80 bytes, SAML bindings 3.4.3), never the target: the target stays in our table, so a RelayState can
+neither be tampered into an open redirect nor tell anyone where the user was going.
+
+Assertion consumer (`complete_sign_in`), in this order:
+1. `saml.consume` verifies the response against this tenant's SP and IdP (signatures, audience, recipient,
+   destination, issuer, times) — nothing below runs for a response that is not genuine;
+2. replay cache: the assertion ID is inserted into the table; the insert of a second use fails, so two
+   parallel posts of one assertion sign in exactly once;
+3. InResponseTo present → it must name a pending request of this tenant, not expired, whose relay id is the
+   RelayState that came back and whose browser hash is this browser's cookie nonce; then it is spent by a
+   delete with its ETag (once). Absent → an IdP-initiated sign-in (Entra's "Test" button, My Apps): allowed;
+4. who signs in: the employee whose SCIM externalId is the objectId claim, else whose userName or work email
+   is the NameID or email claim (an employee provisioned with another objectId is never taken over);
+5. may they: not dismissed (active=false), and once SSO is enforced their email is in the corporate domains
+   (an employee the admin "allowed" has accepted the loss of access: still refused);
+6. a self-check answers with a success page and marks the tenant's self-check passed; anything else gets a
+   session and a redirect to the pending request's target, an IdP-initiated RelayState that is a safe path of
+   the tenant's app_url, or the app_url itself.
+
+Every refusal is a GatehouseError with a `reason` (for logs and tests) and a message a person can act on.
+"""
+from __future__ import annotations
+
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from urllib.parse import unquote, urlencode, urlsplit, urlunsplit
+
+from shared_code import credentials, saml, sessions
+from shared_code import tenants as tenant_service
+from shared_code.errors import Conflict, Forbidden, GatehouseError, NotFound, Unauthorized
+from shared_code.storage import directory
+from shared_code.storage import sign_ins as store
+from shared_code.storage import tenants as tenant_store
+from shared_code.tenants import ENABLED, Tenant
+
+PENDING_REQUEST_LIFETIME = timedelta(minutes=10)
+SELF_CHECK_LINK_LIFETIME = timedelta(minutes=30)
+MAX_TARGET_CHARS = 2048
+SESSION, SELF_CHECK = "session", "self_check"
+
+AGAIN = "Start the sign-in again from the app's sign-in page; if it keeps happening, tell your administrator."
+_SELF_CHECK_TOKEN = re.compile(r"^gh_selfcheck_[A-Za-z0-9_-]{20,100}$")
+
+
+# ---- refusals --------------------------------------------------------------------------------------------
+
+class SignInRefused(Forbidden):
+    """A genuine or not-quite-genuine sign-in that this app refuses (403 unless said otherwise)."""
+
+    code = "sign_in_refused"
+
+    def __init__(self, reason: str, message: str, *, title: str = "Sign-in was not possible", status: int = 403):
+        super().__init__(message)
+        self.reason, self.title, self.status = reason, title, status
+
+
+class LinkSpent(GatehouseError):
+    status, code = 410, "link_spent"
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.reason, self.title = "self_check_link_spent", "This link cannot be used"
+
+
+def _unknown_tenant() -> NotFound:
+    error = NotFound("There is no sign-in for this address. Check the link, or ask your administrator for the "
+                     "app's sign-in address.")
+    error.title, error.reason = "Unknown sign-in address", "unknown_tenant"
+    return error
+
+
+def _not_set_up() -> Conflict:
+    error = Conflict("SSO is not set up for this tenant: its administrator has not connected Microsoft Entra "
+                     "yet. Sign in the usual way, or ask your administrator.")
+    error.title, error.reason = "SSO is not set up for this tenant", "sso_not_set_up"
+    return error
+
+
+# ---- the tenant's SAML parties --------------------------------------------------------------------------------
+
+def service_provider(tenant: Tenant):
+    urls = tenant.urls()
+    return saml.ServiceProvider(entity_id=urls["sp_entity_id"], acs_url=urls["acs_url"])
+
+
+def _tenant(tenant_id: str) -> Tenant:
+    tenant = tenant_service.find_tenant(tenant_id)
+    if tenant is None:
+        raise _unknown_tenant()
+    return tenant
+
+
+def _tenant_with_idp(tenant_id: str) -> Tenant:
+    tenant = _tenant(tenant_id)
+    if not tenant.idp:
+        raise _not_set_up()
+    return tenant
+
+
+def sp_metadata(tenant_id: str) -> str:
+    """Our SP metadata for this tenant (what the admin may upload to Entra instead of typing the URLs)."""
+    return saml.sp_metadata_xml(service_provider(_tenant(tenant_id)))
+
+
+# ---- where to land after a sign-in ------------------------------------------------------------------------------
+
+def safe_target(app_url: str, requested: str | None) -> str | None:
+    """`requested` as an absolute URL inside the tenant's app_url, or None when it is absent or could leave it.
+
+    Accepted: a path starting with a single "/" (`/projects/7?tab=x`) or an absolute URL of app_url's own
+    origin; when app_url has a path, the target must lie below it. Refused (None): other origins, scheme-relative
+    `//host`, backslashes (`/\\host`, which browsers read as `//host`), whitespace and control characters,
+    non-ASCII, and any of these hidden under percent-encoding.
+    """
+    if not isinstance(requested, str) or not requested or len(requested) > MAX_TARGET_CHARS:
+        return None
+    layer = requested
+    for _ in range(4):  # look through nested encodings (%252F%252F…) as far as any decoder would
+        if any(ch == "\\" or not 0x21 <= ord(ch) <= 0x7E for ch in layer) or layer.startswith("//"):
+            return None
+        decoded = unquote(layer)
+        if decoded == layer:
+            break
+        layer = decoded
+    else:
+        return None
+    app = urlsplit(app_url)
+    try:
+        wanted = urlsplit(requested)
+    except ValueError:
+        return None
+    if wanted.scheme or wanted.netloc:
+        if wanted.scheme.lower() != app.scheme or wanted.netloc.lower() != app.netloc.lower():
+            return None
+    elif not requested.startswith("/"):
+        return None
+    path = wanted.path or "/"
+    if not path.startswith("/") or path.startswith("//"):
+        return None
+    base_path = app.path.rstrip("/")
+    if base_path and path != base_path and not path.startswith(base_path + "/"):
+        return None
+    target = urlunsplit((app.scheme, app.netloc, path, wanted.query, wanted.fragment))
+    parts = urlsplit(target)
+    if (parts.scheme, parts.netloc) != (app.scheme, app.netloc):  # belt and braces: never another origin
+        return None
+    return target
+
+
+# ---- SP-initiated login -----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LoginRedirect:
+    """Where to send the browser, and the nonce its login-binding cookie must carry."""
+
+    url: str
+    browser_nonce: str
+
+
+def start_login(tenant_id: str, requested_target: str | None, browser_nonce: str | None, *,
+                self_check_token: str | None = None, session_token: str | None = None,
+                now: datetime | None = None) -> LoginRedirect:
+    """Begin an SP-initiated sign-in; with `self_check_token`, the admin's one-time self-check sign-in."""
+    now = now or datetime.now(timezone.utc)
+    tenant = _tenant_with_idp(tenant_id)
+    if self_check_token is not None:
+        if sessions.read_session(session_token, tenant_id) is not None:
+            # The seed's rule: a self-check in a window that is already signed in proves nothing.
+            error = Conflict("This browser is already signed in to the app. Open the self-check link in a private "
+                             "(incognito) window, so that the test signs in from scratch through Microsoft Entra.")
+            error.title, error.reason = "Open the link in a private window", "self_check_not_private"
+            raise error
+        _spend_self_check_link(tenant_id, self_check_token, now)
+    nonce = browser_nonce or sessions.new_browser_nonce()
+    relay_state = secrets.token_urlsafe(18)  # 24 characters, opaque
+    redirect = saml.build_authn_request(service_provider(tenant), saml.IdpMetadata.from_dict(tenant.idp),
+                                        relay_state)
+    store.save_pending_request(tenant_id, store.PendingRequest(
+        request_id=redirect.request_id, relay_state=relay_state, browser_hash=sessions.browser_nonce_hash(nonce),
+        target=safe_target(tenant.app_url, requested_target), self_check=self_check_token is not None,
+        expires_at=now + PENDING_REQUEST_LIFETIME))
+    return LoginRedirect(url=redirect.url, browser_nonce=nonce)
+
+
+# ---- the assertion consumer ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SignInOutcome:
+    """A successful sign-in: a session to set and where to go, or a passed self-check."""
+
+    kind: str  # SESSION or SELF_CHECK
+    tenant: Tenant
+    employee: directory.Employee
+    initiated_by: str  # "sp" or "idp"
+    redirect_to: str | None = None
+    session_token: str | None = None
+
+
+def complete_sign_in(tenant_id: str, saml_response: str, relay_state: str | None, browser_nonce: str | None,
+                     now: datetime | None = None) -> SignInOutcome:
+    """Check the posted SAMLResponse and decide who signs in (see the module docstring for the order)."""
+    now = now or datetime.now(timezone.utc)
+    tenant = _tenant_with_idp(tenant_id)
+    verified = saml.consume(saml_response, service_provider(tenant), saml.IdpMetadata.from_dict(tenant.idp), now)
+    if not store.accept_assertion_once(tenant_id, verified.assertion_id, verified.not_on_or_after):
+        raise SignInRefused("replayed", "This sign-in response has been used already; a response counts once. "
+                            + AGAIN)
+    pending = None
+    if verified.in_response_to is not None:
+        pending = _spend_pending_request(tenant_id, verified.in_response_to, relay_state, browser_nonce, now)
+    try:
+        employee = who_signs_in(tenant_id, verified)
+        check_may_sign_in(tenant, employee)
+    except GatehouseError as error:
+        if pending is not None and pending.self_check:
+            error.title = "The self-check failed"
+        raise
+    initiated_by = "sp" if pending is not None else "idp"
+    if pending is not None and pending.self_check:
+        tenant = tenant_service.mark_self_check_passed(tenant_id)
+        return SignInOutcome(SELF_CHECK, tenant, employee, initiated_by)
+    if pending is not None:
+        target = safe_target(tenant.app_url, pending.target)  # app_url may have changed since the login began
+    else:
+        target = safe_target(tenant.app_url, relay_state)
+    token, _ = sessions.issue_session(tenant_id, employee.id, now.timestamp())
+    return SignInOutcome(SESSION, tenant, employee, initiated_by, target or tenant.app_url, token)
+
+
+def _spend_pending_request(tenant_id: str, request_id: str, relay_state: str | None, browser_nonce: str | None,
+                           now: datetime) -> store.PendingRequest:
+    pending = store.get_pending_request(tenant_id, request_id)
+    if pending is None:
+        raise SignInRefused("unknown_request", "This sign-in answers a sign-in request this app does not know, or "
+                            "one that was completed already. " + AGAIN)
+    if pending.expires_at <= now:
+        raise SignInRefused("request_expired", "The sign-in took longer than "
+                            f"{int(PENDING_REQUEST_LIFETIME.total_seconds() // 60)} minutes. " + AGAIN)
+    if not hmac.compare_digest((relay_state or "").encode(), pending.relay_state.encode()):
+        raise SignInRefused("relay_state_mismatch", "The sign-in response came back without the state this app "
+                            "sent with the request. " + AGAIN)
+    if browser_nonce is None:
+        raise SignInRefused("browser_not_bound", "This browser did not send back the sign-in cookie set when the "
+                            "sign-in started. Allow cookies for this site, finish the sign-in in the same browser "
+                            "window, and start again from the app's sign-in page.")
+    if not hmac.compare_digest(sessions.browser_nonce_hash(browser_nonce), pending.browser_hash):
+        raise SignInRefused("other_browser", "This sign-in was started in another browser or window. Start the "
+                            "sign-in again in this browser, from the app's sign-in page.")
+    if not store.spend_pending_request(tenant_id, pending):
+        raise SignInRefused("request_reused", "This sign-in request was completed already. " + AGAIN)
+    return pending
+
+
+# ---- who signs in, and may they ------------------------------------------------------------------------------------
+
+def who_signs_in(tenant_id: str, verified) -> directory.Employee:
+    """The provisioned employee this verified sign-in is about: by objectId (= SCIM externalId), then by
+    NameID / email against userName or work email (case-insensitive)."""
+    if verified.object_id:
+        employee = directory.find_user_by_external_id(tenant_id, verified.object_id)
+        if employee is not None:
+            return employee
+    for name in dict.fromkeys(n for n in (verified.name_id, verified.email) if n):
+        employee = directory.find_user_by_email(tenant_id, name)
+        if employee is None:
+            continue
+        if employee.external_id and verified.object_id and \
+                employee.external_id.lower() != verified.object_id.lower():
+            # Same address, another Entra account (a reused mailbox, a recreated user): never a takeover.
+            raise SignInRefused("other_entra_account", "Your Entra account is not the one this app's account for "
+                                f"{name} was provisioned from. Ask your administrator to re-provision you in "
+                                "Entra (Provision on demand), then sign in again.")
+        return employee
+    raise SignInRefused("not_provisioned", "You have not been provisioned to this app yet; ask your administrator "
+                        "to assign you in Entra (the app's Users and groups, then Provision on demand).",
+                        title="You cannot sign in yet")
+
+
+def check_may_sign_in(tenant: Tenant, employee: directory.Employee) -> None:
+    if not employee.active:
+        raise SignInRefused("dismissed", "Your account in this app has been deactivated. If you still work here, "
+                            "ask your administrator to reactivate you in Entra.", title="Your account is deactivated")
+    if tenant.status != ENABLED or not (tenant.domains or {}).get("domains"):
+        return
+    from shared_code.domains import normalise_domains  # only enforced tenants pay for the IDNA tables
+
+    email = employee.work_email or employee.user_name
+    why = normalise_domains(**tenant.domains).why_outside(email)
+    if why is not None:
+        raise SignInRefused("outside_corporate_domains", f"Your email address {email} cannot sign in: {why}. "
+                            "Single sign-on is enforced for this company, and only addresses in its corporate "
+                            "domains may sign in. Ask your administrator to correct your email address.",
+                            title="Your email address is not a company address")
+
+
+# ---- the session ----------------------------------------------------------------------------------------------------
+
+def signed_in_employee(tenant_id: str, session_token: str | None) -> directory.Employee:
+    """The employee of a valid session cookie of this tenant, still active (a dismissal ends the session)."""
+    session = sessions.read_session(session_token, tenant_id)
+    if session is None:
+        raise Unauthorized("You are not signed in to this tenant. Sign in through the app's sign-in page.")
+    employee = directory.get_user(tenant_id, session.employee_id)
+    if employee is None or not employee.active:
+        raise Unauthorized("Your session has ended because your account is no longer active. Ask your "
+                           "administrator if you think this is a mistake.")
+    return employee
+
+
+# ---- the self-check ------------------------------------------------------------------------------------------------
+
+def issue_self_check_link(tenant: Tenant, now: datetime | None = None) -> tuple[str, datetime]:
+    """A one-time login link for the admin's self-check (open it in a private window); the token is stored
+    only as a hash and expires in 30 minutes."""
+    if not tenant.idp:
+        raise Conflict("Connect Entra first: paste the App Federation Metadata URL and click Check now.")
+    now = now or datetime.now(timezone.utc)
+    token = credentials.new_secret("selfcheck")
+    expires_at = now + SELF_CHECK_LINK_LIFETIME
+    store.save_self_check_link(tenant.tenant_id, token, expires_at)
+    return f"{tenant.urls()['login_url']}?{urlencode({'self_check': token})}", expires_at
+
+
+def _spend_self_check_link(tenant_id: str, token: str, now: datetime) -> None:
+    expires_at = store.spend_self_check_link(tenant_id, token) if _SELF_CHECK_TOKEN.match(token or "") else None
+    if expires_at is None:
+        raise LinkSpent("This self-check link has been used already or is not valid; each link works once. Create "
+                        "a new link in the SSO setup and open it in a private (incognito) window.")
+    if expires_at <= now:
+        raise LinkSpent("This self-check link has expired (links last "
+                        f"{int(SELF_CHECK_LINK_LIFETIME.total_seconds() // 60)} minutes). Create a new link in "
+                        "the SSO setup.")
+
+
+# ---- upkeep --------------------------------------------------------------------------------------------------------
+
+def purge_expired_sign_in_state(now: datetime | None = None) -> int:
+    """Delete spent-by-time replay rows, pending requests and self-check links of every tenant."""
+    now = now or datetime.now(timezone.utc)
+    return sum(store.purge_expired(record["tenant_id"], now)
+               for record in tenant_store.iter_tenant_records(select=["PartitionKey"]))
