@@ -1,0 +1,122 @@
+"""Browser and IdP endpoints of single sign-on: our SP metadata, the SP-initiated login, the assertion consumer
+(ACS) and who is signed in. Thin: read the request and its cookies, call `shared_code.sign_in`, answer.
+
+Every failure a person can meet here is an HTML page (the HTML flavour of the handler) with a reason and a
+correlation id; the refusal's reason code goes to the log under the same id. A refused ACS POST never sets a
+cookie. pysaml2, lxml and xmlsec are loaded by the core on the first sign-in, not when this module loads.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from urllib.parse import parse_qs
+
+import azure.functions as func
+
+from functions._http import HTML, correlation_id, handler, html_response, json_response, redirect
+from shared_code import sessions, sign_in
+from shared_code.errors import BadRequest, GatehouseError, PayloadTooLarge
+from shared_code.pages import message_page
+
+bp = func.Blueprint()
+log = logging.getLogger("gatehouse.sso")
+
+# Entra's responses are 5-10 KB; the assertion consumer refuses more than 256 KiB of base64, and form encoding
+# can triple that (%2B, %2F, %3D). Anything larger is refused before it is parsed.
+MAX_ACS_BODY_BYTES = 1024 * 1024
+_FORM = "application/x-www-form-urlencoded"
+
+
+def _cookie(req: func.HttpRequest, name: str) -> str | None:
+    return sessions.cookie_value(req.headers.get("cookie"), name)
+
+
+def _browser_nonce(req: func.HttpRequest) -> str | None:
+    return sessions.read_login_binding(_cookie(req, sessions.LOGIN_BINDING_COOKIE))
+
+
+@bp.function_name("sso_metadata")
+@bp.route(route="sso/{tenant}/metadata", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@handler(HTML)
+def sso_metadata(req: func.HttpRequest) -> func.HttpResponse:
+    xml = sign_in.sp_metadata(req.route_params["tenant"])
+    return func.HttpResponse(xml, status_code=200, mimetype="application/samlmetadata+xml", charset="utf-8",
+                             headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "public, max-age=3600",
+                                      "X-Correlation-Id": correlation_id.get()})
+
+
+@bp.function_name("sso_login")
+@bp.route(route="sso/{tenant}/login", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@handler(HTML)
+def sso_login(req: func.HttpRequest) -> func.HttpResponse:
+    start = sign_in.start_login(
+        req.route_params["tenant"], req.params.get("RelayState"), _browser_nonce(req),
+        self_check_token=req.params.get("self_check"), session_token=_cookie(req, sessions.session_cookie_name()))
+    response = redirect(start.url, 302)
+    response.headers.add("Set-Cookie", sessions.login_binding_set_cookie(
+        sessions.issue_login_binding(start.browser_nonce)))
+    return response
+
+
+@bp.function_name("sso_acs")
+@bp.route(route="sso/{tenant}/acs", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@handler(HTML)
+def sso_acs(req: func.HttpRequest) -> func.HttpResponse:
+    tenant_id = req.route_params["tenant"]
+    try:
+        form = _read_form(req)
+        outcome = sign_in.complete_sign_in(tenant_id, form.get("SAMLResponse", ""), form.get("RelayState"),
+                                           _browser_nonce(req))
+    except GatehouseError as error:
+        log.warning(json.dumps({"event": "sign_in_refused", "tenant": tenant_id, "status": error.status,
+                                "reason": getattr(error, "reason", error.code), "correlation_id": correlation_id.get()}))
+        raise
+    log.info(json.dumps({"event": "sign_in", "tenant": tenant_id, "employee": outcome.employee.id,
+                         "kind": outcome.kind, "initiated_by": outcome.initiated_by,
+                         "correlation_id": correlation_id.get()}))
+    if outcome.kind == sign_in.SELF_CHECK:
+        who = outcome.employee.display_name or outcome.employee.user_name
+        return html_response(message_page(
+            "The test was successful",
+            f"Single sign-on works: you signed in through Microsoft Entra as {who} ({outcome.employee.user_name}). "
+            "Go back to the SSO setup to enable single sign-on for all employees, or to cancel the setting.",
+            ok=True, correlation_id=correlation_id.get()))
+    response = redirect(outcome.redirect_to, 303)
+    response.headers.add("Set-Cookie", sessions.session_set_cookie(tenant_id, outcome.session_token))
+    return response
+
+
+def _read_form(req: func.HttpRequest) -> dict[str, str]:
+    """The ACS form fields, each at most once; the size is capped before anything is parsed."""
+    body = req.get_body() or b""
+    if len(body) > MAX_ACS_BODY_BYTES:
+        error = PayloadTooLarge(f"The sign-in data is larger than {MAX_ACS_BODY_BYTES // 1024} KiB, far more than "
+                                "a real sign-in response. Start the sign-in again from the app's sign-in page.")
+        error.reason = "too_large"
+        raise error
+    content_type = (req.headers.get("content-type") or "").split(";")[0].strip().lower()
+    try:
+        if content_type != _FORM:
+            raise ValueError("not a form")
+        fields = parse_qs(body.decode("ascii"), keep_blank_values=True, max_num_fields=16)
+    except (ValueError, UnicodeDecodeError):
+        error = BadRequest("The sign-in data was not posted as a form. Start the sign-in again from the app's "
+                           "sign-in page.")
+        error.reason = "not_a_form"
+        raise error from None
+    if any(len(fields.get(name, [])) > 1 for name in ("SAMLResponse", "RelayState")):
+        error = BadRequest("The sign-in data carries a field twice, which a real sign-in never does. Start the "
+                           "sign-in again from the app's sign-in page.")
+        error.reason = "duplicate_field"
+        raise error
+    return {name: values[0] for name, values in fields.items()}
+
+
+@bp.function_name("sso_me")
+@bp.route(route="sso/{tenant}/me", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@handler()
+def sso_me(req: func.HttpRequest) -> func.HttpResponse:
+    tenant_id = req.route_params["tenant"]
+    employee = sign_in.signed_in_employee(tenant_id, _cookie(req, sessions.session_cookie_name()))
+    return json_response({"id": employee.id, "userName": employee.user_name, "email": employee.work_email,
+                          "displayName": employee.display_name, "is_admin": employee.is_admin, "tenant": tenant_id})
