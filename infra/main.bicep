@@ -49,6 +49,9 @@ param customDomain string = ''
 @description('NCRONTAB (six fields, UTC) of the timer that audits employees\' email domains for every tenant.')
 param domainAuditSchedule string = '0 0 3 * * *'
 
+@description('NCRONTAB (six fields, UTC) of the timer that refetches every tenant\'s IdP metadata (certificate rollovers) and purges expired sign-in rows.')
+param idpMetadataRefreshSchedule string = '0 30 2 * * *'
+
 @description('iOS bundle ID of the product\'s mobile app (MOBILE_IOS_BUNDLE_ID).')
 param mobileIosBundleId string = 'com.example.gatehouse'
 
@@ -207,6 +210,7 @@ var appSettings = {
   SESSION_SIGNING_KEY: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.sessionSigningKeySecretUri})'
   PUBLIC_BASE_URL: publicBaseUrl
   DOMAIN_AUDIT_SCHEDULE: empty(domainAuditSchedule) ? '0 0 3 * * *' : domainAuditSchedule
+  IDP_METADATA_REFRESH_SCHEDULE: empty(idpMetadataRefreshSchedule) ? '0 30 2 * * *' : idpMetadataRefreshSchedule
   // Never true in Azure: it would let the metadata check fetch http:// and private addresses.
   ALLOW_PRIVATE_METADATA_URLS: 'false'
   MOBILE_IOS_BUNDLE_ID: mobileIosBundleId
