@@ -1,0 +1,60 @@
+"""Corporate domains and the domain audit: the tenant admin's endpoints and the timer that audits every tenant.
+
+    PUT  /api/tenants/{tenant}/domains        {"domains": [...], "include_subdomains": false} → 200, normalised
+    GET  /api/tenants/{tenant}/domains        → 200 {"domains": [...], "include_subdomains": ...} ([] when unset)
+    POST /api/tenants/{tenant}/domain-audit   run now → 200 with the run; 409 when no domains are set
+    GET  /api/tenants/{tenant}/domain-audit   the latest run; 200 {"status": "never_run", ...} before the first
+    timer domain_audit_timer on %DOMAIN_AUDIT_SCHEDULE%: every tenant with domains
+"""
+from __future__ import annotations
+
+import json
+import logging
+
+import azure.functions as func
+
+from functions._http import admin_tenant, handler, json_response, read_json_object
+from shared_code import domain_audit
+
+bp = func.Blueprint()
+log = logging.getLogger("gatehouse")
+
+
+@bp.function_name("put_corporate_domains")
+@bp.route(route="tenants/{tenant}/domains", methods=["PUT"], auth_level=func.AuthLevel.ANONYMOUS)
+@handler()
+def put_corporate_domains(req: func.HttpRequest) -> func.HttpResponse:
+    tenant = admin_tenant(req)
+    return json_response(domain_audit.set_corporate_domains(tenant.tenant_id, read_json_object(req)).to_record())
+
+
+@bp.function_name("get_corporate_domains")
+@bp.route(route="tenants/{tenant}/domains", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@handler()
+def get_corporate_domains(req: func.HttpRequest) -> func.HttpResponse:
+    return json_response(domain_audit.corporate_domains_view(admin_tenant(req)))
+
+
+@bp.function_name("run_domain_audit")
+@bp.route(route="tenants/{tenant}/domain-audit", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@handler()
+def run_domain_audit(req: func.HttpRequest) -> func.HttpResponse:
+    tenant = admin_tenant(req)
+    run = domain_audit.run_audit(tenant.tenant_id, domain_audit.ON_DEMAND, domains=tenant.domains or {})
+    return json_response(domain_audit.run_view(run))
+
+
+@bp.function_name("get_domain_audit")
+@bp.route(route="tenants/{tenant}/domain-audit", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@handler()
+def get_domain_audit(req: func.HttpRequest) -> func.HttpResponse:
+    return json_response(domain_audit.latest_audit(admin_tenant(req)))
+
+
+@bp.function_name("domain_audit_timer")
+@bp.timer_trigger(schedule="%DOMAIN_AUDIT_SCHEDULE%", arg_name="timer", run_on_startup=False)
+def domain_audit_timer(timer: func.TimerRequest) -> None:
+    if timer.past_due:
+        log.info("domain audit timer is past due; running now")
+    summary = domain_audit.audit_every_tenant()
+    log.info(json.dumps(summary.as_log()))
