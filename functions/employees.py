@@ -1,0 +1,70 @@
+"""The tenant admin's endpoints for one employee: read, fix the work email, "Allow", admin rights.
+
+    GET    /api/tenants/{tenant}/employees/{id}          → 200 the employee (with `why_outside`)
+    PATCH  /api/tenants/{tenant}/employees/{id}          {"email": ...} → 200 (+ `warning` when Entra owns them)
+    POST   /api/tenants/{tenant}/employees/{id}/allow    accept an email outside the domains → 200
+    DELETE /api/tenants/{tenant}/employees/{id}/allow    undo → 200
+    PUT    /api/tenants/{tenant}/employees/{id}/admin    grant admin rights → 200; 409 for a dismissed employee
+    DELETE /api/tenants/{tenant}/employees/{id}/admin    revoke → 200
+"""
+from __future__ import annotations
+
+import azure.functions as func
+
+from functions._http import admin_tenant, handler, json_response, read_json_object
+from shared_code import employees
+
+bp = func.Blueprint()
+EMPLOYEE = "tenants/{tenant}/employees/{id}"
+
+
+def _id(req: func.HttpRequest) -> str:
+    return req.route_params.get("id", "")
+
+
+@bp.function_name("get_employee")
+@bp.route(route=EMPLOYEE, methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@handler()
+def get_employee(req: func.HttpRequest) -> func.HttpResponse:
+    tenant = admin_tenant(req)
+    return json_response(employees.employee_view(employees.get_employee(tenant, _id(req)), tenant))
+
+
+@bp.function_name("change_employee_email")
+@bp.route(route=EMPLOYEE, methods=["PATCH"], auth_level=func.AuthLevel.ANONYMOUS)
+@handler()
+def change_employee_email(req: func.HttpRequest) -> func.HttpResponse:
+    tenant = admin_tenant(req)
+    return json_response(employees.change_work_email(tenant, _id(req), read_json_object(req)))
+
+
+@bp.function_name("allow_employee_outside_domains")
+@bp.route(route=EMPLOYEE + "/allow", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@handler()
+def allow_employee_outside_domains(req: func.HttpRequest) -> func.HttpResponse:
+    tenant = admin_tenant(req)
+    return json_response(employees.allow_outside_domain(tenant, _id(req), True))
+
+
+@bp.function_name("undo_allow_employee_outside_domains")
+@bp.route(route=EMPLOYEE + "/allow", methods=["DELETE"], auth_level=func.AuthLevel.ANONYMOUS)
+@handler()
+def undo_allow_employee_outside_domains(req: func.HttpRequest) -> func.HttpResponse:
+    tenant = admin_tenant(req)
+    return json_response(employees.allow_outside_domain(tenant, _id(req), False))
+
+
+@bp.function_name("grant_employee_admin_rights")
+@bp.route(route=EMPLOYEE + "/admin", methods=["PUT"], auth_level=func.AuthLevel.ANONYMOUS)
+@handler()
+def grant_employee_admin_rights(req: func.HttpRequest) -> func.HttpResponse:
+    tenant = admin_tenant(req)
+    return json_response(employees.set_admin_rights(tenant, _id(req), True))
+
+
+@bp.function_name("revoke_employee_admin_rights")
+@bp.route(route=EMPLOYEE + "/admin", methods=["DELETE"], auth_level=func.AuthLevel.ANONYMOUS)
+@handler()
+def revoke_employee_admin_rights(req: func.HttpRequest) -> func.HttpResponse:
+    tenant = admin_tenant(req)
+    return json_response(employees.set_admin_rights(tenant, _id(req), False))
