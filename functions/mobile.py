@@ -1,0 +1,88 @@
+"""Mobile sign-in: the tenant admin stores what Entra shows for the iOS and Android apps; the apps read their
+MSAL configuration anonymously.
+
+    PUT /api/tenants/{tenant}/mobile          (admin) validate against the operator's app identifiers, merge
+                                              with what is stored → 200 stored config + operator_identifiers
+    GET /api/tenants/{tenant}/mobile          (admin) → 200 the same (nulls until configured)
+    GET /api/mobile/{tenant}/config?platform=ios|android   (anonymous) → 200 with ETag and
+                                              Cache-Control: public, max-age=300; If-None-Match → 304;
+                                              404 until configured; 400 for a missing or unknown platform
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import azure.functions as func
+
+from functions._http import admin_tenant, handler, json_response, read_json_object
+from shared_code import tenants
+from shared_code.errors import BadRequest
+from shared_code.mobile import MobileConfig, config_etag, operator_identifiers, platform_config, validate_mobile_config
+from shared_code.settings import get_settings
+
+bp = func.Blueprint()
+# Apps poll this; five minutes of caching is what an admin waits at most after re-pasting the configuration.
+SERVED_CACHE_CONTROL = "public, max-age=300"
+
+
+def _app_identifiers() -> dict[str, str]:
+    settings = get_settings()
+    return {"ios_bundle_id": settings.mobile_ios_bundle_id,
+            "android_package_name": settings.mobile_android_package_name,
+            "android_signature_hash": settings.mobile_android_signature_hash}
+
+
+def _stored(tenant: tenants.Tenant) -> MobileConfig | None:
+    return MobileConfig.from_record(tenant.mobile) if tenant.mobile else None
+
+
+def _admin_view(tenant: tenants.Tenant) -> dict[str, Any]:
+    config = _stored(tenant) or MobileConfig()
+    base = f"{get_settings().public_base_url}/api/mobile/{tenant.tenant_id}/config"
+    return {**config.to_record(),
+            "configured": {"ios": config.ios_redirect_uri is not None and config.msal_configuration is not None,
+                           "android": config.msal_configuration is not None},
+            "config_urls": {"ios": f"{base}?platform=ios", "android": f"{base}?platform=android"},
+            "operator_identifiers": operator_identifiers(get_settings())}
+
+
+@bp.function_name("put_mobile_config")
+@bp.route(route="tenants/{tenant}/mobile", methods=["PUT"], auth_level=func.AuthLevel.ANONYMOUS)
+@handler()
+def put_mobile_config(req: func.HttpRequest) -> func.HttpResponse:
+    tenant = admin_tenant(req)
+    update = validate_mobile_config(read_json_object(req), **_app_identifiers())
+    saved = tenants.modify(tenant.tenant_id, lambda current: {"mobile": update.merged_over(_stored(current)).to_record()})
+    return json_response(_admin_view(saved))
+
+
+@bp.function_name("get_mobile_config")
+@bp.route(route="tenants/{tenant}/mobile", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@handler()
+def get_mobile_config(req: func.HttpRequest) -> func.HttpResponse:
+    return json_response(_admin_view(admin_tenant(req)))
+
+
+@bp.function_name("serve_mobile_config")
+@bp.route(route="mobile/{tenant}/config", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@handler()
+def serve_mobile_config(req: func.HttpRequest) -> func.HttpResponse:
+    platform = (req.params.get("platform") or "").strip().lower()
+    if not platform:
+        raise BadRequest("Add ?platform=ios or ?platform=android to the URL.", field="platform")
+    tenant = tenants.find_tenant(req.route_params.get("tenant", ""))
+    # An unknown tenant answers like an unconfigured one: the anonymous caller learns nothing more.
+    document = platform_config(_stored(tenant) if tenant else None, platform, **_app_identifiers())
+    etag = config_etag(document)
+    headers = {"ETag": etag, "Cache-Control": SERVED_CACHE_CONTROL}
+    if _matches(req.headers.get("if-none-match"), etag):
+        return func.HttpResponse(status_code=304, headers=headers)
+    return json_response(document, headers=headers)
+
+
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    """RFC 9110 §13.1.2: weak comparison; `*` matches any current representation."""
+    if not if_none_match:
+        return False
+    tags = [tag.strip() for tag in if_none_match.split(",")]
+    return "*" in tags or etag in [tag[2:] if tag.startswith("W/") else tag for tag in tags]
