@@ -1,0 +1,27 @@
+"""GET /api/openapi.json: the OpenAPI 3.1 description of the programs' API (anonymous; holds no secrets)."""
+from __future__ import annotations
+
+import hashlib
+
+import azure.functions as func
+
+from functions._http import handler
+from shared_code.settings import get_settings
+
+bp = func.Blueprint()
+
+
+@bp.function_name("openapi_document")
+@bp.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@handler()
+def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
+    from shared_code.openapi import document_bytes  # built on first use: a cold SCIM request never pays for it
+
+    body = document_bytes(get_settings().public_base_url)
+    etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
+    # The document changes only with a deployment: let clients revalidate cheaply.
+    headers = {"ETag": etag, "Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff",
+               "Access-Control-Allow-Origin": "*"}
+    if etag in (req.headers.get("if-none-match") or ""):
+        return func.HttpResponse(status_code=304, headers=headers)
+    return func.HttpResponse(body, status_code=200, mimetype="application/json", charset="utf-8", headers=headers)

@@ -1,0 +1,952 @@
+"""The OpenAPI 3.1 description of Gatehouse's HTTP API for programs: operator, tenant admin, SCIM and mobile.
+
+Written by hand, as data, in this one module; served by `functions/openapi.py` at `GET /api/openapi.json`.
+Limits come from the cores that enforce them and the SCIM request schemas are derived from the SCIM
+declarations (`shared_code/scim/schemas.py`), so the document and the checks cannot disagree.
+`tests/test_openapi.py` holds every route the app registers against `PATHS` and `EXCLUDED_ROUTES`, and
+`tests/test_schemathesis.py` sends generated requests to check the app answers as described here.
+
+Request schemas say exactly what the server accepts (no more, no less) where JSON Schema can say it;
+what it cannot (a domain that is a public suffix, a manager id that names no user) is a documented 4xx.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from functools import lru_cache
+from typing import Any
+
+from shared_code import domains, mobile, tenants
+from shared_code.scim import patch as scim_patch
+from shared_code.scim import resources as scim_resources
+from shared_code.scim import service as scim_service
+from shared_code.scim.schemas import (
+    ENTERPRISE_USER,
+    ENTRA_GROUP,
+    GROUP_KIND,
+    LIST_RESPONSE,
+    MAX_RESULTS,
+    PATCH_OP,
+    SEARCH_REQUEST,
+    USER_KIND,
+    Attribute,
+    ResourceKind,
+)
+
+JSON, SCIM, HTML = "application/json", "application/scim+json", "text/html"
+
+# Routes the app registers that are deliberately not described here, with the reason (route, method or "*").
+EXCLUDED_ROUTES: dict[tuple[str, str], str] = {
+    ("openapi.json", "GET"): "this document itself",
+    ("setup/{tenant}", "GET"): "the setup wizard page (HTML for a person's browser)",
+    ("setup-assets/{name}", "GET"): "the wizard's static CSS/JS under content-hashed names",
+    ("scim/{tenant}/v2/{*rest}", "*"): "SCIM-shaped 404/405 for paths and methods no SCIM endpoint has",
+    ("scim/{tenant}/v2/ServiceProviderConfig", "POST PUT PATCH DELETE"): "registered only to answer a SCIM 405",
+    ("scim/{tenant}/v2/Schemas", "POST PUT PATCH DELETE"): "registered only to answer a SCIM 405",
+    ("scim/{tenant}/v2/Schemas/{schema_id}", "POST PUT PATCH DELETE"): "registered only to answer a SCIM 405",
+    ("scim/{tenant}/v2/ResourceTypes", "POST PUT PATCH DELETE"): "registered only to answer a SCIM 405",
+    ("scim/{tenant}/v2/ResourceTypes/{name}", "POST PUT PATCH DELETE"): "registered only to answer a SCIM 405",
+    ("sso/{tenant}/login", "*"): "browser: SP-initiated sign-in, a redirect to Entra",
+    ("sso/{tenant}/acs", "*"): "browser: Entra posts the SAML response here (form, HTML answers)",
+    ("sso/{tenant}/metadata", "*"): "SAML SP metadata (XML for Entra, described by the SAML metadata spec)",
+    ("sso/{tenant}/me", "*"): "browser: the signed-in employee, by session cookie",
+}
+
+# ---- JSON Schema building blocks -------------------------------------------------------------------------------
+
+# Control characters are refused in key strings; Python's str.isspace() also counts \x1c-\x1f and \x85,
+# which ECMA-262's \s (used by JSON Schema validators) does not, so they are spelled out.
+_NO_CONTROL = r"[^\x00-\x1f\x7f]"
+_VISIBLE = r"[^\s\x00-\x1f\x7f\x85]"
+_NOT_BLANK = r"^[\s\S]*[^\s\x1c-\x1f\x85][\s\S]*$"  # at least one character that str.strip() keeps
+_KEY_STRING = rf"^{_NO_CONTROL}*{_VISIBLE}{_NO_CONTROL}*$"
+_RESOURCE_ID = r"^[0-9a-f]{32}$"
+_TRUE_FALSE = r"^\s*([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])\s*$"
+
+
+def _ref(name: str, kind: str = "schemas") -> dict:
+    return {"$ref": f"#/components/{kind}/{name}"}
+
+
+def _nullable(schema: dict) -> dict:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _obj(properties: dict, required: tuple[str, ...] = (), *, closed: bool = False, **extra: Any) -> dict:
+    schema: dict[str, Any] = {"type": "object", "properties": properties, **extra}
+    if required:
+        schema["required"] = list(required)
+    if closed:
+        schema["additionalProperties"] = False
+    return schema
+
+
+def _text(max_length: int, **extra: Any) -> dict:
+    return {"type": "string", "maxLength": max_length, **extra}
+
+
+# ---- SCIM schemas, derived from the declarations ---------------------------------------------------------------
+
+def _scim_value(attribute: Attribute, parent: Attribute | None = None) -> dict:
+    """What `resources.clean_single` accepts for one (non-null) value of `attribute`."""
+    kind = attribute.type
+    if kind == "boolean":
+        # Entra's default mapping sends "True"/"False" as strings.
+        return {"anyOf": [{"type": "boolean"}, {"type": "string", "pattern": _TRUE_FALSE}]}
+    if kind == "complex":
+        return _scim_complex(attribute)
+    schema = _text(scim_resources.MAX_STRING)
+    if kind == "binary":
+        schema["pattern"] = r"^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+        schema["contentEncoding"] = "base64"
+    elif kind == "reference" and "external" in attribute.reference_types:
+        schema["pattern"] = r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$"
+        schema["format"] = "uri"
+    if parent is not None and parent.name == "emails" and attribute.name == "value":
+        schema["pattern"] = r"^[^@\s\x1c-\x1f\x85]+@[^@\s\x1c-\x1f\x85]+$"
+    if attribute.description:
+        schema["description"] = attribute.description
+    return schema
+
+
+def _member_reference(attribute: Attribute) -> dict:
+    """A manager or group member: the id of a user of this tenant (other sub-attributes are ignored)."""
+    properties: dict[str, Any] = {"value": {"type": "string", "pattern": _RESOURCE_ID,
+                                            "description": "The id of a User of this tenant."}}
+    for sub in attribute.sub_attributes:
+        if sub.name == "type":
+            properties["type"] = _nullable({"type": "string", "pattern": "^[Uu][Ss][Ee][Rr]$"})
+        elif sub.name != "value":
+            properties[sub.name] = {"description": "Ignored on input: derived from value."}
+    return _obj(properties, ("value",), closed=True)
+
+
+def _scim_complex(attribute: Attribute) -> dict:
+    if attribute.name in ("manager", "members"):
+        return _member_reference(attribute)
+    properties = {}
+    for sub in attribute.sub_attributes:
+        if sub.mutability == "readOnly":
+            properties[sub.name] = {"description": "Read-only: ignored on input."}
+        else:
+            properties[sub.name] = _nullable(_scim_value(sub, attribute))
+    # An empty object means "unassigned"; unknown sub-attributes are refused.
+    return _obj(properties, closed=True, description=attribute.description or attribute.name)
+
+
+def _primary_true() -> dict:
+    return _obj({"primary": {"anyOf": [{"const": True},
+                                       {"type": "string", "pattern": r"^\s*[Tt][Rr][Uu][Ee]\s*$"}]}},
+                ("primary",))
+
+
+def _scim_attribute(attribute: Attribute) -> dict:
+    """The schema of an attribute in a POST/PUT body (null always means "unassigned")."""
+    if attribute.mutability == "readOnly":
+        return {"description": "Read-only: ignored on input."}
+    if attribute.name == "manager":
+        return _nullable({"anyOf": [
+            {"type": "string", "pattern": rf"^([0-9a-f]{{32}}|\s*)$",
+             "description": "Entra's shape: the manager's id; an empty string removes the manager."},
+            _member_reference(attribute)]})
+    item = _scim_value(attribute)
+    if not attribute.multi_valued:
+        return _nullable(item)
+    limit = 100_000 if attribute.name == "members" else scim_resources.MAX_VALUES
+    array: dict[str, Any] = {"type": "array", "items": _nullable(item), "maxItems": limit}
+    if any(sub.name == "primary" for sub in attribute.sub_attributes):
+        array["not"] = {"contains": _primary_true(), "minContains": 2}  # at most one primary value
+    # A single object where a list is expected is read as a list of that one object.
+    return {"anyOf": [array, item, {"type": "null"}], "description": attribute.description}
+
+
+def _key_attribute(max_length: int, *, allow_blank: bool) -> dict:
+    pattern = rf"^{_NO_CONTROL}*$" if allow_blank else _KEY_STRING
+    return {"type": "string", "minLength": 0 if allow_blank else 1, "maxLength": max_length, "pattern": pattern}
+
+
+def _scim_request(kind: ResourceKind) -> dict:
+    """The body of POST /Users|/Groups and PUT …/{id}."""
+    core_ids = [kind.core.id] + [s.id for s in kind.extensions] + ([ENTRA_GROUP] if kind is GROUP_KIND else [])
+    properties: dict[str, Any] = {
+        "schemas": {"type": "array", "items": {"enum": core_ids}, "contains": {"const": kind.core.id}},
+        "id": {"description": "Read-only: ignored on input."},
+        "meta": {"description": "Read-only: ignored on input (Entra sends meta.resourceType)."},
+    }
+    for attribute in kind.core.attributes:
+        properties[attribute.name] = _scim_attribute(attribute)
+    key = "userName" if kind is USER_KIND else "displayName"
+    properties[key] = _key_attribute(scim_resources.MAX_KEY_STRING, allow_blank=False)
+    # A user's blank externalId is dropped; a group's must name something.
+    properties["externalId"] = _nullable(_key_attribute(scim_resources.MAX_KEY_STRING,
+                                                        allow_blank=kind is USER_KIND))
+    conditions = []
+    for extension in kind.extensions:
+        properties[extension.id] = _nullable(_obj(
+            {a.name: _scim_attribute(a) for a in extension.attributes} | {"schemas": {}}, closed=True,
+            description=f"{extension.name} attributes; {extension.id} must then be listed in schemas."))
+        conditions.append({"if": _obj({extension.id: {"type": "object"}}, (extension.id,)),
+                           "then": _obj({"schemas": {"contains": {"const": extension.id}}})})
+    schema = _obj(properties, ("schemas", key), closed=True,
+                  description=f"A {kind.name} as Entra sends it. Attribute names are case-insensitive; "
+                              f"read-only attributes are ignored; unknown attributes are a 400 invalidSyntax.")
+    if conditions:
+        schema["allOf"] = conditions
+    return schema
+
+
+def _scim_resource(kind: ResourceKind) -> dict:
+    """What the server returns: the stored attributes plus id, schemas and meta (all always present)."""
+    return _obj({
+        "schemas": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+        "id": {"type": "string", "pattern": _RESOURCE_ID},
+        "externalId": {"type": "string"},
+        "meta": _obj({
+            "resourceType": {"const": kind.name},
+            "created": {"type": "string", "format": "date-time"},
+            "lastModified": {"type": "string", "format": "date-time"},
+            "location": {"type": "string"},
+            "version": {"type": "string", "pattern": r'^W/"\d+"$'},
+        }, ("resourceType", "created", "lastModified", "location", "version")),
+    }, ("schemas", "id"), description=f"A {kind.name} resource; `attributes` / `excludedAttributes` trim it.")
+
+
+def _attribute_names(kind: ResourceKind) -> list[str]:
+    names = ["id", "externalId", "meta"]
+    for attribute in kind.core.attributes:
+        names.append(attribute.name)
+        names.extend(f"{attribute.name}.{sub.name}" for sub in attribute.sub_attributes if sub.name != "$ref")
+    for extension in kind.extensions:
+        names.append(extension.id)
+        names.extend(f"{extension.id}:{a.name}" for a in extension.attributes)
+    return names
+
+
+def _attribute_list_pattern(kind: ResourceKind) -> str:
+    alternatives = "|".join(name.replace(".", r"\.") for name in _attribute_names(kind))
+    return rf"^({alternatives})(,({alternatives}))*$"
+
+
+def _simple_paths(kind: ResourceKind, *, types: tuple[str, ...], removable: bool = False) -> list[str]:
+    """PATCH paths to single-valued attributes of these types (sub-attributes as `name.sub`)."""
+    key = "userName" if kind is USER_KIND else "displayName"
+    paths = []
+    for prefix, attributes in [("", kind.core.attributes)] + [(f"{e.id}:", e.attributes) for e in kind.extensions]:
+        for attribute in attributes:
+            if attribute.multi_valued or attribute.mutability == "readOnly" or attribute.name == "manager":
+                continue
+            if attribute.type in types and not (removable and attribute.name == key):
+                paths.append(prefix + attribute.name)
+            if attribute.type == "complex":
+                paths.extend(f"{prefix}{attribute.name}.{sub.name}" for sub in attribute.sub_attributes
+                             if sub.type in types and not sub.multi_valued)
+    if "string" in types:
+        paths.append("externalId")
+    return paths
+
+
+def _patch_request(kind: ResourceKind) -> dict:
+    """PatchOp (RFC 7644 §3.5.2) in the shapes Entra sends, in both its dialects."""
+    add_replace = {"type": "string", "pattern": r"^([Aa][Dd][Dd]|[Rr][Ee][Pp][Ll][Aa][Cc][Ee])$"}
+    remove = {"type": "string", "pattern": r"^[Rr][Ee][Mm][Oo][Vv][Ee]$"}
+    text_paths = _simple_paths(kind, types=("string",))
+    flag_paths = _simple_paths(kind, types=("boolean",))
+    multi = [a for a in kind.core.attributes if a.multi_valued and a.name != "members"]
+    operations: list[dict] = []
+    if text_paths:
+        key = "userName" if kind is USER_KIND else "displayName"
+        settable = [p for p in text_paths if p not in (key, "externalId")]
+        operations.append(_obj({"op": add_replace, "path": {"enum": settable},
+                                "value": _nullable(_text(scim_resources.MAX_STRING))}, ("op", "path", "value"),
+                               title="Set a text attribute"))
+        operations.append(_obj({"op": add_replace, "path": {"const": key},
+                                "value": _key_attribute(scim_resources.MAX_KEY_STRING, allow_blank=False)},
+                               ("op", "path", "value"), title=f"Set {key}"))
+    if flag_paths:
+        operations.append(_obj({"op": add_replace, "path": {"enum": flag_paths},
+                                "value": _nullable(_scim_value(Attribute("active", "boolean")))},
+                               ("op", "path", "value"),
+                               title="Set a flag (active=false is a dismissal)"))
+    removable = _simple_paths(kind, types=("string", "boolean"), removable=True)
+    removable += [a.name for a in multi]
+    operations.append(_obj({"op": remove, "path": {"enum": removable}}, ("op", "path"),
+                           title="Remove an attribute"))
+    if kind is USER_KIND:
+        emails = next(a for a in kind.core.attributes if a.name == "emails")
+        operations.append(_obj({
+            "op": add_replace,
+            "path": {"enum": ['emails[type eq "work"].value', 'emails[type eq "home"].value',
+                              'emails[type eq "other"].value']},
+            "value": _scim_value(emails.sub("value"), emails)}, ("op", "path", "value"),
+            title="Set an email by type (Entra's mapping of mail)"))
+        operations.append(_obj({
+            "op": add_replace,
+            "path": {"enum": ['phoneNumbers[type eq "work"].value', 'phoneNumbers[type eq "mobile"].value',
+                              'phoneNumbers[type eq "fax"].value', 'addresses[type eq "work"].formatted',
+                              'addresses[type eq "work"].streetAddress', 'addresses[type eq "work"].locality',
+                              'addresses[type eq "work"].region', 'addresses[type eq "work"].postalCode',
+                              'addresses[type eq "work"].country']},
+            "value": _text(scim_resources.MAX_STRING)}, ("op", "path", "value"),
+            title="Set a phone number or address part by type"))
+        manager = f"{ENTERPRISE_USER}:manager"
+        operations.append(_obj({"op": add_replace, "path": {"const": manager},
+                                "value": _scim_attribute(USER_KIND.extensions[0].attribute("manager"))},
+                               ("op", "path", "value"),
+                               title="Set the manager (a bare id, as Entra sends it; \"\" removes it)"))
+        operations.append(_obj({"op": remove, "path": {"const": manager}}, ("op", "path"),
+                               title="Remove the manager"))
+    for attribute in multi:
+        operations.append(_obj({"op": add_replace, "path": {"const": attribute.name},
+                                "value": _scim_attribute(attribute)}, ("op", "path", "value"),
+                               title=f"Add to or replace {attribute.name}"))
+    if kind is GROUP_KIND:
+        members = kind.core.attribute("members")
+        member_list = {"type": "array", "items": _member_reference(members), "minItems": 1}
+        operations.append(_obj({"op": {"type": "string", "pattern": r"^([Aa][Dd][Dd]|[Rr][Ee][Mm][Oo][Vv][Ee])$"},
+                                "path": {"const": "members"}, "value": member_list}, ("op", "path", "value"),
+                               title="Add or remove members (Entra's default dialect)"))
+        operations.append(_obj({"op": remove, "path": {"type": "string",
+                                                       "pattern": r'^members\[value eq "[0-9a-f]{32}"\]$'}},
+                               ("op", "path"), title="Remove one member (aadOptscim062020)"))
+    # No path: the value holds attributes by path ("name.givenName", "urn:…:User:department").
+    no_path_values = {p: _nullable(_text(scim_resources.MAX_STRING)) for p in text_paths
+                      if p not in ("userName", "displayName")}
+    no_path_values |= {p: _nullable(_scim_value(Attribute("active", "boolean"))) for p in flag_paths}
+    no_path_values |= {"schemas": {}, "id": {}, "meta": {}}
+    operations.append(_obj({"op": add_replace, "value": _obj(no_path_values, closed=True, minProperties=1)},
+                           ("op", "value"), title="Several attributes at once, without a path"))
+    return _obj({
+        "schemas": {"type": "array", "items": {"type": "string"}, "contains": {"const": PATCH_OP}},
+        "Operations": {"type": "array", "minItems": 1, "maxItems": scim_patch.MAX_OPERATIONS,
+                       "items": {"oneOf": operations}},
+    }, ("schemas", "Operations"), description="Operation names are case-insensitive. Every operation is "
+                                              "checked before anything is stored: a failing PATCH changes "
+                                              "nothing.")
+
+
+def _list_response(item: str) -> dict:
+    return _obj({
+        "schemas": {"type": "array", "items": {"const": LIST_RESPONSE}},
+        "totalResults": {"type": "integer", "minimum": 0},
+        "startIndex": {"type": "integer", "minimum": 1},
+        "itemsPerPage": {"type": "integer", "minimum": 0},
+        "Resources": {"type": "array", "items": _ref(item)},
+    }, ("schemas", "totalResults", "startIndex", "itemsPerPage", "Resources"))
+
+
+def _search_request(kind: ResourceKind) -> dict:
+    return _obj({
+        "schemas": {"type": "array", "items": {"type": "string"}, "contains": {"const": SEARCH_REQUEST}},
+        "filter": _ref(f"{kind.name}Filter"),
+        "startIndex": {"type": "integer"},
+        "count": {"type": "integer"},
+        "attributes": {"type": "string", "pattern": _attribute_list_pattern(kind)},
+        "excludedAttributes": {"type": "string", "pattern": _attribute_list_pattern(kind)},
+        "sortBy": {"type": "string", "description": "Accepted and ignored: sorting is not supported."},
+        "sortOrder": {"type": "string", "description": "Accepted and ignored."},
+    }, ("schemas",), closed=True)
+
+
+def _filter(kind: ResourceKind) -> dict:
+    keys = "userName|externalId|id" if kind is USER_KIND else "displayName|externalId|id"
+    return {"type": "string", "maxLength": 1000,
+            "pattern": rf'^({keys}) eq "[^"\\]*"( and ({keys}) eq "[^"\\]*")?$',
+            "description": "What Entra sends: `attribute eq \"value\"` (at most two joined by `and`), answered "
+                           "with one point read. The server also evaluates the rest of RFC 7644 §3.4.2.2 "
+                           "(co, sw, pr, gt, or, not, value filters); a filter it cannot parse is a 400 "
+                           "invalidFilter."}
+
+
+# ---- the document --------------------------------------------------------------------------------------------
+
+_ERROR = _obj({
+    "error": {"type": "string", "description": "A stable code, e.g. bad_request, unauthorized."},
+    "message": {"type": "string", "description": "What went wrong, in words a person can act on."},
+    "correlation_id": {"type": "string", "description": "Quote it to support; it is in our logs."},
+    "field": {"type": "string", "description": "The request field the message is about, when there is one."},
+}, ("error", "message", "correlation_id"))
+
+_SCIM_ERROR = _obj({
+    "schemas": {"type": "array", "items": {"const": "urn:ietf:params:scim:api:messages:2.0:Error"}},
+    "status": {"type": "string", "pattern": r"^\d{3}$"},
+    "scimType": {"type": "string"},
+    "detail": {"type": "string"},
+}, ("schemas", "status", "detail"))
+
+_RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "string"}}}
+_ETAG = {"ETag": {"description": "The resource's version, W/\"n\".", "schema": {"type": "string"}}}
+
+_JSON_ERRORS = {
+    "BadRequest": "The request is malformed: the body is not a JSON object, or a field is missing or invalid.",
+    "Unauthorized": "No credentials: send `Authorization: Bearer <key>`.",
+    "Forbidden": "The credentials are not valid here (another tenant's key looks the same as a wrong key).",
+    "NotFound": "No such tenant or resource.",
+    "Conflict": "The request conflicts with the tenant's state; the message says what to do first.",
+    "PayloadTooLarge": "The body is larger than 1 MiB.",
+    "Unprocessable": "The values are well-formed but cannot be used; the message and `field` say why.",
+    "TooManyRequests": "Too many requests for this tenant; wait for Retry-After seconds.",
+    "StorageUnavailable": "Table Storage cannot be reached or is busy; nothing was half-written. Retry.",
+}
+_SCIM_ERRORS = {
+    "ScimBadRequest": "RFC 7644 §3.12: invalidSyntax, invalidValue, invalidFilter, invalidPath, noTarget, "
+                      "mutability or tooMany.",
+    "ScimUnauthorized": "The SCIM secret token is missing or not valid for this tenant.",
+    "ScimNotFound": "No such resource (ids are 32 hex characters).",
+    "ScimConflict": "scimType uniqueness: another resource has this userName / displayName.",
+    "ScimPreconditionFailed": "If-Match names a version that is no longer current; ETag holds the current one.",
+    "ScimPayloadTooLarge": "The body is larger than the operation allows (scimType tooLarge).",
+    "ScimTooManyRequests": "Too many requests for this tenant; wait for Retry-After seconds.",
+    "ScimStorageUnavailable": "Table Storage cannot be reached, or the resource is being changed by several "
+                              "requests at once; nothing was half-written. Retry after Retry-After seconds.",
+    "ScimNotImplemented": "Not supported by this server.",
+}
+_STATUS = {"BadRequest": "400", "Unauthorized": "401", "Forbidden": "403", "NotFound": "404", "Conflict": "409",
+           "PreconditionFailed": "412", "PayloadTooLarge": "413", "Unprocessable": "422",
+           "TooManyRequests": "429", "StorageUnavailable": "503", "NotImplemented": "501"}
+
+
+def _error_responses() -> dict:
+    responses = {}
+    for name, description in _JSON_ERRORS.items():
+        response: dict[str, Any] = {"description": description, "content": {JSON: {"schema": _ref("Error")}}}
+        if name in ("StorageUnavailable", "TooManyRequests"):
+            response["headers"] = _RETRY_AFTER
+        responses[name] = response
+    for name, description in _SCIM_ERRORS.items():
+        response = {"description": description, "content": {SCIM: {"schema": _ref("ScimError")}}}
+        if name in ("ScimStorageUnavailable", "ScimTooManyRequests"):
+            response["headers"] = _RETRY_AFTER
+        if name == "ScimUnauthorized":
+            response["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}}}
+        if name == "ScimPreconditionFailed":
+            response["headers"] = _ETAG
+        responses[name] = response
+    return responses
+
+
+def _errors(*names: str, scim: bool = False) -> dict:
+    prefix = "Scim" if scim else ""
+    return {_STATUS[name]: _ref(prefix + name, "responses") for name in names}
+
+
+def _json_body(schema: dict, description: str = "") -> dict:
+    body = {"required": True, "content": {JSON: {"schema": schema}}}
+    if description:
+        body["description"] = description
+    return body
+
+
+def _ok(schema: dict, description: str, status: str = "200", headers: dict | None = None) -> dict:
+    response: dict[str, Any] = {"description": description, "content": {JSON: {"schema": schema}}}
+    if headers:
+        response["headers"] = headers
+    return {status: response}
+
+
+def _scim_ok(schema: dict, description: str, status: str = "200", headers: dict | None = None) -> dict:
+    response: dict[str, Any] = {"description": description, "content": {SCIM: {"schema": schema}}}
+    if headers:
+        response["headers"] = headers
+    return {status: response}
+
+
+def _operation(operation_id: str, summary: str, tag: str, security: list, responses: dict, *,
+               parameters: list | None = None, body: dict | None = None, description: str = "") -> dict:
+    if security:
+        # Wrong credentials are counted per tenant and client; over budget, the answer is 429 before any check.
+        scim = security == SCIM_TOKEN
+        responses = {**responses, "429": _ref(("Scim" if scim else "") + "TooManyRequests", "responses")}
+    operation: dict[str, Any] = {"operationId": operation_id, "summary": summary, "tags": [tag],
+                                 "security": security, "responses": dict(sorted(responses.items()))}
+    if description:
+        operation["description"] = description
+    if parameters:
+        operation["parameters"] = parameters
+    if body:
+        operation["requestBody"] = body
+    return operation
+
+
+OPERATOR = [{"operatorKey": []}]
+ADMIN = [{"adminKey": []}]
+ADMIN_OR_OPERATOR = [{"adminKey": []}, {"operatorKey": []}]
+SCIM_TOKEN = [{"scimToken": []}]
+ANONYMOUS: list = []
+
+_TENANT = _ref("tenant", "parameters")
+_ID = _ref("id", "parameters")
+_EMPLOYEE = _ref("employee", "parameters")
+_ATTRIBUTES = [_ref("attributes", "parameters"), _ref("excludedAttributes", "parameters")]
+
+
+def _admin_paths() -> dict:
+    sso = _ref("SsoSetup")
+    admin_errors = _errors("Unauthorized", "Forbidden", "StorageUnavailable")
+    return {
+        "/tenants": {"post": _operation(
+            "create_tenant", "Create a tenant", "Operator", OPERATOR,
+            {**_ok(_ref("CreatedTenant"), "The tenant; its admin key is shown only here.", "201"),
+             **_errors("BadRequest", "Unauthorized", "Forbidden", "Conflict", "PayloadTooLarge",
+                       "StorageUnavailable")},
+            body=_json_body(_obj({
+                "name": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": _NOT_BLANK},
+                "app_url": {"type": "string", "maxLength": 2048,
+                            "pattern": r"^https://[^\s/?#@\[\]]+(/[^\s?#]*)?$",
+                            "description": "The tenant's application: where employees land after signing in. "
+                                           "https only (http is accepted when ALLOW_PRIVATE_METADATA_URLS is "
+                                           "on, for local development); no credentials, query or fragment."},
+            }, ("name", "app_url"))))},
+        "/tenants/{tenant}/sso": {"parameters": [_TENANT], "get": _operation(
+            "get_sso_setup", "The tenant's SSO setup: URLs to paste into Entra, status and each step's state",
+            "Tenant admin", ADMIN_OR_OPERATOR,
+            {**_ok(sso, "The setup."), **_errors("Unauthorized", "Forbidden", "NotFound", "StorageUnavailable")})},
+        "/tenants/{tenant}/scim/token": {"parameters": [_TENANT], "post": _operation(
+            "rotate_scim_token", "Issue a new SCIM secret token (the previous one stops working)",
+            "Tenant admin", ADMIN,
+            {**_ok(_obj({"scim_tenant_url": {"type": "string", "format": "uri"},
+                         "secret_token": {"type": "string", "minLength": 32},
+                         "created_at": {"type": "string", "format": "date-time"}},
+                        ("scim_tenant_url", "secret_token", "created_at")),
+                   "Paste both into Entra's provisioning settings; the token is shown only here.", "201"),
+             **admin_errors})},
+        "/tenants/{tenant}/default-department": {"parameters": [_TENANT], "put": _operation(
+            "set_default_department", "Where SCIM-created employees without a department land",
+            "Tenant admin", ADMIN,
+            {**_ok(_obj({"department": {"type": "string"}}, ("department",)), "Saved."),
+             **_errors("BadRequest", "Unauthorized", "Forbidden", "PayloadTooLarge", "StorageUnavailable")},
+            body=_json_body(_obj({"department": {"type": "string", "minLength": 1, "maxLength": 256,
+                                                 "pattern": _NOT_BLANK}}, ("department",))))},
+        "/tenants/{tenant}/sso/enable": {"parameters": [_TENANT], "post": _operation(
+            "enable_sso", "Enforce SSO for every employee (cannot be undone by the tenant)", "Tenant admin", ADMIN,
+            {**_ok(sso, "Enabled (or already enabled)."),
+             **_errors("Unauthorized", "Forbidden", "Conflict", "StorageUnavailable")},
+            description="409 until Entra is connected and the self-check sign-in has passed.")},
+        "/tenants/{tenant}/sso/cancel": {"parameters": [_TENANT], "post": _operation(
+            "cancel_sso_setup", "Abandon an unfinished setup: back to draft", "Tenant admin", ADMIN,
+            {**_ok(sso, "Back to draft."), **_errors("Unauthorized", "Forbidden", "Conflict", "StorageUnavailable")},
+            description="409 once SSO is enabled: only the operator can turn it back.")},
+        "/tenants/{tenant}/sso/disable": {"parameters": [_TENANT], "post": _operation(
+            "operator_disable_sso", "The operator's way back from enabled (a support case)", "Operator", OPERATOR,
+            {**_ok(sso, "Back to testing (or draft)."),
+             **_errors("Unauthorized", "Forbidden", "NotFound", "StorageUnavailable")})},
+        "/tenants/{tenant}/setup-link": {"parameters": [_TENANT], "post": _operation(
+            "create_setup_link", "A one-time, expiring link to the setup wizard for the tenant admin",
+            "Operator", OPERATOR,
+            {**_ok(_obj({"url": {"type": "string", "format": "uri"},
+                         "expires_at": {"type": "string", "format": "date-time"}}, ("url", "expires_at")),
+                   "The link (its token is in the fragment, so it never reaches a server log).", "201"),
+             **_errors("Unauthorized", "Forbidden", "NotFound", "StorageUnavailable")},
+            description="Issuing a link replaces the previous one. 503 also when SESSION_SIGNING_KEY is not set.")},
+        "/tenants/{tenant}/sso/idp-metadata": {"parameters": [_TENANT], "post": _operation(
+            "connect_idp_metadata", "Connect Entra: check its federation metadata (by URL or pasted XML) and "
+                                    "store it", "Tenant admin", ADMIN,
+            {**_ok(_ref("IdpConnection"), "Connected."),
+             **_errors("BadRequest", "Unauthorized", "Forbidden", "Conflict", "PayloadTooLarge", "Unprocessable",
+                       "StorageUnavailable")},
+            body=_json_body(_obj({
+                "metadata_url": {"type": "string", "maxLength": 2048,
+                                 "description": "The App Federation Metadata Url from Entra (https://)."},
+                "metadata_xml": {"type": "string",
+                                 "description": "The downloaded Federation Metadata XML, as text."},
+            }), "Exactly one of metadata_url and metadata_xml."),
+            description="422 with a message a person can act on: unreachable URL, not metadata, no signing "
+                        "certificate, expired certificate, both or neither field. 409 once SSO is enabled and "
+                        "the metadata names another identity provider.")},
+        "/tenants/{tenant}/sso/test-link": {"parameters": [_TENANT], "post": _operation(
+            "create_self_check_link", "A one-time self-check sign-in link for the admin", "Tenant admin", ADMIN,
+            {**_ok(_obj({"url": {"type": "string", "format": "uri"},
+                         "expires_at": {"type": "string", "format": "date-time"},
+                         "hint": {"type": "string"}}, ("url", "expires_at")), "The link; it works once."),
+             **_errors("Unauthorized", "Forbidden", "Conflict", "StorageUnavailable")},
+            description="409 until Entra is connected (POST …/sso/idp-metadata).")},
+        "/tenants/{tenant}/domains": {"parameters": [_TENANT], **{
+            "put": _operation(
+                "put_corporate_domains", "Set the corporate email domains", "Domain audit", ADMIN,
+                {**_ok(_ref("CorporateDomains"), "Saved, normalised (lower case, IDN as Unicode, sorted)."),
+                 **_errors("BadRequest", "Unauthorized", "Forbidden", "PayloadTooLarge", "Unprocessable",
+                           "StorageUnavailable")},
+                body=_json_body(_obj({
+                    "domains": {"type": "array", "minItems": 1, "maxItems": domains.MAX_DOMAINS,
+                                "items": {"type": "string", "minLength": 1},
+                                "description": "Domain names such as contoso.com (no @, scheme or path)."},
+                    "include_subdomains": {"type": "boolean", "default": False},
+                }, ("domains",), closed=True)),
+                description="422 names the first offending entry (field domains[i]) and why: a public mail "
+                            "provider, a public suffix, an IP address, not a domain name, and so on."),
+            "get": _operation(
+                "get_corporate_domains", "The corporate email domains", "Domain audit", ADMIN,
+                {**_ok(_ref("CorporateDomains"), "The domains ([] until set)."), **admin_errors}),
+        }},
+        "/tenants/{tenant}/domain-audit": {"parameters": [_TENANT], **{
+            "post": _operation(
+                "run_domain_audit", "Run the domain audit now", "Domain audit", ADMIN,
+                {**_ok(_ref("AuditRun"), "The finished run."),
+                 **_errors("Unauthorized", "Forbidden", "Conflict", "StorageUnavailable")},
+                description="409 until the corporate domains are set."),
+            "get": _operation(
+                "get_domain_audit", "The latest domain audit: every active employee outside the domains",
+                "Domain audit", ADMIN,
+                {**_ok(_ref("AuditRun"), "The latest run, or status never_run."), **admin_errors}),
+        }},
+        "/tenants/{tenant}/employees/{id}": {"parameters": [_TENANT, _EMPLOYEE], **{
+            "get": _operation(
+                "get_employee", "One employee, with the audit's verdict on their email", "Employees", ADMIN,
+                {**_ok(_ref("Employee"), "The employee."),
+                 **_errors("Unauthorized", "Forbidden", "NotFound", "StorageUnavailable")}),
+            "patch": _operation(
+                "change_employee_email", "Fix an employee's work email", "Employees", ADMIN,
+                {**_ok(_ref("Employee"), "The employee; `warning` when Entra provisions them (it will "
+                                         "overwrite the email unless it is changed in Entra too)."),
+                 **_errors("BadRequest", "Unauthorized", "Forbidden", "NotFound", "PayloadTooLarge",
+                           "Unprocessable", "StorageUnavailable")},
+                body=_json_body(_obj({"email": {"type": "string", "minLength": 3, "maxLength": 254,
+                                                "pattern": r"^\s*[^\s@]+@[^\s@]+\s*$"}},
+                                     ("email",), closed=True))),
+        }},
+        "/tenants/{tenant}/employees/{id}/allow": {"parameters": [_TENANT, _EMPLOYEE], **{
+            method: _operation(
+                operation_id, summary, "Employees", ADMIN,
+                {**_ok(_ref("Employee"), "The employee."),
+                 **_errors("Unauthorized", "Forbidden", "NotFound", "StorageUnavailable")})
+            for method, operation_id, summary in (
+                ("post", "allow_employee_outside_domains",
+                 "\"Allow\": accept that an employee outside the domains cannot sign in"),
+                ("delete", "undo_allow_employee_outside_domains", "Undo \"Allow\""))
+        }},
+        "/tenants/{tenant}/employees/{id}/admin": {"parameters": [_TENANT, _EMPLOYEE], **{
+            "put": _operation(
+                "grant_employee_admin_rights", "Grant admin rights", "Employees", ADMIN,
+                {**_ok(_ref("Employee"), "The employee."),
+                 **_errors("Unauthorized", "Forbidden", "NotFound", "Conflict", "StorageUnavailable")},
+                description="409 for a dismissed employee (active=false)."),
+            "delete": _operation(
+                "revoke_employee_admin_rights", "Revoke admin rights", "Employees", ADMIN,
+                {**_ok(_ref("Employee"), "The employee."),
+                 **_errors("Unauthorized", "Forbidden", "NotFound", "StorageUnavailable")}),
+        }},
+        "/tenants/{tenant}/mobile": {"parameters": [_TENANT], **{
+            "put": _operation(
+                "put_mobile_config", "Store what Entra shows for the iOS and Android apps", "Mobile", ADMIN,
+                {**_ok(_ref("MobileSetup"), "Validated against the app's identifiers and stored (parts not sent "
+                                            "are kept)."),
+                 **_errors("BadRequest", "Unauthorized", "Forbidden", "PayloadTooLarge", "Unprocessable",
+                           "StorageUnavailable")},
+                body=_json_body({**_obj({
+                    "ios_redirect_uri": {"type": "string",
+                                         "description": "The Redirect URI Entra shows for iOS / macOS."},
+                    "msal_configuration": {"type": ["object", "string"],
+                                           "description": "The MSAL Configuration Entra shows for Android: the "
+                                                          f"object, or its JSON text (at most "
+                                                          f"{mobile.MSAL_CONFIGURATION_MAX_BYTES // 1024} KiB)."},
+                    "ios_bundle_id": {"type": "string", "description": "Echoed identifiers must be the app's."},
+                    "android_package_name": {"type": "string"},
+                    "android_signature_hash": {"type": "string"},
+                }, closed=True), "anyOf": [{"required": ["ios_redirect_uri"]}, {"required": ["msal_configuration"]}]}),
+                description="Every refusal is a 422 whose `field` is a dotted path such as "
+                            "msal_configuration.redirect_uri."),
+            "get": _operation(
+                "get_mobile_config", "The stored mobile settings and the app identifiers to enter in Entra",
+                "Mobile", ADMIN, {**_ok(_ref("MobileSetup"), "The settings (nulls until configured)."),
+                                  **admin_errors}),
+        }},
+        "/mobile/{tenant}/config": {"parameters": [_TENANT], "get": _operation(
+            "serve_mobile_config", "The MSAL configuration for one platform (what the mobile app reads)", "Mobile",
+            ANONYMOUS,
+            {**_ok({"type": "object"}, "iOS: client_id, redirect_uri, authority, bundle_id. Android: the MSAL "
+                                       "configuration file.",
+                   headers={**_ETAG, "Cache-Control": {"schema": {"type": "string"}}}),
+             "304": {"description": "If-None-Match names the current configuration.", "headers": _ETAG},
+             **_errors("BadRequest", "NotFound", "Conflict", "StorageUnavailable")},
+            parameters=[{"name": "platform", "in": "query", "required": True,
+                         "schema": {"enum": ["ios", "android"]}},
+                        {"name": "If-None-Match", "in": "header", "schema": {"type": "string"}}],
+            description="404 until the tenant admin has set up that platform (an unknown tenant looks the "
+                        "same); 409 when the app's identifiers changed since.")},
+        "/setup/{tenant}/session": {"parameters": [_TENANT], **{
+            "post": _operation(
+                "open_setup_session", "Spend a setup link's token on a wizard session (sets its cookie)",
+                "Setup wizard", ANONYMOUS,
+                {**_ok(_ref("WizardSession"), "The session; the cookie is HttpOnly, the CSRF token is for "
+                                              "X-CSRF-Token.", "201",
+                       headers={"Set-Cookie": {"schema": {"type": "string"}}}),
+                 **_errors("BadRequest", "Forbidden", "PayloadTooLarge", "StorageUnavailable")},
+                body=_json_body(_obj({"token": {"type": "string"}}, ("token",))),
+                description="403 when the token is unknown, replaced, used already or expired."),
+            "get": _operation(
+                "read_setup_session", "The current wizard session (a reloaded page gets its CSRF token back)",
+                "Setup wizard", ANONYMOUS,
+                {**_ok(_ref("WizardSession"), "The session of the cookie sent."), **_errors("Unauthorized")}),
+            "delete": _operation(
+                "close_setup_session", "Forget the wizard session cookie", "Setup wizard", ANONYMOUS,
+                {"204": {"description": "The cookie is cleared."}, **_errors("NotFound")}),
+        }},
+    }
+
+
+def _scim_paths() -> dict:
+    scim = {"scim": True}
+    paths: dict[str, Any] = {}
+    for kind in (USER_KIND, GROUP_KIND):
+        plural = kind.endpoint.strip("/")
+        name = kind.name
+        one = name.lower()
+        collection = f"/scim/{{tenant}}/v2/{plural}"
+        item = f"{collection}/{{id}}"
+        max_body = scim_service.MAX_USER_BODY if kind is USER_KIND else scim_service.MAX_GROUP_BODY
+        write_errors = _errors("BadRequest", "Unauthorized", "Conflict", "PayloadTooLarge", "StorageUnavailable",
+                               **scim)
+        etag_headers = {**_ETAG, "Location": {"schema": {"type": "string", "format": "uri"}}}
+        list_parameters = [_ref(f"{name}Filter", "parameters"), _ref("startIndex", "parameters"),
+                           _ref("count", "parameters"), _ref(f"{name}Attributes", "parameters"),
+                           _ref(f"{name}ExcludedAttributes", "parameters")]
+        single_parameters = [_ref(f"{name}Attributes", "parameters"), _ref(f"{name}ExcludedAttributes", "parameters")]
+        body_note = f"At most {max_body // 1024} KiB."
+        paths[collection] = {"parameters": [_TENANT], **{
+            "get": _operation(
+                f"scim_list_{plural.lower()}", f"Query {plural} (always 200 with a ListResponse)", "SCIM",
+                SCIM_TOKEN,
+                {**_scim_ok(_ref(f"{name}List"), "One page of matches; an empty list when nothing matches."),
+                 **_errors("BadRequest", "Unauthorized", "StorageUnavailable", **scim)},
+                parameters=list_parameters,
+                description=f"`count` is capped at {MAX_RESULTS}; `startIndex` below 1 means 1."),
+            "post": _operation(
+                f"scim_create_{one}", f"Create a {name}", "SCIM", SCIM_TOKEN,
+                {**_scim_ok(_ref(name), f"The new {name}. A retried create (same {'userName' if kind is USER_KIND else 'displayName'}"
+                                        " and externalId) answers the existing one.", "201", etag_headers),
+                 **write_errors},
+                parameters=single_parameters,
+                body={"required": True, "description": body_note,
+                      "content": {SCIM: {"schema": _ref(f"{name}Request")},
+                                  JSON: {"schema": _ref(f"{name}Request")}}}),
+        }}
+        paths[f"{collection}/.search"] = {"parameters": [_TENANT], "post": _operation(
+            f"scim_search_{plural.lower()}", f"Query {plural} with a SearchRequest body (RFC 7644 §3.4.3)", "SCIM",
+            SCIM_TOKEN,
+            {**_scim_ok(_ref(f"{name}List"), "One page of matches."),
+             **_errors("BadRequest", "Unauthorized", "PayloadTooLarge", "StorageUnavailable", **scim)},
+            body={"required": True, "content": {SCIM: {"schema": _ref(f"{name}Search")},
+                                                JSON: {"schema": _ref(f"{name}Search")}}})}
+        conditional = [_ref("ifMatch", "parameters")]
+        patch_ok = (_scim_ok(_ref(name), f"The {name} as it is now.", headers=_ETAG) if kind is USER_KIND else
+                    {"204": {"description": "Applied (no body: Entra does not want the member list back).",
+                             "headers": _ETAG}})
+        paths[item] = {"parameters": [_TENANT, _ID], **{
+            "get": _operation(
+                f"scim_get_{one}", f"Read a {name}", "SCIM", SCIM_TOKEN,
+                {**_scim_ok(_ref(name), f"The {name}.", headers=_ETAG),
+                 "304": {"description": "If-None-Match names the current version.", "headers": _ETAG},
+                 **_errors("BadRequest", "Unauthorized", "NotFound", "StorageUnavailable", **scim)},
+                parameters=single_parameters + [_ref("ifNoneMatch", "parameters")]),
+            "put": _operation(
+                f"scim_replace_{one}", f"Replace a {name}", "SCIM", SCIM_TOKEN,
+                {**_scim_ok(_ref(name), f"The {name} as stored.", headers=_ETAG),
+                 **write_errors, **_errors("NotFound", "PreconditionFailed", **scim)},
+                parameters=single_parameters + conditional,
+                body={"required": True, "description": body_note,
+                      "content": {SCIM: {"schema": _ref(f"{name}Request")},
+                                  JSON: {"schema": _ref(f"{name}Request")}}}),
+            "patch": _operation(
+                f"scim_patch_{one}", f"Change a {name} with a PatchOp", "SCIM", SCIM_TOKEN,
+                {**patch_ok, **write_errors, **_errors("NotFound", "PreconditionFailed", **scim)},
+                parameters=(single_parameters if kind is USER_KIND else []) + conditional,
+                body={"required": True, "description": body_note,
+                      "content": {SCIM: {"schema": _ref(f"{name}Patch")}, JSON: {"schema": _ref(f"{name}Patch")}}}),
+            "delete": _operation(
+                f"scim_delete_{one}", f"Delete a {name} (Entra's hard delete)", "SCIM", SCIM_TOKEN,
+                {"204": {"description": "Deleted."},
+                 **_errors("Unauthorized", "NotFound", "PreconditionFailed", "StorageUnavailable", **scim)},
+                parameters=conditional),
+        }}
+    discovery = {
+        "ServiceProviderConfig": ("scim_service_provider_config", "What this SCIM server supports", "ScimDocument"),
+        "Schemas": ("scim_list_schemas", "The schemas of Users, Groups and the enterprise extension",
+                    "ScimDocumentList"),
+        "Schemas/{schema_id}": ("scim_get_schema", "One schema, by its URN (case-insensitive)", "ScimDocument"),
+        "ResourceTypes": ("scim_list_resource_types", "The resource types User and Group", "ScimDocumentList"),
+        "ResourceTypes/{name}": ("scim_get_resource_type", "One resource type, by name", "ScimDocument"),
+    }
+    for suffix, (operation_id, summary, schema) in discovery.items():
+        parameters = [_TENANT]
+        not_found = {}
+        if "{" in suffix:
+            parameter = suffix.split("{")[1].rstrip("}")
+            parameters.append({"name": parameter, "in": "path", "required": True, "schema": {"type": "string"}})
+            not_found = _errors("NotFound", **scim)
+        paths[f"/scim/{{tenant}}/v2/{suffix}"] = {"parameters": parameters, "get": _operation(
+            operation_id, summary, "SCIM discovery", SCIM_TOKEN,
+            {**_scim_ok(_ref(schema), summary + "."), **not_found,
+             **_errors("Unauthorized", "StorageUnavailable", **scim)})}
+    paths["/scim/{tenant}/v2/.search"] = {"parameters": [_TENANT], "post": _operation(
+        "scim_search_everything", "Search across resource types (not supported: 501)", "SCIM discovery",
+        SCIM_TOKEN, {**_errors("NotImplemented", "Unauthorized", "StorageUnavailable", **scim)},
+        description="POST /Users/.search or /Groups/.search instead.")}
+    return paths
+
+
+def _components() -> dict:
+    schemas: dict[str, Any] = {
+        "Error": _ERROR,
+        "ScimError": _SCIM_ERROR,
+        "CreatedTenant": _obj({
+            "tenant_id": {"type": "string", "pattern": tenants.TENANT_ID.pattern},
+            "admin_key": {"type": "string", "minLength": 32, "description": "Shown once; stored only as a hash."},
+            **{name: {"type": "string", "format": "uri"} for name in
+               ("sp_entity_id", "acs_url", "sp_metadata_url", "login_url", "scim_tenant_url", "setup_url")},
+        }, ("tenant_id", "admin_key", "sp_entity_id", "acs_url", "sp_metadata_url", "login_url",
+            "scim_tenant_url")),
+        "SsoSetup": _obj({
+            "tenant_id": {"type": "string"},
+            "name": {"type": "string"},
+            "app_url": {"type": "string"},
+            "status": {"enum": [tenants.DRAFT, tenants.TESTING, tenants.ENABLED]},
+            **{name: {"type": "string", "format": "uri"} for name in
+               ("sp_entity_id", "acs_url", "sp_metadata_url", "login_url", "scim_tenant_url")},
+            "steps": {"type": "object", "additionalProperties": _obj({"done": {"type": "boolean"}}, ("done",)),
+                      "description": "Each setup step's state: service_provider, idp_metadata, scim_token, "
+                                     "domains, default_department, mobile (optional), self_check, enabled."},
+        }, ("tenant_id", "status", "sp_entity_id", "acs_url", "sp_metadata_url", "login_url", "scim_tenant_url",
+            "steps")),
+        "WizardSession": _obj({"tenant_id": {"type": "string"}, "csrf_token": {"type": "string"},
+                               "expires_at": {"type": "string", "format": "date-time"}},
+                              ("tenant_id", "csrf_token", "expires_at")),
+        "IdpConnection": _obj({
+            "connection": {"const": "established"},
+            "idp_entity_id": {"type": "string"},
+            "sso_url": {"type": "string"},
+            "entra_tenant_id": {"type": ["string", "null"]},
+            "certificates": {"type": "array", "items": _obj({"sha256": {"type": "string"},
+                                                            "not_after": {"type": "string", "format": "date-time"}},
+                                                           ("sha256", "not_after"))},
+            "checked_at": {"type": "string", "format": "date-time"},
+            "status": {"enum": [tenants.DRAFT, tenants.TESTING, tenants.ENABLED]},
+        }, ("connection", "idp_entity_id", "sso_url", "certificates")),
+        "CorporateDomains": _obj({"domains": {"type": "array", "items": {"type": "string"}},
+                                  "include_subdomains": {"type": "boolean"}}, ("domains", "include_subdomains")),
+        "AuditRun": _obj({
+            "status": {"enum": ["never_run", "running", "complete", "failed", "interrupted"]},
+            "complete": {"type": "boolean"},
+            "run_id": {"type": "string"},
+            "trigger": {"type": "string"},
+            "started_at": {"type": ["string", "null"]},
+            "finished_at": {"type": ["string", "null"]},
+            "domains": {"type": "array", "items": {"type": "string"}},
+            "checked": {"type": ["integer", "null"]},
+            "allowed": {"type": ["integer", "null"]},
+            "outside_count": {"type": ["integer", "null"]},
+            "outside": {"type": ["array", "null"], "items": _obj({
+                "id": {"type": "string"}, "email": {"type": ["string", "null"]}, "why": {"type": "string"}},
+                ("id", "email", "why"))},
+            "message": {"type": "string"},
+            "reason": {"type": "string"},
+        }, ("status", "complete")),
+        "Employee": _obj({
+            "id": {"type": "string"},
+            "user_name": {"type": ["string", "null"]},
+            "name": {"type": ["string", "null"]},
+            "email": {"type": ["string", "null"]},
+            "active": {"type": "boolean"},
+            "is_admin": {"type": "boolean"},
+            "department": {"type": ["string", "null"]},
+            "managed_by_entra": {"type": "boolean"},
+            "external_id": {"type": ["string", "null"]},
+            "allowed_outside_domain": {"type": "boolean"},
+            "why_outside": {"type": ["string", "null"]},
+            "warning": {"type": "string"},
+        }, ("id", "active", "is_admin", "allowed_outside_domain", "why_outside")),
+        "MobileSetup": _obj({
+            "ios_redirect_uri": {"type": ["string", "null"]},
+            "msal_configuration": {"type": ["object", "null"]},
+            "configured": _obj({"ios": {"type": "boolean"}, "android": {"type": "boolean"}}, ("ios", "android")),
+            "config_urls": _obj({"ios": {"type": "string"}, "android": {"type": "string"}}, ("ios", "android")),
+            "operator_identifiers": {"type": "object"},
+        }, ("ios_redirect_uri", "msal_configuration", "configured", "config_urls", "operator_identifiers")),
+        "ScimDocument": _obj({"schemas": {"type": "array", "items": {"type": "string"}}}, ("schemas",)),
+        "ScimDocumentList": _obj({
+            "schemas": {"type": "array", "items": {"const": LIST_RESPONSE}},
+            "totalResults": {"type": "integer"},
+            "Resources": {"type": "array", "items": _ref("ScimDocument")},
+        }, ("schemas", "totalResults", "Resources")),
+    }
+    parameters: dict[str, Any] = {
+        "tenant": {"name": "tenant", "in": "path", "required": True,
+                   "schema": {"type": "string", "pattern": tenants.TENANT_ID.pattern},
+                   "description": "The tenant id from POST /tenants."},
+        "employee": {"name": "id", "in": "path", "required": True,
+                     "schema": {"type": "string", "pattern": r"^[A-Za-z0-9_-]{1,64}$"},
+                     "description": "The employee's id (their SCIM User id)."},
+        "id": {"name": "id", "in": "path", "required": True, "schema": {"type": "string"},
+               "description": "The resource id (32 hex characters); anything else is a 404."},
+        "startIndex": {"name": "startIndex", "in": "query", "schema": {"type": "integer"},
+                       "description": "1-based index of the first result (RFC 7644 §3.4.2.4)."},
+        "count": {"name": "count", "in": "query", "schema": {"type": "integer"},
+                  "description": f"Page size, 0–{MAX_RESULTS} (more is read as {MAX_RESULTS})."},
+        "ifMatch": {"name": "If-Match", "in": "header", "schema": {"type": "string"},
+                    "description": "Apply only if the resource is at this version (ETag)."},
+        "ifNoneMatch": {"name": "If-None-Match", "in": "header", "schema": {"type": "string"},
+                        "description": "Answer 304 if the resource is still at this version."},
+    }
+    for kind in (USER_KIND, GROUP_KIND):
+        name = kind.name
+        schemas[f"{name}Request"] = _scim_request(kind)
+        schemas[name] = _scim_resource(kind)
+        schemas[f"{name}Patch"] = _patch_request(kind)
+        schemas[f"{name}List"] = _list_response(name)
+        schemas[f"{name}Search"] = _search_request(kind)
+        schemas[f"{name}Filter"] = _filter(kind)
+        parameters[f"{name}Filter"] = {"name": "filter", "in": "query", "schema": _ref(f"{name}Filter")}
+        for parameter in ("attributes", "excludedAttributes"):
+            parameters[f"{name}{parameter[0].upper()}{parameter[1:]}"] = {
+                "name": parameter, "in": "query",
+                "schema": {"type": "string", "pattern": _attribute_list_pattern(kind)},
+                "description": "Comma-separated attribute names (RFC 7644 §3.4.2.5)."}
+    return {
+        "securitySchemes": {
+            "operatorKey": {"type": "http", "scheme": "bearer",
+                            "description": "The operator's key (the PLATFORM_ADMIN_KEY setting)."},
+            "adminKey": {"type": "http", "scheme": "bearer",
+                         "description": "The tenant admin key from POST /tenants. The setup wizard's session "
+                                        "cookie (with X-CSRF-Token on changes) is accepted instead."},
+            "scimToken": {"type": "http", "scheme": "bearer",
+                          "description": "The tenant's SCIM secret token from POST /tenants/{tenant}/scim/token, "
+                                         "as Entra sends it."},
+        },
+        "schemas": schemas,
+        "parameters": parameters,
+        "responses": _error_responses(),
+    }
+
+
+@lru_cache(maxsize=4)
+def _document_text(base_url: str) -> str:
+    paths = {**_admin_paths(), **_scim_paths()}
+    document = {
+        "openapi": "3.1.0",
+        "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
+        "info": {
+            "title": "Gatehouse",
+            "version": "1",
+            "summary": "SAML SSO with Microsoft Entra and SCIM 2.0 provisioning, per customer tenant.",
+            "description": "Programs' API: the operator creates tenants; each tenant's admin sets up SSO; "
+                           "Entra provisions employees over SCIM; the mobile apps read their MSAL configuration. "
+                           "Browser endpoints (sign-in, ACS, SP metadata, the setup wizard page) are not "
+                           "described here. Errors are JSON `{error, message, correlation_id}` (SCIM: the "
+                           "RFC 7644 error schema); 503 with Retry-After means retry, nothing was half-written.",
+        },
+        "servers": [{"url": f"{base_url}/api"}],
+        "tags": [{"name": "Operator"}, {"name": "Tenant admin"}, {"name": "Setup wizard"},
+                 {"name": "Domain audit"}, {"name": "Employees"}, {"name": "SCIM"}, {"name": "SCIM discovery"},
+                 {"name": "Mobile"}],
+        "paths": paths,
+        "components": _components(),
+    }
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+
+
+def document(base_url: str) -> dict:
+    """The OpenAPI document with its server at `base_url` (PUBLIC_BASE_URL)."""
+    return copy.deepcopy(json.loads(_document_text(base_url)))
+
+
+def document_bytes(base_url: str) -> bytes:
+    """The served form (built once per instance and base URL)."""
+    return _document_text(base_url).encode("utf-8")
