@@ -1,0 +1,212 @@
+"""The admin's "Check now" over HTTP — metadata fetched from a real local HTTP server (the app allows private
+URLs in tests) or pasted as XML — each 422 message, the rules for an enabled tenant, and the daily refresh
+timer that picks up a certificate rollover and logs, without stopping, one tenant's failure."""
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+
+from tests.sso.conftest import SsoTenant, assert_refused
+from tests.support.idp import TestIdp, signing_identity
+from tests.support.idp_server import METADATA_PATH, IdpServer
+
+
+@pytest.fixture
+def tenant(new_tenant, app_url) -> SsoTenant:
+    return SsoTenant(new_tenant("Metadata Co", "https://meta.example.com"), TestIdp(key_label="sso-tests"), app_url)
+
+
+@pytest.fixture
+def idp_server(tenant):
+    with IdpServer(tenant.idp) as server:
+        yield server
+
+
+def test_metadata_from_the_app_federation_metadata_url_establishes_the_connection(tenant, idp_server):
+    url = idp_server.publish_metadata()
+    response = tenant.connect(metadata_url=url)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["connection"] == "established"
+    assert body["idp_entity_id"] == tenant.idp.entity_id
+    assert body["sso_url"] == tenant.idp.sso_url
+    assert body["certificates"] == [{"sha256": tenant.idp.identity.sha256,
+                                     "not_after": tenant.idp.identity.not_after.isoformat()}]
+    step = tenant.handle.api("GET", "sso").json()["steps"]["idp_metadata"]
+    assert step["done"] is True and step["idp_entity_id"] == tenant.idp.entity_id and step["checked_at"]
+
+
+def test_pasted_metadata_xml_establishes_the_connection(tenant):
+    response = tenant.connect(metadata_xml=tenant.idp.metadata_xml().decode())
+    assert response.status_code == 200, response.text
+    assert response.json()["idp_entity_id"] == tenant.idp.entity_id
+
+
+def test_a_rollover_metadata_lists_every_signing_certificate(tenant):
+    new = signing_identity("sso-tests-rollover-next")
+    response = tenant.connect(metadata_xml=tenant.idp.metadata_xml(extra_certs=[new]).decode())
+    assert [c["sha256"] for c in response.json()["certificates"]] == [tenant.idp.identity.sha256, new.sha256]
+
+
+def _published(server: IdpServer, path: str, body: bytes | str, **kwargs) -> str:
+    return server.publish(path, body, **kwargs)
+
+
+URL_PROBLEMS = [
+    ("a-404", lambda s: _published(s, "/missing", b"nope", status=404, content_type="text/plain"), "answered 404"),
+    ("a-web-page", lambda s: _published(s, "/page", b"<!doctype html><html><body>Sign in</body></html>",
+                                        content_type="text/html"), "web page"),
+    ("not-xml", lambda s: _published(s, "/text", b"hello", content_type="text/plain"), "did not return XML"),
+    ("a-redirect-loop", lambda s: _published(s, "/loop", b"", status=302, headers={"Location": "/loop"}),
+     "Too many redirects"),
+    ("over-1-mib", lambda s: _published(s, "/huge", b"<x>" + b"a" * (1024 * 1024 + 1) + b"</x>"), "larger than 1 MiB"),
+    ("no-server-listening", lambda s: "http://127.0.0.1:9/federationmetadata.xml", "Could not reach"),
+    ("not-http", lambda s: "ftp://example.com/metadata.xml", "must use"),
+    ("expired-certificates-only", lambda s: _published(s, "/expired", TestIdp(
+        key_label="sso-expired", expired_certificate=True).metadata_xml()), "expired"),
+]
+
+
+@pytest.mark.parametrize("url_of,words", [c[1:] for c in URL_PROBLEMS], ids=[c[0] for c in URL_PROBLEMS])
+def test_a_metadata_url_that_cannot_be_used_is_a_422_saying_why(tenant, idp_server, url_of, words):
+    response = tenant.connect(metadata_url=url_of(idp_server))
+    assert response.status_code == 422, response.text
+    assert words in response.json()["message"]
+    assert tenant.handle.api("GET", "sso").json()["steps"]["idp_metadata"]["done"] is False
+
+
+def _our_own_sp_metadata(tenant: SsoTenant) -> str:
+    return requests.get(f"{tenant.base_url}/api/sso/{tenant.tenant_id}/metadata", timeout=10).text
+
+
+XML_PROBLEMS = [
+    ("nothing-given", lambda t: {}, "Paste the App Federation Metadata Url"),
+    ("empty-url", lambda t: {"metadata_url": "  "}, "Paste the App Federation Metadata Url"),
+    ("both-given", lambda t: {"metadata_url": "https://x.example/m.xml", "metadata_xml": "<x/>"}, "not both"),
+    ("not-xml", lambda t: {"metadata_xml": "this is not xml"}, "This is not XML"),
+    ("a-doctype", lambda t: {"metadata_xml": '<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>'},
+     "DOCTYPE"),
+    ("no-signing-certificate", lambda t: {"metadata_xml": t.idp.metadata_xml(
+        include_own_certificate=False, sign_metadata=False).decode()}, "no signing certificate"),
+    ("our-sp-metadata-instead", lambda t: {"metadata_xml": _our_own_sp_metadata(t)},
+     "metadata of a service provider"),
+    ("not-a-string", lambda t: {"metadata_xml": 42}, "metadata_xml"),
+]
+
+
+@pytest.mark.parametrize("body_of,words", [c[1:] for c in XML_PROBLEMS], ids=[c[0] for c in XML_PROBLEMS])
+def test_pasted_metadata_that_cannot_be_used_is_a_422_saying_why(tenant, body_of, words):
+    response = tenant.handle.api("POST", "sso/idp-metadata", json=body_of(tenant))
+    assert response.status_code == 422, response.text
+    assert words in response.json()["message"], response.json()
+
+
+def test_the_metadata_check_is_for_the_tenants_admin_only(tenant, new_tenant):
+    body = {"metadata_xml": tenant.idp.metadata_xml().decode()}
+    url = f"{tenant.base_url}/api/tenants/{tenant.tenant_id}/sso/idp-metadata"
+    assert requests.post(url, json=body, timeout=10).status_code == 401
+    stranger = new_tenant("Stranger")
+    assert requests.post(url, json=body, headers={"Authorization": f"Bearer {stranger.admin_key}"},
+                         timeout=10).status_code == 403
+
+
+def _enable(tenant: SsoTenant) -> dict:
+    from tests.sso.test_self_check import self_check_sign_in
+
+    admin = tenant.provision("admin@meta.example.com")
+    link = tenant.handle.api("POST", "sso/test-link").json()["url"]
+    assert self_check_sign_in(tenant, link, admin).status_code == 200
+    assert tenant.handle.api("POST", "sso/enable").json()["status"] == "enabled"
+    return admin
+
+
+def test_an_enabled_tenant_accepts_a_new_certificate_of_the_same_idp(tenant):
+    assert tenant.connect().status_code == 200
+    admin = _enable(tenant)
+    rolled = TestIdp(tenant.idp.entity_id, tenant.idp.entra_tenant_id, key_label="sso-tests-rolled")
+    assert_refused(tenant.post_acs(rolled.response(tenant.sp_entity_id, tenant.acs_url, admin["userName"],
+                                                   admin["externalId"])), 403, "certificate")
+    response = tenant.connect(rolled)
+    assert response.status_code == 200, response.text
+    assert tenant.post_acs(rolled.response(tenant.sp_entity_id, tenant.acs_url, admin["userName"],
+                                           admin["externalId"])).status_code == 303
+    assert tenant.handle.api("GET", "sso").json()["status"] == "enabled"
+
+
+def test_an_enabled_tenant_cannot_switch_to_another_idp(tenant):
+    assert tenant.connect().status_code == 200
+    _enable(tenant)
+    response = tenant.connect(TestIdp(key_label="sso-tests-other"))
+    assert response.status_code == 409, response.text
+    assert "support" in response.json()["message"]
+    assert tenant.handle.api("GET", "sso").json()["steps"]["idp_metadata"]["idp_entity_id"] == tenant.idp.entity_id
+
+
+def test_connecting_another_idp_before_enabling_asks_for_a_new_self_check(tenant):
+    from tests.sso.test_self_check import self_check_sign_in
+
+    assert tenant.connect().status_code == 200
+    admin = tenant.provision("admin2@meta.example.com")
+    link = tenant.handle.api("POST", "sso/test-link").json()["url"]
+    assert self_check_sign_in(tenant, link, admin).status_code == 200
+    assert tenant.connect().status_code == 200  # the same IdP again: the self-check still counts
+    assert tenant.handle.api("GET", "sso").json()["status"] == "testing"
+    assert tenant.connect(TestIdp(key_label="sso-tests-other")).json()["status"] == "draft"
+    assert tenant.handle.api("GET", "sso").json()["steps"]["self_check"]["done"] is False
+
+
+def _checked_at(tenant: SsoTenant) -> str | None:
+    return tenant.handle.api("GET", "sso").json()["steps"]["idp_metadata"]["checked_at"]
+
+
+def _run_refresh_timer(app_url: str, *tenants: SsoTenant, timeout: float = 60) -> None:
+    before = {t.tenant_id: _checked_at(t) for t in tenants}
+    response = requests.post(f"{app_url}/admin/functions/refresh_idp_metadata", json={"input": ""}, timeout=10)
+    assert response.status_code == 202
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(_checked_at(t) != before[t.tenant_id] for t in tenants):
+            return
+        time.sleep(0.2)
+    raise AssertionError("the refresh timer did not refresh the tenants in time")
+
+
+def test_the_daily_refresh_picks_up_a_certificate_rollover_and_logs_a_failing_tenant(
+        tenant, idp_server, new_tenant, app_url, local_host):
+    assert tenant.connect(metadata_url=idp_server.publish_metadata()).status_code == 200
+    admin = tenant.provision("admin3@meta.example.com")
+    broken = SsoTenant(new_tenant("Broken metadata"), TestIdp(key_label="sso-tests"), app_url)
+    with IdpServer(broken.idp) as broken_server:
+        assert broken.connect(metadata_url=broken_server.publish_metadata()).status_code == 200
+        broken_server.publish(METADATA_PATH, b"gone", status=500, content_type="text/plain")
+        # Entra rolls its certificate: the metadata URL now lists only the new one.
+        rolled = TestIdp(tenant.idp.entity_id, tenant.idp.entra_tenant_id, key_label="sso-tests-rolled")
+        rolled.sso_url = tenant.idp.sso_url
+        idp_server.publish(METADATA_PATH, rolled.metadata_xml())
+
+        def signed_by_the_new_key() -> requests.Response:
+            return tenant.post_acs(rolled.response(tenant.sp_entity_id, tenant.acs_url, admin["userName"],
+                                                   admin["externalId"]))
+
+        assert signed_by_the_new_key().status_code == 403
+        _run_refresh_timer(app_url, tenant)
+        assert signed_by_the_new_key().status_code == 303
+    log = local_host.log_text()
+    assert f'"tenant": "{broken.tenant_id}", "outcome": "failed"' in log
+    assert f'"tenant": "{tenant.tenant_id}", "outcome": "refreshed"' in log
+
+
+def test_the_daily_refresh_never_switches_the_idp_behind_the_admins_back(tenant, idp_server, app_url, local_host):
+    assert tenant.connect(metadata_url=idp_server.publish_metadata()).status_code == 200
+    idp_server.publish(METADATA_PATH, TestIdp(key_label="sso-tests-other").metadata_xml())
+    before = _checked_at(tenant)
+    assert requests.post(f"{app_url}/admin/functions/refresh_idp_metadata", json={}, timeout=10).status_code == 202
+    deadline = time.monotonic() + 60
+    needle = f'"tenant": "{tenant.tenant_id}", "outcome": "skipped"'
+    while needle not in local_host.log_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert needle in local_host.log_text()
+    assert _checked_at(tenant) == before
+    assert tenant.handle.api("GET", "sso").json()["steps"]["idp_metadata"]["idp_entity_id"] == tenant.idp.entity_id

@@ -1,0 +1,76 @@
+"""Who signs in and who may: a genuine response is not enough — the employee must be provisioned, not dismissed,
+the same Entra account they were provisioned from, and, once SSO is enforced, inside the corporate domains."""
+from __future__ import annotations
+
+import uuid
+
+from tests.sso.conftest import LOGIN_BINDING, assert_refused, session_of
+
+
+def _enforce_sso(sso, alice, domains: list[str]) -> None:
+    """Domains set, self-check passed (through a real self-check sign-in), SSO enabled for all."""
+    assert sso.handle.api("PUT", "domains", json={"domains": domains}).status_code == 200
+    link = sso.handle.api("POST", "sso/test-link").json()["url"]
+    from tests.sso.test_self_check import self_check_sign_in
+
+    assert self_check_sign_in(sso, link, alice).status_code == 200
+    response = sso.handle.api("POST", "sso/enable")
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "enabled"
+
+
+def test_someone_not_provisioned_is_told_to_ask_for_an_assignment_in_entra(sso, local_host):
+    stranger = sso.idp.response(sso.sp_entity_id, sso.acs_url, "stranger@acme.example.com", str(uuid.uuid4()))
+    assert_refused(sso.post_acs(stranger), 403, "not been provisioned", "assign you in Entra",
+                   log_text=local_host.log_text)
+
+
+def test_a_dismissed_employee_cannot_sign_in(sso):
+    gone = sso.provision("gone@acme.example.com", active=False)
+    assert_refused(sso.post_acs(sso.response_for(gone)), 403, "deactivated")
+
+
+def test_a_rehired_employee_can_sign_in_again(sso):
+    frank = sso.provision("frank@acme.example.com")
+    sso.set_active(frank, False)
+    assert_refused(sso.post_acs(sso.response_for(frank)), 403, "deactivated")
+    sso.set_active(frank, True)
+    assert sso.post_acs(sso.response_for(frank)).status_code == 303
+
+
+def test_another_entra_account_with_the_same_address_does_not_take_over_the_employee(sso, alice):
+    # The mailbox was given to someone else in Entra (a new objectId); the app's account stays with the old one.
+    newcomer = sso.idp.response(sso.sp_entity_id, sso.acs_url, alice["userName"], str(uuid.uuid4()))
+    assert_refused(sso.post_acs(newcomer), 403, "not the one")
+
+
+def test_an_employee_outside_the_corporate_domains_signs_in_until_sso_is_enforced(sso, alice):
+    outsider = sso.provision("olga@gmail.com")
+    assert sso.post_acs(sso.response_for(outsider)).status_code == 303
+    _enforce_sso(sso, alice, ["acme.example.com"])
+    page = assert_refused(sso.post_acs(sso.response_for(outsider)), 403, "olga@gmail.com",
+                          "not a corporate domain", "administrator")
+    assert page
+    assert sso.post_acs(sso.response_for(alice)).status_code == 303
+
+
+def test_allow_does_not_let_an_outside_employee_sign_in_once_enforced(sso, alice):
+    outsider = sso.provision("pete@outside.example.org")
+    _enforce_sso(sso, alice, ["acme.example.com"])
+    allowed = sso.handle.api("POST", f"employees/{outsider['id']}/allow")
+    assert allowed.status_code in (200, 204), allowed.text
+    assert_refused(sso.post_acs(sso.response_for(outsider)), 403, "not a corporate domain")
+
+
+def test_an_sp_initiated_sign_in_of_a_dismissed_employee_is_refused_and_spends_the_request(sso):
+    gone = sso.provision("gone2@acme.example.com", active=False)
+    login = sso.login()
+    cookies = {LOGIN_BINDING: login.binding}
+    assert_refused(sso.post_acs(sso.response_for(gone, in_response_to=login.request_id), login.relay_state, cookies),
+                   403, "deactivated")
+
+
+def test_an_enabled_tenant_still_signs_in_its_employees_by_sp_initiated_login(sso, alice):
+    _enforce_sso(sso, alice, ["acme.example.com"])
+    response = sso.sign_in(alice)
+    assert sso.me(session_of(response)).json()["userName"] == alice["userName"]

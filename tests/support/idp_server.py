@@ -1,0 +1,129 @@
+"""A real HTTP server in the test process that plays Microsoft Entra's web side for one `TestIdp`:
+
+- it publishes documents at paths of our choosing (the App Federation Metadata URL, and deliberately broken
+  answers: 404, a web page, a redirect loop, a huge body) for the app's metadata check to fetch;
+- its `/saml2` endpoint is the IdP's single sign-on URL: it reads the AuthnRequest of the HTTP-Redirect
+  binding, signs in the user set with `sign_in_as`, and renders Entra's auto-posting form that carries a
+  genuine signed SAMLResponse (InResponseTo = the request's ID) and the RelayState back to the ACS.
+
+`host` names the server in its URLs: the browser test uses "localhost" while the app is on 127.0.0.1, so the
+ACS POST is cross-site exactly as it is from login.microsoftonline.com.
+"""
+from __future__ import annotations
+
+import base64
+import threading
+import zlib
+from dataclasses import dataclass, field
+from html import escape
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+from lxml import etree
+
+from tests.support.idp import NS_SAML, TestIdp
+
+METADATA_PATH = "/federationmetadata/2007-06/federationmetadata.xml"
+
+
+@dataclass
+class Published:
+    status: int
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReceivedRequest:
+    request_id: str
+    acs_url: str
+    issuer: str
+    relay_state: str | None
+
+
+class IdpServer:
+    """One TestIdp on a real port; use as a context manager (the server stops on exit)."""
+
+    def __init__(self, idp: TestIdp, host: str = "127.0.0.1"):
+        self.idp = idp
+        self.documents: dict[str, Published] = {}
+        self.received: list[ReceivedRequest] = []
+        self.user: dict = {"name_id": "alice@contoso.example"}
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self.url = f"http://{host}:{self._server.server_address[1]}"
+        idp.sso_url = f"{self.url}/saml2"  # the metadata this server publishes points sign-ins here
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> "IdpServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    # -- what it serves
+
+    def publish(self, path: str, body: bytes | str, status: int = 200,
+                content_type: str = "application/samlmetadata+xml", headers: dict[str, str] | None = None) -> str:
+        """Serve `body` at `path`; returns its URL."""
+        data = body.encode() if isinstance(body, str) else body
+        self.documents[path] = Published(status, data, {"Content-Type": content_type, **(headers or {})})
+        return self.url + path
+
+    def publish_metadata(self, **options) -> str:
+        """The IdP's current federation metadata at Entra's path; returns the App Federation Metadata URL."""
+        return self.publish(METADATA_PATH, self.idp.metadata_xml(**options))
+
+    def sign_in_as(self, name_id: str, object_id: str | None = None, email: str | None = None, **options) -> None:
+        """Who the IdP signs in when a browser arrives at /saml2 (options go to TestIdp.response)."""
+        self.user = {"name_id": name_id, "object_id": object_id, "email": email, **options}
+
+    # -- the HTTP side
+
+    def _handler_class(self):
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                parts = urlsplit(self.path)
+                if parts.path == "/saml2":
+                    return self._send(200, server._sso_page(parse_qs(parts.query)), {"Content-Type": "text/html"})
+                document = server.documents.get(parts.path)
+                if document is None:
+                    return self._send(404, b"not found", {"Content-Type": "text/plain"})
+                self._send(document.status, document.body, document.headers)
+
+            def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        return Handler
+
+    def _sso_page(self, query: dict[str, list[str]]) -> bytes:
+        xml = zlib.decompress(base64.b64decode(query["SAMLRequest"][0]), -15)
+        request = etree.fromstring(xml)
+        relay_state = query.get("RelayState", [None])[0]
+        received = ReceivedRequest(request.get("ID"), request.get("AssertionConsumerServiceURL"),
+                                   request.findtext(f"{{{NS_SAML}}}Issuer"), relay_state)
+        self.received.append(received)
+        user = dict(self.user)
+        saml_response = self.idp.response(received.issuer, received.acs_url, user.pop("name_id"),
+                                          user.pop("object_id", None), user.pop("email", None),
+                                          in_response_to=received.request_id, **user)
+        relay = (f'<input type="hidden" name="RelayState" value="{escape(relay_state)}">'
+                 if relay_state is not None else "")
+        # Entra's own answer page: a form that posts itself to the ACS.
+        return (f'<!doctype html><html><head><title>Working...</title></head><body>'
+                f'<form method="POST" name="hiddenform" action="{escape(received.acs_url)}">'
+                f'<input type="hidden" name="SAMLResponse" value="{saml_response}">{relay}'
+                f'<noscript><input type="submit" value="Continue"></noscript></form>'
+                f'<script>document.forms[0].submit();</script></body></html>').encode()
