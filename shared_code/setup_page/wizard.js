@@ -77,13 +77,13 @@
       else input.removeAttribute("aria-invalid");
     }
   }
-  // fields: API field name (or its first segment) → [input id, error id]; fallback: error id for the rest.
-  function showApiError(res, fields, fallbackErrorId) {
+  // fields: API field name (or its first segment) → [input id, error id]; fallback: where the rest goes, either
+  // an error id or [input id, error id] when the form has one field that must have caused it.
+  function showApiError(res, fields, fallback) {
     var field = (res.data && res.data.field) || "";
     var head = field.split(/[.\[]/)[0];
-    var target = fields[field] || fields[head];
-    if (target) setFieldError(target[0], target[1], messageOf(res));
-    else setFieldError(null, fallbackErrorId, messageOf(res));
+    var target = fields[field] || fields[head] || (Array.isArray(fallback) ? fallback : [null, fallback]);
+    setFieldError(target[0], target[1], messageOf(res));
   }
   function clearErrors(fields, fallbackErrorId) {
     Object.keys(fields).forEach(function (name) { setFieldError(fields[name][0], fields[name][1], ""); });
@@ -319,7 +319,7 @@
     show($("idp-result"), false);
     api("POST", "sso/idp-metadata", { metadata_url: url }).then(function (res) {
       busy(button, false);
-      if (!res.ok) { if (res.status !== 401) showApiError(res, IDP_FIELDS, "metadata-url-error"); return; }
+      if (!res.ok) { if (res.status !== 401) showApiError(res, IDP_FIELDS, IDP_FIELDS.metadata_url); return; }
       lastConnection = res.data;
       showConnection(res.data);
       refreshProgressOnly();
@@ -366,7 +366,7 @@
     var button = event.submitter || this.querySelector("button");
     busy(button, true);
     api("PUT", "domains", { domains: domains }).then(function (res) {
-      if (!res.ok) { busy(button, false); if (res.status !== 401) showApiError(res, DOMAIN_FIELDS, "domains-error"); return null; }
+      if (!res.ok) { busy(button, false); if (res.status !== 401) showApiError(res, DOMAIN_FIELDS, DOMAIN_FIELDS.domains); return null; }
       return runAudit().then(function () { busy(button, false); refreshProgressOnly(); });
     });
   });
@@ -381,22 +381,23 @@
     return api("GET", "domain-audit").then(function (res) { if (res.ok) renderAudit(res.data); });
   }
 
-  function auditRows(run) {
-    var rows = run.outside || run.employees || [];
-    return Array.isArray(rows) ? rows : [];
-  }
-
   function renderAudit(run) {
-    if (!run || (!run.outside && !run.employees)) return;
-    var rows = auditRows(run);
-    var open = rows.filter(function (r) { return !r.allowed; }).length;
+    if (!run || run.status === "never_run") return;
     show($("audit-result"), true);
-    var when = run.finished_at || run.ran_at || run.run_at || run.checked_at || run.at;
-    text($("audit-summary"), rows.length === 0
-      ? "Every active employee's email is in the corporate domains." + (when ? " Checked " + formatTime(when) + "." : "")
-      : open + " employee" + (open === 1 ? "" : "s") + " cannot sign in once SSO is enabled unless you fix the email" +
-        " or allow the loss of access." + (when ? " Checked " + formatTime(when) + "." : ""));
+    var when = run.finished_at || run.started_at;
+    var checked = when ? " Checked " + formatTime(when) + "." : "";
     var body = $("audit-table").querySelector("tbody");
+    if (!Array.isArray(run.outside)) {  // still running, interrupted or failed: say so, keep the last table
+      text($("audit-summary"), run.message || run.reason || "The check has not finished yet.");
+      return;
+    }
+    var rows = run.outside;
+    var count = run.outside_count != null ? run.outside_count : rows.length;
+    var allowed = run.allowed ? " " + run.allowed + " allowed to lose access." : "";
+    text($("audit-summary"), count === 0
+      ? "Every active employee's email is in the corporate domains." + allowed + checked
+      : count + " employee" + (count === 1 ? "" : "s") + " cannot sign in once SSO is enabled unless you fix the " +
+        "email or allow the loss of access." + allowed + checked + (run.message ? " " + run.message : ""));
     body.replaceChildren();
     rows.forEach(function (employee) { body.append(auditRow(employee)); });
     show($("audit-table"), rows.length > 0);
@@ -467,7 +468,8 @@
       api("PATCH", "employees/" + encodeURIComponent(employee.id), { email: email }).then(function (res) {
         busy(save, false);
         if (!res.ok) { if (res.status !== 401) setFieldError(inputId, errorId, messageOf(res)); return; }
-        text($("copy-status"), "Email updated.");
+        text($("audit-note"), "Email of " + (name || employee.email) + " changed to " + (res.data.email || email) + "." +
+          (res.data.warning ? " " + res.data.warning : ""));
         runAudit();
       });
     };
@@ -495,7 +497,7 @@
       api("POST", "employees/" + encodeURIComponent(employee.id) + "/allow").then(function (res) {
         busy(button, false);
         if (!res.ok) { if (res.status !== 401) text(actions.querySelector(".field-error"), messageOf(res)); return; }
-        text($("copy-status"), "Allowed.");
+        text($("audit-note"), (name || employee.email) + " is allowed to lose access when SSO is enabled.");
         runAudit();
       });
     });
@@ -513,7 +515,7 @@
     busy(button, true);
     api("PUT", "default-department", { department: department }).then(function (res) {
       busy(button, false);
-      if (!res.ok) { if (res.status !== 401) showApiError(res, DEPARTMENT_FIELDS, "department-error"); return; }
+      if (!res.ok) { if (res.status !== 401) showApiError(res, DEPARTMENT_FIELDS, DEPARTMENT_FIELDS.department); return; }
       text($("department-saved"), "Saved: new employees from Entra land in " + (res.data.department || department) + ".");
       refreshProgressOnly();
     });
