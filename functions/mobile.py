@@ -52,7 +52,9 @@ def _admin_view(tenant: tenants.Tenant) -> dict[str, Any]:
 def put_mobile_config(req: func.HttpRequest) -> func.HttpResponse:
     tenant = admin_tenant(req)
     update = validate_mobile_config(read_json_object(req), **_app_identifiers())
-    saved = tenants.modify(tenant.tenant_id, lambda current: {"mobile": update.merged_over(_stored(current)).to_record()})
+    # Merged inside the optimistic-concurrency loop, so two admins saving different parts both keep theirs.
+    saved = tenants.modify(tenant.tenant_id,
+                           lambda current: {"mobile": update.merged_over(_stored(current)).to_record()})
     return json_response(_admin_view(saved))
 
 

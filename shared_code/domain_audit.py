@@ -169,12 +169,14 @@ def latest_audit(tenant: tenants.Tenant, *, now: datetime | None = None) -> dict
     """The latest run as the admin reads it; `{"status": "never_run", ...}` before the first one."""
     run = audits.latest_run(tenant.tenant_id)
     if run is None:
-        has_domains = bool((tenant.domains or {}).get("domains"))
-        first = ("Run one now with POST /api/tenants/{t}/domain-audit; the nightly timer also runs it."
-                 if has_domains else "Set the corporate domains first (PUT /api/tenants/{t}/domains), then run "
-                 "it with POST /api/tenants/{t}/domain-audit.").replace("{t}", tenant.tenant_id)
-        return {"status": "never_run", "complete": False, "message": "No domain audit has run for this tenant yet. "
-                + first}
+        path = f"/api/tenants/{tenant.tenant_id}"
+        if (tenant.domains or {}).get("domains"):
+            next_step = f"Run one now with POST {path}/domain-audit; the timer also runs it on its schedule."
+        else:
+            next_step = (f"Set the corporate domains first (PUT {path}/domains), then run it with "
+                         f"POST {path}/domain-audit.")
+        return {"status": "never_run", "complete": False,
+                "message": f"No domain audit has run for this tenant yet. {next_step}"}
     return run_view(run, now=now)
 
 

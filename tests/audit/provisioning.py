@@ -29,7 +29,8 @@ class Entra:
 
     def provision(self, email: str | None, *, user_name: str | None = None, name: str | None = None,
                   object_id: str | None = "generate", active: bool = True) -> dict:
-        """Create an employee; `email=None` sends no emails (the audit then judges the userName)."""
+        """Create an employee. `email=None` sends no emails (the audit then judges the userName);
+        `object_id=None` sends no externalId (an employee not provisioned by Entra), by default a new GUID."""
         body: dict[str, Any] = {"schemas": [CORE_USER, ENTERPRISE_USER], "userName": user_name or email,
                                 "active": active, "displayName": name or (user_name or email).split("@")[0].title()}
         if object_id is not None:
