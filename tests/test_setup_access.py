@@ -224,3 +224,33 @@ def test_wizard_page_has_a_strict_csp_and_cacheable_assets(app_url, new_tenant):
         assert requests.get(f"{app_url}{asset}", headers={"If-None-Match": etag}, timeout=10).status_code == 304
     assert requests.get(f"{app_url}/api/setup-assets/wizard.0000000000000000.js", timeout=10).status_code == 404
     assert requests.get(f"{app_url}/api/setup/NOT..valid", timeout=10).status_code == 404
+
+
+def test_over_https_the_cookie_is_secure_and_host_pinned(app_settings, monkeypatch):
+    import dataclasses
+
+    from shared_code.settings import get_settings
+
+    https = dataclasses.replace(get_settings(), public_base_url="https://gatehouse.example")
+    monkeypatch.setattr(setup_access, "get_settings", lambda: https)
+    session = setup_access._new_session("acme-0a1b2c", dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1))
+    header = setup_access.set_cookie_header(session)
+    assert header.startswith("__Host-gh_setup_acme-0a1b2c=")
+    assert "; Secure" in header and "Path=/" in header and "Domain" not in header
+    assert "; Secure" in setup_access.clear_cookie_header("acme-0a1b2c")
+
+
+def test_a_session_signed_with_another_key_is_refused(app_settings, monkeypatch):
+    import dataclasses
+
+    from shared_code.settings import get_settings
+
+    session = setup_access._new_session("acme-0a1b2c", dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1))
+    assert setup_access.read_session("acme-0a1b2c", session.cookie_value) is not None
+    rotated = dataclasses.replace(get_settings(), session_signing_key="another-key")
+    monkeypatch.setattr(setup_access, "get_settings", lambda: rotated)
+    assert setup_access.read_session("acme-0a1b2c", session.cookie_value) is None
+    unset = dataclasses.replace(get_settings(), session_signing_key="")
+    monkeypatch.setattr(setup_access, "get_settings", lambda: unset)
+    with pytest.raises(setup_access.SetupNotConfigured):
+        setup_access.read_session("acme-0a1b2c", session.cookie_value)
