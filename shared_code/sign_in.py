@@ -14,8 +14,8 @@ Assertion consumer (`complete_sign_in`), in this order:
 2. replay cache: the assertion ID is inserted into the table; the insert of a second use fails, so two
    parallel posts of one assertion sign in exactly once;
 3. InResponseTo present → it must name a pending request of this tenant, not expired, whose relay id is the
-   RelayState that came back and whose browser hash is this browser's cookie nonce; then it is spent by a
-   delete with its ETag (once). Absent → an IdP-initiated sign-in (Entra's "Test" button, My Apps): allowed;
+   RelayState that came back and whose browser hash is this browser's cookie nonce; then it is spent by an
+   update with its ETag (once). Absent → an IdP-initiated sign-in (Entra's "Test" button, My Apps): allowed;
 4. who signs in: the employee whose SCIM externalId is the objectId claim, else whose userName or work email
    is the NameID or email claim (an employee provisioned with another objectId is never taken over);
 5. may they: not dismissed (active=false), and once SSO is enforced their email is in the corporate domains
@@ -31,6 +31,7 @@ from __future__ import annotations
 import hmac
 import re
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from urllib.parse import unquote, urlencode, urlsplit, urlunsplit
@@ -42,6 +43,9 @@ from shared_code.storage import directory
 from shared_code.storage import sign_ins as store
 from shared_code.storage import tenants as tenant_store
 from shared_code.tenants import ENABLED, Tenant
+
+# Storage round trips (~5-20 ms each) dominate a sign-in, not the SAML checks (~1 ms); independent ones overlap.
+_round_trips = ThreadPoolExecutor(max_workers=16, thread_name_prefix="sign-in")
 
 PENDING_REQUEST_LIFETIME = timedelta(minutes=10)
 SELF_CHECK_LINK_LIFETIME = timedelta(minutes=30)
@@ -212,14 +216,22 @@ def complete_sign_in(tenant_id: str, saml_response: str, relay_state: str | None
     now = now or datetime.now(timezone.utc)
     tenant = _tenant_with_idp(tenant_id)
     verified = saml.consume(saml_response, service_provider(tenant), saml.IdpMetadata.from_dict(tenant.idp), now)
-    if not store.accept_assertion_once(tenant_id, verified.assertion_id, verified.not_on_or_after):
+    # Only a verified response gets here. Its three storage round trips do not depend on each other: start them
+    # at once, then decide in the documented order (a replay is refused whatever the other two found).
+    accepted = _round_trips.submit(store.accept_assertion_once, tenant_id, verified.assertion_id,
+                                   verified.not_on_or_after)
+    pending_read = (_round_trips.submit(store.get_pending_request, tenant_id, verified.in_response_to)
+                    if verified.in_response_to is not None else None)
+    by_object_id = (_round_trips.submit(directory.find_user_by_external_id, tenant_id, verified.object_id)
+                    if verified.object_id else None)
+    if not accepted.result():
         raise SignInRefused("replayed", "This sign-in response has been used already; a response counts once. "
                             + AGAIN)
     pending = None
-    if verified.in_response_to is not None:
-        pending = _spend_pending_request(tenant_id, verified.in_response_to, relay_state, browser_nonce, now)
+    if pending_read is not None:
+        pending = _spend_pending_request(tenant_id, pending_read.result(), relay_state, browser_nonce, now)
     try:
-        employee = who_signs_in(tenant_id, verified)
+        employee = who_signs_in(tenant_id, verified, by_object_id.result() if by_object_id else None)
         check_may_sign_in(tenant, employee)
     except GatehouseError as error:
         if pending is not None and pending.self_check:
@@ -237,9 +249,8 @@ def complete_sign_in(tenant_id: str, saml_response: str, relay_state: str | None
     return SignInOutcome(SESSION, tenant, employee, initiated_by, target or tenant.app_url, token)
 
 
-def _spend_pending_request(tenant_id: str, request_id: str, relay_state: str | None, browser_nonce: str | None,
-                           now: datetime) -> store.PendingRequest:
-    pending = store.get_pending_request(tenant_id, request_id)
+def _spend_pending_request(tenant_id: str, pending: store.PendingRequest | None, relay_state: str | None,
+                           browser_nonce: str | None, now: datetime) -> store.PendingRequest:
     if pending is None:
         raise SignInRefused("unknown_request", "This sign-in answers a sign-in request this app does not know, or "
                             "one that was completed already. " + AGAIN)
@@ -256,20 +267,25 @@ def _spend_pending_request(tenant_id: str, request_id: str, relay_state: str | N
     if not hmac.compare_digest(sessions.browser_nonce_hash(browser_nonce), pending.browser_hash):
         raise SignInRefused("other_browser", "This sign-in was started in another browser or window. Start the "
                             "sign-in again in this browser, from the app's sign-in page.")
-    if not store.spend_pending_request(tenant_id, pending):
+    if not store.spend_pending_request(tenant_id, pending, now):
         raise SignInRefused("request_reused", "This sign-in request was completed already. " + AGAIN)
     return pending
 
 
 # ---- who signs in, and may they ------------------------------------------------------------------------------------
 
-def who_signs_in(tenant_id: str, verified) -> directory.Employee:
+_LOOK_IT_UP = object()
+
+
+def who_signs_in(tenant_id: str, verified, by_object_id=_LOOK_IT_UP) -> directory.Employee:
     """The provisioned employee this verified sign-in is about: by objectId (= SCIM externalId), then by
-    NameID / email against userName or work email (case-insensitive)."""
-    if verified.object_id:
-        employee = directory.find_user_by_external_id(tenant_id, verified.object_id)
-        if employee is not None:
-            return employee
+    NameID / email against userName or work email (case-insensitive). `by_object_id` is the result (an
+    Employee or None) of the objectId lookup when the caller has made it already."""
+    if by_object_id is _LOOK_IT_UP:
+        by_object_id = directory.find_user_by_external_id(tenant_id, verified.object_id) if verified.object_id \
+            else None
+    if by_object_id is not None:
+        return by_object_id
     for name in dict.fromkeys(n for n in (verified.name_id, verified.email) if n):
         employee = directory.find_user_by_email(tenant_id, name)
         if employee is None:
@@ -332,7 +348,7 @@ def issue_self_check_link(tenant: Tenant, now: datetime | None = None) -> tuple[
 
 
 def _spend_self_check_link(tenant_id: str, token: str, now: datetime) -> None:
-    expires_at = store.spend_self_check_link(tenant_id, token) if _SELF_CHECK_TOKEN.match(token or "") else None
+    expires_at = store.spend_self_check_link(tenant_id, token, now) if _SELF_CHECK_TOKEN.match(token or "") else None
     if expires_at is None:
         raise LinkSpent("This self-check link has been used already or is not valid; each link works once. Create "
                         "a new link in the SSO setup and open it in a private (incognito) window.")

@@ -5,12 +5,13 @@ RowKeys:
   assertion:<sha256 of the assertion ID>   an assertion accepted once; kept until it expires (`expires_at`)
   request:<AuthnRequest ID>                a login waiting for Entra's answer: the relay id we sent as
                                            RelayState, the hash of the browser's binding nonce, where to go
-                                           afterwards, whether it is a self-check, `expires_at`
-  selfcheck:<sha256 of the link token>     a self-check link not used yet, `expires_at`
+                                           afterwards, whether it is a self-check, `expires_at`, `spent_at`
+  selfcheck:<sha256 of the link token>     a self-check link, `expires_at`, `spent_at` once used
 
 "Once" is enforced by Table Storage itself, never by a read followed by a write: an assertion is accepted by
-inserting its row (the insert of a second use fails), and a pending request or self-check link is spent by
-deleting its row with the ETag that was read (a second, concurrent spender gets 404 or 412).
+inserting its row (the insert of a second use fails), and a pending request or self-check link is spent by an
+update of `spent_at` with the ETag that was read (a second, concurrent spender gets 412). Not by a delete: the
+SDK's delete_entity answers a 404 as success, so two concurrent deletes with one ETag would both "win".
 
 Table Storage has no TTL: `purge_expired` (run by the daily timer) deletes rows past `expires_at`.
 """
@@ -76,10 +77,11 @@ def save_pending_request(tenant_id: str, pending: PendingRequest) -> None:
 
 
 def get_pending_request(tenant_id: str, request_id: str) -> PendingRequest | None:
+    """The pending request, unless it does not exist or was spent."""
     if not isinstance(request_id, str) or not _REQUEST_ID.match(request_id):
         return None
     entity = tables.get(TABLE, tenant_id, REQUEST + request_id)
-    if entity is None:
+    if entity is None or entity.get("spent_at") is not None:
         return None
     return PendingRequest(request_id=request_id, relay_state=entity.get("relay_state") or "",
                           browser_hash=entity.get("browser_hash") or "", target=entity.get("target"),
@@ -87,10 +89,16 @@ def get_pending_request(tenant_id: str, request_id: str) -> PendingRequest | Non
                           etag=tables.etag_of(entity))
 
 
-def spend_pending_request(tenant_id: str, pending: PendingRequest) -> bool:
-    """Delete the pending request as it was read; False when someone else spent or changed it first."""
+def spend_pending_request(tenant_id: str, pending: PendingRequest, now: datetime) -> bool:
+    """Mark the pending request spent, as it was read; False when someone else spent or changed it first."""
+    return _spend(tenant_id, REQUEST + pending.request_id, pending.etag, now)
+
+
+def _spend(tenant_id: str, key: str, etag: str | None, now: datetime) -> bool:
+    if not etag:
+        return False
     try:
-        tables.delete(TABLE, tenant_id, REQUEST + pending.request_id, etag=pending.etag)
+        tables.update(TABLE, {"PartitionKey": tenant_id, "RowKey": key, "spent_at": _utc(now)}, etag=etag)
     except (ResourceNotFoundError, ResourceModifiedError):
         return False
     return True
@@ -103,15 +111,13 @@ def save_self_check_link(tenant_id: str, token: str, expires_at: datetime) -> No
                           "expires_at": _utc(expires_at)})
 
 
-def spend_self_check_link(tenant_id: str, token: str) -> datetime | None:
-    """Use up a self-check link: its expiry if it existed and this call deleted it, else None."""
+def spend_self_check_link(tenant_id: str, token: str, now: datetime) -> datetime | None:
+    """Use up a self-check link: its expiry if it existed unused and this call spent it, else None."""
     key = SELF_CHECK + _digest(token)
     entity = tables.get(TABLE, tenant_id, key)
-    if entity is None:
+    if entity is None or entity.get("spent_at") is not None:
         return None
-    try:
-        tables.delete(TABLE, tenant_id, key, etag=tables.etag_of(entity))
-    except (ResourceNotFoundError, ResourceModifiedError):
+    if not _spend(tenant_id, key, tables.etag_of(entity), now):
         return None
     return _utc(entity["expires_at"])
 

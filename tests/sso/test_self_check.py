@@ -106,3 +106,22 @@ def test_an_expired_self_check_link_is_refused(sso, app_settings):
     half_an_hour_ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=31)
     link, _ = sign_in.issue_self_check_link(tenants.get_tenant(sso.tenant_id), now=half_an_hour_ago)
     assert_refused(open_link(link), 410, "expired")
+
+
+def test_a_self_check_link_opened_twice_at_once_starts_one_login(sso):
+    import threading
+
+    link = sso.handle.api("POST", "sso/test-link").json()["url"]
+    barrier = threading.Barrier(8)
+    statuses: list[int] = []
+
+    def open_it() -> None:
+        barrier.wait()
+        statuses.append(open_link(link).status_code)
+
+    threads = [threading.Thread(target=open_it) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [302] + [410] * 7

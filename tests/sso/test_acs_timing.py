@@ -1,0 +1,46 @@
+"""How long the ACS takes over real HTTP against Azurite, measured on a few hundred genuine sign-ins (responses
+signed beforehand, so only the app's work is timed). The numbers go to test-output/acs-timing.json; the bound
+is loose on purpose (shared CI machines), it catches an order-of-magnitude regression, not noise."""
+from __future__ import annotations
+
+import json
+import statistics
+import time
+
+import requests
+
+from tests.sso.conftest import LOGIN_BINDING
+
+IDP_INITIATED, SP_INITIATED = 300, 100
+
+
+def _timed_post(http: requests.Session, url: str, form: dict, cookies: dict | None = None) -> float:
+    headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())} if cookies else {}
+    started = time.perf_counter()
+    response = http.post(url, data=form, headers=headers, allow_redirects=False, timeout=30)
+    elapsed = (time.perf_counter() - started) * 1000
+    assert response.status_code == 303, response.text
+    return elapsed
+
+
+def test_the_acs_signs_in_within_a_few_milliseconds_of_storage_work(sso, alice, test_output):
+    http = requests.Session()  # keep-alive, as a browser does
+    http.post(sso.acs_url, data={"SAMLResponse": sso.response_for(alice)}, allow_redirects=False, timeout=30)  # warm
+    idp_responses = [sso.response_for(alice) for _ in range(IDP_INITIATED)]
+    idp_ms = [_timed_post(http, sso.acs_url, {"SAMLResponse": r}) for r in idp_responses]
+
+    logins = [sso.login() for _ in range(SP_INITIATED)]
+    sp_forms = [({"SAMLResponse": sso.response_for(alice, in_response_to=login.request_id),
+                  "RelayState": login.relay_state}, {LOGIN_BINDING: login.binding}) for login in logins]
+    sp_ms = [_timed_post(http, sso.acs_url, form, cookies) for form, cookies in sp_forms]
+
+    def summary(samples: list[float]) -> dict:
+        ordered = sorted(samples)
+        return {"n": len(ordered), "median_ms": round(statistics.median(ordered), 2),
+                "p95_ms": round(ordered[int(len(ordered) * 0.95) - 1], 2), "max_ms": round(ordered[-1], 2)}
+
+    report = {"idp_initiated": summary(idp_ms), "sp_initiated": summary(sp_ms)}
+    (test_output / "acs-timing.json").write_text(json.dumps(report, indent=2) + "\n")
+    print("ACS over HTTP:", report)
+    assert report["idp_initiated"]["median_ms"] < 250
+    assert report["sp_initiated"]["median_ms"] < 250
