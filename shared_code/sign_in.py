@@ -124,7 +124,7 @@ def safe_target(app_url: str, requested: str | None) -> str | None:
     Accepted: a path starting with a single "/" (`/projects/7?tab=x`) or an absolute URL of app_url's own
     origin; when app_url has a path, the target must lie below it. Refused (None): other origins, scheme-relative
     `//host`, backslashes (`/\\host`, which browsers read as `//host`), whitespace and control characters,
-    non-ASCII, and any of these hidden under percent-encoding.
+    non-ASCII, dot segments, and any of these hidden under percent-encoding.
     """
     if not isinstance(requested, str) or not requested or len(requested) > MAX_TARGET_CHARS:
         return None
@@ -151,6 +151,8 @@ def safe_target(app_url: str, requested: str | None) -> str | None:
     path = wanted.path or "/"
     if not path.startswith("/") or path.startswith("//"):
         return None
+    if any(segment in (".", "..") for segment in unquote(path).split("/")):
+        return None  # "/acme/../globex" would leave the app's path once the browser resolves it
     base_path = app.path.rstrip("/")
     if base_path and path != base_path and not path.startswith(base_path + "/"):
         return None

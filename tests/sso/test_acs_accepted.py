@@ -113,8 +113,9 @@ def test_targets_stay_below_an_app_url_with_a_path(new_tenant, app_url):
     user = tenant.provision("pat@acme.example.com")
     inside = tenant.post_acs(tenant.response_for(user), "/acme/reports")
     outside = tenant.post_acs(tenant.response_for(user), "/other-tenant/reports")
+    climbing = tenant.post_acs(tenant.response_for(user), "/acme/../other-tenant/reports")
     assert inside.headers["Location"] == "https://apps.example.com/acme/reports"
-    assert outside.headers["Location"] == "https://apps.example.com/acme"
+    assert outside.headers["Location"] == climbing.headers["Location"] == "https://apps.example.com/acme"
 
 
 def test_two_browser_tabs_can_each_finish_their_own_login(sso, alice):
