@@ -244,7 +244,7 @@ class _Parser:
     def literal(self, token: _Token) -> Any:
         if token.kind == "string":
             try:
-                return json.loads(token.text)
+                return json.loads(token.text, strict=False)
             except ValueError:
                 raise self.fail(f"The string at position {token.at + 1} has an invalid escape.") from None
         if token.kind == "number":

@@ -72,6 +72,14 @@ class Changed(Exception):
     """The row changed since it was read (optimistic concurrency); the caller re-reads and retries."""
 
 
+class _Missing(Exception):
+    """A row a transaction deletes is already gone."""
+
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
+
+
 class NotAUser(BadRequest):
     def __init__(self, user_id: str):
         super().__init__(f"{user_id!r} is not the id of a user in this tenant: only users can be members.",
@@ -276,7 +284,7 @@ def _replace_rows(old: dict[str, dict], new: dict[str, dict], primary: str, etag
 
 
 def _submit(tenant_id: str, ops: list[tuple], *, taken: dict[str, tuple[str, str]] | None = None,
-            touched_users: dict[str, str] | None = None) -> list:
+            touched_users: dict[str, str] | None = None, gone_ok: set[str] | None = None) -> list:
     """One transaction. Maps its failures: a created index row that exists → Taken; a conditional write
     that lost the race → Changed; a touch of a missing user row → NotAUser."""
     try:
@@ -291,9 +299,23 @@ def _submit(tenant_id: str, ops: list[tuple], *, taken: dict[str, tuple[str, str
             raise Changed() from None
         if "ResourceNotFound" in code and touched_users and key in touched_users:
             raise NotAUser(touched_users[key]) from None
+        if "ResourceNotFound" in code and gone_ok and key in gone_ok:
+            raise _Missing(key) from None
         if "ResourceNotFound" in code or "EntityAlreadyExists" in code:
             raise Changed() from None  # a row moved under us (a concurrent delete or create): re-read
         raise
+
+
+def _delete_all(tenant_id: str, ops: list[tuple], primary: str) -> None:
+    """One transaction that deletes `primary` (conditionally) and rows derived from it; a derived row that is
+    already gone (a concurrent delete, or a copy lost to an earlier failure) is dropped from it, not fatal."""
+    derived = {op[1]["RowKey"] for op in ops} - {primary}
+    while True:
+        try:
+            _submit(tenant_id, ops, gone_ok=derived)
+            return
+        except _Missing as missing:
+            ops = [op for op in ops if op[1]["RowKey"] != missing.key]
 
 
 def _chunks(items: list, size: int) -> Iterator[list]:
@@ -417,12 +439,12 @@ def delete_user(tenant_id: str, user_id: str, check=None) -> bool:
         user_ops = [("delete", {"PartitionKey": tenant_id, "RowKey": key}, _conditional(record.etag)
                      if key == USER + user_id else {}) for key in rows]
         if len(user_ops) + len(membership_keys) <= BATCH:
-            _submit(tenant_id, user_ops + [("delete", {"PartitionKey": tenant_id, "RowKey": k})
-                                           for k in membership_keys])
+            _delete_all(tenant_id, user_ops + [("delete", {"PartitionKey": tenant_id, "RowKey": k})
+                                               for k in membership_keys], USER + user_id)
             return True
         # Too many groups for one transaction: memberships first (a retry finds fewer), then the user.
         _delete_rows(tenant_id, membership_keys)
-        _submit(tenant_id, user_ops)  # Changed if a membership was added meanwhile: go round again
+        _delete_all(tenant_id, user_ops, USER + user_id)  # Changed if a membership was added meanwhile
         return True
     return _retrying(attempt)
 
@@ -581,8 +603,8 @@ def delete_group(tenant_id: str, group_id: str, check=None) -> bool:
         group_ops = [("delete", {"PartitionKey": tenant_id, "RowKey": key},
                       _conditional(record.etag) if key == GROUP + group_id else {}) for key in rows]
         if len(group_ops) + len(membership_keys) <= BATCH:
-            _submit(tenant_id, group_ops + [("delete", {"PartitionKey": tenant_id, "RowKey": k})
-                                            for k in membership_keys])
+            _delete_all(tenant_id, group_ops + [("delete", {"PartitionKey": tenant_id, "RowKey": k})
+                                                for k in membership_keys], GROUP + group_id)
             return True
         if not record.deleting:
             # Hide the group and free its name first: from here on, only finishing the delete is possible.
