@@ -12,8 +12,8 @@ bp = func.Blueprint()
 GROUPS = "scim/{tenant}/v2/Groups"
 
 
-def _tenant(req: func.HttpRequest):
-    return service.authenticate(req.route_params["tenant"], bearer_token(req))
+def _caller(req: func.HttpRequest) -> service.Caller:
+    return service.Caller(req.route_params["tenant"], bearer_token(req))
 
 
 def _send(reply: service.Reply) -> func.HttpResponse:
@@ -28,9 +28,9 @@ def _body(req: func.HttpRequest):
 @bp.route(route=GROUPS, methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @handler(SCIM)
 def list_groups(req: func.HttpRequest) -> func.HttpResponse:
-    tenant = _tenant(req)
+    caller = _caller(req)
     p = req.params
-    return _send(service.query(tenant, GROUP_KIND, filter=p.get("filter"), start_index=p.get("startIndex"),
+    return _send(service.query(caller, GROUP_KIND, filter=p.get("filter"), start_index=p.get("startIndex"),
                                count=p.get("count"), attributes=p.get("attributes"),
                                excluded=p.get("excludedAttributes")))
 
@@ -39,16 +39,16 @@ def list_groups(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route=GROUPS + "/.search", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @handler(SCIM)
 def search_groups(req: func.HttpRequest) -> func.HttpResponse:
-    tenant = _tenant(req)
-    return _send(service.search(tenant, GROUP_KIND, _body(req)))
+    caller = _caller(req)
+    return _send(service.search(caller, GROUP_KIND, _body(req)))
 
 
 @bp.function_name("scim_get_group")
 @bp.route(route=GROUPS + "/{id}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @handler(SCIM)
 def get_group(req: func.HttpRequest) -> func.HttpResponse:
-    tenant = _tenant(req)
-    return _send(service.get(tenant, GROUP_KIND, req.route_params["id"], dict(req.params),
+    caller = _caller(req)
+    return _send(service.get(caller, GROUP_KIND, req.route_params["id"], dict(req.params),
                              req.headers.get("if-none-match")))
 
 
@@ -56,16 +56,16 @@ def get_group(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route=GROUPS, methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @handler(SCIM)
 def create_group(req: func.HttpRequest) -> func.HttpResponse:
-    tenant = _tenant(req)
-    return _send(service.create_group(tenant, _body(req), dict(req.params)))
+    caller = _caller(req)
+    return _send(service.create_group(caller, _body(req), dict(req.params)))
 
 
 @bp.function_name("scim_replace_group")
 @bp.route(route=GROUPS + "/{id}", methods=["PUT"], auth_level=func.AuthLevel.ANONYMOUS)
 @handler(SCIM)
 def replace_group(req: func.HttpRequest) -> func.HttpResponse:
-    tenant = _tenant(req)
-    return _send(service.replace_group(tenant, req.route_params["id"], _body(req), dict(req.params),
+    caller = _caller(req)
+    return _send(service.replace_group(caller, req.route_params["id"], _body(req), dict(req.params),
                                       req.headers.get("if-match")))
 
 
@@ -73,13 +73,13 @@ def replace_group(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route=GROUPS + "/{id}", methods=["PATCH"], auth_level=func.AuthLevel.ANONYMOUS)
 @handler(SCIM)
 def patch_group(req: func.HttpRequest) -> func.HttpResponse:
-    tenant = _tenant(req)
-    return _send(service.patch_group(tenant, req.route_params["id"], _body(req), req.headers.get("if-match")))
+    caller = _caller(req)
+    return _send(service.patch_group(caller, req.route_params["id"], _body(req), req.headers.get("if-match")))
 
 
 @bp.function_name("scim_delete_group")
 @bp.route(route=GROUPS + "/{id}", methods=["DELETE"], auth_level=func.AuthLevel.ANONYMOUS)
 @handler(SCIM)
 def delete_group(req: func.HttpRequest) -> func.HttpResponse:
-    tenant = _tenant(req)
-    return _send(service.delete(tenant, GROUP_KIND, req.route_params["id"], req.headers.get("if-match")))
+    caller = _caller(req)
+    return _send(service.delete(caller, GROUP_KIND, req.route_params["id"], req.headers.get("if-match")))

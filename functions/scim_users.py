@@ -11,8 +11,8 @@ bp = func.Blueprint()
 USERS = "scim/{tenant}/v2/Users"
 
 
-def _tenant(req: func.HttpRequest):
-    return service.authenticate(req.route_params["tenant"], bearer_token(req))
+def _caller(req: func.HttpRequest) -> service.Caller:
+    return service.Caller(req.route_params["tenant"], bearer_token(req))
 
 
 def _send(reply: service.Reply) -> func.HttpResponse:
@@ -27,9 +27,9 @@ def _body(req: func.HttpRequest):
 @bp.route(route=USERS, methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @handler(SCIM)
 def list_users(req: func.HttpRequest) -> func.HttpResponse:
-    tenant = _tenant(req)
+    caller = _caller(req)
     p = req.params
-    return _send(service.query(tenant, USER_KIND, filter=p.get("filter"), start_index=p.get("startIndex"),
+    return _send(service.query(caller, USER_KIND, filter=p.get("filter"), start_index=p.get("startIndex"),
                                count=p.get("count"), attributes=p.get("attributes"),
                                excluded=p.get("excludedAttributes")))
 
@@ -38,16 +38,16 @@ def list_users(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route=USERS + "/.search", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @handler(SCIM)
 def search_users(req: func.HttpRequest) -> func.HttpResponse:
-    tenant = _tenant(req)
-    return _send(service.search(tenant, USER_KIND, _body(req)))
+    caller = _caller(req)
+    return _send(service.search(caller, USER_KIND, _body(req)))
 
 
 @bp.function_name("scim_get_user")
 @bp.route(route=USERS + "/{id}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @handler(SCIM)
 def get_user(req: func.HttpRequest) -> func.HttpResponse:
-    tenant = _tenant(req)
-    return _send(service.get(tenant, USER_KIND, req.route_params["id"], dict(req.params),
+    caller = _caller(req)
+    return _send(service.get(caller, USER_KIND, req.route_params["id"], dict(req.params),
                              req.headers.get("if-none-match")))
 
 
@@ -55,16 +55,16 @@ def get_user(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route=USERS, methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @handler(SCIM)
 def create_user(req: func.HttpRequest) -> func.HttpResponse:
-    tenant = _tenant(req)
-    return _send(service.create_user(tenant, _body(req), dict(req.params)))
+    caller = _caller(req)
+    return _send(service.create_user(caller, _body(req), dict(req.params)))
 
 
 @bp.function_name("scim_replace_user")
 @bp.route(route=USERS + "/{id}", methods=["PUT"], auth_level=func.AuthLevel.ANONYMOUS)
 @handler(SCIM)
 def replace_user(req: func.HttpRequest) -> func.HttpResponse:
-    tenant = _tenant(req)
-    return _send(service.replace_user(tenant, req.route_params["id"], _body(req), dict(req.params),
+    caller = _caller(req)
+    return _send(service.replace_user(caller, req.route_params["id"], _body(req), dict(req.params),
                                       req.headers.get("if-match")))
 
 
@@ -72,8 +72,8 @@ def replace_user(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route=USERS + "/{id}", methods=["PATCH"], auth_level=func.AuthLevel.ANONYMOUS)
 @handler(SCIM)
 def patch_user(req: func.HttpRequest) -> func.HttpResponse:
-    tenant = _tenant(req)
-    return _send(service.patch_user(tenant, req.route_params["id"], _body(req), dict(req.params),
+    caller = _caller(req)
+    return _send(service.patch_user(caller, req.route_params["id"], _body(req), dict(req.params),
                                     req.headers.get("if-match")))
 
 
@@ -81,5 +81,5 @@ def patch_user(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route=USERS + "/{id}", methods=["DELETE"], auth_level=func.AuthLevel.ANONYMOUS)
 @handler(SCIM)
 def delete_user(req: func.HttpRequest) -> func.HttpResponse:
-    tenant = _tenant(req)
-    return _send(service.delete(tenant, USER_KIND, req.route_params["id"], req.headers.get("if-match")))
+    caller = _caller(req)
+    return _send(service.delete(caller, USER_KIND, req.route_params["id"], req.headers.get("if-match")))

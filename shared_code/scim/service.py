@@ -8,6 +8,7 @@ the directory (dismissal on active=false, the tenant's default department on cre
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
@@ -34,8 +35,9 @@ from shared_code.scim.schemas import (
     USER_KIND,
     ResourceKind,
 )
+from shared_code.settings import get_settings
 from shared_code.storage import directory
-from shared_code.tenants import Tenant, authenticate_scim
+from shared_code.tenants import TENANT_ID, Tenant, authenticate_scim
 
 DEFAULT_COUNT = 100
 MAX_USER_BODY = 64 * 1024  # a user is a few KiB; a row holds at most 64 KiB
@@ -66,8 +68,52 @@ def authenticate(tenant_id: str, token: str | None) -> Tenant:
         raise
 
 
-def base_url(tenant: Tenant) -> str:
-    return tenant.urls()["scim_tenant_url"]
+_token_checks = ThreadPoolExecutor(max_workers=16, thread_name_prefix="scim-token-check")
+
+
+class Caller:
+    """Who sends a SCIM request: the tenant its URL names and, once its token is verified, that tenant.
+
+    The token check is a storage read; it runs while the request's own first read is in flight, so a lookup
+    costs one round trip of latency instead of two. Nothing read is used, returned or written before
+    `tenant` has answered (it raises 401 for a bad token), and an error such as 404 is raised only after it.
+    """
+
+    def __init__(self, tenant_id: str, token: str | None, tenant: Tenant | None = None):
+        self.tenant_id = tenant_id
+        self._tenant = tenant
+        self._check = None
+        if tenant is None:
+            self._check = _token_checks.submit(authenticate, tenant_id, token)
+
+    @classmethod
+    def of(cls, tenant: Tenant) -> "Caller":
+        """A caller whose token was already checked (cores and tests that hold the Tenant)."""
+        return cls(tenant.tenant_id, None, tenant)
+
+    @property
+    def may_prefetch(self) -> bool:
+        # Only a well-formed tenant id is used as a partition key before the token check answers.
+        return bool(TENANT_ID.match(self.tenant_id or ""))
+
+    @property
+    def tenant(self) -> Tenant:
+        if self._tenant is None:
+            self._tenant = self._check.result()
+        return self._tenant
+
+
+def _parsed(caller: Caller, parse: Callable[[], Any]) -> Any:
+    """Parse a request while the token check runs; a bad token still answers 401 before any 400."""
+    try:
+        return parse()
+    except GatehouseError:
+        caller.tenant  # noqa: B018
+        raise
+
+
+def base_url(tenant: Tenant | Caller) -> str:
+    return f"{get_settings().public_base_url}/api/scim/{tenant.tenant_id}/v2"
 
 
 # --- queries ---------------------------------------------------------------------------------------------------
@@ -94,18 +140,23 @@ def _mentions_members(node: Node | None) -> bool:
     return (getattr(getattr(node, "path", None), "name", "") or "").lower() == "members"
 
 
-def query(tenant: Tenant, kind: ResourceKind, *, filter: Any = None, start_index: Any = None, count: Any = None,
+def query(caller: Caller, kind: ResourceKind, *, filter: Any = None, start_index: Any = None, count: Any = None,
           attributes: Any = None, excluded: Any = None) -> Reply:
     """GET /Users|/Groups and POST …/.search: always a 200 ListResponse (or 400 for a bad request)."""
-    node = None
-    if filter is not None and (not isinstance(filter, str) or filter.strip()):
-        node = parse_filter(filter)
-        validate(node, kind)
-    include = parse_attribute_list(kind, attributes, "attributes")
-    exclude = parse_attribute_list(kind, excluded, "excludedAttributes")
-    start = max(_integer(start_index, "startIndex", 1), 1)  # RFC 7644 §3.4.2.4: below 1 means 1
-    size = min(max(_integer(count, "count", DEFAULT_COUNT), 0), MAX_RESULTS)
-    tid, url = tenant.tenant_id, base_url(tenant)
+    if not caller.may_prefetch:
+        caller.tenant  # noqa: B018 - 401 before anything else
+
+    def parse():
+        node = None
+        if filter is not None and (not isinstance(filter, str) or filter.strip()):
+            node = parse_filter(filter)
+            validate(node, kind)
+        return (node, parse_attribute_list(kind, attributes, "attributes"),
+                parse_attribute_list(kind, excluded, "excludedAttributes"),
+                max(_integer(start_index, "startIndex", 1), 1),  # RFC 7644 §3.4.2.4: below 1 means 1
+                min(max(_integer(count, "count", DEFAULT_COUNT), 0), MAX_RESULTS))
+    node, include, exclude, start, size = _parsed(caller, parse)
+    tid, url = caller.tenant_id, base_url(caller)
     is_user = kind is USER_KIND
 
     lookup = equality(node, ("id", "externalId", "userName") if is_user else ("id", "displayName")) if node else None
@@ -120,7 +171,9 @@ def query(tenant: Tenant, kind: ResourceKind, *, filter: Any = None, start_index
         else:
             records = iter([r for r in [directory.get_group_record(tid, value)] if r])
     else:
+        caller.tenant  # noqa: B018 - a scan starts only for a verified caller
         records = directory.iter_user_records(tid) if is_user else directory.iter_group_records(tid)
+    caller.tenant  # noqa: B018 - the point read above overlapped the token check; nothing is used before it
 
     # Members are read only when the filter or the answer needs them (a group may have 50,000).
     filter_members = not is_user and _mentions_members(node)
@@ -142,8 +195,9 @@ def query(tenant: Tenant, kind: ResourceKind, *, filter: Any = None, start_index
                        "itemsPerPage": len(resources), "Resources": resources})
 
 
-def search(tenant: Tenant, kind: ResourceKind, body: Any) -> Reply:
+def search(caller: Caller, kind: ResourceKind, body: Any) -> Reply:
     """POST /Users/.search, /Groups/.search (RFC 7644 §3.4.3)."""
+    caller.tenant  # noqa: B018 - a scan may follow: verify first
     if not isinstance(body, dict):
         raise invalid("The body must be a SearchRequest object.", "invalidSyntax")
     schemas = body.get("schemas")
@@ -154,7 +208,7 @@ def search(tenant: Tenant, kind: ResourceKind, body: Any) -> Reply:
     unknown = sorted(k for k in body if not isinstance(k, str) or k.lower() not in known)
     if unknown:
         raise invalid(f"A SearchRequest has no {', '.join(map(str, unknown))}.", "invalidSyntax")
-    return query(tenant, kind, filter=fields.get("filter"), start_index=fields.get("startindex"),
+    return query(caller, kind, filter=fields.get("filter"), start_index=fields.get("startindex"),
                  count=fields.get("count"), attributes=fields.get("attributes"),
                  excluded=fields.get("excludedattributes"))
 
@@ -171,7 +225,7 @@ def _not_found(kind: ResourceKind, resource_id: str) -> NotFound:
     return NotFound(f"{kind.name} {shown!r} not found.")
 
 
-def _single(kind: ResourceKind, tenant: Tenant, record, params: dict, status: int = 200,
+def _single(kind: ResourceKind, tenant: Tenant | Caller, record, params: dict, status: int = 200,
             members: list[dict] | None = None) -> Reply:
     url = base_url(tenant)
     include = parse_attribute_list(kind, params.get("attributes"), "attributes")
@@ -202,19 +256,21 @@ def _check_if_match(if_match: str | None, record) -> None:
                                  headers={"ETag": version_tag(record.version)})
 
 
-def get(tenant: Tenant, kind: ResourceKind, resource_id: str, params: dict,
+def get(caller: Caller, kind: ResourceKind, resource_id: str, params: dict,
         if_none_match: str | None = None) -> Reply:
-    record = _read(tenant, kind, resource_id)
+    record = _read(caller, kind, resource_id)
     if any(_same_version(t, record.version) for t in _tags(if_none_match)):
         return Reply(304, None, {"ETag": version_tag(record.version)})
-    return _single(kind, tenant, record, params)
+    return _single(kind, caller, record, params)
 
 
-def _read(tenant: Tenant, kind: ResourceKind, resource_id: str):
+def _read(caller: Caller, kind: ResourceKind, resource_id: str):
+    """Read one resource (overlapping the token check), then require the check to have passed."""
     record = None
-    if is_resource_id(resource_id):
+    if is_resource_id(resource_id) and caller.may_prefetch:
         record = (directory.get_user_record if kind is USER_KIND else directory.get_group_record)(
-            tenant.tenant_id, resource_id)
+            caller.tenant_id, resource_id)
+    caller.tenant  # noqa: B018 - 401 wins over 404, and nothing read is used before this
     if record is None:
         raise _not_found(kind, resource_id)
     return record
@@ -244,7 +300,8 @@ def _check_manager(tenant: Tenant, user_id: str | None, old: dict | None, new: d
         raise invalid(f"manager {manager!r} is not a user of this tenant.")
 
 
-def create_user(tenant: Tenant, body: Any, params: dict) -> Reply:
+def create_user(caller: Caller, body: Any, params: dict) -> Reply:
+    tenant = caller.tenant
     data = clean_body(USER_KIND, body)
     department = (data.get(ENTERPRISE_USER) or {}).get("department")
     if department is None and tenant.default_department:
@@ -263,34 +320,39 @@ def create_user(tenant: Tenant, body: Any, params: dict) -> Reply:
     return _single(USER_KIND, tenant, record, params, status=201)
 
 
-def replace_user(tenant: Tenant, user_id: str, body: Any, params: dict, if_match: str | None) -> Reply:
+def replace_user(caller: Caller, user_id: str, body: Any, params: dict, if_match: str | None) -> Reply:
+    tenant = caller.tenant
     data = clean_body(USER_KIND, body)
 
     def attempt():
-        record = _read(tenant, USER_KIND, user_id)
+        record = _read(caller, USER_KIND, user_id)
         _check_if_match(if_match, record)
         if data == record.data:
             return record
         _check_manager(tenant, record.id, record.data, data)
         return directory.save_user(tenant.tenant_id, record, data)
-    return _single(USER_KIND, tenant, _retrying(attempt), params)
+    return _single(USER_KIND, caller, _retrying(attempt), params)
 
 
-def patch_user(tenant: Tenant, user_id: str, body: Any, params: dict, if_match: str | None) -> Reply:
-    operations = patch.parse(body, USER_KIND)
+def patch_user(caller: Caller, user_id: str, body: Any, params: dict, if_match: str | None) -> Reply:
+    if not caller.may_prefetch:
+        caller.tenant  # noqa: B018
+    operations = _parsed(caller, lambda: patch.parse(body, USER_KIND))
 
     def attempt():
-        record = _read(tenant, USER_KIND, user_id)
+        record = _read(caller, USER_KIND, user_id)
+        tenant = caller.tenant
         _check_if_match(if_match, record)
         data = patch.apply(record.data, operations, USER_KIND)
         if data == record.data:
             return record  # Entra re-sends values it already set: nothing to write
         _check_manager(tenant, record.id, record.data, data)
         return directory.save_user(tenant.tenant_id, record, data)
-    return _single(USER_KIND, tenant, _retrying(attempt), params)
+    return _single(USER_KIND, caller, _retrying(attempt), params)
 
 
-def delete(tenant: Tenant, kind: ResourceKind, resource_id: str, if_match: str | None) -> Reply:
+def delete(caller: Caller, kind: ResourceKind, resource_id: str, if_match: str | None) -> Reply:
+    tenant = caller.tenant
     if not is_resource_id(resource_id):
         raise _not_found(kind, resource_id)
     remove = directory.delete_user if kind is USER_KIND else directory.delete_group
@@ -306,7 +368,8 @@ def _members_of(data: dict) -> list[dict]:
     return sorted({m["value"]: m for m in members}.values(), key=lambda m: m["value"])
 
 
-def create_group(tenant: Tenant, body: Any, params: dict) -> Reply:
+def create_group(caller: Caller, body: Any, params: dict) -> Reply:
+    tenant = caller.tenant
     data = clean_body(GROUP_KIND, body)
     members = _members_of(data)
     try:
@@ -321,12 +384,13 @@ def create_group(tenant: Tenant, body: Any, params: dict) -> Reply:
     return _single(GROUP_KIND, tenant, record, params, status=201, members=members)
 
 
-def replace_group(tenant: Tenant, group_id: str, body: Any, params: dict, if_match: str | None) -> Reply:
+def replace_group(caller: Caller, group_id: str, body: Any, params: dict, if_match: str | None) -> Reply:
+    tenant = caller.tenant
     data = clean_body(GROUP_KIND, body)
     desired = {m["value"]: m for m in _members_of(data)}
 
     def attempt():
-        record = _read(tenant, GROUP_KIND, group_id)
+        record = _read(caller, GROUP_KIND, group_id)
         _check_if_match(if_match, record)
         current = {m["value"]: m for m in directory.iter_members(tenant.tenant_id, group_id)}
         adds = {k: m for k, m in desired.items() if current.get(k) != m}
@@ -339,13 +403,16 @@ def replace_group(tenant: Tenant, group_id: str, body: Any, params: dict, if_mat
                                                  "excludedAttributes"), "members") else None)
 
 
-def patch_group(tenant: Tenant, group_id: str, body: Any, if_match: str | None) -> Reply:
+def patch_group(caller: Caller, group_id: str, body: Any, if_match: str | None) -> Reply:
     """Group PATCH answers 204 (what Entra advises: no member list in the answer)."""
-    operations = patch.parse(body, GROUP_KIND)
-    rest, steps = patch.split_members(operations)
+    if not caller.may_prefetch:
+        caller.tenant  # noqa: B018
+    operations = _parsed(caller, lambda: patch.parse(body, GROUP_KIND))
+    rest, steps = _parsed(caller, lambda: patch.split_members(operations))
 
     def attempt():
-        record = _read(tenant, GROUP_KIND, group_id)
+        record = _read(caller, GROUP_KIND, group_id)
+        tenant = caller.tenant
         _check_if_match(if_match, record)
         data = patch.apply(record.data, rest, GROUP_KIND) if rest else record.data
         current = None
