@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import azure.functions as func
 
+from shared_code import rate_limit
 from shared_code.errors import BadRequest, GatehouseError, PayloadTooLarge
 from shared_code.pages import PAGE_CSP, message_page
 
@@ -98,6 +99,8 @@ def handler(flavour: str = JSON) -> Callable:
         def run(req: func.HttpRequest) -> func.HttpResponse:
             cid = _incoming_correlation_id(req) or uuid.uuid4().hex
             token = correlation_id.set(cid)
+            # Who is calling, for the limit on failed authentications (checked where credentials are).
+            client = rate_limit.client_address.set(rate_limit.client_of(req.headers))
             started = time.perf_counter()
             outcome, status = "ok", 500
             try:
@@ -117,6 +120,7 @@ def handler(flavour: str = JSON) -> Callable:
                     "correlation_id": cid, "ms": round((time.perf_counter() - started) * 1000, 2),
                 }))
                 correlation_id.reset(token)
+                rate_limit.client_address.reset(client)
             return response
 
         return run

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
-from shared_code import credentials
+from shared_code import credentials, rate_limit
 from shared_code.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from shared_code.settings import get_settings
 from shared_code.storage import tenants as store
@@ -133,8 +133,15 @@ def authenticate_operator(key: str | None) -> None:
     if not key:
         raise Unauthorized("The operator key is required (Authorization: Bearer <PLATFORM_ADMIN_KEY>).")
     expected = get_settings().platform_admin_key
+    rate_limit.failed_authentications.check(rate_limit.OPERATOR)
     if not credentials.same_secret(key, expected):
+        rate_limit.failed_authentications.record_failure(rate_limit.OPERATOR)
         raise Forbidden("This operator key is not valid.")
+
+
+def _limit_scope(tenant_id: str) -> str:
+    """Failed attempts are counted per tenant; ids that cannot be a tenant share one (bounded) counter."""
+    return tenant_id if TENANT_ID.match(tenant_id or "") else "(not a tenant id)"
 
 
 def _record_for(tenant_id: str) -> dict | None:
@@ -147,8 +154,10 @@ def authenticate_admin(tenant_id: str, key: str | None) -> Tenant:
     """The tenant for a valid admin key; a wrong key, an unknown tenant or another tenant's key look alike."""
     if not key:
         raise Unauthorized("The tenant admin key is required (Authorization: Bearer <admin_key>).")
+    rate_limit.failed_authentications.check(_limit_scope(tenant_id))  # 429 before any storage read
     record = _record_for(tenant_id)
     if not credentials.secret_matches(key, (record or {}).get("admin_key_hash")) or record is None:
+        rate_limit.failed_authentications.record_failure(_limit_scope(tenant_id))
         raise Forbidden(_NOT_YOURS)
     return Tenant.from_record(record)
 
@@ -164,8 +173,10 @@ def authenticate_scim(tenant_id: str, token: str | None) -> Tenant:
     """The tenant for a valid SCIM secret token of *that* tenant; anything else is 401 (what Entra expects)."""
     if not token:
         raise Unauthorized("A bearer token is required: paste the Secret Token from the SSO setup into Entra.")
+    rate_limit.failed_authentications.check(_limit_scope(tenant_id))  # 429 before any storage read
     record = _record_for(tenant_id)
     if not credentials.secret_matches(token, (record or {}).get("scim_token_hash")) or record is None:
+        rate_limit.failed_authentications.record_failure(_limit_scope(tenant_id))
         raise Unauthorized("The bearer token is not valid for this tenant. Generate a new Secret Token in the SSO setup.")
     return Tenant.from_record(record)
 
