@@ -355,3 +355,18 @@ def test_every_endpoint_requires_the_tenants_secret_token(scim, new_tenant, path
         response = scim.get(path, headers=headers)
         assert_scim_error(response, 401)
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_a_bad_token_is_401_before_any_404_or_400_and_learns_nothing(scim):
+    user = scim.create_user()
+    bad = {"Authorization": "Bearer not-the-token"}
+    for response in (scim.get(f"/Users/{user['id']}", headers=bad), scim.get("/Users/" + "0" * 32, headers=bad),
+                     scim.get("/Users?filter=" + quote("userName eq"), headers=bad),
+                     scim.get("/Users?filter=" + quote(f'userName eq "{user["userName"]}"'), headers=bad),
+                     scim.patch(f"/Users/{user['id']}", {"bogus": True}, headers=bad),
+                     scim.patch("/Groups/" + "0" * 32, load("entra-dev-remove-member.json", memberId=user["id"]),
+                                headers=bad),
+                     scim.delete(f"/Users/{user['id']}", headers=bad)):
+        body = assert_scim_error(response, 401)
+        assert user["id"] not in response.text and user["userName"] not in body["detail"]
+    assert scim.get(f"/Users/{user['id']}").status_code == 200
