@@ -146,7 +146,10 @@ def _container(data: dict, keys: tuple[str, ...], create: bool) -> tuple[dict | 
 
 
 def _set(container: dict, key: str, operation: Operation, attribute: Attribute) -> None:
-    value = clean_value(attribute, operation.value, operation.subject)
+    value = operation.value
+    if attribute.multi_valued and not isinstance(value, list) and value is not None:
+        value = [value]  # RFC 7644 §3.5.2.1: one value added to a multi-valued attribute
+    value = clean_value(attribute, value, operation.subject)
     if attribute.name == "externalId" and isinstance(value, str) and not value.strip():
         value = None
     if value is None:

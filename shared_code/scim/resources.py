@@ -50,8 +50,6 @@ def clean_value(attribute: Attribute, value: Any, where: str, unknown: str = "in
     if value is None:
         return None
     if attribute.multi_valued:
-        if isinstance(value, dict) and attribute.type == "complex":
-            value = [value]  # a single value where a list is expected: the list of that one value
         if not isinstance(value, list):
             raise invalid(f"{where} must be an array.")
         limit = 100_000 if attribute.name == "members" else MAX_VALUES
