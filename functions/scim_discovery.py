@@ -1,11 +1,11 @@
 """SCIM discovery (RFC 7644 §4) under /api/scim/{tenant}/v2: /ServiceProviderConfig, /Schemas[/{id}],
 /ResourceTypes[/{id}]; plus SCIM-shaped answers for everything else under the SCIM base (404 for unknown
-paths, 405 for a method an endpoint does not take, 501 for a search across resource types)."""
+paths, 405 for a method an endpoint does not take) and POST /.search across users and groups."""
 from __future__ import annotations
 
 import azure.functions as func
 
-from functions._http import SCIM, bearer_token, handler, scim_response
+from functions._http import SCIM, bearer_token, handler, read_json, scim_response
 from shared_code.scim import schemas, service
 
 bp = func.Blueprint()
@@ -79,9 +79,10 @@ def get_resource_type(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route=f"{BASE}/.search", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @handler(SCIM)
 def search_everything(req: func.HttpRequest) -> func.HttpResponse:
-    _tenant(req)
-    raise service.NotImplementedHere("Searching several resource types at once is not supported; "
-                                     "POST /Users/.search or /Groups/.search instead.")
+    caller = service.Caller(req.route_params["tenant"], bearer_token(req))
+    body = service.parsed(caller, lambda: read_json(req, max_bytes=service.MAX_USER_BODY))
+    reply = service.search_everything(caller, body)
+    return scim_response(reply.body, reply.status, reply.headers)
 
 
 @bp.function_name("scim_unknown_endpoint")

@@ -19,8 +19,9 @@ def _send(reply: service.Reply) -> func.HttpResponse:
     return scim_response(reply.body, reply.status, reply.headers)
 
 
-def _body(req: func.HttpRequest):
-    return read_json(req, max_bytes=service.MAX_USER_BODY)
+def _body(req: func.HttpRequest, caller: service.Caller):
+    """The JSON body; a bad token still answers 401 before a bad body answers 400 or 413."""
+    return service.parsed(caller, lambda: read_json(req, max_bytes=service.MAX_USER_BODY))
 
 
 @bp.function_name("scim_list_users")
@@ -39,7 +40,7 @@ def list_users(req: func.HttpRequest) -> func.HttpResponse:
 @handler(SCIM)
 def search_users(req: func.HttpRequest) -> func.HttpResponse:
     caller = _caller(req)
-    return _send(service.search(caller, USER_KIND, _body(req)))
+    return _send(service.search(caller, USER_KIND, _body(req, caller)))
 
 
 @bp.function_name("scim_get_user")
@@ -56,7 +57,7 @@ def get_user(req: func.HttpRequest) -> func.HttpResponse:
 @handler(SCIM)
 def create_user(req: func.HttpRequest) -> func.HttpResponse:
     caller = _caller(req)
-    return _send(service.create_user(caller, _body(req), dict(req.params)))
+    return _send(service.create_user(caller, _body(req, caller), dict(req.params)))
 
 
 @bp.function_name("scim_replace_user")
@@ -64,7 +65,7 @@ def create_user(req: func.HttpRequest) -> func.HttpResponse:
 @handler(SCIM)
 def replace_user(req: func.HttpRequest) -> func.HttpResponse:
     caller = _caller(req)
-    return _send(service.replace_user(caller, req.route_params["id"], _body(req), dict(req.params),
+    return _send(service.replace_user(caller, req.route_params["id"], _body(req, caller), dict(req.params),
                                       req.headers.get("if-match")))
 
 
@@ -73,7 +74,7 @@ def replace_user(req: func.HttpRequest) -> func.HttpResponse:
 @handler(SCIM)
 def patch_user(req: func.HttpRequest) -> func.HttpResponse:
     caller = _caller(req)
-    return _send(service.patch_user(caller, req.route_params["id"], _body(req), dict(req.params),
+    return _send(service.patch_user(caller, req.route_params["id"], _body(req, caller), dict(req.params),
                                     req.headers.get("if-match")))
 
 

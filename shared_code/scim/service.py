@@ -8,6 +8,7 @@ the directory (dismissal on active=false, the tenant's default department on cre
 """
 from __future__ import annotations
 
+import contextvars
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
@@ -55,10 +56,6 @@ class MethodNotAllowed(GatehouseError):
     status, code = 405, "method_not_allowed"
 
 
-class NotImplementedHere(GatehouseError):
-    status, code = 501, "not_implemented"
-
-
 def authenticate(tenant_id: str, token: str | None) -> Tenant:
     """The tenant for its SCIM secret token; 401 (with the Bearer challenge) for anything else."""
     try:
@@ -84,7 +81,8 @@ class Caller:
         self._tenant = tenant
         self._check = None
         if tenant is None:
-            self._check = _token_checks.submit(authenticate, tenant_id, token)
+            # In the request's context: the check reads the caller's address (failed-authentication limit).
+            self._check = _token_checks.submit(contextvars.copy_context().run, authenticate, tenant_id, token)
 
     @classmethod
     def of(cls, tenant: Tenant) -> "Caller":
@@ -103,7 +101,7 @@ class Caller:
         return self._tenant
 
 
-def _parsed(caller: Caller, parse: Callable[[], Any]) -> Any:
+def parsed(caller: Caller, parse: Callable[[], Any]) -> Any:
     """Parse a request while the token check runs; a bad token still answers 401 before any 400."""
     try:
         return parse()
@@ -121,7 +119,7 @@ def base_url(tenant: Tenant | Caller) -> str:
 def _integer(value: Any, name: str, default: int) -> int:
     if value is None or value == "":
         return default
-    if isinstance(value, bool):
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):  # int(2.5) would be 2
         raise invalid(f"{name} must be an integer.")
     try:
         return int(value)
@@ -140,27 +138,37 @@ def _mentions_members(node: Node | None) -> bool:
     return (getattr(getattr(node, "path", None), "name", "") or "").lower() == "members"
 
 
-def query(caller: Caller, kind: ResourceKind, *, filter: Any = None, start_index: Any = None, count: Any = None,
-          attributes: Any = None, excluded: Any = None) -> Reply:
-    """GET /Users|/Groups and POST …/.search: always a 200 ListResponse (or 400 for a bad request)."""
-    if not caller.may_prefetch:
-        caller.tenant  # noqa: B018 - 401 before anything else
+@dataclass
+class _Query:
+    """A parsed query on one resource type."""
 
-    def parse():
-        node = None
-        if filter is not None and (not isinstance(filter, str) or filter.strip()):
-            node = parse_filter(filter)
-            validate(node, kind)
-        return (node, parse_attribute_list(kind, attributes, "attributes"),
-                parse_attribute_list(kind, excluded, "excludedAttributes"),
-                max(_integer(start_index, "startIndex", 1), 1),  # RFC 7644 §3.4.2.4: below 1 means 1
-                min(max(_integer(count, "count", DEFAULT_COUNT), 0), MAX_RESULTS))
-    node, include, exclude, start, size = _parsed(caller, parse)
-    tid, url = caller.tenant_id, base_url(caller)
-    is_user = kind is USER_KIND
+    kind: ResourceKind
+    node: Node | None
+    include: list
+    exclude: list
 
+
+def _parse_query(kind: ResourceKind, filter: Any, attributes: Any, excluded: Any) -> _Query:
+    node = None
+    if filter is not None and (not isinstance(filter, str) or filter.strip()):
+        node = parse_filter(filter)
+        validate(node, kind)
+    return _Query(kind, node, parse_attribute_list(kind, attributes, "attributes"),
+                  parse_attribute_list(kind, excluded, "excludedAttributes"))
+
+
+def _paging(start_index: Any, count: Any) -> tuple[int, int]:
+    return (max(_integer(start_index, "startIndex", 1), 1),  # RFC 7644 §3.4.2.4: below 1 means 1
+            min(max(_integer(count, "count", DEFAULT_COUNT), 0), MAX_RESULTS))
+
+
+def _found(caller: Caller, q: _Query) -> Iterator[tuple[_Query, Any, dict, list | None]]:
+    """The matching resources in id order: one point read when the filter pins userName, externalId, id
+    or a group's displayName (overlapping the token check), else a range scan of the tenant's partition."""
+    tid, url, is_user = caller.tenant_id, base_url(caller), q.kind is USER_KIND
+    node = q.node
     lookup = equality(node, ("id", "externalId", "userName") if is_user else ("id", "displayName")) if node else None
-    if lookup is not None:
+    if lookup is not None and caller.may_prefetch:
         attribute, value = lookup
         if attribute == "id" and not is_resource_id(value):
             records: Iterator = iter(())
@@ -174,40 +182,76 @@ def query(caller: Caller, kind: ResourceKind, *, filter: Any = None, start_index
         caller.tenant  # noqa: B018 - a scan starts only for a verified caller
         records = directory.iter_user_records(tid) if is_user else directory.iter_group_records(tid)
     caller.tenant  # noqa: B018 - the point read above overlapped the token check; nothing is used before it
-
     # Members are read only when the filter or the answer needs them (a group may have 50,000).
     filter_members = not is_user and _mentions_members(node)
-    page, total = [], 0
     for record in records:
         members = list(directory.iter_members(tid, record.id)) if filter_members else None
-        resource = _render(kind, record, url, members)
-        if node is not None and not matches(node, resource, kind):
-            continue
+        resource = _render(q.kind, record, url, members)
+        if node is None or matches(node, resource, q.kind):
+            yield q, record, resource, members
+
+
+def _list_response(caller: Caller, found: Iterator, start: int, size: int) -> Reply:
+    page, total = [], 0
+    for item in found:
         total += 1
         if start <= total < start + size:
-            page.append((record, resource, members))
+            page.append(item)
     resources = []
-    for record, resource, members in page:
-        if not is_user and members is None and wants(include, exclude, "members"):
-            resource = _render(kind, record, url, list(directory.iter_members(tid, record.id)))
-        resources.append(project(resource, include, exclude))
+    for q, record, resource, members in page:
+        if q.kind is GROUP_KIND and members is None and wants(q.include, q.exclude, "members"):
+            resource = _render(q.kind, record, base_url(caller),
+                               list(directory.iter_members(caller.tenant_id, record.id)))
+        resources.append(project(resource, q.include, q.exclude))
     return Reply(200, {"schemas": [LIST_RESPONSE], "totalResults": total, "startIndex": start,
                        "itemsPerPage": len(resources), "Resources": resources})
 
 
-def search(caller: Caller, kind: ResourceKind, body: Any) -> Reply:
-    """POST /Users/.search, /Groups/.search (RFC 7644 §3.4.3)."""
-    caller.tenant  # noqa: B018 - a scan may follow: verify first
+def query(caller: Caller, kind: ResourceKind, *, filter: Any = None, start_index: Any = None, count: Any = None,
+          attributes: Any = None, excluded: Any = None) -> Reply:
+    """GET /Users|/Groups and POST …/.search: always a 200 ListResponse (or 400 for a bad request)."""
+    if not caller.may_prefetch:
+        caller.tenant  # noqa: B018 - 401 before anything else
+    q = parsed(caller, lambda: _parse_query(kind, filter, attributes, excluded))
+    start, size = parsed(caller, lambda: _paging(start_index, count))
+    return _list_response(caller, _found(caller, q), start, size)
+
+
+def search_everything(caller: Caller, body: Any) -> Reply:
+    """POST /.search (RFC 7644 §3.4.3): users, then groups. A filter or attribute that only one resource
+    type has applies to that type (the other contributes nothing); one that neither has is a 400."""
+    caller.tenant  # noqa: B018
+    fields = _search_fields(body)
+    queries, errors = [], []
+    for kind in (USER_KIND, GROUP_KIND):
+        try:
+            queries.append(_parse_query(kind, fields.get("filter"), fields.get("attributes"),
+                                        fields.get("excludedattributes")))
+        except GatehouseError as error:
+            errors.append(error)
+    if not queries:
+        raise errors[0]
+    start, size = _paging(fields.get("startindex"), fields.get("count"))
+    return _list_response(caller, (item for q in queries for item in _found(caller, q)), start, size)
+
+
+def _search_fields(body: Any) -> dict:
     if not isinstance(body, dict):
         raise invalid("The body must be a SearchRequest object.", "invalidSyntax")
     schemas = body.get("schemas")
     if not isinstance(schemas, list) or SEARCH_REQUEST.lower() not in {s.lower() for s in schemas if isinstance(s, str)}:
         raise invalid(f"schemas must be [{SEARCH_REQUEST!r}].", "invalidSyntax")
     known = {"schemas", "filter", "startindex", "count", "attributes", "excludedattributes", "sortby", "sortorder"}
-    fields = {k.lower(): v for k, v in body.items() if isinstance(k, str)}
-    unknown = sorted(k for k in body if not isinstance(k, str) or k.lower() not in known)
+    unknown = sorted(str(k) for k in body if not isinstance(k, str) or k.lower() not in known)
     if unknown:
-        raise invalid(f"A SearchRequest has no {', '.join(map(str, unknown))}.", "invalidSyntax")
+        raise invalid(f"A SearchRequest has no {', '.join(unknown)}.", "invalidSyntax")
+    return {k.lower(): v for k, v in body.items()}
+
+
+def search(caller: Caller, kind: ResourceKind, body: Any) -> Reply:
+    """POST /Users/.search, /Groups/.search (RFC 7644 §3.4.3)."""
+    caller.tenant  # noqa: B018 - a scan may follow: verify first
+    fields = _search_fields(body)
     return query(caller, kind, filter=fields.get("filter"), start_index=fields.get("startindex"),
                  count=fields.get("count"), attributes=fields.get("attributes"),
                  excluded=fields.get("excludedattributes"))
@@ -337,7 +381,7 @@ def replace_user(caller: Caller, user_id: str, body: Any, params: dict, if_match
 def patch_user(caller: Caller, user_id: str, body: Any, params: dict, if_match: str | None) -> Reply:
     if not caller.may_prefetch:
         caller.tenant  # noqa: B018
-    operations = _parsed(caller, lambda: patch.parse(body, USER_KIND))
+    operations = parsed(caller, lambda: patch.parse(body, USER_KIND))
 
     def attempt():
         record = _read(caller, USER_KIND, user_id)
@@ -407,8 +451,8 @@ def patch_group(caller: Caller, group_id: str, body: Any, if_match: str | None) 
     """Group PATCH answers 204 (what Entra advises: no member list in the answer)."""
     if not caller.may_prefetch:
         caller.tenant  # noqa: B018
-    operations = _parsed(caller, lambda: patch.parse(body, GROUP_KIND))
-    rest, steps = _parsed(caller, lambda: patch.split_members(operations))
+    operations = parsed(caller, lambda: patch.parse(body, GROUP_KIND))
+    rest, steps = parsed(caller, lambda: patch.split_members(operations))
 
     def attempt():
         record = _read(caller, GROUP_KIND, group_id)

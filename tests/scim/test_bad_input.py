@@ -153,8 +153,6 @@ def test_unsupported_methods_and_paths_get_scim_errors(scim):
     assert_scim_error(scim.put("/Users", {}), 405)
     assert_scim_error(scim.post("/ServiceProviderConfig", {}), 405)
     assert_scim_error(scim.get("/Bulk"), 404)
-    assert_scim_error(scim.post("/.search", {"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"]}),
-                      501)
 
 
 def test_attributes_and_excluded_attributes_shape_the_answer(scim, user):
@@ -173,3 +171,15 @@ def test_search_with_post_takes_the_query_in_the_body(scim, user):
     assert response.json()["Resources"] == [{"schemas": user["schemas"], "id": user["id"],
                                              "userName": "kept@contoso.example"}]
     assert_scim_error(scim.post("/Users/.search", {"filter": "x"}), 400, "invalidSyntax")
+
+
+def test_search_at_the_root_covers_users_and_groups(scim, user):
+    group = scim.create_group("Kept Team")
+    search = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"]}
+    everything = scim.post("/.search", {**search, "attributes": ["displayName"]}).json()
+    assert [r.get("displayName") for r in everything["Resources"]] == ["Kept", "Kept Team"]
+    users_only = scim.post("/.search", {**search, "filter": 'userName sw "kept"'}).json()
+    assert [r["id"] for r in users_only["Resources"]] == [user["id"]]
+    groups_only = scim.post("/.search", {**search, "filter": 'displayName eq "kept team"'}).json()
+    assert [r["id"] for r in groups_only["Resources"]] == [group["id"]]
+    assert_scim_error(scim.post("/.search", {**search, "filter": 'favourite eq "x"'}), 400, "invalidFilter")

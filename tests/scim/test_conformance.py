@@ -47,5 +47,5 @@ def test_scim2_tester_runs_the_crud_and_patch_checks_on_users_and_groups(checker
     for resource_type in ("User", "Group"):
         for title in ("object_creation", "object_query", "object_query_without_id", "object_replacement",
                       "object_deletion", "check_add_attribute", "check_remove_attribute", "check_replace_attribute",
-                      "object_query_with_attributes", "object_list_with_attributes"):
+                      "object_query_with_attributes", "object_list_with_attributes", "search_with_attributes"):
             assert (resource_type, title) in ran, (resource_type, title)

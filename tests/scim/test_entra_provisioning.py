@@ -364,6 +364,7 @@ def test_a_bad_token_is_401_before_any_404_or_400_and_learns_nothing(scim):
                      scim.get("/Users?filter=" + quote("userName eq"), headers=bad),
                      scim.get("/Users?filter=" + quote(f'userName eq "{user["userName"]}"'), headers=bad),
                      scim.patch(f"/Users/{user['id']}", {"bogus": True}, headers=bad),
+                     scim.request("POST", "/Users", data=b"{not json", headers=bad),
                      scim.patch("/Groups/" + "0" * 32, load("entra-dev-remove-member.json", memberId=user["id"]),
                                 headers=bad),
                      scim.delete(f"/Users/{user['id']}", headers=bad)):
