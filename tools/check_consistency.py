@@ -4,7 +4,8 @@
     python -m tools.check_consistency --all [--stuck-minutes 5] [--settings local.settings.json]
 
 Reads the same settings as the app: the environment, else `local.settings.json` `Values` (the environment
-wins, as with `func start`). Exit 0 with "0 problems"; 1 listing the problems; 2 when storage cannot be read.
+wins, as with `func start`). Exit 0 with "0 problems"; 1 listing the problems; 2 when storage cannot be read
+or there is no such tenant.
 The rules are in `shared_code/storage/consistency.py`.
 """
 from __future__ import annotations
@@ -52,7 +53,13 @@ def main(argv: list[str] | None = None, out=None) -> int:
     total = checked = 0
     try:
         if args.tenant:
-            results = [(args.tenant, consistency.check_tenant(args.tenant, stuck_after=stuck))]
+            from shared_code.storage.tenants import get_tenant_record
+
+            problems = consistency.check_tenant(args.tenant, stuck_after=stuck)
+            if not problems and get_tenant_record(args.tenant) is None:
+                print(f"There is no tenant {args.tenant!r} (and no directory rows under that id).", file=sys.stderr)
+                return 2
+            results = [(args.tenant, problems)]
         else:
             results = consistency.check_all(stuck_after=stuck)
         for tenant_id, problems in results:

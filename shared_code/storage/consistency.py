@@ -52,9 +52,15 @@ class Problem:
 def check_tenant(tenant_id: str, *, stuck_after: timedelta = STUCK_AFTER, now: datetime | None = None,
                  recheck: bool = True) -> list[Problem]:
     """The problems of one tenant's directory partition (an empty list when it is consistent)."""
+    from shared_code.storage.tenants import get_tenant_record
+
     rows = {entity["RowKey"]: dict(entity) for entity in tables.query(
         TABLE, "PartitionKey eq @pk", {"pk": tenant_id}, select=_COLUMNS, page_size=1000)}
-    return confirmed(tenant_id, find_problems(rows, stuck_after=stuck_after, now=now), stuck_after, now, recheck)
+    problems = confirmed(tenant_id, find_problems(rows, stuck_after=stuck_after, now=now), stuck_after, now, recheck)
+    if rows and get_tenant_record(tenant_id) is None:
+        problems.insert(0, Problem("partition-without-tenant", tenant_id,
+                                   f"{len(rows)} directory rows belong to no tenant."))
+    return problems
 
 
 def check_all(*, stuck_after: timedelta = STUCK_AFTER, now: datetime | None = None,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -116,6 +117,18 @@ def test_a_problem_that_a_concurrent_write_resolved_before_the_recheck_is_not_re
     assert [p.code for p in seen] == ["user-without-index"]
     tables.upsert(tables.DIRECTORY, dict(copy), replace=True)  # the write that was in flight lands
     assert consistency.confirmed(tenant_id, seen) == []
+
+
+def test_an_unknown_tenant_is_exit_2_not_a_clean_bill(app_settings):
+    result = check_command(app_settings, "--tenant", "no-such-tenant-000000")
+    assert result.returncode == 2 and "no tenant" in result.stderr
+
+
+def test_directory_rows_of_a_tenant_that_does_not_exist_are_a_problem():
+    orphan = "orphan-" + uuid.uuid4().hex[:8]
+    tables.upsert(tables.DIRECTORY, {"PartitionKey": orphan, "RowKey": "member:a:b"})
+    codes = [p.code for p in consistency.check_tenant(orphan)]
+    assert codes[0] == "partition-without-tenant" and "malformed-row" not in codes
 
 
 def _group_ids(tenant_id: str) -> list[str]:
