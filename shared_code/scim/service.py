@@ -269,11 +269,16 @@ def _not_found(kind: ResourceKind, resource_id: str) -> NotFound:
     return NotFound(f"{kind.name} {shown!r} not found.")
 
 
-def _single(kind: ResourceKind, tenant: Tenant | Caller, record, params: dict, status: int = 200,
-            members: list[dict] | None = None) -> Reply:
+def _projection(kind: ResourceKind, params: dict) -> tuple[list, list]:
+    """`attributes` / `excludedAttributes`, parsed before anything is written (a bad one changes nothing)."""
+    return (parse_attribute_list(kind, params.get("attributes"), "attributes"),
+            parse_attribute_list(kind, params.get("excludedAttributes"), "excludedAttributes"))
+
+
+def _single(kind: ResourceKind, tenant: Tenant | Caller, record, projection: tuple[list, list],
+            status: int = 200, members: list[dict] | None = None) -> Reply:
     url = base_url(tenant)
-    include = parse_attribute_list(kind, params.get("attributes"), "attributes")
-    exclude = parse_attribute_list(kind, params.get("excludedAttributes"), "excludedAttributes")
+    include, exclude = projection
     if kind is GROUP_KIND and members is None and wants(include, exclude, "members"):
         members = list(directory.iter_members(tenant.tenant_id, record.id))
     resource = project(_render(kind, record, url, members), include, exclude)
@@ -302,10 +307,11 @@ def _check_if_match(if_match: str | None, record) -> None:
 
 def get(caller: Caller, kind: ResourceKind, resource_id: str, params: dict,
         if_none_match: str | None = None) -> Reply:
+    projection = parsed(caller, lambda: _projection(kind, params))
     record = _read(caller, kind, resource_id)
     if any(_same_version(t, record.version) for t in _tags(if_none_match)):
         return Reply(304, None, {"ETag": version_tag(record.version)})
-    return _single(kind, caller, record, params)
+    return _single(kind, caller, record, projection)
 
 
 def _read(caller: Caller, kind: ResourceKind, resource_id: str):
@@ -347,6 +353,7 @@ def _check_manager(tenant: Tenant, user_id: str | None, old: dict | None, new: d
 def create_user(caller: Caller, body: Any, params: dict) -> Reply:
     tenant = caller.tenant
     data = clean_body(USER_KIND, body)
+    projection = _projection(USER_KIND, params)
     department = (data.get(ENTERPRISE_USER) or {}).get("department")
     if department is None and tenant.default_department:
         data.setdefault(ENTERPRISE_USER, {})["department"] = tenant.default_department
@@ -359,14 +366,15 @@ def create_user(caller: Caller, body: Any, params: dict) -> Reply:
         existing = directory.find_user_record(tenant.tenant_id, "userName", data["userName"])
         if existing is not None and data.get("externalId") and \
                 existing.data.get("externalId") == data["externalId"]:
-            return _single(USER_KIND, tenant, existing, params, status=201)
+            return _single(USER_KIND, tenant, existing, projection, status=201)
         raise
-    return _single(USER_KIND, tenant, record, params, status=201)
+    return _single(USER_KIND, tenant, record, projection, status=201)
 
 
 def replace_user(caller: Caller, user_id: str, body: Any, params: dict, if_match: str | None) -> Reply:
     tenant = caller.tenant
     data = clean_body(USER_KIND, body)
+    projection = _projection(USER_KIND, params)
 
     def attempt():
         record = _read(caller, USER_KIND, user_id)
@@ -375,13 +383,14 @@ def replace_user(caller: Caller, user_id: str, body: Any, params: dict, if_match
             return record
         _check_manager(tenant, record.id, record.data, data)
         return directory.save_user(tenant.tenant_id, record, data)
-    return _single(USER_KIND, caller, _retrying(attempt), params)
+    return _single(USER_KIND, caller, _retrying(attempt), projection)
 
 
 def patch_user(caller: Caller, user_id: str, body: Any, params: dict, if_match: str | None) -> Reply:
     if not caller.may_prefetch:
         caller.tenant  # noqa: B018
     operations = parsed(caller, lambda: patch.parse(body, USER_KIND))
+    projection = parsed(caller, lambda: _projection(USER_KIND, params))
 
     def attempt():
         record = _read(caller, USER_KIND, user_id)
@@ -392,7 +401,7 @@ def patch_user(caller: Caller, user_id: str, body: Any, params: dict, if_match: 
             return record  # Entra re-sends values it already set: nothing to write
         _check_manager(tenant, record.id, record.data, data)
         return directory.save_user(tenant.tenant_id, record, data)
-    return _single(USER_KIND, caller, _retrying(attempt), params)
+    return _single(USER_KIND, caller, _retrying(attempt), projection)
 
 
 def delete(caller: Caller, kind: ResourceKind, resource_id: str, if_match: str | None) -> Reply:
@@ -415,6 +424,7 @@ def _members_of(data: dict) -> list[dict]:
 def create_group(caller: Caller, body: Any, params: dict) -> Reply:
     tenant = caller.tenant
     data = clean_body(GROUP_KIND, body)
+    projection = _projection(GROUP_KIND, params)
     members = _members_of(data)
     try:
         record = directory.create_group(tenant.tenant_id, data, members)
@@ -423,15 +433,16 @@ def create_group(caller: Caller, body: Any, params: dict) -> Reply:
         if existing is not None and data.get("externalId") and \
                 existing.data.get("externalId") == data["externalId"]:
             # A retried create (same name, same Entra objectId): the group it created the first time.
-            return _single(GROUP_KIND, tenant, existing, params, status=201)
+            return _single(GROUP_KIND, tenant, existing, projection, status=201)
         raise
-    return _single(GROUP_KIND, tenant, record, params, status=201, members=members)
+    return _single(GROUP_KIND, tenant, record, projection, status=201, members=members)
 
 
 def replace_group(caller: Caller, group_id: str, body: Any, params: dict, if_match: str | None) -> Reply:
     tenant = caller.tenant
     data = clean_body(GROUP_KIND, body)
     desired = {m["value"]: m for m in _members_of(data)}
+    projection = _projection(GROUP_KIND, params)
 
     def attempt():
         record = _read(caller, GROUP_KIND, group_id)
@@ -441,10 +452,8 @@ def replace_group(caller: Caller, group_id: str, body: Any, params: dict, if_mat
         removes = set(current) - set(desired)
         return directory.save_group(tenant.tenant_id, record, data, adds, removes, known_members=current)
     record = _retrying(attempt)
-    return _single(GROUP_KIND, tenant, record, params, members=sorted(desired.values(), key=lambda m: m["value"])
-                   if wants(parse_attribute_list(GROUP_KIND, params.get("attributes"), "attributes"),
-                            parse_attribute_list(GROUP_KIND, params.get("excludedAttributes"),
-                                                 "excludedAttributes"), "members") else None)
+    members = sorted(desired.values(), key=lambda m: m["value"]) if wants(*projection, "members") else None
+    return _single(GROUP_KIND, tenant, record, projection, members=members)
 
 
 def patch_group(caller: Caller, group_id: str, body: Any, if_match: str | None) -> Reply:

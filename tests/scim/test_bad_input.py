@@ -183,3 +183,12 @@ def test_search_at_the_root_covers_users_and_groups(scim, user):
     groups_only = scim.post("/.search", {**search, "filter": 'displayName eq "kept team"'}).json()
     assert [r["id"] for r in groups_only["Resources"]] == [group["id"]]
     assert_scim_error(scim.post("/.search", {**search, "filter": 'favourite eq "x"'}), 400, "invalidFilter")
+
+
+def test_a_bad_projection_on_a_write_is_refused_before_anything_is_written(scim, user):
+    body = {"schemas": [USER], "userName": "projected@contoso.example"}
+    assert_scim_error(scim.post("/Users?attributes=favouriteColour", body), 400, "invalidValue")
+    assert scim.get("/Users?filter=" + quote('userName eq "projected@contoso.example"')).json()["totalResults"] == 0
+    response = scim.patch(f"/Users/{user['id']}?excludedAttributes=nope", load("entra-default-disable-user.json"))
+    assert_scim_error(response, 400, "invalidValue")
+    unchanged(scim, user)
