@@ -17,7 +17,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -54,7 +54,6 @@ class Outage:
     azurite: DurableAzurite
     host: LocalHost
     settings: dict[str, str]
-    admin: dict[str, str] = field(default_factory=dict)
 
 
 @pytest.fixture(scope="module")
