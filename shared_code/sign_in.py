@@ -7,6 +7,10 @@ random per-browser nonce. The nonce itself travels only in the browser's signed 
 the one case where browsers send only SameSite=None cookies. RelayState carries just the opaque relay id
 (≤ 80 bytes, SAML bindings 3.4.3), never the target: the target stays in our table, so a RelayState can
 neither be tampered into an open redirect nor tell anyone where the user was going.
+Why a cookie and not RelayState alone: RelayState travels inside the POST next to the response, so whoever
+forwards a response (login CSRF: the attacker's own sign-in posted from the victim's browser) forwards its
+RelayState too; only a cookie ties Entra's answer to the browser that asked. Chromium sends the SameSite=None;
+Secure cookie with the cross-site POST, also on http://127.0.0.1 (tests/browser/test_sp_initiated_login.py).
 
 Assertion consumer (`complete_sign_in`), in this order:
 1. `saml.consume` verifies the response against this tenant's SP and IdP (signatures, audience, recipient,
