@@ -221,6 +221,8 @@ def update(name: str, entity: dict, etag: str | None, replace: bool = False) -> 
 
 
 def delete(name: str, partition: str, row: str, etag: str | None = None) -> None:
+    """Delete a row. Beware: azure-data-tables answers a 404 as success even with an ETag, so a delete can
+    never make something one-time; spend a row with an If-Match `update` instead (see storage/sign_ins.py)."""
     if etag:
         from azure.core import MatchConditions
 
