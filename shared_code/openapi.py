@@ -140,13 +140,14 @@ def _primary_true() -> dict:
                 ("primary",))
 
 
-def _scim_attribute(attribute: Attribute) -> dict:
-    """The schema of an attribute in a POST/PUT body (null always means "unassigned")."""
+def _scim_attribute(attribute: Attribute, *, in_patch: bool = False) -> dict:
+    """The schema of an attribute's value in a body (null always means "unassigned"). A PATCH may add one
+    value to a multi-valued attribute without wrapping it in an array (RFC 7644 §3.5.2.1); a POST/PUT may not."""
     if attribute.mutability == "readOnly":
         return {"description": "Read-only: ignored on input."}
     if attribute.name == "manager":
         return _nullable({"anyOf": [
-            {"type": "string", "pattern": rf"^([0-9a-f]{{32}}|\s*)$",
+            {"type": "string", "pattern": r"^([0-9a-f]{32}|\s*)$",
              "description": "Entra's shape: the manager's id; an empty string removes the manager."},
             _member_reference(attribute)]})
     item = _scim_value(attribute)
@@ -155,9 +156,10 @@ def _scim_attribute(attribute: Attribute) -> dict:
     limit = 100_000 if attribute.name == "members" else scim_resources.MAX_VALUES
     array: dict[str, Any] = {"type": "array", "items": _nullable(item), "maxItems": limit}
     if any(sub.name == "primary" for sub in attribute.sub_attributes):
-        array["not"] = {"contains": _primary_true(), "minContains": 2}  # at most one primary value
-    # A single object where a list is expected is read as a list of that one object.
-    return {"anyOf": [array, item, {"type": "null"}], "description": attribute.description}
+        # At most one primary value (minContains 0: an array without one is fine).
+        array.update({"contains": _primary_true(), "minContains": 0, "maxContains": 1})
+    alternatives = [array, item, {"type": "null"}] if in_patch else [array, {"type": "null"}]
+    return {"anyOf": alternatives, "description": attribute.description}
 
 
 def _key_attribute(max_length: int, *, allow_blank: bool) -> dict:
@@ -222,9 +224,12 @@ def _attribute_names(kind: ResourceKind) -> list[str]:
     return names
 
 
-def _attribute_list_pattern(kind: ResourceKind) -> str:
-    alternatives = "|".join(name.replace(".", r"\.") for name in _attribute_names(kind))
-    return rf"^({alternatives})(,({alternatives}))*$"
+def _attribute_list_pattern(*kinds: ResourceKind) -> str:
+    """Comma-separated attribute names; blanks around names and empty entries are ignored by the server."""
+    names = sorted({name for kind in kinds for name in _attribute_names(kind)})
+    alternatives = "|".join(name.replace(".", r"\.").replace("$", r"\$") for name in names)
+    entry = rf"\s*({alternatives})?\s*"
+    return rf"^{entry}(,{entry})*$"
 
 
 def _simple_paths(kind: ResourceKind, *, types: tuple[str, ...], removable: bool = False) -> list[str]:
@@ -256,12 +261,17 @@ def _patch_request(kind: ResourceKind) -> dict:
     if text_paths:
         key = "userName" if kind is USER_KIND else "displayName"
         settable = [p for p in text_paths if p not in (key, "externalId")]
-        operations.append(_obj({"op": add_replace, "path": {"enum": settable},
-                                "value": _nullable(_text(scim_resources.MAX_STRING))}, ("op", "path", "value"),
-                               title="Set a text attribute"))
+        if settable:
+            operations.append(_obj({"op": add_replace, "path": {"enum": settable},
+                                    "value": _nullable(_text(scim_resources.MAX_STRING))},
+                                   ("op", "path", "value"), title="Set a text attribute"))
         operations.append(_obj({"op": add_replace, "path": {"const": key},
                                 "value": _key_attribute(scim_resources.MAX_KEY_STRING, allow_blank=False)},
                                ("op", "path", "value"), title=f"Set {key}"))
+        operations.append(_obj({"op": add_replace, "path": {"const": "externalId"},
+                                "value": _nullable(_key_attribute(scim_resources.MAX_KEY_STRING,
+                                                                  allow_blank=kind is USER_KIND))},
+                               ("op", "path", "value"), title="Set externalId"))
     if flag_paths:
         operations.append(_obj({"op": add_replace, "path": {"enum": flag_paths},
                                 "value": _nullable(_scim_value(Attribute("active", "boolean")))},
@@ -297,7 +307,7 @@ def _patch_request(kind: ResourceKind) -> dict:
                                title="Remove the manager"))
     for attribute in multi:
         operations.append(_obj({"op": add_replace, "path": {"const": attribute.name},
-                                "value": _scim_attribute(attribute)}, ("op", "path", "value"),
+                                "value": _scim_attribute(attribute, in_patch=True)}, ("op", "path", "value"),
                                title=f"Add to or replace {attribute.name}"))
     if kind is GROUP_KIND:
         members = kind.core.attribute("members")
@@ -313,12 +323,14 @@ def _patch_request(kind: ResourceKind) -> dict:
                       if p not in ("userName", "displayName")}
     no_path_values |= {p: _nullable(_scim_value(Attribute("active", "boolean"))) for p in flag_paths}
     no_path_values |= {"schemas": {}, "id": {}, "meta": {}}
-    operations.append(_obj({"op": add_replace, "value": _obj(no_path_values, closed=True, minProperties=1)},
+    no_path = {"type": ["string", "null"], "pattern": r"^\s*$", "description": "Absent, null or blank."}
+    operations.append(_obj({"op": add_replace, "path": no_path,
+                            "value": _obj(no_path_values, closed=True, minProperties=1)},
                            ("op", "value"), title="Several attributes at once, without a path"))
     return _obj({
         "schemas": {"type": "array", "items": {"type": "string"}, "contains": {"const": PATCH_OP}},
         "Operations": {"type": "array", "minItems": 1, "maxItems": scim_patch.MAX_OPERATIONS,
-                       "items": {"oneOf": operations}},
+                       "items": {"anyOf": operations}},
     }, ("schemas", "Operations"), description="Operation names are case-insensitive. Every operation is "
                                               "checked before anything is stored: a failing PATCH changes "
                                               "nothing.")
@@ -335,26 +347,30 @@ def _list_response(item: str) -> dict:
 
 
 def _search_request(kind: ResourceKind) -> dict:
+    names = _attribute_list_pattern(kind)
     return _obj({
         "schemas": {"type": "array", "items": {"type": "string"}, "contains": {"const": SEARCH_REQUEST}},
-        "filter": _ref(f"{kind.name}Filter"),
+        "filter": _filter(kind),
         "startIndex": {"type": "integer"},
         "count": {"type": "integer"},
-        "attributes": {"type": "string", "pattern": _attribute_list_pattern(kind)},
-        "excludedAttributes": {"type": "string", "pattern": _attribute_list_pattern(kind)},
-        "sortBy": {"type": "string", "description": "Accepted and ignored: sorting is not supported."},
-        "sortOrder": {"type": "string", "description": "Accepted and ignored."},
-    }, ("schemas",), closed=True)
+        "attributes": {"type": "string", "pattern": names},
+        "excludedAttributes": {"type": "string", "pattern": names},
+        "sortBy": {"description": "Accepted and ignored (any value): sorting is not supported."},
+        "sortOrder": {"description": "Accepted and ignored (any value)."},
+    }, ("schemas",), closed=True, description="Member names are case-insensitive.")
 
 
-def _filter(kind: ResourceKind) -> dict:
-    keys = "userName|externalId|id" if kind is USER_KIND else "displayName|externalId|id"
+def _filter(*kinds: ResourceKind) -> dict:
+    names = {"id", "externalId"} | {"userName" if kind is USER_KIND else "displayName" for kind in kinds}
+    keys = "|".join(sorted(names))
+    # Values without control characters: no stored key has them, and the table service refuses them in a key.
+    value = r'"[^"\\\x00-\x1f\x7f-\x9f]*"'
     return {"type": "string", "maxLength": 1000,
-            "pattern": rf'^({keys}) eq "[^"\\]*"( and ({keys}) eq "[^"\\]*")?$',
+            "pattern": rf'^(\s*|({keys}) eq {value}( and ({keys}) eq {value})?)$',
             "description": "What Entra sends: `attribute eq \"value\"` (at most two joined by `and`), answered "
-                           "with one point read. The server also evaluates the rest of RFC 7644 §3.4.2.2 "
-                           "(co, sw, pr, gt, or, not, value filters); a filter it cannot parse is a 400 "
-                           "invalidFilter."}
+                           "with one point read; empty means no filter. The server also evaluates the rest of "
+                           "RFC 7644 §3.4.2.2 (co, sw, pr, gt, or, not, value filters); a filter it cannot parse "
+                           "is a 400 invalidFilter."}
 
 
 # ---- the document --------------------------------------------------------------------------------------------
@@ -777,9 +793,13 @@ def _scim_paths() -> dict:
             {**_scim_ok(_ref(schema), summary + "."), **not_found,
              **_errors("Unauthorized", "StorageUnavailable", **scim)})}
     paths["/scim/{tenant}/v2/.search"] = {"parameters": [_TENANT], "post": _operation(
-        "scim_search_everything", "Search across resource types (not supported: 501)", "SCIM discovery",
-        SCIM_TOKEN, {**_errors("NotImplemented", "Unauthorized", "StorageUnavailable", **scim)},
-        description="POST /Users/.search or /Groups/.search instead.")}
+        "scim_search_everything", "Query Users and Groups together with a SearchRequest (RFC 7644 §3.4.3)",
+        "SCIM", SCIM_TOKEN,
+        {**_scim_ok(_ref("ResourceList"), "Users, then groups. A filter or attribute only one type has applies "
+                                          "to that type; one that neither has is a 400."),
+         **_errors("BadRequest", "Unauthorized", "PayloadTooLarge", "StorageUnavailable", **scim)},
+        body={"required": True, "content": {SCIM: {"schema": _ref("ResourceSearch")},
+                                            JSON: {"schema": _ref("ResourceSearch")}}})}
     return paths
 
 
@@ -885,6 +905,10 @@ def _components() -> dict:
         "ifNoneMatch": {"name": "If-None-Match", "in": "header", "schema": {"type": "string"},
                         "description": "Answer 304 if the resource is still at this version."},
     }
+    schemas["ResourceList"] = _list_response("User")
+    schemas["ResourceList"]["properties"]["Resources"]["items"] = {"anyOf": [_ref("User"), _ref("Group")]}
+    # Each query must make sense for one of the two types (users and groups).
+    schemas["ResourceSearch"] = {"anyOf": [_ref("UserSearch"), _ref("GroupSearch")]}
     for kind in (USER_KIND, GROUP_KIND):
         name = kind.name
         schemas[f"{name}Request"] = _scim_request(kind)
@@ -892,13 +916,13 @@ def _components() -> dict:
         schemas[f"{name}Patch"] = _patch_request(kind)
         schemas[f"{name}List"] = _list_response(name)
         schemas[f"{name}Search"] = _search_request(kind)
+        schemas[f"{name}Attributes"] = {"type": "string", "pattern": _attribute_list_pattern(kind),
+                                        "description": "Comma-separated attribute names (RFC 7644 §3.4.2.5)."}
         schemas[f"{name}Filter"] = _filter(kind)
         parameters[f"{name}Filter"] = {"name": "filter", "in": "query", "schema": _ref(f"{name}Filter")}
         for parameter in ("attributes", "excludedAttributes"):
             parameters[f"{name}{parameter[0].upper()}{parameter[1:]}"] = {
-                "name": parameter, "in": "query",
-                "schema": {"type": "string", "pattern": _attribute_list_pattern(kind)},
-                "description": "Comma-separated attribute names (RFC 7644 §3.4.2.5)."}
+                "name": parameter, "in": "query", "schema": _ref(f"{name}Attributes")}
     return {
         "securitySchemes": {
             "operatorKey": {"type": "http", "scheme": "bearer",
