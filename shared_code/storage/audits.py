@@ -37,8 +37,8 @@ SWEEPS_PARTITION = "~sweeps"
 RUNNING, COMPLETE, FAILED = "running", "complete", "failed"
 
 MAX_STORED_OUTSIDE = 10_000
-# The service counts string properties in UTF-16 and refuses one over 64 KiB; keep a margin for the
-# JSON escaping the SDK adds on the wire.
+# The service counts string properties in UTF-16 and refuses one over 64 KiB (65,536 bytes); stay a
+# little below, so no rounding in how a row is measured can push it over.
 ROW_LIMIT_UTF16_BYTES = 60_000
 ROWS_PER_TRANSACTION = 25  # 25 rows of <= 60 KB stay well inside a transaction's 4 MiB
 MAX_LISTED_FAILURES = 100  # a sweep names at most this many failed tenants (the count is always exact)
