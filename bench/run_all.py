@@ -1,0 +1,120 @@
+"""Every benchmark in one run (`make bench`): each prints its numbers as ratios to a baseline measured in the
+same run, and this script collects their output, with a description of the machine, into bench/RESULTS.md.
+
+    .venv/bin/python bench/run_all.py [--only coldstart,acs,...] [--no-write]
+
+Benchmarks, in order (see bench/README.md for what each ratio means):
+  coldstart  bench/coldstart.py        fresh process to the first SCIM answer vs a bare `import azure.functions`
+  acs        bench/acs.py              SAML response validation vs pysaml2 and python3-saml
+  scim       bench/scim.py             SCIM create / lookup / PATCH vs the in-memory scim2-server
+  audit      bench/audit.py            the domain audit per 1,000 employees vs the bare partition query
+  load       bench/load.py --quick     tenants provisioned at once while employees sign in; app peak memory
+
+A benchmark whose script does not exist yet is listed as skipped; one that fails keeps its output and the
+run goes on (the exit status is then 1). RESULTS.md is written only by a run of all of them.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "RESULTS.md"
+TIMEOUT_SECONDS = 1800
+
+BENCHMARKS = [
+    ("coldstart", "Cold start", ["bench/coldstart.py"]),
+    ("acs", "ACS validation", ["bench/acs.py"]),
+    ("scim", "SCIM operations", ["bench/scim.py"]),
+    ("audit", "Domain audit per 1,000 employees", ["bench/audit.py"]),
+    ("load", "Load (quick run) and the app's peak memory", ["bench/load.py", "--quick"]),
+]
+
+
+def machine() -> list[str]:
+    """CPU model, cores, RAM, OS, Python, date, commit and how busy the machine was (runs share it)."""
+    cpu = next((line.split(":", 1)[1].strip() for line in _read("/proc/cpuinfo").splitlines()
+                if line.startswith("model name")), platform.processor() or "unknown CPU")
+    mem_kib = next((int(line.split()[1]) for line in _read("/proc/meminfo").splitlines()
+                    if line.startswith("MemTotal:")), 0)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip() or "unknown"
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return [f"CPU: {cpu}, {os.cpu_count()} logical cores",
+            f"RAM: {mem_kib / 1024 / 1024:.1f} GiB",
+            f"OS: {platform.platform()}",
+            f"Python: {platform.python_version()} ({sys.executable})",
+            f"Date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, commit {commit}",
+            f"Load average (1 min) when the run started: {load:.2f}"]
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""
+
+
+def run(command: list[str]) -> tuple[int, str, float]:
+    """Run one benchmark with this interpreter, echoing its output as it comes; (status, output, seconds)."""
+    started = time.perf_counter()
+    process = subprocess.Popen([sys.executable, *command], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, bufsize=1)
+    lines = []
+    try:
+        for line in process.stdout:
+            print(line, end="", flush=True)
+            lines.append(line)
+        status = process.wait(timeout=TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        status = -1
+        lines.append(f"\n(stopped after {TIMEOUT_SECONDS} s)\n")
+    return status, "".join(lines).rstrip(), time.perf_counter() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", help="comma-separated names: " + ",".join(name for name, _, _ in BENCHMARKS))
+    parser.add_argument("--no-write", action="store_true", help="do not write bench/RESULTS.md")
+    args = parser.parse_args()
+    chosen = set(args.only.split(",")) if args.only else {name for name, _, _ in BENCHMARKS}
+
+    description = machine()
+    print("\n".join(description), flush=True)
+    sections, failed = [], False
+    for name, title, command in BENCHMARKS:
+        if name not in chosen:
+            continue
+        print(f"\n=== {title}: {' '.join(command)}", flush=True)
+        if not (ROOT / command[0]).exists():
+            print("skipped: the script does not exist yet")
+            sections.append((title, command, "skipped: the script does not exist yet", 0.0))
+            continue
+        status, output, seconds = run(command)
+        if status != 0:
+            failed = True
+            output += f"\n\n(exit status {status})"
+        sections.append((title, command, output, seconds))
+
+    if not args.no_write and chosen == {name for name, _, _ in BENCHMARKS}:
+        text = ["# Benchmark results", "",
+                "The latest output of `make bench` (`bench/run_all.py`); how to read each ratio: "
+                "[README.md](README.md).", "", "## Machine", ""]
+        text += [f"- {line}" for line in description]
+        for title, command, output, seconds in sections:
+            text += ["", f"## {title}", "", f"`{' '.join(['.venv/bin/python', *command])}` ({seconds:.0f} s)", "",
+                     "```text", output, "```"]
+        RESULTS.write_text("\n".join(text) + "\n", encoding="utf-8")
+        print(f"\nwrote {RESULTS.relative_to(ROOT)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
