@@ -179,7 +179,8 @@ def _remove(container: dict, key: str, operation: Operation, attribute: Attribut
     current = container.get(key)
     if attribute.multi_valued and operation.value is not None and isinstance(current, list):
         # Entra: {"op":"Remove","path":"members","value":[{"value":"<id>"}]} removes only those values.
-        listed = clean_value(attribute, operation.value, operation.subject) or []
+        values = operation.value if isinstance(operation.value, list) else [operation.value]
+        listed = clean_value(attribute, values, operation.subject) or []
         remaining = [item for item in current if not any(_same_value(item, gone) for gone in listed)]
         if remaining:
             container[key] = remaining

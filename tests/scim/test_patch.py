@@ -110,3 +110,10 @@ def test_members_must_be_user_ids():
         with pytest.raises(BadRequest) as raised:
             patch.split_members(patch.parse(ops({"op": "add", "path": "members", "value": value}), GROUP_KIND))
         assert raised.value.scim_type == "invalidValue"
+
+
+def test_one_value_may_stand_for_a_list_of_one_in_add_and_remove():
+    home = {"type": "home", "value": "a@home.example"}
+    added = apply(ops({"op": "add", "path": "emails", "value": home}))
+    assert added["emails"] == ALICE["emails"] + [home]
+    assert apply(ops({"op": "remove", "path": "emails", "value": home}), added)["emails"] == ALICE["emails"]
