@@ -269,7 +269,8 @@ def _apply_filtered(data: dict, operation: Operation, resolved: Resolved) -> Non
         else:
             for i in hits:
                 current[i].pop(sub.name, None)
-            current = [item for item in current if _has_content(item)]
+            # Only a selected value left with nothing but its label goes; the others stay as they were.
+            current = [item for i, item in enumerate(current) if i not in hits or _has_content(item)]
         if current:
             container[key] = current
         else:
