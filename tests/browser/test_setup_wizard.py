@@ -11,7 +11,7 @@ import json
 import re
 import uuid
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 from urllib.parse import quote
 
 import pytest
@@ -23,9 +23,6 @@ from tests.support.idp_server import IdpServer
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 WIZARD_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
               "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 DESKTOP = {"width": 1440, "height": 900}
@@ -34,17 +31,6 @@ ADMIN_OBJECT_ID = str(uuid.uuid4())
 
 
 # ---- fixtures --------------------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator:
-    playwright_sync = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium is not installed (make test installs it)")
-    with playwright_sync.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
 
 @pytest.fixture
 def shots(test_output: Path) -> Callable:
