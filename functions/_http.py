@@ -147,7 +147,7 @@ def bearer_token(req: func.HttpRequest) -> str | None:
 def read_json(req: func.HttpRequest, *, max_bytes: int = MAX_JSON_BYTES, required: bool = True) -> Any:
     body = req.get_body() or b""
     if len(body) > max_bytes:
-        raise PayloadTooLarge(f"The request body is larger than {max_bytes} bytes.", scim_type="tooLarge")
+        raise PayloadTooLarge(f"The request body is larger than {max_bytes} bytes.")  # RFC 7644 has no scimType for 413
     if not body.strip():
         if required:
             raise BadRequest("A JSON body is required.", scim_type="invalidSyntax")
