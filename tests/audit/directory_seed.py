@@ -26,14 +26,20 @@ def entra_user(email: str, *, name: str | None = None, active: bool = True) -> d
             ENTERPRISE_USER: {"department": "Sales"}}
 
 
-def seed_employees(tenant_id: str, users: Iterable[dict]) -> list[str]:
-    """Store SCIM users in one tenant's directory; returns their ids. userNames must be unique."""
+def seed_employees(tenant_id: str, users: Iterable[dict], *, index_rows: bool = True) -> list[str]:
+    """Store SCIM users in one tenant's directory; returns their ids. userNames must be unique.
+
+    `index_rows=False` writes only the `user:` rows, which is all the audit reads: Azurite checks each
+    written key by scanning its partition, so 40,000 rows take it half an hour where 10,000 take minutes.
+    """
     ids: list[str] = []
     batch: list[tuple] = []
     for body in users:
         stamp = directory.now()
         record = directory.UserRecord(directory.new_id(), clean_body(USER_KIND, body), stamp, stamp, 1)
         rows = directory._user_rows(tenant_id, record)  # the directory's own row layout, copies included
+        if not index_rows:
+            rows = {key: row for key, row in rows.items() if key.startswith(directory.USER)}
         if len(batch) + len(rows) > directory.BATCH:
             _write(batch)
             batch = []
