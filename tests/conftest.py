@@ -45,6 +45,18 @@ def wait_for_port(port: int, timeout: float = 30.0, process: subprocess.Popen | 
     raise TimeoutError(f"nothing listens on port {port} after {timeout}s")
 
 
+def stop_process_group(process: subprocess.Popen | None, first_signal: int) -> None:
+    """Stop a child we started in its own session: `first_signal`, then SIGKILL after ten seconds."""
+    if process is None or process.poll() is not None:
+        return
+    os.killpg(process.pid, first_signal)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 class Azurite:
     """A real Azurite Table service on loopback; `stop()`/`start()` simulate a storage outage."""
 
@@ -68,14 +80,8 @@ class Azurite:
         wait_for_port(self.port, process=self.process)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            # SIGINT lets Azurite flush to disk; SIGTERM loses up to 5 s of acknowledged writes.
-            os.killpg(self.process.pid, signal.SIGINT)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        # SIGINT lets Azurite save to disk; SIGTERM loses up to 5 s of acknowledged writes.
+        stop_process_group(self.process, signal.SIGINT)
         self.process = None
 
 
@@ -134,13 +140,7 @@ class LocalHost:
         wait_for_port(self.port, process=self.process, timeout=60)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            # SIGINT lets Azurite flush to disk; SIGTERM loses up to 5 s of acknowledged writes.
-            os.killpg(self.process.pid, signal.SIGINT)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
+        stop_process_group(self.process, signal.SIGTERM)
         self.process = None
         self._log.close()
 

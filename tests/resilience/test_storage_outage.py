@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -35,23 +34,9 @@ STOP_AFTER = 8  # employees fully provisioned before storage goes away
 FAST = 5.0  # seconds: no request may hang longer than this while storage is down
 
 
-class DurableAzurite(Azurite):
-    """Stopped the way a storage outage looks: unreachable, but nothing it acknowledged is lost. (SIGINT lets
-    Azurite save; the SIGTERM of the session fixture drops the last few seconds, Loki's autosave interval.)"""
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGINT)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                super().stop()
-        self.process = None
-
-
 @dataclass
 class Outage:
-    azurite: DurableAzurite
+    azurite: Azurite
     host: LocalHost
     settings: dict[str, str]
 
@@ -59,7 +44,7 @@ class Outage:
 @pytest.fixture(scope="module")
 def outage(app_settings, test_output):
     location = Path(tempfile.mkdtemp(prefix="gatehouse-outage-"))
-    azurite = DurableAzurite(location)
+    azurite = Azurite(location)
     azurite.start()
     port = free_port()
     settings = {**app_settings, "TABLES_CONNECTION_STRING": azurite.connection_string, "PORT": str(port),
