@@ -38,7 +38,6 @@ from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceModifiedError
 from azure.data.tables import TableTransactionError, UpdateMode
 
 from shared_code.errors import BadRequest, Conflict, NotFound, StorageUnavailable

@@ -300,7 +300,8 @@ def test_adding_a_member_that_is_not_a_user_changes_nothing(scim):
 
 
 def test_group_display_name_replace_and_uniqueness(scim):
-    group, other = entra_group(scim, "Old Name"), entra_group(scim, "Taken Name")
+    group = entra_group(scim, "Old Name")
+    entra_group(scim, "Taken Name")  # the name the rename below must not take
     response = scim.patch(f"/Groups/{group['id']}", load("entra-dev-replace-group-display-name.json",
                                                          displayName="New Name"))
     assert response.status_code == 204
