@@ -111,6 +111,15 @@ def percentile(samples: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(share * (len(ordered) - 1))))]
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time a process has used so far (from /proc/<pid>/stat); None without /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def memory_kib(pid: int, field_name: str) -> int | None:
     """A field of /proc/<pid>/status in KiB (VmRSS, VmHWM); None where /proc does not exist."""
     try:
@@ -267,6 +276,16 @@ class TenantLoad:
                           data={"SAMLResponse": saml})
 
 
+def _progress(recorder: Recorder, started: float, every: float = 60.0) -> None:
+    """A line a minute on long runs, so a slow machine is not mistaken for a hung one."""
+    while True:
+        time.sleep(every)
+        with recorder.lock:
+            done = sum(len(v) for v in recorder.latencies.values())
+            errors = len(recorder.errors)
+        print(f"  … {time.perf_counter() - started:.0f} s: {done} requests answered, {errors} errors", flush=True)
+
+
 def _session_cookie(response: requests.Response | None) -> tuple[str, str] | None:
     if response is None:
         return None
@@ -343,7 +362,11 @@ def main() -> int:
             list(pool.map(TenantLoad.setup, loads))
         if recorder.errors:
             raise SystemExit("setup failed:\n" + "\n".join(recorder.errors[:10]))
+        processes = {"app (local host)": pid, "Azurite": azurite.process.pid, "load generator": os.getpid()}
+        cpu_before = {name: cpu_seconds(p) for name, p in processes.items()}
         started = time.perf_counter()
+        progress = threading.Thread(target=_progress, args=(recorder, started), daemon=True)
+        progress.start()
         threads = [threading.Thread(target=t.provision, name=f"job{t.index}") for t in loads]
         threads += [threading.Thread(target=t.sign_ins, name=f"browser{t.index}") for t in loads]
         for thread in threads:
@@ -351,9 +374,15 @@ def main() -> int:
         for thread in threads:
             thread.join()
         wall = time.perf_counter() - started
+        cpu_used = {name: cpu_seconds(p) for name, p in processes.items()}
         for t in loads:
             t.dismissed_sign_ins()
         report(recorder, loads, wall, args.rate)
+        if all(v is not None for v in (*cpu_before.values(), *cpu_used.values())):
+            # Who used the machine: tells whether the app, the storage emulator or the client set the pace.
+            shares = ", ".join(f"{name} {cpu_used[name] - cpu_before[name]:.0f} s"
+                               for name in processes)
+            print(f"CPU time during the {wall:.0f} s phase on {os.cpu_count()} cores: {shares}")
         if args.tenants > 1:
             # The same cycle for one more tenant with the app to itself: what one tenant gets when not sharing.
             solo = TenantLoad(args.tenants, host.url, Recorder(), args)

@@ -1,7 +1,7 @@
 """Every benchmark in one run (`make bench`): each prints its numbers as ratios to a baseline measured in the
 same run, and this script collects their output, with a description of the machine, into bench/RESULTS.md.
 
-    .venv/bin/python bench/run_all.py [--only coldstart,acs,...] [--no-write]
+    .venv/bin/python bench/run_all.py [--only coldstart,acs,...] [--full-load] [--no-write]
 
 Benchmarks, in order (see bench/README.md for what each ratio means):
   coldstart  bench/coldstart.py        fresh process to the first SCIM answer vs a bare `import azure.functions`
@@ -10,6 +10,8 @@ Benchmarks, in order (see bench/README.md for what each ratio means):
   audit      bench/audit.py --employees 2000 --tenants 100   the domain audit per 1,000 employees vs the bare
                                        partition query
   load       bench/load.py --quick     tenants provisioned at once while employees sign in; app peak memory
+
+`--full-load` adds the full load run (20 tenants × 500 employees, about 15 minutes on 2 cores).
 
 A benchmark whose script does not exist yet is listed as skipped; one that fails keeps its output and the
 run goes on (the exit status is then 1). RESULTS.md is written only by a run of all of them.
@@ -37,6 +39,7 @@ BENCHMARKS = [
     ("audit", "Domain audit per 1,000 employees", ["bench/audit.py", "--employees", "2000", "--tenants", "100"]),
     ("load", "Load (quick run) and the app's peak memory", ["bench/load.py", "--quick"]),
 ]
+FULL_LOAD = ("load-full", "Load, full run: 20 tenants × 500 employees at once", ["bench/load.py"])
 
 
 def machine() -> list[str]:
@@ -84,14 +87,18 @@ def run(command: list[str]) -> tuple[int, str, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", help="comma-separated names: " + ",".join(name for name, _, _ in BENCHMARKS))
+    parser.add_argument("--full-load", action="store_true", help="also the full load run (~15 min)")
     parser.add_argument("--no-write", action="store_true", help="do not write bench/RESULTS.md")
     args = parser.parse_args()
     chosen = set(args.only.split(",")) if args.only else {name for name, _, _ in BENCHMARKS}
+    benchmarks = BENCHMARKS + ([FULL_LOAD] if args.full_load else [])
+    if args.full_load:
+        chosen.add(FULL_LOAD[0])
 
     description = machine()
     print("\n".join(description), flush=True)
     sections, failed = [], False
-    for name, title, command in BENCHMARKS:
+    for name, title, command in benchmarks:
         if name not in chosen:
             continue
         print(f"\n=== {title}: {' '.join(command)}", flush=True)
@@ -105,7 +112,7 @@ def main() -> int:
             output += f"\n\n(exit status {status})"
         sections.append((title, command, output, seconds))
 
-    if not args.no_write and chosen == {name for name, _, _ in BENCHMARKS}:
+    if not args.no_write and chosen >= {name for name, _, _ in BENCHMARKS}:
         text = ["# Benchmark results", "",
                 "The latest output of `make bench` (`bench/run_all.py`); how to read each ratio: "
                 "[README.md](README.md).", "", "## Machine", ""]
