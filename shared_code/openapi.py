@@ -3,7 +3,7 @@
 Written by hand, as data, in this one module; served by `functions/openapi.py` at `GET /api/openapi.json`.
 Limits come from the cores that enforce them and the SCIM request schemas are derived from the SCIM
 declarations (`shared_code/scim/schemas.py`), so the document and the checks cannot disagree.
-`tests/test_openapi.py` holds every route the app registers against `PATHS` and `EXCLUDED_ROUTES`, and
+`tests/test_openapi.py` holds every route the app registers against the paths here and `EXCLUDED_ROUTES`, and
 `tests/test_schemathesis.py` sends generated requests to check the app answers as described here.
 
 Request schemas say exactly what the server accepts (no more, no less) where JSON Schema can say it;
@@ -33,7 +33,7 @@ from shared_code.scim.schemas import (
     ResourceKind,
 )
 
-JSON, SCIM, HTML = "application/json", "application/scim+json", "text/html"
+JSON, SCIM = "application/json", "application/scim+json"
 
 # Routes the app registers that are deliberately not described here, with the reason (route, method or "*").
 EXCLUDED_ROUTES: dict[tuple[str, str], str] = {
