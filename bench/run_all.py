@@ -14,7 +14,8 @@ Benchmarks, in order (see bench/README.md for what each ratio means):
 `--full-load` adds the full load run (20 tenants × 500 employees, about 15 minutes on 2 cores).
 
 A benchmark whose script does not exist yet is listed as skipped; one that fails keeps its output and the
-run goes on (the exit status is then 1). RESULTS.md is written only by a run of all of them.
+run goes on (the exit status is then 1). RESULTS.md keeps one section per benchmark, each saying when and at
+which commit it ran: a run with `--only` replaces just its own sections.
 """
 from __future__ import annotations
 
@@ -43,20 +44,23 @@ FULL_LOAD = ("load-full", "Load, full run: 20 tenants × 500 employees at once",
 
 
 def machine() -> list[str]:
-    """CPU model, cores, RAM, OS, Python, date, commit and how busy the machine was (runs share it)."""
+    """CPU model, cores, RAM, OS and Python of this machine."""
     cpu = next((line.split(":", 1)[1].strip() for line in _read("/proc/cpuinfo").splitlines()
                 if line.startswith("model name")), platform.processor() or "unknown CPU")
     mem_kib = next((int(line.split()[1]) for line in _read("/proc/meminfo").splitlines()
                     if line.startswith("MemTotal:")), 0)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip() or "unknown"
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return [f"CPU: {cpu}, {os.cpu_count()} logical cores",
             f"RAM: {mem_kib / 1024 / 1024:.1f} GiB",
             f"OS: {platform.platform()}",
-            f"Python: {platform.python_version()} ({sys.executable})",
-            f"Date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, commit {commit}",
-            f"Load average (1 min) when the run started: {load:.2f}"]
+            f"Python: {platform.python_version()}"]
+
+
+def when() -> str:
+    """Date, commit and how busy the machine was when a benchmark started (the machine may be shared)."""
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip() or "unknown"
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, commit {commit}, load average {load:.2f}"
 
 
 def _read(path: str) -> str:
@@ -84,6 +88,28 @@ def run(command: list[str]) -> tuple[int, str, float]:
     return status, "".join(lines).rstrip(), time.perf_counter() - started
 
 
+def write_results(description: list[str], sections: dict[str, str], order: list[str]) -> None:
+    """RESULTS.md with this run's sections; sections of benchmarks not run this time are kept as they were."""
+    kept: dict[str, str] = {}
+    if RESULTS.exists():
+        title = None
+        for line in RESULTS.read_text(encoding="utf-8").splitlines():
+            if line.startswith("## "):
+                title = line[3:].strip()
+                kept[title] = ""
+            elif title is not None:
+                kept[title] += line + "\n"
+    kept = {title: body.strip() for title, body in kept.items() if title != "Machine"}
+    kept.update(sections)
+    text = ["# Benchmark results", "",
+            "The latest output of `make bench` (`bench/run_all.py`), one section per benchmark with when and at "
+            "which commit it ran; how to read each ratio: [README.md](README.md).", "", "## Machine", ""]
+    text += [f"- {line}" for line in description]
+    for title in [t for t in order if t in kept] + [t for t in kept if t not in order]:
+        text += ["", f"## {title}", "", kept[title]]
+    RESULTS.write_text("\n".join(text) + "\n", encoding="utf-8")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", help="comma-separated names: " + ",".join(name for name, _, _ in BENCHMARKS))
@@ -91,36 +117,31 @@ def main() -> int:
     parser.add_argument("--no-write", action="store_true", help="do not write bench/RESULTS.md")
     args = parser.parse_args()
     chosen = set(args.only.split(",")) if args.only else {name for name, _, _ in BENCHMARKS}
-    benchmarks = BENCHMARKS + ([FULL_LOAD] if args.full_load else [])
+    benchmarks = BENCHMARKS + [FULL_LOAD]
     if args.full_load:
         chosen.add(FULL_LOAD[0])
 
     description = machine()
     print("\n".join(description), flush=True)
-    sections, failed = [], False
+    sections: dict[str, str] = {}
+    failed = False
     for name, title, command in benchmarks:
         if name not in chosen:
             continue
-        print(f"\n=== {title}: {' '.join(command)}", flush=True)
+        started_at = when()
+        print(f"\n=== {title}: {' '.join(command)} ({started_at})", flush=True)
         if not (ROOT / command[0]).exists():
             print("skipped: the script does not exist yet")
-            sections.append((title, command, "skipped: the script does not exist yet", 0.0))
+            sections[title] = "skipped: the script does not exist yet"
             continue
         status, output, seconds = run(command)
         if status != 0:
             failed = True
             output += f"\n\n(exit status {status})"
-        sections.append((title, command, output, seconds))
-
-    if not args.no_write and chosen >= {name for name, _, _ in BENCHMARKS}:
-        text = ["# Benchmark results", "",
-                "The latest output of `make bench` (`bench/run_all.py`); how to read each ratio: "
-                "[README.md](README.md).", "", "## Machine", ""]
-        text += [f"- {line}" for line in description]
-        for title, command, output, seconds in sections:
-            text += ["", f"## {title}", "", f"`{' '.join(['.venv/bin/python', *command])}` ({seconds:.0f} s)", "",
-                     "```text", output, "```"]
-        RESULTS.write_text("\n".join(text) + "\n", encoding="utf-8")
+        sections[title] = "\n".join([f"`{' '.join(['.venv/bin/python', *command])}`: {seconds:.0f} s, {started_at}",
+                                     "", "```text", output, "```"])
+    if not args.no_write:
+        write_results(description, sections, [title for _, title, _ in BENCHMARKS + [FULL_LOAD]])
         print(f"\nwrote {RESULTS.relative_to(ROOT)}")
     return 1 if failed else 0
 
