@@ -410,7 +410,7 @@ _SCIM_ERRORS = {
     "ScimNotFound": "No such resource (ids are 32 hex characters).",
     "ScimConflict": "scimType uniqueness: another resource has this userName / displayName.",
     "ScimPreconditionFailed": "If-Match names a version that is no longer current; ETag holds the current one.",
-    "ScimPayloadTooLarge": "The body is larger than the operation allows (scimType tooLarge).",
+    "ScimPayloadTooLarge": "The body is larger than the operation allows.",
     "ScimTooManyRequests": "Too many requests for this tenant; wait for Retry-After seconds.",
     "ScimStorageUnavailable": "Table Storage cannot be reached, or the resource is being changed by several "
                               "requests at once; nothing was half-written. Retry after Retry-After seconds.",
