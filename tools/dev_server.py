@@ -49,8 +49,12 @@ def main() -> int:
             time.sleep(0.1)
         print(f"Azurite Table service on http://127.0.0.1:{table_port} (data in .azurite/)")
 
+    env = dict(os.environ)
+    # The sample's base URL names port 7071; on another PORT the setup URLs must name the port really served.
+    if values.get("PUBLIC_BASE_URL", "").rstrip("/") == "http://127.0.0.1:7071" and "PUBLIC_BASE_URL" not in env:
+        env["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{port}"
     children.append(subprocess.Popen([sys.executable, "-m", "tools.local_host", "--port", str(port)], cwd=ROOT,
-                                     start_new_session=True))
+                                     env=env, start_new_session=True))
     operator_key = values.get("PLATFORM_ADMIN_KEY", "<PLATFORM_ADMIN_KEY>")
     for _ in range(200):
         if _listening(port):
