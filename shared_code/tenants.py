@@ -150,16 +150,23 @@ def _record_for(tenant_id: str) -> dict | None:
     return store.get_tenant_record(tenant_id)
 
 
+def _tenant_holding(tenant_id: str, secret: str, hash_column: str, refusal: Exception) -> Tenant:
+    """The tenant whose stored hash in `hash_column` matches `secret`, else `refusal`. Rate-limited before any
+    storage read; a wrong secret, an unknown tenant and another tenant's secret cost the same and look alike."""
+    scope = _limit_scope(tenant_id)
+    rate_limit.failed_authentications.check(scope)
+    record = _record_for(tenant_id)
+    if not credentials.secret_matches(secret, (record or {}).get(hash_column)) or record is None:
+        rate_limit.failed_authentications.record_failure(scope)
+        raise refusal
+    return Tenant.from_record(record)
+
+
 def authenticate_admin(tenant_id: str, key: str | None) -> Tenant:
     """The tenant for a valid admin key; a wrong key, an unknown tenant or another tenant's key look alike."""
     if not key:
         raise Unauthorized("The tenant admin key is required (Authorization: Bearer <admin_key>).")
-    rate_limit.failed_authentications.check(_limit_scope(tenant_id))  # 429 before any storage read
-    record = _record_for(tenant_id)
-    if not credentials.secret_matches(key, (record or {}).get("admin_key_hash")) or record is None:
-        rate_limit.failed_authentications.record_failure(_limit_scope(tenant_id))
-        raise Forbidden(_NOT_YOURS)
-    return Tenant.from_record(record)
+    return _tenant_holding(tenant_id, key, "admin_key_hash", Forbidden(_NOT_YOURS))
 
 
 def authenticate_admin_or_operator(tenant_id: str, key: str | None) -> Tenant:
@@ -173,12 +180,8 @@ def authenticate_scim(tenant_id: str, token: str | None) -> Tenant:
     """The tenant for a valid SCIM secret token of *that* tenant; anything else is 401 (what Entra expects)."""
     if not token:
         raise Unauthorized("A bearer token is required: paste the Secret Token from the SSO setup into Entra.")
-    rate_limit.failed_authentications.check(_limit_scope(tenant_id))  # 429 before any storage read
-    record = _record_for(tenant_id)
-    if not credentials.secret_matches(token, (record or {}).get("scim_token_hash")) or record is None:
-        rate_limit.failed_authentications.record_failure(_limit_scope(tenant_id))
-        raise Unauthorized("The bearer token is not valid for this tenant. Generate a new Secret Token in the SSO setup.")
-    return Tenant.from_record(record)
+    return _tenant_holding(tenant_id, token, "scim_token_hash", Unauthorized(
+        "The bearer token is not valid for this tenant. Generate a new Secret Token in the SSO setup."))
 
 
 def get_tenant(tenant_id: str) -> Tenant:
