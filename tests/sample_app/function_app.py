@@ -125,5 +125,8 @@ def who_am_i(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
 @app.function_name(name="nightly_audit")
 @app.timer_trigger(schedule="0 0 3 * * *", arg_name="timer", run_on_startup=False, use_monitor=False)
 def run_nightly_audit(timer: func.TimerRequest) -> None:
-    with open(os.environ["SAMPLE_TIMER_MARK"], "w", encoding="utf-8") as fh:
+    # Written beside the mark and renamed into place, so a reader never sees a half-written file.
+    mark = os.environ["SAMPLE_TIMER_MARK"]
+    with open(mark + ".tmp", "w", encoding="utf-8") as fh:
         json.dump({"past_due": timer.past_due}, fh)
+    os.replace(mark + ".tmp", mark)
