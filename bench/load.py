@@ -88,7 +88,12 @@ class Recorder:
 
 
 class Pacer:
-    """Holds one tenant's provisioning job to `rate` requests per second across its worker threads."""
+    """Holds one tenant's provisioning job to `rate` requests per second across its worker threads.
+
+    Slots are spaced 1/rate apart; a worker that was held up by a slow answer may use the slots it missed in
+    the last second (a burst of at most `rate` requests), so a job that falls behind can catch up to the asked
+    rate the way a client with a rate target does, and never runs ahead of it by more than a second.
+    """
 
     def __init__(self, rate: float):
         self.interval = 1.0 / rate if rate > 0 else 0.0
@@ -100,7 +105,7 @@ class Pacer:
             return
         with self.lock:
             now = time.monotonic()
-            slot = max(self.next_slot, now)
+            slot = max(self.next_slot, now - 1.0)
             self.next_slot = slot + self.interval
         if slot > now:
             time.sleep(slot - now)
@@ -276,14 +281,22 @@ class TenantLoad:
                           data={"SAMLResponse": saml})
 
 
-def _progress(recorder: Recorder, started: float, every: float = 60.0) -> None:
-    """A line a minute on long runs, so a slow machine is not mistaken for a hung one."""
+def _progress(recorder: Recorder, started: float, processes: dict[str, int], every: float = 60.0) -> None:
+    """A line a minute on long runs, so a slow machine is not mistaken for a hung one, with what each process
+    spent per request in that minute: shows who sets the pace and whether a cost grows as the data grows."""
+    last_done, last_cpu = 0, {name: cpu_seconds(pid) for name, pid in processes.items()}
     while True:
         time.sleep(every)
         with recorder.lock:
             done = sum(len(v) for v in recorder.latencies.values())
             errors = len(recorder.errors)
-        print(f"  … {time.perf_counter() - started:.0f} s: {done} requests answered, {errors} errors", flush=True)
+        cpu = {name: cpu_seconds(pid) for name, pid in processes.items()}
+        answered = done - last_done
+        costs = ", ".join(f"{name} {(cpu[name] - last_cpu[name]) * 1000 / answered:.1f}"
+                          for name in processes if answered and cpu[name] is not None and last_cpu[name] is not None)
+        print(f"  … {time.perf_counter() - started:.0f} s: {done} requests answered ({answered / every:.0f}/s in the "
+              f"last minute; CPU ms per request: {costs}), {errors} errors", flush=True)
+        last_done, last_cpu = done, cpu
 
 
 def _session_cookie(response: requests.Response | None) -> tuple[str, str] | None:
@@ -315,7 +328,8 @@ def start_app(location: Path, log: Path) -> tuple[Azurite, LocalHost]:
     return azurite, host
 
 
-def report(recorder: Recorder, loads: list[TenantLoad], wall: float, rate: float) -> None:
+def report(recorder: Recorder, loads: list[TenantLoad], wall: float, rate: float) -> int:
+    """Prints the table of operations and the per-tenant rates; returns how many timed requests there were."""
     print(f"\n{'operation':32} {'count':>7} {'per s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
     timed = 0
     for op in sorted(recorder.latencies):
@@ -333,6 +347,7 @@ def report(recorder: Recorder, loads: list[TenantLoad], wall: float, rate: float
     if rate:
         line += f"; asked {rate:g}/s → min/asked = {rates[0] / rate:.2f}"
     print("\n" + line)
+    return timed
 
 
 def main() -> int:
@@ -365,7 +380,7 @@ def main() -> int:
         processes = {"app (local host)": pid, "Azurite": azurite.process.pid, "load generator": os.getpid()}
         cpu_before = {name: cpu_seconds(p) for name, p in processes.items()}
         started = time.perf_counter()
-        progress = threading.Thread(target=_progress, args=(recorder, started), daemon=True)
+        progress = threading.Thread(target=_progress, args=(recorder, started, processes), daemon=True)
         progress.start()
         threads = [threading.Thread(target=t.provision, name=f"job{t.index}") for t in loads]
         threads += [threading.Thread(target=t.sign_ins, name=f"browser{t.index}") for t in loads]
@@ -377,12 +392,23 @@ def main() -> int:
         cpu_used = {name: cpu_seconds(p) for name, p in processes.items()}
         for t in loads:
             t.dismissed_sign_ins()
-        report(recorder, loads, wall, args.rate)
-        if all(v is not None for v in (*cpu_before.values(), *cpu_used.values())):
-            # Who used the machine: tells whether the app, the storage emulator or the client set the pace.
-            shares = ", ".join(f"{name} {cpu_used[name] - cpu_before[name]:.0f} s"
-                               for name in processes)
-            print(f"CPU time during the {wall:.0f} s phase on {os.cpu_count()} cores: {shares}")
+        timed = report(recorder, loads, wall, args.rate)
+        if timed and all(v is not None for v in (*cpu_before.values(), *cpu_used.values())):
+            # Who used the machine: tells whether the app, the storage emulator or the client set the pace,
+            # and how many tenants at the asked rate these cores could carry at that cost per request.
+            spent = {name: cpu_used[name] - cpu_before[name] for name in processes}
+            print(f"CPU time during the {wall:.0f} s phase on {os.cpu_count()} cores: "
+                  + ", ".join(f"{name} {seconds:.0f} s ({seconds * 1000 / timed:.1f} ms per request)"
+                              for name, seconds in spent.items()))
+            per_request = sum(spent.values()) / timed
+            capacity = (os.cpu_count() or 1) / per_request
+            line = (f"this machine's capacity at that cost: {capacity:.0f} requests/s "
+                    f"({sum(spent.values()) / wall / (os.cpu_count() or 1):.0%} of its CPU was busy)")
+            if args.rate:
+                needed = args.tenants * args.rate * per_request
+                line += (f", {capacity / args.rate:.1f} tenants at {args.rate:g}/s; {args.tenants} tenants at "
+                         f"{args.rate:g}/s need {args.tenants * args.rate:.0f} requests/s, {needed:.1f} cores here")
+            print(line)
         if args.tenants > 1:
             # The same cycle for one more tenant with the app to itself: what one tenant gets when not sharing.
             solo = TenantLoad(args.tenants, host.url, Recorder(), args)
