@@ -19,11 +19,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import signal
 import statistics
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -186,21 +184,15 @@ def main(argv: list[str] | None = None) -> int:
 
     # A stopped benchmark (SIGTERM) still stops its Azurite, through the `finally` below.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    location = Path(tempfile.mkdtemp(prefix="gatehouse-bench-audit-"))
-    azurite = Azurite(location)
-    azurite.start()
-    try:
+    with Azurite.temporary(prefix="gatehouse-bench-audit-") as azurite:
         configure(azurite)
-        print(f"Azurite on port {azurite.port} ({location}); Python {sys.version.split()[0]}; "
+        print(f"Azurite on port {azurite.port} ({azurite.location}); Python {sys.version.split()[0]}; "
               f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}\n", flush=True)
         # Many small tenants first, so that the sweep does not also audit the large one.
         if args.tenants:
             bench_many_tenants(args.tenants, args.tenant_size, args.workers, args.one_worker)
         if args.employees:
             bench_large_tenant(args.employees, args.outside_share, args.repeat, args.full_directory)
-    finally:
-        azurite.stop()
-        shutil.rmtree(location, ignore_errors=True)
     return 0
 
 

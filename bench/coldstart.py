@@ -24,11 +24,9 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -104,10 +102,7 @@ def main() -> int:
     parser.add_argument("--top", type=int, default=12)
     args = parser.parse_args()
 
-    location = Path(tempfile.mkdtemp(prefix="gatehouse-coldstart-"))
-    azurite = Azurite(location)
-    azurite.start()
-    try:
+    with Azurite.temporary(prefix="gatehouse-coldstart-") as azurite:
         env = {**os.environ, "TABLES_CONNECTION_STRING": azurite.connection_string, "TABLES_ENDPOINT": "",
                "PLATFORM_ADMIN_KEY": "cold-" + uuid.uuid4().hex, "SESSION_SIGNING_KEY": "cold-" + uuid.uuid4().hex,
                "PUBLIC_BASE_URL": "http://127.0.0.1:7071"}
@@ -141,9 +136,6 @@ def main() -> int:
         print("costliest packages (sum of their modules' own import ms):")
         for ms, name in packages[:args.top]:
             print(f"  {ms:7.1f}  {name}")
-    finally:
-        azurite.stop()
-        shutil.rmtree(location, ignore_errors=True)
     return 0
 
 

@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -207,10 +205,7 @@ def main() -> int:
     parser.add_argument("--members", type=int, default=0, help="also build a group of this many members")
     args = parser.parse_args()
 
-    location = Path(tempfile.mkdtemp(prefix="gatehouse-bench-scim-"))
-    azurite = Azurite(location)
-    azurite.start()
-    try:
+    with Azurite.temporary(prefix="gatehouse-bench-scim-") as azurite:
         gatehouse_url, gatehouse_token = start_gatehouse(azurite)
         reference_url, reference_token = start_reference()
         measure(gatehouse_url, gatehouse_token, 5)  # warm both: imports, connections, table creation
@@ -241,9 +236,6 @@ def main() -> int:
                   f"{mine - floors[name]:+.1f} ms of our own work and HTTP")
         if args.members:
             big_group(gatehouse_url, gatehouse_token, args.members)
-    finally:
-        azurite.stop()
-        shutil.rmtree(location, ignore_errors=True)
     return 0
 
 

@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -84,15 +85,24 @@ class Azurite:
         stop_process_group(self.process, signal.SIGINT)
         self.process = None
 
+    @classmethod
+    @contextmanager
+    def temporary(cls, prefix: str = "gatehouse-azurite-") -> Iterator["Azurite"]:
+        """A private Azurite on a free port with its data in a new temporary directory, removed afterwards."""
+        location = Path(tempfile.mkdtemp(prefix=prefix))
+        server = cls(location)
+        try:
+            server.start()
+            yield server
+        finally:
+            server.stop()
+            shutil.rmtree(location, ignore_errors=True)
+
 
 @pytest.fixture(scope="session")
 def azurite() -> Iterator[Azurite]:
-    location = Path(tempfile.mkdtemp(prefix="gatehouse-azurite-"))
-    server = Azurite(location)
-    server.start()
-    yield server
-    server.stop()
-    shutil.rmtree(location, ignore_errors=True)
+    with Azurite.temporary() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
