@@ -10,7 +10,8 @@ Cookies (the why of each attribute):
 - session `gh_session` (`__Secure-gh_session` over HTTPS): HttpOnly (no script reads it), Secure over HTTPS,
   SameSite=Lax (not sent on cross-site subrequests or POSTs: no CSRF on our endpoints), Path scoped to
   `/api/sso/{tenant}/` so each tenant's session is its own cookie, and the tenant is also signed inside it;
-  8 hours, like a working day: a dismissal is re-checked on every use anyway.
+  8 hours, like a working day: a dismissal is re-checked on every use anyway, and ends every session issued
+  before it for good (a rehired employee signs in afresh; see sign_in.signed_in_employee).
 - login binding `__Host-gh_login`: the ACS POST arrives cross-site from login.microsoftonline.com, and browsers
   send only SameSite=None cookies with such a POST; SameSite=None requires Secure, and `__Host-` forbids a
   Domain attribute and requires Path=/, so a sibling subdomain cannot toss in its own binding. Browsers treat

@@ -328,7 +328,8 @@ def check_may_sign_in(tenant: Tenant, employee: directory.Employee) -> None:
 # ---- the session ----------------------------------------------------------------------------------------------------
 
 def signed_in_employee(tenant_id: str, session_token: str | None) -> directory.Employee:
-    """The employee of a valid session cookie of this tenant, still active (a dismissal ends the session)."""
+    """The employee of a valid session cookie of this tenant, still active (a dismissal ends the session, for
+    good: a session from before the last dismissal stays ended after a rehire)."""
     session = sessions.read_session(session_token, tenant_id)
     if session is None:
         raise Unauthorized("You are not signed in to this tenant. Sign in through the app's sign-in page.")
@@ -336,6 +337,10 @@ def signed_in_employee(tenant_id: str, session_token: str | None) -> directory.E
     if employee is None or not employee.active:
         raise Unauthorized("Your session has ended because your account is no longer active. Ask your "
                            "administrator if you think this is a mistake.")
+    if session.issued_at < employee.sessions_valid_from:
+        # Dismissed after this session began and rehired since: a rehire starts with a fresh sign-in.
+        raise Unauthorized("Your session has ended because your account was deactivated after you signed in. "
+                           "Sign in again through the app's sign-in page.")
     return employee
 
 

@@ -29,7 +29,7 @@ RECHECK_LIMIT = 2000  # rows re-read one by one; beyond that the partition is pl
 
 # Columns a copy must share with its entity (everything the directory writes into both, except the document).
 _USER_SHARED = ("id", "version", "created", "last_modified", "user_name", "external_id", "work_email",
-                "display_name", "active", "department", "is_admin", "allowed_outside_domain")
+                "display_name", "active", "department", "is_admin", "allowed_outside_domain", "sessions_valid_from")
 _GROUP_SHARED = ("id", "version", "created", "last_modified", "display_name", "external_id", "deleting")
 _COLUMNS = ["RowKey", "kind", *sorted(set(_USER_SHARED) | set(_GROUP_SHARED))]
 _USER_INDEXES = (directory.USERNAME, directory.EXTERNAL_ID, directory.EMAIL)

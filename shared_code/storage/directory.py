@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -51,9 +52,10 @@ ATTEMPTS = 8  # optimistic-concurrency retries before answering 503
 USER, USERNAME, EXTERNAL_ID, EMAIL = "user:", "username:", "externalid:", "email:"
 GROUP, GROUP_NAME, MEMBER, MEMBER_OF = "group:", "groupname:", "member:", "memberof:"
 
-_USER_COLUMNS = ["id", "scim", "created", "last_modified", "version", "is_admin", "allowed_outside_domain"]
+_USER_COLUMNS = ["id", "scim", "created", "last_modified", "version", "is_admin", "allowed_outside_domain",
+                 "sessions_valid_from"]
 _EMPLOYEE_COLUMNS = ["id", "user_name", "external_id", "work_email", "display_name", "active", "is_admin",
-                     "department", "allowed_outside_domain"]
+                     "department", "allowed_outside_domain", "sessions_valid_from"]
 
 
 # --- errors ---------------------------------------------------------------------------------------------------
@@ -99,6 +101,8 @@ class UserRecord:
     version: int
     is_admin: bool = False
     allowed_outside_domain: bool = False
+    # Unix time of the last dismissal: sessions issued before it stay invalid after a rehire.
+    sessions_valid_from: int = 0
     etag: str | None = field(default=None, repr=False)  # of the user:<id> row; None when read from a copy
 
 
@@ -126,6 +130,7 @@ class Employee:
     is_admin: bool
     department: str | None
     allowed_outside_domain: bool
+    sessions_valid_from: int = 0  # sessions issued before this Unix time were ended by a dismissal
     etag: str | None = None  # of the employee's row; changes on every write to it
 
 
@@ -196,6 +201,7 @@ def _user_columns(record: UserRecord) -> dict[str, Any]:
         "department": (data.get(ENTERPRISE) or {}).get("department"),
         "is_admin": record.is_admin,
         "allowed_outside_domain": record.allowed_outside_domain,
+        "sessions_valid_from": record.sessions_valid_from,
         "created": record.created,
         "last_modified": record.last_modified,
         "version": record.version,
@@ -218,6 +224,7 @@ def _user_from(entity: dict, from_copy: bool = False) -> UserRecord:
         id=entity["id"], data=json.loads(entity["scim"]), created=entity["created"],
         last_modified=entity["last_modified"], version=int(entity["version"]),
         is_admin=bool(entity.get("is_admin")), allowed_outside_domain=bool(entity.get("allowed_outside_domain")),
+        sessions_valid_from=int(entity.get("sessions_valid_from") or 0),
         etag=None if from_copy else tables.etag_of(entity))
 
 
@@ -227,7 +234,7 @@ def _employee_from(entity: dict) -> Employee:
         work_email=entity.get("work_email"), display_name=entity.get("display_name"),
         active=bool(entity.get("active")), is_admin=bool(entity.get("is_admin")),
         department=entity.get("department"), allowed_outside_domain=bool(entity.get("allowed_outside_domain")),
-        etag=tables.etag_of(entity))
+        sessions_valid_from=int(entity.get("sessions_valid_from") or 0), etag=tables.etag_of(entity))
 
 
 def _group_columns(record: GroupRecord) -> dict[str, Any]:
@@ -404,13 +411,19 @@ def save_user(tenant_id: str, old: UserRecord, data: dict, *, bump: bool = True,
               is_admin: bool | None = None, allowed_outside_domain: bool | None = None) -> UserRecord:
     """Write new data for a user read as `old` (raises Changed when it changed meanwhile, Taken when a new
     userName/externalId is someone else's). Dismissal is enforced here, for every caller: a user whose
-    `active` is false is never an admin."""
+    `active` is false is never an admin, and the moment of a dismissal ends every session issued before it
+    (also once the employee is rehired: a rehire means a new sign-in)."""
     admin = old.is_admin if is_admin is None else is_admin
+    sessions_valid_from = old.sessions_valid_from
     if data.get("active") is False:
         admin = False
+        if old.data.get("active") is not False:
+            # Rounded up: a session issued in the same second as the dismissal is ended too.
+            sessions_valid_from = math.ceil(time.time())
     record = UserRecord(old.id, data, old.created, now() if bump else old.last_modified,
                         old.version + (1 if bump else 0), admin,
-                        old.allowed_outside_domain if allowed_outside_domain is None else allowed_outside_domain)
+                        old.allowed_outside_domain if allowed_outside_domain is None else allowed_outside_domain,
+                        sessions_valid_from)
     old_rows = _user_rows(tenant_id, old)
     new_rows = _user_rows(tenant_id, record)
     taken = {}
@@ -680,7 +693,8 @@ def _change_user(tenant_id: str, user_id: str, change) -> Employee:
         return Employee(id=saved.id, user_name=entity["user_name"], external_id=entity["external_id"],
                         work_email=entity["work_email"], display_name=entity["display_name"],
                         active=entity["active"], is_admin=saved.is_admin, department=entity["department"],
-                        allowed_outside_domain=saved.allowed_outside_domain, etag=saved.etag)
+                        allowed_outside_domain=saved.allowed_outside_domain,
+                        sessions_valid_from=saved.sessions_valid_from, etag=saved.etag)
     return _retrying(attempt)
 
 

@@ -2,6 +2,8 @@
 attributes, lands on a safe target, and /me shows the employee while the session lasts."""
 from __future__ import annotations
 
+import time
+
 import pytest
 import requests
 
@@ -159,6 +161,18 @@ def test_dismissal_ends_the_session_at_the_next_request(sso, alice):
     assert sso.me(session).status_code == 200
     sso.set_active(alice, False)
     assert sso.me(session).status_code == 401
+
+
+def test_a_session_from_before_a_dismissal_stays_ended_after_a_rehire(sso, alice):
+    before = session_of(sso.post_acs(sso.response_for(alice)))
+    sso.set_active(alice, False)
+    sso.set_active(alice, True)
+    refused = sso.me(before)
+    assert refused.status_code == 401
+    assert "deactivated after you signed in" in refused.json()["message"]
+    time.sleep(1.05)  # sessions carry whole seconds, and a dismissal also ends those of its own second
+    after = session_of(sso.post_acs(sso.response_for(alice)))
+    assert sso.me(after).status_code == 200
 
 
 def test_acs_of_an_unknown_tenant_is_a_404_page(sso, alice, local_host):
