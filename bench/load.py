@@ -281,12 +281,12 @@ class TenantLoad:
                           data={"SAMLResponse": saml})
 
 
-def _progress(recorder: Recorder, started: float, processes: dict[str, int], every: float = 60.0) -> None:
+def _progress(recorder: Recorder, started: float, processes: dict[str, int], done_event: threading.Event,
+              every: float = 60.0) -> None:
     """A line a minute on long runs, so a slow machine is not mistaken for a hung one, with what each process
     spent per request in that minute: shows who sets the pace and whether a cost grows as the data grows."""
     last_done, last_cpu = 0, {name: cpu_seconds(pid) for name, pid in processes.items()}
-    while True:
-        time.sleep(every)
+    while not done_event.wait(every):
         with recorder.lock:
             done = sum(len(v) for v in recorder.latencies.values())
             errors = len(recorder.errors)
@@ -380,7 +380,8 @@ def main() -> int:
         processes = {"app (local host)": pid, "Azurite": azurite.process.pid, "load generator": os.getpid()}
         cpu_before = {name: cpu_seconds(p) for name, p in processes.items()}
         started = time.perf_counter()
-        progress = threading.Thread(target=_progress, args=(recorder, started, processes), daemon=True)
+        phase_over = threading.Event()
+        progress = threading.Thread(target=_progress, args=(recorder, started, processes, phase_over), daemon=True)
         progress.start()
         threads = [threading.Thread(target=t.provision, name=f"job{t.index}") for t in loads]
         threads += [threading.Thread(target=t.sign_ins, name=f"browser{t.index}") for t in loads]
@@ -389,6 +390,7 @@ def main() -> int:
         for thread in threads:
             thread.join()
         wall = time.perf_counter() - started
+        phase_over.set()
         cpu_used = {name: cpu_seconds(p) for name, p in processes.items()}
         for t in loads:
             t.dismissed_sign_ins()
