@@ -1,7 +1,7 @@
 """Load test: many tenants provisioned by Entra at once while their employees sign in, against the real app.
 
     .venv/bin/python bench/load.py [--tenants 20] [--users 500] [--sign-ins 50] [--rate 25] [--workers 4]
-                                   [--quick] [--keep-data]
+                                   [--quick] [--keep-data] [--outage SECONDS [--outage-after SHARE]]
 
 It starts a private Azurite persisting to disk (a temp directory, removed afterwards unless --keep-data) and
 the Function App on the local host in its own process (tools.local_host, as `make run` serves it), then:
@@ -18,6 +18,13 @@ the Function App on the local host in its own process (tools.local_host, as `mak
    from the tenant's TestIdp POSTed to the ACS (303 + session cookie), then `GET /sso/{tenant}/me` with that
    session; a few dismissed employees try too and must be refused (403).
 
+With `--outage`, Azurite is stopped in the middle of the run (once `--outage-after`, 0.7, of the expected
+requests are answered; SIGINT, so its data stays on disk) and started again after that many seconds. Meanwhile
+every SCIM answer must be a fast 503 SCIM error with Retry-After and every ACS answer a 503 HTML page with
+Retry-After; the job retries after Retry-After, as Entra retries what failed (a browser signs in again with a
+new SAML response). Afterwards `tools.check_consistency --all` must report 0 problems, and every tenant's
+directory must be what its job intended: all employees, the tenth dismissed, every group with its members.
+
 Every answer must be the expected one: any other status is an error, and the run exits 1 if there is one.
 Reported: per operation the count, throughput and p50/p95/p99 latency; per tenant the achieved SCIM rate
 (min / median / max over tenants); and the app process's memory: resident size when idle after start and its
@@ -30,6 +37,7 @@ import os
 import platform
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -53,6 +61,7 @@ CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 ENTRA_GROUP = "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+SCIM_ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
 SCIM_JSON = "application/scim+json"
 MEMBERS_PER_PATCH = 25
 ENTRA_TIMEOUT = 60  # Entra treats a request as failed after about a minute
@@ -62,6 +71,25 @@ DOMAIN = "contoso-load.example"
 
 # ---- measuring ---------------------------------------------------------------------------------------------
 
+OUTAGE_GRACE = 5.0  # seconds after storage answers again in which a request begun earlier may still get a 503
+
+
+@dataclass
+class Outage:
+    """A storage outage in the middle of the run and the answers given while it lasted."""
+
+    seconds: float
+    after_requests: int
+    began: float | None = None  # perf_counter when Azurite was stopped
+    ended: float | None = None  # perf_counter when the app answered from storage again
+    answers: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # 503s per operation
+    slowest_ms: float = 0.0
+
+    def covers(self, started: float) -> bool:
+        """Whether a request begun at `started` may meet the outage."""
+        return self.began is not None and (self.ended is None or started < self.ended + OUTAGE_GRACE)
+
+
 @dataclass
 class Recorder:
     """Latencies per operation and every unexpected answer; thread-safe."""
@@ -69,22 +97,76 @@ class Recorder:
     latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     errors: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    outage: Outage | None = None
+
+    def answered(self) -> int:
+        with self.lock:
+            return sum(len(v) for v in self.latencies.values())
 
     def call(self, op: str, http: requests.Session, method: str, url: str, expect: tuple[int, ...],
-             **kwargs) -> requests.Response | None:
-        started = time.perf_counter()
-        try:
-            response = http.request(method, url, timeout=ENTRA_TIMEOUT, allow_redirects=False, **kwargs)
-        except requests.RequestException as error:
+             retry_outage: bool = True, **kwargs) -> requests.Response | None:
+        """One request; None unless it got an expected answer. During an outage a 503 is checked and, with
+        `retry_outage`, the same request is sent again after Retry-After (else the 503 is returned)."""
+        while True:
+            started = time.perf_counter()
+            try:
+                response = http.request(method, url, timeout=ENTRA_TIMEOUT, allow_redirects=False, **kwargs)
+            except requests.RequestException as error:
+                with self.lock:
+                    self.errors.append(f"{op}: {type(error).__name__}: {error}")
+                return None
+            elapsed = (time.perf_counter() - started) * 1000
+            if response.status_code == 503 and self.outage is not None and self.outage.covers(started):
+                self._outage_answer(op, elapsed, response)
+                if not retry_outage:
+                    return response
+                time.sleep(min(float(response.headers.get("Retry-After") or 1), 2.0))
+                continue
             with self.lock:
-                self.errors.append(f"{op}: {type(error).__name__}: {error}")
-            return None
-        elapsed = (time.perf_counter() - started) * 1000
+                self.latencies[op].append(elapsed)
+                if response.status_code not in expect:
+                    self.errors.append(f"{op}: {method} {url} → {response.status_code} {response.text[:300]}")
+            return response if response.status_code in expect else None
+
+    def _outage_answer(self, op: str, elapsed: float, response: requests.Response) -> None:
+        """A 503 while storage is down must be honest and fast, in the shape its client understands."""
+        kind = response.headers.get("Content-Type", "")
+        wrong = []
+        if not response.headers.get("Retry-After", "").isdigit():
+            wrong.append("no Retry-After")
+        if op.startswith("scim:") and not (kind.startswith(SCIM_JSON) and
+                                            response.json().get("schemas") == [SCIM_ERROR]):
+            wrong.append(f"not a SCIM error ({kind})")
+        if op.startswith("sso: ACS") and not kind.startswith("text/html"):
+            wrong.append(f"not a page ({kind})")
         with self.lock:
-            self.latencies[op].append(elapsed)
-            if response.status_code not in expect:
-                self.errors.append(f"{op}: {method} {url} → {response.status_code} {response.text[:300]}")
-        return response if response.status_code in expect else None
+            self.outage.answers[op] += 1
+            self.outage.slowest_ms = max(self.outage.slowest_ms, elapsed)
+            if wrong:
+                self.errors.append(f"{op}: 503 during the outage: {', '.join(wrong)}")
+
+
+class CpuMeter:
+    """CPU seconds used so far by the app, Azurite and this load generator; Azurite's survive its restart."""
+
+    def __init__(self, app_pid: int, azurite: Azurite):
+        self.app_pid, self.azurite = app_pid, azurite
+        self.azurite_before = 0.0  # what Azurite processes that have stopped used
+        self.azurite_down = False
+
+    def azurite_stopping(self) -> None:
+        self.azurite_before += cpu_seconds(self.azurite.process.pid) or 0.0
+        self.azurite_down = True
+
+    def azurite_started(self) -> None:
+        self.azurite_down = False
+
+    def read(self) -> dict[str, float | None]:
+        process = None if self.azurite_down else self.azurite.process
+        azurite = cpu_seconds(process.pid) if process is not None else 0.0
+        return {"app (local host)": cpu_seconds(self.app_pid),
+                "Azurite": None if azurite is None else self.azurite_before + azurite,
+                "load generator": cpu_seconds(os.getpid())}
 
 
 class Pacer:
@@ -149,6 +231,7 @@ class TenantLoad:
         self.scim_requests = 0
         self.scim_seconds = 0.0
         self.users: list[dict] = []  # {"userName", "objectId", "id"}
+        self.groups: dict[str, list[str]] = {}  # group id → the member ids its job added
         self.ready_for_sign_ins = threading.Event()
         self.dismissed: list[dict] = []
 
@@ -216,6 +299,7 @@ class TenantLoad:
             if made is None:
                 return
             group_id = made.json()["id"]
+            self.groups[group_id] = members
             for start in range(0, len(members), MEMBERS_PER_PATCH):
                 chunk = members[start:start + MEMBERS_PER_PATCH]
                 self.scim_call(http, "scim: add members", "PATCH", f"/Groups/{group_id}", (204,), json={
@@ -262,15 +346,41 @@ class TenantLoad:
         active = [u for i, u in enumerate(self.users) if i % 10]
         for k in range(min(self.args.sign_ins, len(active))):
             user = active[(k * 7) % len(active)]
-            saml = self.idp.response(self.sp_entity_id, self.acs_url, user["userName"], user["objectId"])
-            answer = self.rec.call("sso: ACS sign-in", http, "POST", self.acs_url, (302, 303),
-                                   data={"SAMLResponse": saml})
+            while True:
+                # A response is good for one sign-in: after a 503 the browser comes back with a new one.
+                saml = self.idp.response(self.sp_entity_id, self.acs_url, user["userName"], user["objectId"])
+                answer = self.rec.call("sso: ACS sign-in", http, "POST", self.acs_url, (302, 303),
+                                       retry_outage=False, data={"SAMLResponse": saml})
+                if answer is None or answer.status_code != 503:
+                    break
+                time.sleep(min(float(answer.headers.get("Retry-After") or 1), 2.0))
             session = _session_cookie(answer)
             if answer is not None and session is None:
                 self.rec.errors.append("sso: ACS sign-in: accepted without a session cookie")
             if session:
                 self.rec.call("sso: me", http, "GET", f"{self.base}/api/sso/{self.tenant_id}/me", (200,),
                               headers={"Cookie": f"{session[0]}={session[1]}"})
+
+    def check_directory(self) -> list[str]:
+        """After the run: the tenant's directory is what its job intended (read over SCIM, as Entra would)."""
+        http, problems = requests.Session(), []
+
+        def total(params: dict) -> int:
+            response = http.get(f"{self.scim}/Users", params={**params, "count": 0}, headers=self.scim_headers,
+                                timeout=ENTRA_TIMEOUT)
+            return response.json()["totalResults"] if response.status_code == 200 else -1
+
+        if (found := total({})) != self.args.users:
+            problems.append(f"{self.tenant_id}: {found} employees, expected {self.args.users}")
+        if (found := total({"filter": "active eq false"})) != len(self.dismissed):
+            problems.append(f"{self.tenant_id}: {found} dismissed, expected {len(self.dismissed)}")
+        for group_id, members in self.groups.items():
+            response = http.get(f"{self.scim}/Groups/{group_id}", headers=self.scim_headers, timeout=ENTRA_TIMEOUT)
+            have = sorted(m["value"] for m in response.json().get("members", [])) if response.ok else None
+            if have != sorted(members):
+                problems.append(f"{self.tenant_id}: group {group_id} has {len(have or [])} members, "
+                                f"expected {len(members)}")
+        return problems
 
     def dismissed_sign_ins(self) -> None:
         """After the cycle: dismissed employees are refused (a refusal is the expected answer here)."""
@@ -281,22 +391,69 @@ class TenantLoad:
                           data={"SAMLResponse": saml})
 
 
-def _progress(recorder: Recorder, started: float, processes: dict[str, int], done_event: threading.Event,
+def _progress(recorder: Recorder, started: float, meter: CpuMeter, done_event: threading.Event,
               every: float = 60.0) -> None:
     """A line a minute on long runs, so a slow machine is not mistaken for a hung one, with what each process
     spent per request in that minute: shows who sets the pace and whether a cost grows as the data grows."""
-    last_done, last_cpu = 0, {name: cpu_seconds(pid) for name, pid in processes.items()}
+    last_done, last_cpu = 0, meter.read()
     while not done_event.wait(every):
         with recorder.lock:
             done = sum(len(v) for v in recorder.latencies.values())
             errors = len(recorder.errors)
-        cpu = {name: cpu_seconds(pid) for name, pid in processes.items()}
+        cpu = meter.read()
         answered = done - last_done
         costs = ", ".join(f"{name} {(cpu[name] - last_cpu[name]) * 1000 / answered:.1f}"
-                          for name in processes if answered and cpu[name] is not None and last_cpu[name] is not None)
+                          for name in cpu if answered and cpu[name] is not None and last_cpu[name] is not None)
         print(f"  … {time.perf_counter() - started:.0f} s: {done} requests answered ({answered / every:.0f}/s in the "
               f"last minute; CPU ms per request: {costs}), {errors} errors", flush=True)
         last_done, last_cpu = done, cpu
+
+
+def _outage(outage: Outage, recorder: Recorder, meter: CpuMeter, azurite: Azurite, probe: TenantLoad,
+            phase_over: threading.Event) -> None:
+    """Stop Azurite once enough requests are answered, start it again after the outage, and note when the app
+    answers from storage again."""
+    while recorder.answered() < outage.after_requests:
+        if phase_over.wait(0.2):
+            return
+    meter.azurite_stopping()
+    outage.began = time.perf_counter()
+    azurite.stop()
+    print(f"  … storage outage: Azurite stopped after {recorder.answered()} answers, for {outage.seconds:g} s",
+          flush=True)
+    time.sleep(outage.seconds)
+    azurite.start()
+    meter.azurite_started()
+    http = requests.Session()
+    while http.get(f"{probe.scim}/Users", params={"count": 0}, headers=probe.scim_headers,
+                   timeout=ENTRA_TIMEOUT).status_code != 200:
+        time.sleep(0.2)
+    outage.ended = time.perf_counter()
+    print(f"  … storage answers again {outage.ended - outage.began:.1f} s after it went away", flush=True)
+
+
+def _after_outage(outage: Outage, recorder: Recorder, loads: list[TenantLoad], azurite: Azurite) -> None:
+    """What the outage left: its answers, the consistency check of every partition, each tenant's directory."""
+    if outage.began is None:
+        recorder.errors.append("the outage never began: the run ended before --outage-after of its requests")
+        return
+    answers = ", ".join(f"{op} {n}" for op, n in sorted(outage.answers.items())) or "none"
+    print(f"\nstorage outage of {outage.seconds:g} s: 503 answers with Retry-After meanwhile: {answers}; "
+          f"the slowest took {outage.slowest_ms:.0f} ms")
+    if not outage.answers:
+        recorder.errors.append("no request met the outage")
+    check = subprocess.run(
+        [sys.executable, "-m", "tools.check_consistency", "--all"], cwd=ROOT, capture_output=True, text=True,
+        env={**os.environ, "TABLES_CONNECTION_STRING": azurite.connection_string, "TABLES_ENDPOINT": ""},
+        timeout=600)
+    verdict = (check.stdout.strip().splitlines() or ["(no output)"])[-1]
+    print(f"consistency check of every tenant's partition (tools.check_consistency --all): {verdict}")
+    if check.returncode != 0 or verdict != "0 problems":
+        recorder.errors.append("consistency check: " + (check.stdout + check.stderr)[-1500:])
+    problems = [problem for t in loads for problem in t.check_directory()]
+    print(f"directories as each job intended (employees, dismissed, group members): "
+          f"{'all ' + str(len(loads)) + ' tenants' if not problems else str(len(problems)) + ' differences'}")
+    recorder.errors.extend(problems)
 
 
 def _session_cookie(response: requests.Response | None) -> tuple[str, str] | None:
@@ -359,6 +516,9 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=4, help="concurrent requests per tenant's job")
     parser.add_argument("--quick", action="store_true", help="3 tenants × 40 users × 10 sign-ins (a smoke run)")
     parser.add_argument("--keep-data", action="store_true", help="keep Azurite's data directory")
+    parser.add_argument("--outage", type=float, default=0, help="stop Azurite for this many seconds mid-run")
+    parser.add_argument("--outage-after", type=float, default=0.7,
+                        help="share of the expected requests answered before the outage (default 0.7)")
     args = parser.parse_args()
     if args.quick:
         args.tenants, args.users, args.sign_ins = 3, 40, 10
@@ -369,6 +529,10 @@ def main() -> int:
     data = Path(tempfile.mkdtemp(prefix="gatehouse-load-"))
     azurite, host = start_app(data / "azurite", data / "local-host.log")
     recorder = Recorder()
+    if args.outage:
+        # About three SCIM requests per employee (lookup, create, update) and two per sign-in (ACS, /me).
+        expected = args.tenants * (3 * args.users + 2 * args.sign_ins)
+        recorder.outage = Outage(args.outage, int(args.outage_after * expected))
     try:
         pid = host.process.pid
         idle_kib = memory_kib(pid, "VmRSS")
@@ -377,28 +541,35 @@ def main() -> int:
             list(pool.map(TenantLoad.setup, loads))
         if recorder.errors:
             raise SystemExit("setup failed:\n" + "\n".join(recorder.errors[:10]))
-        processes = {"app (local host)": pid, "Azurite": azurite.process.pid, "load generator": os.getpid()}
-        cpu_before = {name: cpu_seconds(p) for name, p in processes.items()}
+        meter = CpuMeter(pid, azurite)
+        cpu_before = meter.read()
         started = time.perf_counter()
         phase_over = threading.Event()
-        progress = threading.Thread(target=_progress, args=(recorder, started, processes, phase_over), daemon=True)
+        progress = threading.Thread(target=_progress, args=(recorder, started, meter, phase_over), daemon=True)
         progress.start()
         threads = [threading.Thread(target=t.provision, name=f"job{t.index}") for t in loads]
         threads += [threading.Thread(target=t.sign_ins, name=f"browser{t.index}") for t in loads]
+        if recorder.outage:
+            threads.append(threading.Thread(target=_outage, name="outage", args=(
+                recorder.outage, recorder, meter, azurite, loads[0], phase_over)))
         for thread in threads:
             thread.start()
-        for thread in threads:
+        for thread in threads[:2 * len(loads)]:
             thread.join()
         wall = time.perf_counter() - started
         phase_over.set()
-        cpu_used = {name: cpu_seconds(p) for name, p in processes.items()}
+        for thread in threads[2 * len(loads):]:
+            thread.join()  # an outage still running ends before anything is checked
+        cpu_used = meter.read()
         for t in loads:
             t.dismissed_sign_ins()
         timed = report(recorder, loads, wall, args.rate)
+        if recorder.outage:
+            _after_outage(recorder.outage, recorder, loads, azurite)
         if timed and all(v is not None for v in (*cpu_before.values(), *cpu_used.values())):
             # Who used the machine: tells whether the app, the storage emulator or the client set the pace,
             # and how many tenants at the asked rate these cores could carry at that cost per request.
-            spent = {name: cpu_used[name] - cpu_before[name] for name in processes}
+            spent = {name: cpu_used[name] - cpu_before[name] for name in cpu_used}
             print(f"CPU time during the {wall:.0f} s phase on {os.cpu_count()} cores: "
                   + ", ".join(f"{name} {seconds:.0f} s ({seconds * 1000 / timed:.1f} ms per request)"
                               for name, seconds in spent.items()))

@@ -10,6 +10,8 @@ Benchmarks, in order (see bench/README.md for what each ratio means):
   audit      bench/audit.py --employees 2000 --tenants 100   the domain audit per 1,000 employees vs the bare
                                        partition query
   load       bench/load.py --quick     tenants provisioned at once while employees sign in; app peak memory
+  outage     bench/load.py --tenants 5 --users 100 --sign-ins 20 --outage 10   the same with Azurite stopped
+                                       for 10 s mid-run: 503s meanwhile, then consistency and convergence
 
 `--full-load` adds the full load run (20 tenants × 500 employees, about 15 minutes on 2 cores).
 
@@ -39,6 +41,8 @@ BENCHMARKS = [
     # Seeding 10,000 employees into Azurite takes many minutes here; 2,000 give the same per-1,000 figures.
     ("audit", "Domain audit per 1,000 employees", ["bench/audit.py", "--employees", "2000", "--tenants", "100"]),
     ("load", "Load (quick run) and the app's peak memory", ["bench/load.py", "--quick"]),
+    ("outage", "Load with a storage outage in the middle",
+     ["bench/load.py", "--tenants", "5", "--users", "100", "--sign-ins", "20", "--outage", "10"]),
 ]
 FULL_LOAD = ("load-full", "Load, full run: 20 tenants × 500 employees at once", ["bench/load.py"])
 
