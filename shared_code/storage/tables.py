@@ -238,11 +238,14 @@ def delete(name: str, partition: str, row: str, etag: str | None = None) -> None
 
 
 def transact(name: str, operations: Iterable[tuple]) -> list:
-    """One entity-group transaction (same table, same partition, at most 100 operations): all or nothing."""
+    """One entity-group transaction (same table, same partition, at most 100 operations): all or nothing.
+    Per operation a dict with its new `etag`; a failure raises TableTransactionError (`error_code`, `index`)."""
     operations = list(operations)
     if not operations:
         return []
-    return call(name, lambda client: client.submit_transaction(operations))
+    from shared_code.storage import batch
+
+    return call(name, lambda client: batch.submit(client, operations))
 
 
 def etag_of(entity: dict) -> str | None:
