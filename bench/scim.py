@@ -129,21 +129,32 @@ def measure(base: str, token: str, count: int) -> dict[str, tuple[list[float], l
     return results
 
 
-def storage_floor(count: int) -> tuple[float, float]:
+def storage_floor(count: int) -> tuple[float, float, float, float, float]:
     """Median ms of a bare point read and of a bare 3-row transaction on the same Azurite, same run: what
-    each round trip costs before any Gatehouse code runs (the part an in-memory server never pays)."""
+    each round trip costs before any Gatehouse code runs (the part an in-memory server never pays). Also the
+    same transaction through the SDK's `submit_transaction`, and the CPU ms of each way of sending it."""
     from shared_code.storage import tables
 
-    reads, writes = [], []
+    def rows() -> list[tuple]:
+        return [("create", {"PartitionKey": "bench-floor", "RowKey": uuid.uuid4().hex, "scim": "x" * 400})
+                for _ in range(3)]
+
+    reads, writes, sdk_writes = [], [], []
+    cpu = {"ours": 0.0, "sdk": 0.0}
     for _ in range(count):
         start = time.perf_counter()
         tables.get(tables.DIRECTORY, "bench-floor", "nothing")
         reads.append((time.perf_counter() - start) * 1000)
-        start = time.perf_counter()
-        tables.transact(tables.DIRECTORY, [("create", {"PartitionKey": "bench-floor", "RowKey": uuid.uuid4().hex,
-                                                       "scim": "x" * 400}) for _ in range(3)])
+        start, started_cpu = time.perf_counter(), time.process_time()
+        tables.transact(tables.DIRECTORY, rows())
         writes.append((time.perf_counter() - start) * 1000)
-    return statistics.median(reads), statistics.median(writes)
+        cpu["ours"] += time.process_time() - started_cpu
+        start, started_cpu = time.perf_counter(), time.process_time()
+        tables.table(tables.DIRECTORY).submit_transaction(rows())
+        sdk_writes.append((time.perf_counter() - start) * 1000)
+        cpu["sdk"] += time.process_time() - started_cpu
+    return (statistics.median(reads), statistics.median(writes), statistics.median(sdk_writes),
+            cpu["ours"] * 1000 / count, cpu["sdk"] * 1000 / count)
 
 
 def p95(samples: list[float]) -> float:
@@ -212,7 +223,7 @@ def main() -> int:
         measure(reference_url, reference_token, 5)
         ours = measure(gatehouse_url, gatehouse_token, args.requests)
         theirs = measure(reference_url, reference_token, args.requests)
-        read_ms, write_ms = storage_floor(max(args.requests // 2, 20))
+        read_ms, write_ms, sdk_write_ms, cpu_ms, sdk_cpu_ms = storage_floor(max(args.requests // 2, 20))
 
         print(f"SCIM latency over HTTP on loopback, {args.requests} requests each, sequential "
               f"(Gatehouse on Azurite vs scim2-server in memory)\n")
@@ -234,6 +245,9 @@ def main() -> int:
             mine = statistics.median(ours[name][0])
             print(f"  {label:<12} floor {floors[name]:6.1f} ms, Gatehouse {mine:6.1f} ms: "
                   f"{mine - floors[name]:+.1f} ms of our own work and HTTP")
+        print(f"the floor's 3-row transaction through shared_code/storage/batch.py: {write_ms:.1f} ms, {cpu_ms:.1f} ms "
+              f"of CPU; through the SDK's submit_transaction: {sdk_write_ms:.1f} ms, {sdk_cpu_ms:.1f} ms of CPU "
+              f"→ SDK/ours {sdk_write_ms / write_ms:.2f}x time, {sdk_cpu_ms / cpu_ms:.2f}x CPU")
         if args.members:
             big_group(gatehouse_url, gatehouse_token, args.members)
     return 0
