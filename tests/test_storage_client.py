@@ -3,6 +3,7 @@ round trips are counted, and our `$batch` transactions behave exactly like the S
 (the SDK is the oracle: same rows written, same etags, same error codes and failing index)."""
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -116,3 +117,46 @@ def test_a_transaction_on_a_table_that_does_not_exist_yet_creates_it(app_setting
     assert len(results) == 2
     assert tables.get(name, pk, "b") is not None
     tables.table(name).delete_table()
+
+
+# --- an unreachable store -------------------------------------------------------------------------------------
+
+@pytest.fixture
+def own_azurite(monkeypatch, app_settings):
+    """A private Azurite (on disk) that this test may stop, with the storage layer pointed at it."""
+    from shared_code.settings import get_settings
+    from tests.conftest import Azurite
+
+    with Azurite.temporary(prefix="gatehouse-unreachable-") as server:
+        monkeypatch.setenv("TABLES_CONNECTION_STRING", server.connection_string)
+        get_settings.cache_clear()
+        tables.reset_clients()
+        yield server
+    monkeypatch.undo()
+    get_settings.cache_clear()
+    tables.reset_clients()
+
+
+def test_once_the_store_is_unreachable_calls_fail_at_once_for_a_moment_then_try_again(own_azurite, monkeypatch):
+    from shared_code.errors import StorageUnavailable
+
+    monkeypatch.setattr(tables, "UNREACHABLE_SECONDS", 0.5)
+    row = {"PartitionKey": "unreachable", "RowKey": "r", "v": 1}
+    tables.upsert(tables.AUDITS, row)
+    own_azurite.stop()
+
+    before = tables.round_trips()
+    with pytest.raises(StorageUnavailable):
+        tables.get(tables.AUDITS, "unreachable", "r")
+    assert tables.round_trips() > before  # it tried (with the client's retries) and found nobody
+    tried = tables.round_trips()
+    for call in (lambda: tables.get(tables.AUDITS, "unreachable", "r"),
+                 lambda: tables.transact(tables.AUDITS, [("upsert", row)]),
+                 lambda: list(tables.partition_range(tables.AUDITS, "unreachable", ""))):
+        with pytest.raises(StorageUnavailable):
+            call()
+    assert tables.round_trips() == tried  # within the pause nobody waits on a connection that cannot come
+
+    own_azurite.start()
+    time.sleep(0.6)
+    assert tables.get(tables.AUDITS, "unreachable", "r")["v"] == 1

@@ -5,6 +5,10 @@ Connection: `TABLES_CONNECTION_STRING` (Azurite locally), else `TABLES_ENDPOINT`
 start). An unreachable or failing store raises `StorageUnavailable` (503 + Retry-After) and nothing is
 half-written: multi-row changes go through one entity-group transaction.
 
+After a round trip fails to reach the store at all (its retries spent), every storage call on this instance
+fails at once for `UNREACHABLE_SECONDS` instead of trying again: during an outage each request then answers
+its 503 in milliseconds instead of holding a worker through the retries while the others queue behind it.
+
 The HTTP transport ignores proxy and netrc settings from the environment: requests would otherwise read
 os.environ and look for ~/.netrc on every round trip (a tenth of a simple request's CPU), and the app talks
 only to its own storage account, never through a proxy.
@@ -12,6 +16,7 @@ only to its own storage account, never through a proxy.
 from __future__ import annotations
 
 import threading
+import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterable, Iterator, TypeVar
 
@@ -44,6 +49,8 @@ _clients: dict[str, TableClient] = {}
 
 
 _round_trips = 0
+UNREACHABLE_SECONDS = 1.0
+_unreachable_until = 0.0  # time.monotonic() before which the store is taken to be unreachable
 
 
 def _count_round_trip(request) -> None:
@@ -89,10 +96,11 @@ def _service_client() -> TableServiceClient:
 
 def reset_clients() -> None:
     """Forget cached clients (tests that switch settings call this)."""
-    global _service
+    global _service, _unreachable_until
     with _lock:
         _service = None
         _clients.clear()
+        _unreachable_until = 0.0
 
 
 def table(name: str) -> TableClient:
@@ -115,11 +123,17 @@ def _is_table_missing(error: Exception) -> bool:
 @contextmanager
 def storage_errors() -> Iterator[None]:
     """Turn an unreachable or failing store into StorageUnavailable; let domain-level errors through."""
+    global _unreachable_until
+    if time.monotonic() < _unreachable_until:
+        raise StorageUnavailable()  # it was unreachable a moment ago: answer now, try again after the pause
     try:
         yield
     except (ResourceNotFoundError, ResourceExistsError, ResourceModifiedError, TableTransactionError):
         raise
-    except (ServiceRequestError, ServiceResponseError, ClientAuthenticationError) as error:
+    except ServiceRequestError as error:  # no connection at all, after the client's retries
+        _unreachable_until = time.monotonic() + UNREACHABLE_SECONDS
+        raise StorageUnavailable() from error
+    except (ServiceResponseError, ClientAuthenticationError) as error:
         raise StorageUnavailable() from error
     except HttpResponseError as error:
         if error.status_code is None or error.status_code >= 500 or error.status_code in (408, 429):
