@@ -1009,10 +1009,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\t{line}\n", flush=True)
     print(f"Gatehouse local host listening on {local_host.url}", flush=True)
 
-    def stop(signum, frame):
-        raise KeyboardInterrupt
+    stopping = threading.Event()
 
+    def stop(signum, frame):
+        # Ask the serving loop to end from another thread (socketserver's way) rather than raising in whatever
+        # the main thread is doing; a second Ctrl-C or SIGTERM while stopping ends the process at once.
+        if stopping.is_set():
+            os._exit(130 if signum == signal.SIGINT else 143)
+        stopping.set()
+        threading.Thread(target=local_host.shutdown, name="shutdown", daemon=True).start()
+
+    # Both signals explicitly: a host started with SIGINT ignored (a background job) still stops on Ctrl-C.
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     try:
         local_host.serve()
     except KeyboardInterrupt:
