@@ -34,7 +34,7 @@ import math
 import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator
 
@@ -689,12 +689,7 @@ def _change_user(tenant_id: str, user_id: str, change) -> Employee:
         if record is None:
             raise NotFound("No such employee.")
         saved = change(record)
-        entity = _user_columns(saved)
-        return Employee(id=saved.id, user_name=entity["user_name"], external_id=entity["external_id"],
-                        work_email=entity["work_email"], display_name=entity["display_name"],
-                        active=entity["active"], is_admin=saved.is_admin, department=entity["department"],
-                        allowed_outside_domain=saved.allowed_outside_domain,
-                        sessions_valid_from=saved.sessions_valid_from, etag=saved.etag)
+        return replace(_employee_from(_user_columns(saved)), etag=saved.etag)  # the columns as written
     return _retrying(attempt)
 
 
