@@ -28,7 +28,7 @@ _LINE = re.compile(r"\r?\n")
 
 
 def submit(client: TableClient, operations: Iterable[tuple]) -> list[dict[str, Any]]:
-    """Submit operations as one transaction; per operation the answer's metadata (`etag`, `status`)."""
+    """Submit operations as one transaction; per operation a dict with its new `etag`."""
     batch = TableBatchOperations(
         config=client._client._config,  # noqa: SLF001 - the SDK's own builder, as submit_transaction uses it
         endpoint=f"{client.scheme}://{client._primary_hostname}",  # noqa: SLF001
@@ -47,13 +47,15 @@ def submit(client: TableClient, operations: Iterable[tuple]) -> list[dict[str, A
     # The client's pipeline (auth, retries, hooks); streamed, so that no policy tries to decode multipart.
     response = client._client.send_request(request, stream=True)  # noqa: SLF001
     response.read()
-    if response.status_code != 202:
-        raise _whole_batch_error(response)
+    if response.status_code != 202:  # refused as a whole: bad request, too large, throttled, failing
+        raise _error(response, response.status_code, response.text())
     parts = _parts(response.text(), response.headers.get("Content-Type", ""))
     failed = [part for part in parts if not 200 <= part["status"] < 300]
-    if failed or len(parts) != len(batch.requests):
-        raise _operation_error(failed[0] if failed else None, response)
-    return [{"etag": part["headers"].get("etag"), "status": part["status"]} for part in parts]
+    if failed:  # one failed operation fails them all
+        raise _error(response, failed[0]["status"], failed[0]["body"])
+    if len(parts) != len(batch.requests):
+        raise _error(response, None, "")
+    return [{"etag": part["headers"].get("etag")} for part in parts]
 
 
 def _body(requests: list[HttpRequest], outer: str, changeset: str) -> bytes:
@@ -77,7 +79,8 @@ def _body(requests: list[HttpRequest], outer: str, changeset: str) -> bytes:
 def _parts(text: str, content_type: str) -> list[dict[str, Any]]:
     """The HTTP responses inside the answer's changeset, in order: status, headers (lower-case), body."""
     outer = _BOUNDARY.search(content_type)
-    inner = _BOUNDARY.search(text.split(f"--{outer.group(1)}", 2)[1]) if outer else None
+    sections = text.split(f"--{outer.group(1)}", 2) if outer else []
+    inner = _BOUNDARY.search(sections[1]) if len(sections) > 1 else None
     if inner is None:
         raise HttpResponseError(message="The storage service answered a transaction in an unknown format.")
     parts = []
@@ -110,19 +113,14 @@ def _error_fields(body: str) -> tuple[str, str]:
     return str(error.get("code") or ""), str(message.get("value") if isinstance(message, dict) else message or "")
 
 
-def _operation_error(part: dict[str, Any] | None, response) -> TableTransactionError:
-    """A failed operation fails the whole transaction; its message starts with the operation's index."""
-    code, message = _error_fields(part["body"]) if part else ("", "")
-    error = TableTransactionError(message=message or "The transaction failed.", response=response)
-    error.status_code = part["status"] if part else response.status_code
-    error.error_code = code or None
-    return error
-
-
-def _whole_batch_error(response) -> HttpResponseError:
-    """The service refused the batch as a whole (bad request, too large, throttled, failing)."""
-    code, message = _error_fields(response.text())
-    error_type = TableTransactionError if 400 <= response.status_code < 500 else HttpResponseError
-    error = error_type(message=message or f"The transaction failed with {response.status_code}.", response=response)
+def _error(response, status: int | None, body: str) -> HttpResponseError:
+    """A refused transaction, raised as the SDK raises it: a 4xx as TableTransactionError, whose `index` comes
+    from the "<index>:" that starts the service's message; anything else (5xx, an answer we cannot read) as
+    HttpResponseError, which the storage layer turns into StorageUnavailable."""
+    code, message = _error_fields(body)
+    error_type = TableTransactionError if status and 400 <= status < 500 else HttpResponseError
+    error = error_type(message=message or f"The transaction failed ({status or 'unreadable answer'}).",
+                       response=response)
+    error.status_code = status
     error.error_code = code or None
     return error

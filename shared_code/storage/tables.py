@@ -34,6 +34,7 @@ from azure.data.tables import TableClient, TableServiceClient, TableTransactionE
 
 from shared_code.errors import StorageUnavailable
 from shared_code.settings import get_settings
+from shared_code.storage import batch
 
 T = TypeVar("T")
 
@@ -257,8 +258,6 @@ def transact(name: str, operations: Iterable[tuple]) -> list:
     operations = list(operations)
     if not operations:
         return []
-    from shared_code.storage import batch
-
     return call(name, lambda client: batch.submit(client, operations))
 
 
