@@ -1022,10 +1022,7 @@ def main(argv: list[str] | None = None) -> int:
     # Both signals explicitly: a host started with SIGINT ignored (a background job) still stops on Ctrl-C.
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    try:
-        local_host.serve()
-    except KeyboardInterrupt:
-        pass
+    local_host.serve()
     log.info("stopping")
     if not local_host.wait_for_idle(timeout=2.0):
         # A function still running would keep the pool's threads (and the process) alive; the real host
