@@ -37,7 +37,6 @@ import os
 import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -53,7 +52,7 @@ sys.path.insert(0, str(ROOT))
 
 import requests  # noqa: E402
 
-from tests.conftest import Azurite, LocalHost, free_port  # noqa: E402
+from tests.conftest import Azurite, LocalHost, check_consistency, free_port  # noqa: E402
 from tests.support.idp import TestIdp  # noqa: E402
 
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -397,10 +396,7 @@ def _progress(recorder: Recorder, started: float, meter: CpuMeter, done_event: t
     spent per request in that minute: shows who sets the pace and whether a cost grows as the data grows."""
     last_done, last_cpu = 0, meter.read()
     while not done_event.wait(every):
-        with recorder.lock:
-            done = sum(len(v) for v in recorder.latencies.values())
-            errors = len(recorder.errors)
-        cpu = meter.read()
+        done, errors, cpu = recorder.answered(), len(recorder.errors), meter.read()
         answered = done - last_done
         costs = ", ".join(f"{name} {(cpu[name] - last_cpu[name]) * 1000 / answered:.1f}"
                           for name in cpu if answered and cpu[name] is not None and last_cpu[name] is not None)
@@ -442,10 +438,8 @@ def _after_outage(outage: Outage, recorder: Recorder, loads: list[TenantLoad], a
           f"the slowest took {outage.slowest_ms:.0f} ms")
     if not outage.answers:
         recorder.errors.append("no request met the outage")
-    check = subprocess.run(
-        [sys.executable, "-m", "tools.check_consistency", "--all"], cwd=ROOT, capture_output=True, text=True,
-        env={**os.environ, "TABLES_CONNECTION_STRING": azurite.connection_string, "TABLES_ENDPOINT": ""},
-        timeout=600)
+    check = check_consistency({"TABLES_CONNECTION_STRING": azurite.connection_string, "TABLES_ENDPOINT": ""},
+                              timeout=600)
     verdict = (check.stdout.strip().splitlines() or ["(no output)"])[-1]
     print(f"consistency check of every tenant's partition (tools.check_consistency --all): {verdict}")
     if check.returncode != 0 or verdict != "0 problems":

@@ -58,6 +58,13 @@ def stop_process_group(process: subprocess.Popen | None, first_signal: int) -> N
         process.wait()
 
 
+def check_consistency(settings: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
+    """`tools.check_consistency --all` against the store these settings name; its last line says how many
+    problems it found ("0 problems")."""
+    return subprocess.run([sys.executable, "-m", "tools.check_consistency", "--all"], cwd=ROOT,
+                          env={**os.environ, **settings}, capture_output=True, text=True, timeout=timeout)
+
+
 class Azurite:
     """A real Azurite Table service on loopback; `stop()`/`start()` simulate a storage outage."""
 

@@ -8,26 +8,19 @@ session's storage is never interrupted.
 """
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 import requests
 from scim_traffic import ERROR, Scim, add_members, group_body, patch_body, user_body
 
-from tests.conftest import Azurite, LocalHost, free_port
+from tests.conftest import Azurite, LocalHost, check_consistency, free_port
 from tests.support.idp import TestIdp
 
-ROOT = Path(__file__).resolve().parents[2]
 USERS = 24
 GROUPS = 3
 STOP_AFTER = 8  # employees fully provisioned before storage goes away
@@ -43,25 +36,16 @@ class Outage:
 
 @pytest.fixture(scope="module")
 def outage(app_settings, test_output):
-    location = Path(tempfile.mkdtemp(prefix="gatehouse-outage-"))
-    azurite = Azurite(location)
-    azurite.start()
-    port = free_port()
-    settings = {**app_settings, "TABLES_CONNECTION_STRING": azurite.connection_string, "PORT": str(port),
-                "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}
-    host = LocalHost(settings, test_output / "outage-local-host.log")
-    host.start()
-    try:
-        yield Outage(azurite, host, settings)
-    finally:
-        host.stop()
-        azurite.stop()
-        shutil.rmtree(location, ignore_errors=True)
-
-
-def check_consistency(settings: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tools.check_consistency", "--all"], cwd=ROOT,
-                          env={**os.environ, **settings}, capture_output=True, text=True, timeout=60)
+    with Azurite.temporary(prefix="gatehouse-outage-") as azurite:
+        port = free_port()
+        settings = {**app_settings, "TABLES_CONNECTION_STRING": azurite.connection_string, "PORT": str(port),
+                    "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}
+        host = LocalHost(settings, test_output / "outage-local-host.log")
+        host.start()
+        try:
+            yield Outage(azurite, host, settings)
+        finally:
+            host.stop()
 
 
 # --- Entra's side ---------------------------------------------------------------------------------------------------
