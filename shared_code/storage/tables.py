@@ -42,6 +42,7 @@ TENANTS = "tenants"
 DIRECTORY = "directory"
 SIGN_INS = "signins"
 AUDITS = "audits"
+OIDC = "oidc"
 
 _lock = threading.RLock()  # table() holds it while _service_client() takes it again
 _service: TableServiceClient | None = None
