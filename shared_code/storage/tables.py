@@ -43,6 +43,7 @@ DIRECTORY = "directory"
 SIGN_INS = "signins"
 AUDITS = "audits"
 OIDC = "oidc"
+OIDC_LOGOUTS = "oidclogouts"
 
 _lock = threading.RLock()  # table() holds it while _service_client() takes it again
 _service: TableServiceClient | None = None
