@@ -131,6 +131,7 @@ def app_settings(azurite: Azurite) -> dict[str, str]:
         "MOBILE_ANDROID_SIGNATURE_HASH": "2pmj9i4rSx0yEb/viWBYkE/ZQrk=",
         # The first key signs; the second plays a retired key that stays published during a rollover.
         "OIDC_SIGNING_KEYS": oidc_keys.setting("op-current", "op-retired"),
+        "OIDC_BACKCHANNEL_RETRY_SCHEDULE": "0 * * * * *",
         "PORT": str(port),
     }
     os.environ.update(settings)
