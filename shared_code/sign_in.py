@@ -218,7 +218,7 @@ class SignInOutcome:
     redirect_to: str | None = None
     session_token: str | None = None
     oidc: dict | None = None  # the OpenID Connect authorization request this sign-in answers
-    saml_session: tuple[str, str | None] | None = None  # (NameID, SessionIndex) for a LogoutRequest later
+    saml_session: tuple | None = None  # (NameID, SessionIndex, NameID Format) for a LogoutRequest later
 
 
 def complete_sign_in(tenant_id: str, saml_response: str, relay_state: str | None, browser_nonce: str | None,
@@ -256,7 +256,8 @@ def complete_sign_in(tenant_id: str, saml_response: str, relay_state: str | None
         return SignInOutcome(SELF_CHECK, tenant, employee, initiated_by)
     if pending is not None and pending.oidc is not None:
         return SignInOutcome(OIDC, tenant, employee, initiated_by, oidc=pending.oidc,
-                             saml_session=(verified.name_id, verified.session_index))
+                             saml_session=(verified.name_id, verified.session_index,
+                                           verified.name_id_format))
     if pending is None:
         from shared_code.oidc import third_party_login  # My Apps → the product's own login (OIDC Core §4)
 

@@ -141,8 +141,9 @@ def parse(tenant_id: str, pairs: Sequence[tuple[str, str]]) -> AuthorizationRequ
     login_hint = params.get("login_hint")
     if login_hint is not None and len(login_hint) > 256:
         login_hint = None
-    return AuthorizationRequest(client_id, redirect_uri, state, nonce, challenge, scope, "login" in prompts,
-                                login_hint or None)
+    # max_age: we cannot know when Entra last authenticated the employee, so any max_age forces a fresh sign-in.
+    force = "login" in prompts or "max_age" in params
+    return AuthorizationRequest(client_id, redirect_uri, state, nonce, challenge, scope, force, login_hint or None)
 
 
 def begin(tenant_id: str, pairs: Sequence[tuple[str, str]], browser_nonce: str | None):
@@ -166,7 +167,7 @@ def refusal_redirect(tenant_id: str, context: dict, error: GatehouseError) -> st
                           error.message).location
 
 
-def issue_code(tenant_id: str, employee_id: str, context: dict, saml_session: tuple[str, str | None] | None,
+def issue_code(tenant_id: str, employee_id: str, context: dict, saml_session: tuple | None,
                now: datetime | None = None) -> str:
     """Store a fresh code for this sign-in; returns the redirect to the client (code, state, iss)."""
     now = now or datetime.now(timezone.utc)
@@ -178,8 +179,9 @@ def issue_code(tenant_id: str, employee_id: str, context: dict, saml_session: tu
         employee_id=employee_id, sid=sid, auth_time=int(now.timestamp()),
         code_expires_at=int(now.timestamp()) + CODE_SECONDS,
         expires_at=now + timedelta(seconds=CODE_SECONDS + ACCESS_TOKEN_SECONDS))
-    name_id, session_index = saml_session or (None, None)
+    name_id, session_index, name_id_format = (tuple(saml_session or ()) + (None, None, None))[:3]
     store.save_code_with_session(tenant_id, record, name_id=name_id, session_index=session_index,
+                                 name_id_format=name_id_format,
                                  session_expires_at=now + timedelta(seconds=SESSION_SECONDS))
     return with_query(context["redirect_uri"], {"code": code, "state": context.get("state"),
                                                 "iss": discovery.issuer(tenant_id)})

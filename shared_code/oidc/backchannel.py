@@ -36,9 +36,9 @@ def _backoff(attempts: int) -> timedelta:
 
 def logout_token(tenant_id: str, client_id: str, sub: str, sid: str, now: float | None = None) -> str:
     issued = int(now if now is not None else time.time())
-    return keys.sign({"iss": discovery.issuer(tenant_id), "aud": client_id, "iat": issued, "exp": issued + TOKEN_SECONDS,
-                      "jti": secrets.token_urlsafe(16), "sub": sub, "sid": sid, "events": {EVENT: {}}},
-                     typ="logout+jwt")
+    claims = {"iss": discovery.issuer(tenant_id), "aud": client_id, "iat": issued, "exp": issued + TOKEN_SECONDS,
+              "jti": secrets.token_urlsafe(16), "sub": sub, "sid": sid, "events": {EVENT: {}}}
+    return keys.sign(claims, typ="logout+jwt")
 
 
 def session_ended(tenant_id: str, employee_id: str, sid: str, *, now: datetime | None = None) -> int:

@@ -61,8 +61,9 @@ def end_session(tenant_id: str, params: Mapping[str, str], now: datetime | None 
                             "unknown_client")
     post_logout = params.get("post_logout_redirect_uri")
     if post_logout is not None and post_logout not in client.post_logout_redirect_uris:
-        raise LogoutRefused("The app asked to return to an address it has not registered, so you stay here. You "
-                            "are signed out.", "bad_post_logout_redirect_uri")
+        raise LogoutRefused("The app asked to return to an address it has not registered, so the sign-out was "
+                            "stopped to protect you. Go back to the app and sign out again; if it keeps happening, "
+                            "tell the app's support team.", "bad_post_logout_redirect_uri")
     # The product is told to go away only after the checks above: from here on, the session ends.
     sub, sid = claims.get("sub"), claims.get("sid")
     ended = store.end_session(tenant_id, sub, sid, now) if isinstance(sub, str) and isinstance(sid, str) else None
@@ -77,7 +78,7 @@ def end_session(tenant_id: str, params: Mapping[str, str], now: datetime | None 
     from shared_code import saml
 
     request = saml.build_logout_request(sign_in.service_provider(tenant), idp["slo_url"], ended.name_id,
-                                        ended.session_index)
+                                        ended.session_index, ended.name_id_format)
     store.save_pending_slo(tenant_id, request.request_id, post_logout, params.get("state"),
                            now + timedelta(seconds=SLO_SECONDS))
     return request.url

@@ -20,6 +20,7 @@ Tokens:
 from __future__ import annotations
 
 import base64
+import contextvars
 import hashlib
 import hmac
 import re
@@ -41,6 +42,12 @@ _ACCESS = "oidc-access"
 _VERIFIER = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")  # RFC 7636 §4.1
 _CODE = re.compile(r"^[A-Za-z0-9_-]{20,100}$")
 _round_trips = ThreadPoolExecutor(max_workers=16, thread_name_prefix="oidc-token")
+
+
+def _overlap(fn, *args):
+    """Start a round trip on the pool in this request's context (the caller's address for the failed-
+    authentication limit, and any per-request storage deadline, go along)."""
+    return _round_trips.submit(contextvars.copy_context().run, fn, *args)
 
 
 def _invalid_grant(description: str) -> OAuthError:
@@ -71,7 +78,7 @@ def _redeem_code(tenant_id: str, authorization: str | None, form: Mapping[str, s
         raise OAuthError("invalid_request", "code and redirect_uri are required.")
     if not verifier:
         raise OAuthError("invalid_request", "code_verifier is required (PKCE).")
-    client_read = _round_trips.submit(authenticate, tenant_id, authorization, form)
+    client_read = _overlap(authenticate, tenant_id, authorization, form)
     record = store.get_code(tenant_id, store.digest(code)) if _CODE.match(code) else None
     client = client_read.result()
     if record is None or record.client_id != client.client_id:
@@ -85,7 +92,7 @@ def _redeem_code(tenant_id: str, authorization: str | None, form: Mapping[str, s
         raise _invalid_grant("redirect_uri is not the one the code was issued for.")
     if not _VERIFIER.match(verifier) or not hmac.compare_digest(_s256(verifier), record.code_challenge):
         raise _invalid_grant("The PKCE code_verifier does not match the code_challenge (S256).")
-    employee_read = _round_trips.submit(directory.get_user, tenant_id, record.employee_id)
+    employee_read = _overlap(directory.get_user, tenant_id, record.employee_id)
     spent = store.spend_code(tenant_id, record, datetime.fromtimestamp(now, timezone.utc))
     employee = employee_read.result()
     if not spent:
@@ -147,8 +154,8 @@ def userinfo(tenant_id: str, access_token: str | None) -> dict:
     if claims is None or claims.get("t") != tenant_id:
         raise InvalidToken("The access token is not valid here, or it has expired.")
     grant, sid, employee_id = claims.get("g"), claims.get("sid"), claims.get("u") or ""
-    live = _round_trips.submit(store.grant_is_live, tenant_id, grant) if grant else None
-    session = _round_trips.submit(store.session_is_live, tenant_id, employee_id, sid) if sid else None
+    live = _overlap(store.grant_is_live, tenant_id, grant) if grant else None
+    session = _overlap(store.session_is_live, tenant_id, employee_id, sid) if sid else None
     employee = directory.get_user(tenant_id, employee_id)
     if live is not None and not live.result():
         raise InvalidToken("The access token has been revoked.")

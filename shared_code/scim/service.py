@@ -382,7 +382,8 @@ def replace_user(caller: Caller, user_id: str, body: Any, params: dict, if_match
         if data == record.data:
             return record
         _check_manager(tenant, record.id, record.data, data)
-        return _dismissal_ends_sessions(tenant.tenant_id, record, data, directory.save_user(tenant.tenant_id, record, data))
+        saved = directory.save_user(tenant.tenant_id, record, data)
+        return _dismissal_ends_sessions(tenant.tenant_id, record, data, saved)
     return _single(USER_KIND, caller, _retrying(attempt), projection)
 
 
@@ -409,7 +410,8 @@ def patch_user(caller: Caller, user_id: str, body: Any, params: dict, if_match: 
         if data == record.data:
             return record  # Entra re-sends values it already set: nothing to write
         _check_manager(tenant, record.id, record.data, data)
-        return _dismissal_ends_sessions(tenant.tenant_id, record, data, directory.save_user(tenant.tenant_id, record, data))
+        saved = directory.save_user(tenant.tenant_id, record, data)
+        return _dismissal_ends_sessions(tenant.tenant_id, record, data, saved)
     return _single(USER_KIND, caller, _retrying(attempt), projection)
 
 

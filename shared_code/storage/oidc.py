@@ -139,11 +139,12 @@ def _code_entity(tenant_id: str, code: CodeRecord) -> dict:
 
 
 def save_code_with_session(tenant_id: str, code: CodeRecord, *, name_id: str | None, session_index: str | None,
-                           session_expires_at: datetime) -> None:
+                           session_expires_at: datetime, name_id_format: str | None = None) -> None:
     """A new code and the session it belongs to, in one transaction (one round trip, all or nothing)."""
     tables.transact(TABLE, [("create", _code_entity(tenant_id, code)),
                             ("create", _session_entity(tenant_id, code.employee_id, code.sid, name_id=name_id,
-                                                       session_index=session_index, expires_at=session_expires_at))])
+                                                       session_index=session_index, expires_at=session_expires_at,
+                                                       name_id_format=name_id_format))])
 
 
 def get_code(tenant_id: str, key: str) -> CodeRecord | None:
@@ -193,19 +194,21 @@ class SessionRecord:
     session_index: str | None
     ended_at: datetime | None
     expires_at: datetime
+    name_id_format: str | None = None
 
 
 def _session_entity(tenant_id: str, employee_id: str, sid: str, *, name_id: str | None,
-                    session_index: str | None, expires_at: datetime) -> dict:
+                    session_index: str | None, expires_at: datetime, name_id_format: str | None = None) -> dict:
     entity = {"PartitionKey": tenant_id, "RowKey": f"{SESSION}{employee_id}:{sid}", "kind": "session",
-              "name_id": name_id, "session_index": session_index, "expires_at": _utc(expires_at)}
+              "name_id": name_id, "name_id_format": name_id_format, "session_index": session_index,
+              "expires_at": _utc(expires_at)}
     return {key: value for key, value in entity.items() if value is not None}
 
 
 def _session_from(entity: dict) -> SessionRecord:
     employee_id, _, sid = entity["RowKey"][len(SESSION):].partition(":")
-    return SessionRecord(employee_id, sid, entity.get("name_id"),
-                         entity.get("session_index"), entity.get("ended_at"), _utc(entity["expires_at"]))
+    return SessionRecord(employee_id, sid, entity.get("name_id"), entity.get("session_index"),
+                         entity.get("ended_at"), _utc(entity["expires_at"]), entity.get("name_id_format"))
 
 
 def get_session(tenant_id: str, employee_id: str, sid: str) -> SessionRecord | None:

@@ -13,12 +13,13 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import requests
 from joserfc import jwt
-from joserfc.jwk import KeySet
+from joserfc.jwk import KeySet, RSAKey
 
 from shared_code.storage import oidc as store
 from shared_code.storage import tables
 from tests.oidc.conftest import pkce_pair, query
 from tests.sso.conftest import assert_refused
+from tests.support import oidc_keys
 from tests.support.idp import decode_authn_request
 
 
@@ -52,6 +53,10 @@ def test_employee_signs_in_and_the_product_gets_a_verified_id_token_and_userinfo
     tokens = response.json()
     assert tokens["token_type"] == "Bearer" and tokens["expires_in"] > 0
     claims = _verified_id_token(op, tokens["id_token"])
+    header = json.loads(base64.urlsafe_b64decode(tokens["id_token"].split(".")[0] + "=="))
+    # Signed by the first configured key; the retired one stays published but signs nothing.
+    current = RSAKey.import_key(oidc_keys.signing_key_pem("op-current"))
+    assert header["alg"] == "RS256" and header["kid"] == current.thumbprint()
     now = time.time()
     assert claims["iss"] == op.issuer and claims["aud"] == op.client["client_id"]
     assert claims["sub"] == employee["id"] and claims["nonce"] == authorized.nonce
@@ -229,6 +234,15 @@ def test_another_clients_or_another_tenants_code_is_invalid(op, employee, new_te
                              data={"grant_type": "authorization_code", "code": authorized.code,
                                    "redirect_uri": authorized.redirect_uri, "code_verifier": authorized.verifier})
     _assert_oauth_error(response, "invalid_client", 401)
+    # That tenant's own client cannot redeem this tenant's code either: codes live in their tenant's partition.
+    theirs = requests.post(f"{op.sso.base_url}/api/tenants/{tenant.tenant_id}/oidc/clients", headers=op.operator,
+                           json={"redirect_uris": [authorized.redirect_uri]}, timeout=30).json()
+    response = requests.post(f"{op.sso.base_url}/api/oidc/{tenant.tenant_id}/token", timeout=30,
+                             auth=(theirs["client_id"], theirs["client_secret"]),
+                             data={"grant_type": "authorization_code", "code": authorized.code,
+                                   "redirect_uri": authorized.redirect_uri, "code_verifier": authorized.verifier})
+    _assert_oauth_error(response, "invalid_grant")
+    assert op.redeem(authorized).status_code == 200  # still unspent at home
 
 
 def test_unsupported_grant_and_malformed_requests(op):

@@ -91,8 +91,8 @@ class SampleProduct:
         if pending is None:
             return 400, page("Unknown state", ""), {}
         oauth = self._oauth()
-        token = oauth.fetch_token(self.metadata["token_endpoint"], authorization_response=f"{self.redirect_uri}?{query}",
-                                  code_verifier=pending["verifier"])
+        token = oauth.fetch_token(self.metadata["token_endpoint"], code_verifier=pending["verifier"],
+                                  authorization_response=f"{self.redirect_uri}?{query}")
         claims = self._verify(token["id_token"], {"iss": {"essential": True, "value": self.issuer},
                                                   "aud": {"essential": True, "value": self.client_id}},
                               CodeIDToken, {"nonce": pending["nonce"], "access_token": token["access_token"]})
@@ -123,7 +123,9 @@ class SampleProduct:
                 "events": {"essential": True}})
         except Exception:  # noqa: BLE001 - a bad token is a 400, as the spec asks
             return 400
-        if BACKCHANNEL_EVENT not in claims["events"] or "nonce" in claims or not (claims.get("sid") or claims.get("sub")):
+        if BACKCHANNEL_EVENT not in claims["events"] or "nonce" in claims:
+            return 400
+        if not (claims.get("sid") or claims.get("sub")):
             return 400
         self.logout_tokens.append(dict(claims))
         if claims.get("sid"):
