@@ -18,10 +18,17 @@ from html import escape
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+import warnings
+
 import requests
 from authlib.integrations.requests_client import OAuth2Session
-from authlib.jose import JsonWebKey, jwt
-from authlib.oidc.core import CodeIDToken
+
+with warnings.catch_warnings():
+    # authlib's ID-token claims classes (CodeIDToken) still live on authlib.jose, which warns that joserfc
+    # is its future; it is what authlib's OIDC client documents today.
+    warnings.simplefilter("ignore")
+    from authlib.jose import JsonWebKey, jwt
+    from authlib.oidc.core import CodeIDToken
 
 BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 
