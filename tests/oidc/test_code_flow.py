@@ -273,3 +273,22 @@ def test_userinfo_refuses_forged_and_other_tenants_tokens(op, employee, new_tena
     assert op.userinfo(tokens["id_token"]).status_code == 401  # an ID token is not an access token
     assert op.userinfo(tokens["access_token"][:-3] + "AAA").status_code == 401
     assert requests.get(f"{op.issuer}/userinfo", timeout=30).status_code == 401
+
+
+def test_once_sso_is_enforced_an_address_outside_the_corporate_domains_is_access_denied(op):
+    from tests.sso.test_who_may_sign_in import _enforce_sso
+
+    insider = op.sso.provision("carol@acme.example.com")
+    _enforce_sso(op.sso, insider, ["acme.example.com"])
+    outsider = op.sso.provision("dave@gmail.example")
+    params = op.params()
+    params.pop("_verifier")
+    started = op.authorize(params)
+    request, relay_state = decode_authn_request(started.headers["Location"])
+    from tests.sso.conftest import LOGIN_BINDING, set_cookies
+
+    answer = op.sso.post_acs(op.sso.response_for(outsider, in_response_to=request.get("ID")), relay_state,
+                             {LOGIN_BINDING: set_cookies(started)[LOGIN_BINDING].value})
+    got = query(answer.headers["Location"])
+    assert answer.status_code == 303 and got["error"] == "access_denied" and "code" not in got
+    assert op.redeem(op.sign_in(insider)).status_code == 200

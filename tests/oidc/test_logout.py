@@ -180,3 +180,8 @@ def test_expired_codes_and_sessions_are_purged(op, product, employee):
     store.purge_expired(op.tenant_id, datetime.now(timezone.utc) + timedelta(days=1))
     assert not [r for r in rows() if r["RowKey"].startswith((store.CODE, store.SESSION))]
     assert [r for r in rows() if r["RowKey"].startswith(store.CLIENT)]  # clients do not expire
+
+
+def test_sp_metadata_lists_the_tenants_slo_endpoint(op):
+    metadata = requests.get(f"{op.sso.base_url}/api/sso/{op.tenant_id}/metadata", timeout=30).text
+    assert "SingleLogoutService" in metadata and f'Location="{op.sso.base_url}/api/sso/{op.tenant_id}/slo"' in metadata
