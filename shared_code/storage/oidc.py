@@ -5,6 +5,7 @@ RowKeys:
   code:<sha256 of the code>           an authorization code and, once redeemed, the grant it became: the access
                                       token's id is the code's key, so revoking the grant = one column
   session:<employee id>:<sid>         a sign-in session the product holds tokens for (ended_at once ended)
+  entra:sidx|nameid:<sha256>:<employee id>:<sid>   index rows: the sessions of an Entra SessionIndex / NameID
   slo:<LogoutRequest ID>              a logout we sent to Entra, waiting for its LogoutResponse
 
 Table `oidclogouts` (partition = tenant), RowKey <employee id>:<sid>:<client id>: a back-channel logout
@@ -27,7 +28,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from shared_code.storage import tables
 
 TABLE = tables.OIDC
-CLIENT, CODE, SESSION, SLO = "client:", "code:", "session:", "slo:"
+CLIENT, CODE, SESSION, SLO, ENTRA_INDEX = "client:", "code:", "session:", "slo:", "entra:"
 LOGOUTS = tables.OIDC_LOGOUTS
 
 
@@ -140,11 +141,26 @@ def _code_entity(tenant_id: str, code: CodeRecord) -> dict:
 
 def save_code_with_session(tenant_id: str, code: CodeRecord, *, name_id: str | None, session_index: str | None,
                            session_expires_at: datetime, name_id_format: str | None = None) -> None:
-    """A new code and the session it belongs to, in one transaction (one round trip, all or nothing)."""
+    """A new code, the session it belongs to and the session's Entra index rows, in one transaction (one round
+    trip, all or nothing)."""
+    session_key = f"{code.employee_id}:{code.sid}"
+    index = [("create", {"PartitionKey": tenant_id, "RowKey": f"{prefix}{session_key}",
+                         "expires_at": _utc(session_expires_at)})
+             for prefix in _entra_index_prefixes(name_id, session_index)]
     tables.transact(TABLE, [("create", _code_entity(tenant_id, code)),
                             ("create", _session_entity(tenant_id, code.employee_id, code.sid, name_id=name_id,
                                                        session_index=session_index, expires_at=session_expires_at,
-                                                       name_id_format=name_id_format))])
+                                                       name_id_format=name_id_format)), *index])
+
+
+def _entra_index_prefixes(name_id: str | None, session_index: str | None) -> list[str]:
+    """Where a LogoutRequest from Entra finds the sessions of its sign-in: by SessionIndex, and by NameID."""
+    prefixes = []
+    if session_index:
+        prefixes.append(f"{ENTRA_INDEX}sidx:{digest(session_index)}:")
+    if name_id:
+        prefixes.append(f"{ENTRA_INDEX}nameid:{digest(name_id.lower())}:")
+    return prefixes
 
 
 def get_code(tenant_id: str, key: str) -> CodeRecord | None:
@@ -270,16 +286,16 @@ def end_session(tenant_id: str, employee_id: str, sid: str, now: datetime) -> Se
 
 def find_sessions_by_session_index(tenant_id: str, name_id: str | None, session_index: str | None
                                    ) -> list[SessionRecord]:
-    """Live sessions of an Entra sign-in (for a LogoutRequest from Entra): by SessionIndex, else NameID."""
-    rows = tables.partition_range(TABLE, tenant_id, SESSION)
+    """Live sessions of an Entra sign-in (for a LogoutRequest from Entra): by SessionIndex, else NameID, through
+    the index rows written with each session (a range read, not a scan of the tenant's sessions)."""
+    prefixes = _entra_index_prefixes(None, session_index) if session_index else _entra_index_prefixes(name_id, None)
     found = []
-    for session in map(_session_from, rows):
-        if session.ended_at is not None:
-            continue
-        if session_index and session.session_index == session_index:
-            found.append(session)
-        elif not session_index and name_id and (session.name_id or "").lower() == name_id.lower():
-            found.append(session)
+    for prefix in prefixes:
+        for row in tables.partition_range(TABLE, tenant_id, prefix, select=["RowKey"]):
+            employee_id, _, sid = row["RowKey"][len(prefix):].partition(":")
+            session = get_session(tenant_id, employee_id, sid)
+            if session is not None and session.ended_at is None:
+                found.append(session)
     return found
 
 

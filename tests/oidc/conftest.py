@@ -72,7 +72,8 @@ class OidcTenant:
         params["_verifier"] = verifier
         return params
 
-    def sign_in(self, user: dict, client: dict | None = None, **overrides) -> Authorized:
+    def sign_in(self, user: dict, client: dict | None = None, saml_options: dict | None = None,
+                **overrides) -> Authorized:
         """authorize → the IdP's signed answer for `user` → ACS → the 303 to the client with a code."""
         params = self.params(client, **overrides)
         verifier = params.pop("_verifier")
@@ -80,7 +81,8 @@ class OidcTenant:
         assert started.status_code == 302, started.text
         request, relay_state = decode_authn_request(started.headers["Location"])
         binding = set_cookies(started)[LOGIN_BINDING].value
-        answer = self.sso.post_acs(self.sso.response_for(user, in_response_to=request.get("ID")), relay_state,
+        answer = self.sso.post_acs(self.sso.response_for(user, in_response_to=request.get("ID"), **(saml_options or {})),
+                                   relay_state,
                                    {LOGIN_BINDING: binding})
         assert answer.status_code == 303, answer.text
         location = answer.headers["Location"]

@@ -44,8 +44,8 @@ def entra(op) -> IdpServer:
     server._server.server_close()
 
 
-def _signed_in(op, product, employee) -> dict:
-    authorized = op.sign_in(employee, client=product.client)
+def _signed_in(op, product, employee, **saml_options) -> dict:
+    authorized = op.sign_in(employee, client=product.client, saml_options=saml_options)
     response = op.redeem(authorized, client=product.client)
     assert response.status_code == 200, response.text
     tokens = response.json()
@@ -185,3 +185,15 @@ def test_expired_codes_and_sessions_are_purged(op, product, employee):
 def test_sp_metadata_lists_the_tenants_slo_endpoint(op):
     metadata = requests.get(f"{op.sso.base_url}/api/sso/{op.tenant_id}/metadata", timeout=30).text
     assert "SingleLogoutService" in metadata and f'Location="{op.sso.base_url}/api/sso/{op.tenant_id}/slo"' in metadata
+
+
+def test_entra_logout_request_by_session_index_ends_only_that_sign_in(op, product, employee, entra):
+    first = _signed_in(op, product, employee, session_index="_entra-session-1")
+    second = _signed_in(op, product, employee, session_index="_entra-session-2")
+    answer = requests.get(entra.logout_request_url(op.sso.sp_entity_id, employee["userName"], "_entra-session-1"),
+                          allow_redirects=False, timeout=30)
+    assert answer.status_code == 303, answer.text
+    token = _wait_for(lambda: product.logout_tokens, "a back-channel logout token")[0]
+    assert token["sid"] == first["claims"]["sid"]
+    assert op.userinfo(first["access_token"]).status_code == 401
+    assert op.userinfo(second["access_token"]).status_code == 200  # the other sign-in goes on
