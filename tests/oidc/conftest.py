@@ -81,9 +81,8 @@ class OidcTenant:
         assert started.status_code == 302, started.text
         request, relay_state = decode_authn_request(started.headers["Location"])
         binding = set_cookies(started)[LOGIN_BINDING].value
-        answer = self.sso.post_acs(self.sso.response_for(user, in_response_to=request.get("ID"), **(saml_options or {})),
-                                   relay_state,
-                                   {LOGIN_BINDING: binding})
+        saml_response = self.sso.response_for(user, in_response_to=request.get("ID"), **(saml_options or {}))
+        answer = self.sso.post_acs(saml_response, relay_state, {LOGIN_BINDING: binding})
         assert answer.status_code == 303, answer.text
         location = answer.headers["Location"]
         got = query(location)
