@@ -11,7 +11,7 @@ working at once. Storage round trips: (client ∥ code) → (spend ∥ employee)
 
 Tokens:
 - ID token: RS256 JWT (keys.py) with iss, sub (the employee's id: stable within the tenant), aud, exp, iat,
-  auth_time, nonce, sid, email, name, preferred_username, is_admin, tenant.
+  auth_time, nonce, sid, email, name, given_name, family_name, preferred_username, is_admin, tenant.
 - access token: for our UserInfo only, so it is an HMAC-signed token (`sessions.sign`, its own derived key):
   tenant, grant id (the code's key), employee, client, sid. UserInfo checks the grant is live, its session not
   ended (logout) and the employee active (and not dismissed since the token was issued) on every call; the
@@ -92,9 +92,9 @@ def _redeem_code(tenant_id: str, authorization: str | None, form: Mapping[str, s
         raise _invalid_grant("redirect_uri is not the one the code was issued for.")
     if not _VERIFIER.match(verifier) or not hmac.compare_digest(_s256(verifier), record.code_challenge):
         raise _invalid_grant("The PKCE code_verifier does not match the code_challenge (S256).")
-    employee_read = _overlap(directory.get_user, tenant_id, record.employee_id)
+    employee_read = _overlap(directory.get_user_and_names, tenant_id, record.employee_id)
     spent = store.spend_code(tenant_id, record, datetime.fromtimestamp(now, timezone.utc))
-    employee = employee_read.result()
+    employee, names = employee_read.result() or (None, {})
     if not spent:
         store.revoke_grant(tenant_id, record.key)
         raise _invalid_grant("The code has been redeemed already; the tokens issued for it are revoked.")
@@ -102,16 +102,19 @@ def _redeem_code(tenant_id: str, authorization: str | None, form: Mapping[str, s
         store.revoke_grant(tenant_id, record.key)
         raise _invalid_grant("The employee's account is deactivated.")
     return _tokens(tenant_id, client.client_id, employee, now=now, grant_key=record.key, sid=record.sid,
-                   nonce=record.nonce, auth_time=record.auth_time, scope=record.scope)
+                   nonce=record.nonce, auth_time=record.auth_time, scope=record.scope, names=names)
 
 
 def _s256(verifier: str) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).rstrip(b"=").decode()
 
 
-def employee_claims(tenant_id: str, employee: directory.Employee) -> dict:
+def employee_claims(tenant_id: str, employee: directory.Employee, names: dict[str, str] | None = None) -> dict:
     claims = {"sub": employee.id, "preferred_username": employee.user_name, "is_admin": employee.is_admin,
               "tenant": tenant_id}
+    for claim, part in (("given_name", "givenName"), ("family_name", "familyName")):
+        if (names or {}).get(part):
+            claims[claim] = names[part]
     if employee.work_email:
         claims["email"] = employee.work_email
     if employee.display_name:
@@ -120,10 +123,11 @@ def employee_claims(tenant_id: str, employee: directory.Employee) -> dict:
 
 
 def _tokens(tenant_id: str, client_id: str, employee: directory.Employee, *, now: float, grant_key: str | None,
-            sid: str | None, nonce: str | None, auth_time: int | None, scope: str) -> dict:
+            sid: str | None, nonce: str | None, auth_time: int | None, scope: str,
+            names: dict[str, str] | None = None) -> dict:
     issued = int(now)
     id_claims = {"iss": discovery.issuer(tenant_id), "aud": client_id, "iat": issued,
-                 "exp": issued + ID_TOKEN_SECONDS, **employee_claims(tenant_id, employee)}
+                 "exp": issued + ID_TOKEN_SECONDS, **employee_claims(tenant_id, employee, names)}
     if auth_time is not None:
         id_claims["auth_time"] = auth_time
     if nonce is not None:
@@ -156,11 +160,11 @@ def userinfo(tenant_id: str, access_token: str | None) -> dict:
     grant, sid, employee_id = claims.get("g"), claims.get("sid"), claims.get("u") or ""
     live = _overlap(store.grant_is_live, tenant_id, grant) if grant else None
     session = _overlap(store.session_is_live, tenant_id, employee_id, sid) if sid else None
-    employee = directory.get_user(tenant_id, employee_id)
+    employee, names = directory.get_user_and_names(tenant_id, employee_id) or (None, {})
     if live is not None and not live.result():
         raise InvalidToken("The access token has been revoked.")
     if session is not None and not session.result():
         raise InvalidToken("The session this access token belongs to has ended (signed out).")
     if employee is None or not employee.active or claims["iat"] < employee.sessions_valid_from:
         raise InvalidToken("The employee's account is deactivated.")
-    return employee_claims(tenant_id, employee)
+    return employee_claims(tenant_id, employee, names)

@@ -125,4 +125,10 @@ def op(new_tenant, app_url, operator_key) -> OidcTenant:
 
 @pytest.fixture
 def employee(op: OidcTenant) -> dict:
-    return op.sso.provision("alice@acme.example.com", display_name="Alice Example")
+    user = op.sso.provision("alice@acme.example.com", display_name="Alice Example")
+    named = requests.patch(f"{op.sso.handle.scim_url}/Users/{user['id']}", timeout=30, json={
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "add", "path": "name", "value": {"givenName": "Alice", "familyName": "Example"}}]},
+        headers={"Authorization": f"Bearer {op.sso._scim_token}", "Content-Type": "application/scim+json"})
+    assert named.status_code in (200, 204), named.text
+    return user

@@ -63,11 +63,13 @@ def test_employee_signs_in_and_the_product_gets_a_verified_id_token_and_userinfo
     assert claims["iat"] <= now + 5 < claims["exp"] and claims["auth_time"] <= now + 5
     assert claims["email"] == "alice@acme.example.com" and claims["preferred_username"] == "alice@acme.example.com"
     assert claims["name"] == "Alice Example" and claims["is_admin"] is False and claims["tenant"] == op.tenant_id
+    assert claims["given_name"] == "Alice" and claims["family_name"] == "Example"
     assert claims["sid"]
 
     info = op.userinfo(tokens["access_token"])
     assert info.status_code == 200, info.text
     assert info.json()["sub"] == employee["id"] and info.json()["email"] == "alice@acme.example.com"
+    assert info.json()["given_name"] == "Alice"
 
 
 def test_client_secret_post_works_too_and_sub_is_stable(op, employee):
