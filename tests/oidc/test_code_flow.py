@@ -294,3 +294,18 @@ def test_once_sso_is_enforced_an_address_outside_the_corporate_domains_is_access
     got = query(answer.headers["Location"])
     assert answer.status_code == 303 and got["error"] == "access_denied" and "code" not in got
     assert op.redeem(op.sign_in(insider)).status_code == 200
+
+
+def test_a_tenant_without_entra_connected_answers_temporarily_unavailable(new_tenant, app_url, operator_key):
+    from tests.oidc.conftest import OidcTenant
+    from tests.sso.conftest import SsoTenant
+    from tests.support.idp import TestIdp
+
+    tenant = OidcTenant(SsoTenant(new_tenant("Not Yet", "https://notyet.example.com"), TestIdp(), app_url),
+                        operator_key)
+    tenant.client = tenant.register(redirect_uris=["https://product.example.com/callback"]).json()
+    params = tenant.params()
+    params.pop("_verifier")
+    response = tenant.authorize(params)
+    assert response.status_code == 303
+    assert query(response.headers["Location"])["error"] == "temporarily_unavailable"

@@ -197,3 +197,10 @@ def test_entra_logout_request_by_session_index_ends_only_that_sign_in(op, produc
     assert token["sid"] == first["claims"]["sid"]
     assert op.userinfo(first["access_token"]).status_code == 401
     assert op.userinfo(second["access_token"]).status_code == 200  # the other sign-in goes on
+
+
+def test_end_session_also_takes_a_form_post(op, product, employee):
+    tokens = _signed_in(op, product, employee)
+    response = requests.post(f"{op.issuer}/logout", allow_redirects=False, timeout=30, data={
+        "id_token_hint": tokens["id_token"], "post_logout_redirect_uri": f"{product.url}/bye", "state": "p"})
+    assert response.status_code == 303 and "SAMLRequest=" in response.headers["Location"]
