@@ -98,7 +98,8 @@ def _redeem_code(tenant_id: str, authorization: str | None, form: Mapping[str, s
     if not spent:
         store.revoke_grant(tenant_id, record.key)
         raise _invalid_grant("The code has been redeemed already; the tokens issued for it are revoked.")
-    if employee is None or not employee.active:
+    if employee is None or not employee.active or record.auth_time < employee.sessions_valid_from:
+        # Dismissed now, or dismissed after this sign-in and rehired since: a rehire means a new sign-in.
         store.revoke_grant(tenant_id, record.key)
         raise _invalid_grant("The employee's account is deactivated.")
     return _tokens(tenant_id, client.client_id, employee, now=now, grant_key=record.key, sid=record.sid,
