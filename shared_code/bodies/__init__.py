@@ -21,12 +21,12 @@ from __future__ import annotations
 import re
 from typing import Any, Callable, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError
 
 from shared_code.errors import GatehouseError, Unprocessable
 
-__all__ = ["Body", "Answer", "parse", "refusal", "core_rule"]
+__all__ = ["Body", "Answer", "parse", "refusal", "core_rule", "may_be_left_out"]
 
 B = TypeVar("B", bound="Body")
 R = TypeVar("R")
@@ -42,7 +42,8 @@ class Body(BaseModel):
     context (`{max_length}`, `{actual_length}`, …).
     """
 
-    model_config = ConfigDict(strict=True, extra="forbid")
+    # defer_build: a model's validator is built when first used, so a request pays only for its own bodies
+    model_config = ConfigDict(strict=True, extra="forbid", defer_build=True)
 
     refusal: ClassVar[type[GatehouseError]] = Unprocessable
     messages: ClassVar[dict[str, str]] = {}
@@ -51,11 +52,17 @@ class Body(BaseModel):
 class Answer(BaseModel):
     """A response body: built by the handler from what the core returns, serialised with `dump`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     def dump(self) -> dict[str, Any]:
         """JSON-ready; optional members nobody set (a `warning`, a `reason`) are left out, nulls that were set kept."""
         return self.model_dump(mode="json", exclude_unset=True)
+
+
+def may_be_left_out(**field: Any) -> Any:
+    """A member a client may leave out but not send as null: None when absent, and no `"default": null` in
+    the schema (it would read as if null were accepted)."""
+    return Field(None, json_schema_extra=lambda schema: schema.pop("default", None), **field)
 
 
 def parse(model: type[B], data: Any, *, context: dict[str, Any] | None = None) -> B:

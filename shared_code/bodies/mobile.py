@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
 from shared_code import mobile
-from shared_code.bodies import Answer, Body, core_rule
+from shared_code.bodies import Answer, Body, core_rule, may_be_left_out
 
 
 class MobileSetupUpdate(Body):
@@ -19,13 +19,13 @@ class MobileSetupUpdate(Body):
     model_config = ConfigDict(json_schema_extra={"anyOf": [{"required": ["ios_redirect_uri"]},
                                                            {"required": ["msal_configuration"]}]})
 
-    ios_redirect_uri: str = Field(None, description="The Redirect URI Entra shows for iOS / macOS.")
-    msal_configuration: dict[str, Any] | str = Field(
-        None, description="The MSAL Configuration Entra shows for Android: the object, or its JSON text (at most "
+    ios_redirect_uri: str = may_be_left_out(description="The Redirect URI Entra shows for iOS / macOS.")
+    msal_configuration: dict[str, Any] | str = may_be_left_out(
+        description="The MSAL Configuration Entra shows for Android: the object, or its JSON text (at most "
                           f"{mobile.MSAL_CONFIGURATION_MAX_BYTES // 1024} KiB).")
-    ios_bundle_id: str = Field(None, description="Echoed identifiers must be the app's.")
-    android_package_name: str = Field(None, description="Echoed identifiers must be the app's.")
-    android_signature_hash: str = Field(None, description="Echoed identifiers must be the app's.")
+    ios_bundle_id: str = may_be_left_out(description="Echoed identifiers must be the app's.")
+    android_package_name: str = may_be_left_out(description="Echoed identifiers must be the app's.")
+    android_signature_hash: str = may_be_left_out(description="Echoed identifiers must be the app's.")
     _update: mobile.MobileConfig = PrivateAttr()
 
     @model_validator(mode="wrap")
