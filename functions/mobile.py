@@ -81,7 +81,9 @@ def serve_mobile_config(req: func.HttpRequest) -> func.HttpResponse:
     headers = {"ETag": etag, "Cache-Control": SERVED_CACHE_CONTROL}
     if _matches(req.headers.get("if-none-match"), etag):
         return func.HttpResponse(status_code=304, headers=headers)
-    return json_response(document, headers=headers)
+    from shared_code.bodies.mobile import AndroidAppConfig, IosAppConfig
+
+    return json_response((IosAppConfig if platform == "ios" else AndroidAppConfig)(**document), headers=headers)
 
 
 def _matches(if_none_match: str | None, etag: str) -> bool:

@@ -101,7 +101,13 @@ MODEL_REF = "#/components/schemas/{model}"
 
 def model_schema(model: type, *, response: bool = False) -> dict:
     """A `$ref` to `model`'s JSON Schema (`model_json_schema`), registered under components/schemas with the
-    models it nests (its `$defs`). Requests are described as validated, responses as serialised."""
+    models it nests (its `$defs`). Requests are described as validated, responses as serialised. One line
+    per body in an operation:
+
+        body=_json_body(model_schema(clients.NewClient)),
+        responses={**_ok(model_schema(clients.RegisteredClient, response=True), "The client.", "201"), …}
+
+    tests/test_bodies.py checks every model under shared_code/bodies/ is described, and as its own schema."""
     mode = "serialization" if response else "validation"
     known = MODELS.setdefault(model.__name__, (model, mode))
     if known != (model, mode):
@@ -678,8 +684,9 @@ def _admin_paths() -> dict:
         "/mobile/{tenant}/config": {"parameters": [_TENANT], "get": _operation(
             "serve_mobile_config", "The MSAL configuration for one platform (what the mobile app reads)", "Mobile",
             ANONYMOUS,
-            {**_ok({"type": "object"}, "iOS: client_id, redirect_uri, authority, bundle_id. Android: the MSAL "
-                                       "configuration file.",
+            {**_ok({"anyOf": [model_schema(mobile_bodies.IosAppConfig, response=True),
+                              model_schema(mobile_bodies.AndroidAppConfig, response=True)]},
+                   "iOS: client_id, redirect_uri, authority, bundle_id. Android: the MSAL configuration file.",
                    headers={**_ETAG, "Cache-Control": {"schema": {"type": "string"}}}),
              "304": {"description": "If-None-Match names the current configuration.", "headers": _ETAG},
              **_errors("BadRequest", "NotFound", "Conflict", "StorageUnavailable")},

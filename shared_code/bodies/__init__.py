@@ -10,6 +10,11 @@ Why beside the cores and not inside them: `shared_code/tenants.py` is on the pat
 `python -X importtime`: pydantic 80 ms, ~1-2 ms per model), more than the cold-start budget has to spare. Only a
 request with one of these bodies, or the OpenAPI document, imports this package.
 
+A new endpoint's body: a `Body` (request) or `Answer` (response) subclass in the module of its core here, or in
+its own protocol package when that package is not on the cold SCIM path; the handler imports it inside the
+function (`read_body(req, Model)` in `functions/_http.py`, `json_response(answer)`), and `shared_code/openapi.py`
+publishes it with `model_schema(Model)`. tests/test_bodies.py fails if a cold SCIM request loads pydantic.
+
 `parse` is the one place a pydantic `ValidationError` becomes our error: the model's refusal class (400 or
 422), `field` as a dotted path (`domains[3]`, `msal_configuration.client_id`) and a message a person can act
 on, from the model's `messages` when it has one for that field and error, else a plain one built from

@@ -3,7 +3,7 @@ the operator's app identifiers by `mobile.validate_mobile_config` (called from h
 dotted `field` paths); the model says the shape the document can describe."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
@@ -53,3 +53,26 @@ class MobileSetup(Answer):
     operator_identifiers: dict[str, dict[str, str | None]] = Field(
         description="ios (bundle_id, redirect_uri) and android (package_name, signature_hash, redirect_uri): "
                     "what to enter in the Entra app registration.")
+
+
+class IosAppConfig(Answer):
+    """What the iOS app reads (`?platform=ios`): the values `MSALPublicClientApplicationConfig` needs."""
+
+    client_id: str
+    redirect_uri: str
+    authority: str = Field(json_schema_extra={"format": "uri"})
+    bundle_id: str
+
+
+class AndroidAppConfig(Answer):
+    """What the Android app reads (`?platform=android`): the MSAL for Android configuration file as Entra showed
+    it, with MSAL's defaults made explicit; every other key MSAL knows is kept."""
+
+    model_config = ConfigDict(extra="allow")
+
+    client_id: str
+    redirect_uri: str
+    authorities: list[dict[str, Any]]
+    authorization_user_agent: Literal[mobile.AUTHORIZATION_USER_AGENTS]
+    account_mode: Literal[mobile.ACCOUNT_MODES]
+    broker_redirect_uri_registered: bool
