@@ -599,7 +599,8 @@ def _admin_paths() -> dict:
             {**_ok(model_schema(idp_bodies.IdpConnection, response=True), "Connected."),
              **_errors("BadRequest", "Unauthorized", "Forbidden", "Conflict", "PayloadTooLarge", "Unprocessable",
                        "StorageUnavailable")},
-            body=_json_body(model_schema(idp_bodies.IdpMetadataSource), "Exactly one of metadata_url and metadata_xml."),
+            body=_json_body(model_schema(idp_bodies.IdpMetadataSource),
+                            "Exactly one of metadata_url and metadata_xml."),
             description="422 with a message a person can act on: unreachable URL, not metadata, no signing "
                         "certificate, expired certificate, both or neither field. 409 once SSO is enabled and "
                         "the metadata names another identity provider.")},

@@ -30,7 +30,8 @@ def _body_models() -> list[type]:
     for module in pkgutil.iter_modules(shared_code.bodies.__path__):
         loaded = importlib.import_module(f"shared_code.bodies.{module.name}")
         models += [value for value in vars(loaded).values()
-                   if inspect.isclass(value) and issubclass(value, (Body, Answer)) and value.__module__ == loaded.__name__
+                   if inspect.isclass(value) and issubclass(value, (Body, Answer))
+                   and value.__module__ == loaded.__name__
                    and not value.__name__.startswith("_")]
     return models
 

@@ -28,8 +28,8 @@ class CorporateDomainsUpdate(Body):
         "include_subdomains": "include_subdomains must be true or false.",
     }
 
-    domains: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1, max_length=MAX_DOMAINS,
-                                                               description="Domain names such as contoso.com (no @, scheme or path).")
+    domains: list[Annotated[str, Field(min_length=1)]] = Field(
+        min_length=1, max_length=MAX_DOMAINS, description="Domain names such as contoso.com (no @, scheme or path).")
     include_subdomains: bool = False
     _corporate: CorporateDomains = PrivateAttr()
 
