@@ -106,8 +106,15 @@ def refusal(model: type[Body], error: ValidationError) -> GatehouseError:
     if template is None:
         message = f"{field}: {problem['msg']}." if field else f"{problem['msg']}."
     else:
-        message = template.format(field=field, **(problem.get("ctx") or {}))
+        message = template.format_map(_Placeholders(problem.get("ctx") or {}, field=field))
     return model.refusal(message, field=field or None)
+
+
+class _Placeholders(dict):
+    """A message's placeholders; one the error has no value for stays as written (a typo is not a 500)."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
 
 
 def _is_union_tag(part: Any) -> bool:
