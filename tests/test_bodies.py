@@ -134,3 +134,31 @@ def test_a_cold_scim_request_loads_neither_pydantic_nor_the_body_models():
             "or m.startswith('shared_code.bodies')]; assert not loaded, loaded")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+# Every endpoint whose body is a model: (method, path under /api with {t} for the tenant, who calls, the body's
+# first member). Wrong types, unknown members and non-objects must all be our JSON error.
+BODY_ENDPOINTS = [
+    ("POST", "tenants", "operator", "name"),
+    ("PUT", "tenants/{t}/default-department", "admin", "department"),
+    ("PUT", "tenants/{t}/domains", "admin", "domains"),
+    ("PATCH", "tenants/{t}/employees/no-such-employee", "admin", "email"),
+    ("POST", "tenants/{t}/sso/idp-metadata", "admin", "metadata_url"),
+    ("PUT", "tenants/{t}/mobile", "admin", "ios_redirect_uri"),
+    ("POST", "setup/{t}/session", "anonymous", "token"),
+]
+
+
+@pytest.mark.parametrize("method,path,caller,member", BODY_ENDPOINTS, ids=[f"{m} {p}" for m, p, _, _ in BODY_ENDPOINTS])
+def test_every_model_body_refuses_bad_values_with_our_error(app_url, operator_key, new_tenant, method, path, caller,
+                                                            member):
+    tenant = new_tenant()
+    headers = {"operator": {"Authorization": f"Bearer {operator_key}"}, "admin": tenant.admin_headers,
+               "anonymous": {}}[caller]
+    url = f"{app_url}/api/{path.format(t=tenant.tenant_id)}"
+    for body in ({member: 12345}, {member: [{"deep": None}]}, {member: "x" * 5000, "surplus": {"a": 1}}, [1, 2]):
+        response = requests.request(method, url, json=body, headers=headers, timeout=30)
+        assert response.status_code in (400, 403, 422), (body, response.status_code, response.text)
+        answer = response.json()
+        assert set(answer) <= {"error", "message", "correlation_id", "field"}, answer
+        assert answer["message"] and "Input should be" not in answer["message"], answer
