@@ -11,18 +11,41 @@ from shared_code import mobile
 from shared_code.bodies import Answer, Body, core_rule, may_be_left_out
 
 
+class MsalAuthority(Body):
+    """One authority of an MSAL configuration; the default one (or the first) must name your Entra tenant."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description='"AAD" for the default authority: your Microsoft Entra workforce tenant.')
+    default: bool = may_be_left_out(description="At most one authority is the default.")
+
+
+class MsalConfiguration(Body):
+    """The MSAL Configuration Entra shows for the Android platform. Every key MSAL knows is kept; the ones
+    Gatehouse checks are declared. Whether the redirect URI is the app's, the default authority names one
+    organisation (not common, organizations, consumers or personal accounts), and so on, is a 422."""
+
+    model_config = ConfigDict(extra="allow")
+
+    client_id: str = Field(pattern=mobile._GUID.pattern, description="The Application (client) ID, a GUID.")
+    redirect_uri: str = Field(description="msauth://<package name>/<URL-encoded signature hash>.")
+    authorities: list[MsalAuthority] = Field(min_length=1)
+    account_mode: Literal[mobile.ACCOUNT_MODES] = may_be_left_out()
+    authorization_user_agent: Literal[mobile.AUTHORIZATION_USER_AGENTS] = may_be_left_out()
+    broker_redirect_uri_registered: bool = may_be_left_out()
+
+
 class MobileSetupUpdate(Body):
     """`PUT …/mobile`: ios_redirect_uri, msal_configuration or both; parts not sent keep their stored value."""
 
     # Parse with context= the operator's app identifiers (validate_mobile_config's keyword arguments).
-
     model_config = ConfigDict(json_schema_extra={"anyOf": [{"required": ["ios_redirect_uri"]},
                                                            {"required": ["msal_configuration"]}]})
 
     ios_redirect_uri: str = may_be_left_out(description="The Redirect URI Entra shows for iOS / macOS.")
-    msal_configuration: dict[str, Any] | str = may_be_left_out(
+    msal_configuration: MsalConfiguration | str = may_be_left_out(
         description="The MSAL Configuration Entra shows for Android: the object, or its JSON text (at most "
-                          f"{mobile.MSAL_CONFIGURATION_MAX_BYTES // 1024} KiB).")
+                    f"{mobile.MSAL_CONFIGURATION_MAX_BYTES // 1024} KiB).")
     ios_bundle_id: str = may_be_left_out(description="Echoed identifiers must be the app's.")
     android_package_name: str = may_be_left_out(description="Echoed identifiers must be the app's.")
     android_signature_hash: str = may_be_left_out(description="Echoed identifiers must be the app's.")
