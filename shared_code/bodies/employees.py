@@ -20,7 +20,9 @@ class EmailChange(Body):
         "email": "email must be an email address such as name@yourcompany.com.",
     }
 
-    email: str = Field(min_length=3, max_length=254, pattern=r"^[^\s@]+@[^\s@]+$",
+    # Surrounding blanks are allowed (the core strips them); only the ones every regex dialect and str.strip()
+    # agree on, so a schema-valid address is never refused as malformed.
+    email: str = Field(min_length=3, max_length=254, pattern=r"^[ \t\r\n]*[^\s@]+@[^\s@]+[ \t\r\n]*$",
                        description="Surrounding spaces are removed first.")
 
     @field_validator("email", mode="before")

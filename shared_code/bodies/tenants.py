@@ -28,7 +28,9 @@ class NewTenant(Body):
                 "app_url:string_too_long": "app_url is longer than {max_length} characters."}
 
     name: str = Field(min_length=1, max_length=tenants.NAME_MAX_CHARS, pattern=NOT_BLANK)
-    app_url: str = Field(max_length=2048, pattern=r"^https?://[^\s/?#@\[\]]+(/[^\s?#]*)?$",
+    # Surrounding blanks are allowed (validate_app_url strips them); only the ones every regex dialect and
+    # str.strip() agree on, so a schema-valid URL is never refused as malformed.
+    app_url: str = Field(max_length=2048, pattern=r"^[ \t\r\n]*https?://[^\s/?#@\[\]]+(/[^\s?#]*)?[ \t\r\n]*$",
                          description="The tenant's application: where employees land after signing in. https only "
                                      "(http is accepted when ALLOW_PRIVATE_METADATA_URLS is on, for local "
                                      "development); no credentials, query or fragment.")
