@@ -6,6 +6,7 @@ same run, and this script collects their output, with a description of the machi
 Benchmarks, in order (see bench/README.md for what each ratio means):
   coldstart  bench/coldstart.py        fresh process to the first SCIM answer vs a bare `import azure.functions`
   acs        bench/acs.py              SAML response validation vs pysaml2 and python3-saml
+  acs-http   bench/acs_http.py         the ACS over HTTP (IdP- and SP-initiated) vs GET metadata, under pytest
   scim       bench/scim.py             SCIM create / lookup / PATCH vs the in-memory scim2-server
   filter     bench/filter.py           the costliest 4,096-character filters vs parsing `userName eq "…"`
   audit      bench/audit.py --employees 2000 --tenants 100   the domain audit per 1,000 employees vs the bare
@@ -39,6 +40,9 @@ TIMEOUT_SECONDS = 1800
 BENCHMARKS = [
     ("coldstart", "Cold start", ["bench/coldstart.py"]),
     ("acs", "ACS validation", ["bench/acs.py"]),
+    ("acs-http", "ACS over HTTP on the local host",
+     ["-m", "pytest", "bench/acs_http.py", "-p", "tests.conftest", "-p", "tests.sso.conftest", "-q", "-s",
+      "-p", "no:cacheprovider"]),
     ("scim", "SCIM operations", ["bench/scim.py"]),
     ("filter", "SCIM filter parsing at the longest length allowed", ["bench/filter.py"]),
     # Seeding 10,000 employees into Azurite takes many minutes here; 2,000 give the same per-1,000 figures.
