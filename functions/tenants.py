@@ -68,4 +68,4 @@ def cancel_sso_setup(req: func.HttpRequest) -> func.HttpResponse:
 @handler()
 def operator_disable_sso(req: func.HttpRequest) -> func.HttpResponse:
     tenants.authenticate_operator(bearer_token(req))
-    return json_response(tenants.operator_disable_sso(req.route_params["tenant"]).sso_summary())
+    return json_response(tenants.operator_disable_sso(req.route_params["tenant"]))

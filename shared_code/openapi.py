@@ -543,7 +543,11 @@ def _admin_paths() -> dict:
             description="409 once SSO is enabled: only the operator can turn it back.")},
         "/tenants/{tenant}/sso/disable": {"parameters": [_TENANT], "post": _operation(
             "operator_disable_sso", "The operator's way back from enabled (a support case)", "Operator", OPERATOR,
-            {**_ok(sso, "Back to testing (or draft)."),
+            {**_ok({"allOf": [sso, _obj({
+                "disabled": {"type": "boolean", "description": "true when SSO was enabled and is now off"},
+                "previous_status": {"type": "string", "enum": ["draft", "testing", "enabled"]},
+                "message": {"type": "string", "description": "what was done, in a sentence for the support log"}},
+                ("disabled", "previous_status", "message"))]}, "Back to testing (or draft), and what was done."),
              **_errors("Unauthorized", "Forbidden", "NotFound", "StorageUnavailable")})},
         "/tenants/{tenant}/setup-link": {"parameters": [_TENANT], "post": _operation(
             "create_setup_link", "A one-time, expiring link to the setup wizard for the tenant admin",
