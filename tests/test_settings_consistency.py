@@ -30,7 +30,9 @@ CODE = [ROOT / "function_app.py", *sorted((ROOT / "shared_code").rglob("*.py")),
 
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 HOST_SETTING = re.compile(r"^(AzureWebJobs|FUNCTIONS_|APPLICATIONINSIGHTS_)")
-SDK_SETTINGS = {"AZURE_CLIENT_ID"}  # DefaultAzureCredential picks the user-assigned identity by it
+# Read by libraries' conventions, not Gatehouse settings: DefaultAzureCredential picks the user-assigned identity
+# by AZURE_CLIENT_ID; the table client passes requests' own CA-bundle variables on (they are unset on Azure).
+SDK_SETTINGS = {"AZURE_CLIENT_ID", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"}
 # Set by the platform itself on every instance: the code may read them, nobody configures them.
 PLATFORM_PROVIDED = re.compile(r"^(WEBSITE_|FUNCTIONS_|CONTAINER_NAME$)")
 # App settings a Flex Consumption app rejects or ignores (runtime and scale live in functionAppConfig there).
