@@ -16,6 +16,7 @@ import requests
 from tests.conftest import ROOT
 from tests.sso.conftest import assert_refused, session_of
 from tests.sso.test_who_may_sign_in import _enforce_sso
+from tests.test_setup_access import issue_link, open_session, token_of
 
 _LIST_ROUTES = """
 import json, function_app
@@ -42,12 +43,19 @@ def _sso_status(sso) -> str:
     return response.json()["status"]
 
 
-def test_cancel_is_refused_once_sso_is_enabled_and_sso_stays_enforced(sso, alice):
+def test_cancel_is_refused_once_sso_is_enabled_and_sso_stays_enforced(sso, alice, operator_key):
     outsider = sso.provision("omar@outside.example.org")
     _enforce_sso(sso, alice, ["acme.example.com"])
     response = sso.handle.api("POST", "sso/cancel")
     assert response.status_code == 409, response.text
     assert "only the operator" in response.json()["message"]
+    # The setup wizard's session (the other way a tenant admin acts) is refused the same way.
+    browser, opened = open_session(sso.base_url, sso.tenant_id,
+                                   token_of(issue_link(sso.base_url, operator_key, sso.tenant_id)))
+    assert opened.status_code == 201, opened.text
+    from_wizard = browser.post(f"{sso.base_url}/api/tenants/{sso.tenant_id}/sso/cancel", timeout=30,
+                               headers={"X-CSRF-Token": opened.json()["csrf_token"]})
+    assert from_wizard.status_code == 409 and "only the operator" in from_wizard.json()["message"], from_wizard.text
     assert _sso_status(sso) == "enabled"
     assert_refused(sso.post_acs(sso.response_for(outsider)), 403, "not a corporate domain")
 
