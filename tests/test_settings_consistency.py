@@ -276,3 +276,59 @@ def test_local_sample_is_for_this_machine_only():
     assert values["ALLOW_PRIVATE_METADATA_URLS"] == "true"
     for name in ("PLATFORM_ADMIN_KEY", "SESSION_SIGNING_KEY"):
         assert "local" in values[name] and "change-me" in values[name], f"{name} must look local-only"
+
+
+# ---- Azure: the Flex Consumption site itself ------------------------------------------------------------------
+
+INFRA = ROOT / "infra"
+# Site and siteConfig properties a Flex Consumption app must not carry. ARM refuses them with error 51021
+# ("… for Flex Consumption sites is invalid"), enforced region by region, so a template that deploys in one
+# region fails in the next. The list is the union of Learn's "Flex Consumption plan deprecations"
+# (functions-app-settings#flex-consumption-plan-deprecations) and the 51021 list Azure Verified Modules test
+# against: runtime and scale live in `functionAppConfig` instead, and there is no FTP, 32-bit or Always On.
+FLEX_CONSUMPTION_REJECTED_SITE_PROPERTIES = {
+    "ftpsState", "use32BitWorkerProcess", "alwaysOn", "isReserved", "isXenon", "windowsFxVersion",
+    "linuxFxVersion", "netFrameworkVersion", "javaVersion", "javaContainer", "javaContainerVersion",
+    "powerShellVersion", "pythonVersion", "nodeVersion", "phpVersion", "preWarmedInstanceCount",
+    "functionAppScaleLimit", "functionsRuntimeScaleMonitoringEnabled", "containerSize",
+}
+
+
+def bicep_files() -> list[Path]:
+    return sorted(INFRA.rglob("*.bicep"))
+
+
+def bicep_property_keys(text: str) -> set[str]:
+    """Every object key written in a Bicep file (`name: value` lines, comments left out)."""
+    keys = set()
+    for line in text.splitlines():
+        code = line.split("//", 1)[0]
+        if match := re.match(r"^\s*'?([A-Za-z_][A-Za-z0-9_]*)'?\s*:", code):
+            keys.add(match.group(1))
+    return keys
+
+
+def test_the_property_scanner_sees_keys_and_skips_comments():
+    text = "siteConfig: {\n  ftpsState: 'Disabled'\n  // alwaysOn: true\n  'minTlsVersion': '1.2'\n}"
+    assert bicep_property_keys(text) == {"siteConfig", "ftpsState", "minTlsVersion"}
+
+
+def test_azure_sets_no_site_property_flex_consumption_rejects():
+    rejected = {name.lower() for name in FLEX_CONSUMPTION_REJECTED_SITE_PROPERTIES}
+    found = {f"{path.relative_to(ROOT)}: {key}" for path in bicep_files()
+             for key in bicep_property_keys(path.read_text()) if key.lower() in rejected}
+    assert not found, ("Flex Consumption rejects these site properties (ARM error 51021); runtime and scale "
+                       f"belong in functionAppConfig: {sorted(found)}")
+
+
+def test_azure_declares_no_ftp_publishing_policy():
+    # Flex Consumption has no FTP endpoint; the Azure-Samples Flex templates declare no publishing policy at all.
+    text = FUNCTION_APP_BICEP.read_text()
+    assert not re.search(r"basicPublishingCredentialsPolicies@[^']*'\s*=\s*\{[^}]*name:\s*'ftp'", text, re.S)
+
+
+def test_azure_runtime_is_in_function_app_config():
+    text = FUNCTION_APP_BICEP.read_text()
+    runtime = re.search(r"runtime:\s*\{\s*name:\s*'(\w+)'\s*version:\s*'([\d.]+)'", text)
+    assert runtime and runtime.group(1) == "python", "functionAppConfig.runtime must name python"
+    assert "'FlexConsumption'" in text and "'FC1'" in text

@@ -69,7 +69,8 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
-      ftpsState: 'Disabled'
+      // No ftpsState (nor any other property Flex Consumption rejects, tests/test_settings_consistency.py):
+      // ARM refuses it for Flex sites with error 51021, and a Flex app has no FTP endpoint to turn off.
       http20Enabled: true
     }
     functionAppConfig: {
@@ -101,18 +102,12 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   }
 }
 
-// azd deploys with Entra tokens; basic (user name and password) publishing stays off.
+// azd deploys with Entra tokens; basic (user name and password) publishing to the SCM endpoint stays off.
+// There is no `ftp` policy: Flex Consumption has no FTP endpoint (the Azure-Samples Flex templates declare
+// neither policy), and a property for a feature the plan lacks is what made ftpsState fail.
 resource scmBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
   parent: site
   name: 'scm'
-  properties: {
-    allow: false
-  }
-}
-
-resource ftpBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
-  parent: site
-  name: 'ftp'
   properties: {
     allow: false
   }
