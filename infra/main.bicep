@@ -74,6 +74,11 @@ param instanceMemoryMB int = 2048
 @maxValue(1000)
 param maximumInstanceCount int = 100
 
+@description('HTTP requests each instance works on at once (functionAppConfig.scaleAndConcurrency.triggers.http.perInstanceConcurrency). 4 is measured by bench/concurrency.py: see docs/scaling.md before changing it.')
+@minValue(1)
+@maxValue(1000)
+param httpPerInstanceConcurrency int = 4
+
 @description('HTTP instances kept warm to avoid cold starts; 0 scales to zero.')
 @minValue(0)
 param alwaysReadyHttpInstances int = 0
@@ -186,6 +191,7 @@ module functionApp 'modules/functionapp.bicep' = {
     deploymentContainerUrl: storage.outputs.deploymentContainerUrl
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
+    httpPerInstanceConcurrency: httpPerInstanceConcurrency
     alwaysReadyHttpInstances: alwaysReadyHttpInstances
   }
 }

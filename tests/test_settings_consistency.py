@@ -332,3 +332,14 @@ def test_azure_runtime_is_in_function_app_config():
     runtime = re.search(r"runtime:\s*\{\s*name:\s*'(\w+)'\s*version:\s*'([\d.]+)'", text)
     assert runtime and runtime.group(1) == "python", "functionAppConfig.runtime must name python"
     assert "'FlexConsumption'" in text and "'FC1'" in text
+
+
+def test_azure_sets_http_per_instance_concurrency():
+    # Flex runs Python at one HTTP request per instance unless told; the value is measured (bench/concurrency.py).
+    text = FUNCTION_APP_BICEP.read_text()
+    assert re.search(r"triggers:\s*\{\s*http:\s*\{\s*perInstanceConcurrency:\s*httpPerInstanceConcurrency", text)
+    main_default = re.search(r"param httpPerInstanceConcurrency int = (\d+)", MAIN_BICEP.read_text())
+    azd_default = re.search(r"FUNCTION_HTTP_PER_INSTANCE_CONCURRENCY=(\d+)", (INFRA / "main.parameters.json").read_text())
+    assert main_default and azd_default and main_default.group(1) == azd_default.group(1)
+    documented = re.search(r"Requests per instance: (\d+)", (ROOT / "docs" / "scaling.md").read_text())
+    assert documented and documented.group(1) == main_default.group(1), "docs/scaling.md must state the value set"

@@ -26,6 +26,11 @@ param instanceMemoryMB int = 2048
 @maxValue(1000)
 param maximumInstanceCount int = 100
 
+@description('HTTP requests one instance works on at once (Flex Consumption runs Python at 1 unless told). bench/concurrency.py measured the choice; docs/scaling.md says why.')
+@minValue(1)
+@maxValue(1000)
+param httpPerInstanceConcurrency int = 4
+
 @description('Instances kept warm for the HTTP functions (0 = scale to zero; each warm instance is billed while idle).')
 @minValue(0)
 param alwaysReadyHttpInstances int = 0
@@ -87,6 +92,13 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       scaleAndConcurrency: {
         instanceMemoryMB: instanceMemoryMB
         maximumInstanceCount: maximumInstanceCount
+        // Requests mostly wait on storage round trips; one worker thread each overlaps those waits on the
+        // instance's core. The Python worker's thread pool (default min(32, cores + 4)) has room for them.
+        triggers: {
+          http: {
+            perInstanceConcurrency: httpPerInstanceConcurrency
+          }
+        }
         alwaysReady: alwaysReadyHttpInstances > 0 ? [
           {
             name: 'http'
