@@ -10,6 +10,9 @@ Where each list lives:
 
 Host settings (`AzureWebJobs*`, `FUNCTIONS_*`, `APPLICATIONINSIGHTS_*`) and `AZURE_CLIENT_ID` (read by
 azure-identity) may appear in infra/ and the sample without being in SETTING_NAMES.
+
+A connection setting may be written in the Functions host's identity-based form: `NAME__queueServiceUri`,
+`NAME__credential`, `NAME__clientId` stand for `NAME` (Azure sets those, the sample sets `NAME` itself).
 """
 from __future__ import annotations
 
@@ -152,6 +155,17 @@ def required_setting_names() -> set[str]:
     return declared_setting_names() | read
 
 
+def base_name(name: str) -> str:
+    """`GATEHOUSE_QUEUES__queueServiceUri` → `GATEHOUSE_QUEUES`: the setting an identity-based connection is for."""
+    return name.split("__", 1)[0]
+
+
+def covered(required: set[str], present) -> set[str]:
+    """The required names `present` lacks, counting `NAME__property` as `NAME` and the other way round."""
+    bases = {base_name(name) for name in present}
+    return {name for name in required if name not in present and base_name(name) not in bases}
+
+
 def _missing(where: str, names: set[str]) -> str:
     return f"{where} lacks: " + ", ".join(sorted(names))
 
@@ -187,7 +201,7 @@ def test_the_lists_this_test_reads_are_found():
 
 def test_code_reads_only_declared_settings():
     undeclared = {name: files for name, files in code_setting_names().items()
-                  if name not in declared_setting_names() and not HOST_SETTING.match(name)
+                  if base_name(name) not in declared_setting_names() and not HOST_SETTING.match(name)
                   and not PLATFORM_PROVIDED.match(name) and name not in SDK_SETTINGS}
     assert not undeclared, (
         "The code reads settings that shared_code/settings.py does not declare: "
@@ -197,26 +211,26 @@ def test_code_reads_only_declared_settings():
 
 
 def test_infra_sets_every_setting_the_code_reads():
-    missing = required_setting_names() - set(infra_app_settings())
+    missing = covered(required_setting_names(), set(infra_app_settings()))
     host_read = {name for name in code_setting_names() if HOST_SETTING.match(name) and not PLATFORM_PROVIDED.match(name)}
     missing |= host_read - set(infra_app_settings())
     assert not missing, _missing("infra/main.bicep (var appSettings)", missing)
 
 
 def test_local_sample_lists_every_setting_the_code_reads():
-    missing = required_setting_names() - set(sample_values())
+    missing = covered(required_setting_names(), set(sample_values()))
     assert not missing, _missing("local.settings.sample.json (Values)", missing)
 
 
 def test_readme_documents_every_setting_the_code_reads():
-    missing = required_setting_names() - readme_setting_names()
+    missing = covered(required_setting_names(), readme_setting_names())
     assert not missing, _missing("README.md's settings table (first column, in backticks)", missing)
 
 
 def test_infra_and_sample_hold_no_unknown_setting():
     known = declared_setting_names() | SDK_SETTINGS
     for where, names in (("infra/main.bicep", infra_app_settings()), ("local.settings.sample.json", sample_values())):
-        unknown = {name for name in names if name not in known and not HOST_SETTING.match(name)}
+        unknown = {name for name in names if base_name(name) not in known and not HOST_SETTING.match(name)}
         assert not unknown, f"{where} sets names the code does not declare (typo or stale?): {sorted(unknown)}"
 
 
@@ -224,7 +238,7 @@ def test_infra_and_sample_hold_no_unknown_setting():
 
 def test_azure_keys_come_from_key_vault():
     settings = infra_app_settings()
-    for name in ("PLATFORM_ADMIN_KEY", "SESSION_SIGNING_KEY"):
+    for name in ("PLATFORM_ADMIN_KEY", "SESSION_SIGNING_KEY", "OIDC_SIGNING_KEYS"):
         assert settings[name].startswith("'@Microsoft.KeyVault(SecretUri="), f"{name} must be a Key Vault reference"
     assert "keyVaultReferenceIdentity: identityId" in FUNCTION_APP_BICEP.read_text(), (
         "Key Vault references must resolve with the user-assigned identity")
@@ -343,3 +357,82 @@ def test_azure_sets_http_per_instance_concurrency():
     assert main_default and azd_default and main_default.group(1) == azd_default.group(1)
     documented = re.search(r"Requests per instance: (\d+)", (ROOT / "docs" / "scaling.md").read_text())
     assert documented and documented.group(1) == main_default.group(1), "docs/scaling.md must state the value set"
+
+
+# ---- Azure: webhook queues, OpenID Provider keys, Entra ----------------------------------------------------------
+
+STORAGE_BICEP = INFRA / "modules" / "storage.bicep"
+RBAC_BICEP = INFRA / "modules" / "rbac.bicep"
+KEYVAULT_BICEP = INFRA / "modules" / "keyvault.bicep"
+WEBHOOK_QUEUE = "webhook-deliveries"
+
+
+def declared_queues() -> set[str]:
+    text = STORAGE_BICEP.read_text()
+    block = re.search(r"param queueNames array = \[(.*?)\]", text, re.S)
+    assert block, "storage.bicep declares its queues in `param queueNames array = [...]`"
+    assert re.search(r"queueServices/queues@[^']*'\s*=\s*\[for queueName in queueNames", text)
+    return set(re.findall(r"'([a-z0-9-]+)'", block.group(1)))
+
+
+def test_azure_declares_the_webhook_queue_and_its_poison_queue():
+    assert {WEBHOOK_QUEUE, f"{WEBHOOK_QUEUE}-poison"} <= declared_queues()
+
+
+def test_every_queue_the_code_triggers_on_is_declared_with_its_poison_queue():
+    code = "\n".join(path.read_text() for path in CODE)
+    for name in set(re.findall(r"queue_name\s*=\s*[\"']([a-z0-9-]+)[\"']", code)):
+        assert {name, f"{name}-poison"} <= declared_queues(), f"queue {name} (and {name}-poison) not in storage.bicep"
+
+
+def test_azure_queue_connection_uses_the_managed_identity():
+    settings = infra_app_settings()
+    assert "GATEHOUSE_QUEUES" not in settings, "no connection string on Azure: the identity-based form"
+    assert settings["GATEHOUSE_QUEUES__queueServiceUri"] == "storage.outputs.queueEndpoint"
+    assert settings["GATEHOUSE_QUEUES__credential"] == "'managedidentity'"
+    assert settings["GATEHOUSE_QUEUES__clientId"] == "identity.outputs.clientId"
+    assert "output queueEndpoint string = account.properties.primaryEndpoints.queue" in STORAGE_BICEP.read_text()
+
+
+def _app_roles() -> set[str]:
+    """Role names (keys of rbac.bicep's `roles`) granted to the app's identity."""
+    text = RBAC_BICEP.read_text()
+    return set(re.findall(r"principalId: appPrincipalId\s+principalType: 'ServicePrincipal'\s+"
+                          r"roleDefinitionId: subscriptionResourceId\('Microsoft.Authorization/roleDefinitions', "
+                          r"roles\.(\w+)\)", text))
+
+
+def test_app_identity_holds_the_data_roles_it_uses():
+    roles = _app_roles()
+    # Queue trigger and producer; tables; host storage and the package; Key Vault references (secrets, not keys:
+    # the app signs with keys it reads, so Key Vault Crypto User would be the wrong role).
+    assert {"storageQueueDataContributor", "storageTableDataContributor", "storageBlobDataOwner",
+            "keyVaultSecretsUser", "monitoringMetricsPublisher"} <= roles
+    text = RBAC_BICEP.read_text()
+    assert "storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'" in text
+    assert "keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'" in text
+
+
+def test_oidc_signing_keys_are_never_written_by_a_provision():
+    # A secret resource writes its value on every `azd provision`: that would replace the keys (every issued
+    # token fails) or undo a rotation. tools/postprovision.py creates the secret once, if absent.
+    text = KEYVAULT_BICEP.read_text()
+    secrets = re.findall(r"resource \w+ 'Microsoft.KeyVault/vaults/secrets@[^']*' = \{[^}]*?name: ([^\n]+)", text, re.S)
+    assert not [name for name in secrets if "oidc" in name.lower()], "oidc-signing-keys must not be a Bicep resource"
+    assert "param oidcSigningKeysSecretName string = 'oidc-signing-keys'" in text
+    assert "OIDC_SIGNING_KEYS: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.oidcSigningKeysSecretUri})'" in (
+        MAIN_BICEP.read_text())
+
+
+def test_azure_entra_login_url_defaults_to_the_public_cloud():
+    assert "param entraLoginUrl string = 'https://login.microsoftonline.com'" in MAIN_BICEP.read_text()
+    assert infra_app_settings()["ENTRA_LOGIN_URL"].startswith("empty(entraLoginUrl) ? 'https://login.microsoftonline.com'")
+
+
+def test_local_sample_has_queues_on_azurite_and_a_dev_only_signing_key():
+    values = sample_values()
+    assert "QueueEndpoint=http://127.0.0.1:" in values["GATEHOUSE_QUEUES"]
+    keys = json.loads(values["OIDC_SIGNING_KEYS"])
+    assert isinstance(keys, list) and keys and all(k.startswith("-----BEGIN PRIVATE KEY-----") for k in keys), (
+        "OIDC_SIGNING_KEYS is a JSON array of PKCS#8 PEM keys")
+    assert values["ENTRA_LOGIN_URL"] == "https://login.microsoftonline.com"

@@ -62,7 +62,9 @@ resource appBlobData 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
-// The host's queues (used by the host for some triggers' bookkeeping; harmless when unused).
+// Queue data: the webhook-deliveries trigger reads, updates and deletes messages and moves failures to the
+// poison queue; the app enqueues deliveries (and the sweep re-enqueues). Contributor covers both sides (the
+// trigger alone would need Reader + Message Processor, the producer Message Sender).
 resource appQueueData 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(storage.id, appPrincipalId, roles.storageQueueDataContributor)
   scope: storage
