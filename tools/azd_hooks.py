@@ -4,6 +4,7 @@ Provider's signing keys are created once and rotated without a redeploy.
     python tools/azd_hooks.py postprovision      # azd runs it after `azd provision` (and in `azd up`)
     python tools/azd_hooks.py postdeploy         # azd runs it after `azd deploy` (and at the end of `azd up`)
     python tools/azd_hooks.py rotate-oidc-key    # an operator, by hand (docs/deploy.md, "Signing keys")
+    python tools/azd_hooks.py prepackage         # azd runs it before packaging the app (azure.yaml, services.api)
 
 Why: infra/ grants the app's identity Key Vault Secrets User and applies the app settings seconds later, but a
 role assignment takes minutes to become effective. A Key Vault reference that fails then keeps its literal
@@ -20,6 +21,11 @@ to the app and the operator key answers 403. Any restart makes the platform fetc
 * rotate-oidc-key: a new RSA key first (it signs from the restart on), the previous first key kept second (still
   in the JWKS, so tokens it signed verify until they expire), any older key dropped; then a restart.
 
+* prepackage: installs requirements.lock, hash-checked, into `.python_packages/lib/site-packages` as Linux
+  (manylinux, CPython 3.11) wheels whatever the deployer's OS, which the Python worker puts on sys.path; azure.yaml
+  deploys that package without a remote build, so Azure runs exactly the files the lock names instead of resolving
+  the transitive dependencies afresh on every deploy. It refuses a lock that no longer matches requirements.txt.
+
 Everything goes through the Azure CLI (`az`, signed in as for docs/deploy.md) with the values azd puts in the
 environment (AZURE_KEY_VAULT_NAME, AZURE_FUNCTION_APP_NAME, AZURE_RESOURCE_GROUP, PUBLIC_BASE_URL). Standard
 library only: it runs with any Python 3.9+, not the app's venv.
@@ -29,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -38,6 +45,11 @@ import urllib.request
 
 OIDC_SECRET = "oidc-signing-keys"
 OPERATOR_SECRET = "platform-admin-key"
+# What the Flex Consumption runtime is (infra/modules/functionapp.bicep, functionAppConfig.runtime; a test keeps
+# the two in step): the wheels prepackage installs must be for it, not for the deployer's machine.
+FLEX_PYTHON_VERSION = "3.11"
+FLEX_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64", "linux_x86_64")
+PACKAGES_DIR = os.path.join(".python_packages", "lib", "site-packages")
 KEPT_OIDC_KEYS = 2  # the signing key and the one before it (still published in the JWKS)
 CONFIG_REFERENCES_API = "2022-03-01"
 
@@ -266,13 +278,47 @@ def prove_operator_key(app: str, group: str, vault: str, base_url: str) -> int:
     return status
 
 
+# ---- the package ----------------------------------------------------------------------------------------------
+
+def pip_install_command(lock_file: str, target: str) -> list[str]:
+    """pip installing the lock for Azure's runtime: hash-checked, wheels only, no resolution of its own."""
+    version = FLEX_PYTHON_VERSION.replace(".", "")
+    command = [sys.executable, "-m", "pip", "install", "--require-hashes", "--no-deps", "--only-binary=:all:",
+               "--python-version", FLEX_PYTHON_VERSION, "--implementation", "cp",
+               "--abi", f"cp{version}", "--abi", "abi3", "--abi", "none", "--target", target,
+               "--upgrade", "--disable-pip-version-check", "--quiet", "-r", lock_file]
+    for platform in FLEX_PLATFORMS:
+        command[command.index("--target"):command.index("--target")] = ["--platform", platform]
+    return command
+
+
+def prepackage(root: str) -> str:
+    sys.path.insert(0, os.path.join(root, "tools"))
+    import lock  # tools/lock.py, standard library only
+
+    found = lock.problems()
+    if found:
+        raise HookError("the dependency lock does not match requirements.txt: " + "; ".join(found)
+                        + f". {lock.REGENERATE}")
+    target = os.path.join(root, PACKAGES_DIR)
+    shutil.rmtree(os.path.join(root, ".python_packages"), ignore_errors=True)
+    log(f"installing requirements.lock (hash-checked, CPython {FLEX_PYTHON_VERSION} manylinux wheels) into {PACKAGES_DIR}")
+    done = subprocess.run(pip_install_command(os.path.join(root, "requirements.lock"), target), cwd=root)
+    if done.returncode != 0:
+        raise HookError("pip could not install requirements.lock for Azure's runtime (see above)")
+    return target
+
+
 # ---- commands ------------------------------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=["postprovision", "postdeploy", "rotate-oidc-key"])
+    parser.add_argument("command", choices=["postprovision", "postdeploy", "rotate-oidc-key", "prepackage"])
     args = parser.parse_args(argv)
     try:
+        if args.command == "prepackage":
+            prepackage(os.getcwd())
+            return 0
         vault, app, group = env("AZURE_KEY_VAULT_NAME"), env("AZURE_FUNCTION_APP_NAME"), env("AZURE_RESOURCE_GROUP")
         if args.command == "postprovision":
             ensure_oidc_signing_keys(vault)
