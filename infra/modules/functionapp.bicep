@@ -55,6 +55,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   location: location
   tags: tags
   kind: 'functionapp,linux'
+  //checkov:skip=CKV_AZURE_78: Flex Consumption has no FTP endpoint, and ARM refuses siteConfig.ftpsState on Flex sites (error 51021); tests/test_settings_consistency.py keeps it out.
   identity: {
     type: 'UserAssigned'
     userAssignedIdentities: {
@@ -64,7 +65,6 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   //checkov:skip=CKV_AZURE_17: client certificates cannot be asked of browsers, of Microsoft Entra's SAML POSTs or of its SCIM client.
   //checkov:skip=CKV_AZURE_222: the endpoints must be reachable from the Internet: browsers, Microsoft Entra (SAML and SCIM) and mobile apps.
   //checkov:skip=CKV_AZURE_212: a worker count belongs to fixed App Service plans; Flex Consumption scales out per function from zero (or alwaysReadyHttpInstances).
-  //checkov:skip=CKV_AZURE_78: Flex Consumption has no FTP endpoint, and ARM refuses siteConfig.ftpsState on Flex sites (error 51021); tests/test_settings_consistency.py keeps it out.
   //checkov:skip=CKV_AZURE_213: App Service health check serves dedicated and Elastic Premium plans, not Flex Consumption; the platform replaces failed instances itself.
   properties: {
     serverFarmId: plan.id
