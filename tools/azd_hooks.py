@@ -207,7 +207,8 @@ def reference_statuses(app: str, group: str) -> dict[str, str] | None:
     if done.returncode != 0:
         log(f"Resource Manager does not report reference status here ({done.stderr.strip()[:200]})")
         return None
-    return {item["name"]: (item.get("properties") or {}).get("status", "Unknown")
+    # `name` is the setting, or `<site>/<setting>` in some API versions: the last segment either way.
+    return {item["name"].split("/")[-1]: (item.get("properties") or {}).get("status", "Unknown")
             for item in json.loads(done.stdout or "{}").get("value", [])}
 
 

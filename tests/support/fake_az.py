@@ -60,7 +60,8 @@ def run(args: list[str], state: dict) -> int:
             if name == "OIDC_SIGNING_KEYS" and "oidc-signing-keys" not in secrets:
                 return "SecretNotFound"
             return "Resolved" if effective else "AccessToKeyVaultDenied"
-        print(json.dumps({"value": [{"name": n, "properties": {"status": status(n)}} for n in REFERENCES]}))
+        print(json.dumps({"value": [{"name": f"func-test/{n}" if n.startswith("S") else n,
+                                     "properties": {"status": status(n)}} for n in REFERENCES]}))
         return 0
     print(f"fake az: unsupported command {args}", file=sys.stderr)
     return 2
