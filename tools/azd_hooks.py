@@ -58,6 +58,10 @@ class HookError(Exception):
     pass
 
 
+class TimedOut(HookError):
+    pass
+
+
 def log(message: str) -> None:
     print(f"gatehouse hook: {message}", flush=True)
 
@@ -107,7 +111,7 @@ def _retrying(what: str, attempt):
         if result is not None:
             return result
         if time.monotonic() >= deadline:
-            raise HookError(f"gave up waiting for {what} after {timeout():.0f} s")
+            raise TimedOut(f"gave up waiting for {what} after {timeout():.0f} s")
         time.sleep(poll_seconds())
 
 
@@ -118,9 +122,12 @@ def new_rsa_key_pem() -> str:
     try:
         from cryptography.hazmat.primitives import serialization
         from cryptography.hazmat.primitives.asymmetric import rsa
-    except ImportError:  # the deployer's Python may lack cryptography; openssl is on every azd-capable posix box
-        done = subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
-                              capture_output=True, text=True, check=True)
+    except ImportError:  # the deployer's Python may lack cryptography; openssl is on most posix machines
+        try:
+            done = subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
+                                  capture_output=True, text=True, check=True)
+        except (OSError, subprocess.CalledProcessError):
+            raise HookError("cannot generate an RSA key: `pip install cryptography` or install OpenSSL") from None
         return done.stdout
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -231,7 +238,7 @@ def wait_for_references(app: str, group: str) -> dict[str, str]:
 
     try:
         statuses = _retrying("the Key Vault references to resolve", attempt)
-    except HookError:
+    except TimedOut:
         raise HookError("Key Vault references still unresolved: " + ", ".join(
             f"{n} ({s})" for n, s in sorted(last.items()) if s != "Resolved")
             + ". Check the role assignments in infra/modules/rbac.bicep, then run "
