@@ -17,13 +17,13 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt requirements.lock requ
 	$(PY) -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r requirements-dev.lock
 	touch $@
 
-# pip-compile (pip-tools, in its own venv) against PyPI alone: this machine's find-links, extra indexes or
+# pip-compile (pip-tools, in its own venv) against pip's default index alone: this machine's find-links, extra indexes or
 # constraints must not leak into the lock. The dev lock is constrained by the app's, so tests run what Azure runs.
 LOCK_VENV := .venv-lock
 PIP_TOOLS := pip-tools==7.6.2
 PIP_COMPILE = env -u PIP_FIND_LINKS -u PIP_CONSTRAINT -u PIP_EXTRA_INDEX_URL PIP_CONFIG_FILE=/dev/null \
 	CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe \
-	--strip-extras --no-emit-index-url --no-emit-find-links --index-url https://pypi.org/simple
+	--strip-extras --no-emit-index-url --no-emit-find-links
 
 lock:
 	test -x $(LOCK_VENV)/bin/pip-compile || { $(PYTHON) -m venv $(LOCK_VENV) && \
