@@ -81,7 +81,7 @@ def cancel_sso_setup(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="tenants/{tenant}/sso/disable", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @handler()
 def operator_disable_sso(req: func.HttpRequest) -> func.HttpResponse:
-    from shared_code.bodies.tenants import SsoSetup
+    from shared_code.bodies.tenants import DisabledSso
 
     tenants.authenticate_operator(bearer_token(req))
-    return json_response(SsoSetup.of(tenants.operator_disable_sso(req.route_params["tenant"])))
+    return json_response(DisabledSso(**tenants.operator_disable_sso(req.route_params["tenant"])))

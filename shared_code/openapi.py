@@ -584,7 +584,8 @@ def _admin_paths() -> dict:
             description="409 once SSO is enabled: only the operator can turn it back.")},
         "/tenants/{tenant}/sso/disable": {"parameters": [_TENANT], "post": _operation(
             "operator_disable_sso", "The operator's way back from enabled (a support case)", "Operator", OPERATOR,
-            {**_ok(sso, "Back to testing (or draft)."),
+            {**_ok(model_schema(tenant_bodies.DisabledSso, response=True),
+                   "Back to testing (or draft), and what was done."),
              **_errors("Unauthorized", "Forbidden", "NotFound", "StorageUnavailable")})},
         "/tenants/{tenant}/setup-link": {"parameters": [_TENANT], "post": _operation(
             "create_setup_link", "A one-time, expiring link to the setup wizard for the tenant admin",

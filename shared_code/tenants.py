@@ -252,10 +252,20 @@ def cancel_setup(tenant_id: str) -> Tenant:
     return modify(tenant_id, change)
 
 
-def operator_disable_sso(tenant_id: str) -> Tenant:
-    """The operator's way back from `enabled` (a support case): the tenant returns to testing."""
+def operator_disable_sso(tenant_id: str) -> dict[str, Any]:
+    """The operator's way back from `enabled` (a support case): the tenant returns to testing. Answers the
+    tenant's SSO summary and what was done (`disabled`, `previous_status`, a sentence for the support log)."""
+    before: dict[str, str] = {}
+
     def change(tenant: Tenant) -> dict:
+        before["status"] = tenant.status  # the last call is the one that counted (modify retries on a race)
         if tenant.status != ENABLED:
             return {}
         return {"status": TESTING if tenant.self_check_at else DRAFT, "enabled_at": None}
-    return modify(tenant_id, change)
+
+    tenant = modify(tenant_id, change)
+    disabled = before["status"] == ENABLED
+    message = (f"SSO is no longer enforced for the employees of {tenant.name}; the setup is back in "
+               f"{tenant.status}, and the tenant admin can enable it again." if disabled else
+               f"Nothing changed: SSO was not enabled for {tenant.name} (status {tenant.status}).")
+    return {**tenant.sso_summary(), "disabled": disabled, "previous_status": before["status"], "message": message}

@@ -91,6 +91,14 @@ class SsoSetup(_Urls):
         return cls(**tenant.sso_summary())
 
 
+class DisabledSso(SsoSetup):
+    """The operator's way back from enabled: the tenant's SSO setup now, and what was done."""
+
+    disabled: bool = Field(description="true when SSO was enabled and is now off")
+    previous_status: Status
+    message: str = Field(description="what was done, in a sentence for the support log")
+
+
 class ScimToken(Answer):
     """A new SCIM secret token for Entra's provisioning settings; the previous one stops working."""
 
