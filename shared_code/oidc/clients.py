@@ -19,9 +19,10 @@ from datetime import datetime, timezone
 from typing import Literal, Mapping
 from urllib.parse import unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from shared_code import credentials
+from shared_code.bodies import Body
 from shared_code.errors import BadRequest, NotFound, Unprocessable
 from shared_code.oidc.errors import OAuthError
 from shared_code.storage import oidc as store
@@ -72,10 +73,10 @@ def check_uri(uri: str, *, what: str, native: bool = False, allow_query: bool = 
     return uri
 
 
-class ClientRegistration(BaseModel):
-    """POST /api/tenants/{tenant}/oidc/clients: the product's registration as a client of this tenant's OP."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+class ClientRegistration(Body):
+    """POST /api/tenants/{tenant}/oidc/clients: the product's registration as a client of this tenant's OP.
+    A request `Body` (strict JSON types, unknown members refused); `register` maps its failures: 400 for a
+    body that does not fit, 422 for a well-formed URI we will not use."""
 
     # First: pydantic validates fields in this order, and the redirect URI rules depend on the type.
     application_type: Literal["web", "native"] = Field(default="web", description=(

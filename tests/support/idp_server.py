@@ -57,6 +57,7 @@ class IdpServer:
         self.documents: dict[str, Published] = {}
         self.received: list[ReceivedRequest] = []
         self.logout_requests: list[etree._Element] = []  # LogoutRequests SPs sent to /saml2
+        self.fetched: list[str] = []  # the path of every GET of a published document (or a 404)
         self.user: dict = {"name_id": "alice@contoso.example"}
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
@@ -106,6 +107,7 @@ class IdpServer:
                     if request.tag == f"{{{NS_SAMLP}}}LogoutRequest":
                         return self._send(302, b"", {"Location": server._logout_answer(request, query)})
                     return self._send(200, server._sso_page(query), {"Content-Type": "text/html"})
+                server.fetched.append(parts.path)
                 document = server.documents.get(parts.path)
                 if document is None:
                     return self._send(404, b"not found", {"Content-Type": "text/plain"})
