@@ -19,6 +19,7 @@ SETTING_NAMES = (
     "MOBILE_IOS_BUNDLE_ID",
     "MOBILE_ANDROID_PACKAGE_NAME",
     "MOBILE_ANDROID_SIGNATURE_HASH",
+    "ENTRA_LOGIN_URL",
 )
 
 
@@ -34,6 +35,7 @@ class Settings:
     mobile_ios_bundle_id: str
     mobile_android_package_name: str
     mobile_android_signature_hash: str
+    entra_login_url: str = "https://login.microsoftonline.com"
 
     @property
     def is_https(self) -> bool:
@@ -65,4 +67,5 @@ def get_settings() -> Settings:
         mobile_ios_bundle_id=env.get("MOBILE_IOS_BUNDLE_ID", "com.example.gatehouse").strip(),
         mobile_android_package_name=env.get("MOBILE_ANDROID_PACKAGE_NAME", "com.example.gatehouse").strip(),
         mobile_android_signature_hash=env.get("MOBILE_ANDROID_SIGNATURE_HASH", "").strip(),
+        entra_login_url=(env.get("ENTRA_LOGIN_URL", "").strip() or "https://login.microsoftonline.com").rstrip("/"),
     )
