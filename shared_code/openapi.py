@@ -669,7 +669,8 @@ def _admin_paths() -> dict:
             "serve_mobile_config", "The MSAL configuration for one platform (what the mobile app reads)", "Mobile",
             ANONYMOUS,
             {**_ok({"type": "object"}, "iOS: client_id, redirect_uri, authority, bundle_id. Android: the MSAL "
-                                       "configuration file.",
+                                       "configuration file. Both: token_exchange (issuer, token_endpoint, "
+                                       "grant_type, subject_token_type), where the app trades the Entra ID token.",
                    headers={**_ETAG, "Cache-Control": {"schema": {"type": "string"}}}),
              "304": {"description": "If-None-Match names the current configuration.", "headers": _ETAG},
              **_errors("BadRequest", "NotFound", "Conflict", "StorageUnavailable")},

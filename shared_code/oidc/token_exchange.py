@@ -38,6 +38,14 @@ _REQUESTABLE = (ACCESS_TOKEN_TYPE, ID_TOKEN_TYPE)
 _INVALID = "invalid_request"  # RFC 8693 §2.2.2: for any invalid or unacceptable subject token
 
 
+def where_to_exchange(public_base_url: str, tenant_id: str) -> dict[str, str]:
+    """What the mobile app needs to find the exchange (served with its MSAL configuration): the tenant's issuer, its
+    token endpoint, and the two constants of the request."""
+    issuer = f"{public_base_url}/api/oidc/{tenant_id}"
+    return {"issuer": issuer, "token_endpoint": f"{issuer}/token", "grant_type": GRANT_TYPE,
+            "subject_token_type": ID_TOKEN_TYPE}
+
+
 def exchange(tenant_id: str, client: Any, form: Mapping[str, str], now: datetime | None = None):
     """The employee the Entra ID token in `form` signs in, under this tenant's rules; OAuthError otherwise.
 
