@@ -141,7 +141,7 @@ def _fetch(entra_tenant_id: str) -> list[dict]:
 
     url = keys_url(entra_tenant_id)
     try:
-        answer = outbound.request("GET", url, what="Microsoft Entra signing keys", timeout=FETCH_TIMEOUT,
+        answer = outbound.request("GET", url, what="The Entra keys URL (ENTRA_LOGIN_URL)", timeout=FETCH_TIMEOUT,
                                   headers={"Accept": "application/json"}, max_bytes=256 * 1024)
     except outbound.OutboundError as error:
         raise EntraUnavailable(f"Could not read Microsoft Entra's signing keys: {error.message} Retry shortly.") \
