@@ -101,3 +101,18 @@ def test_cached_keys_are_refreshed_after_a_day_and_kept_when_entra_is_down(mobil
     keys.forget_memory()
     assert exchanges(mobile, token(), now=later)  # tried again after the pause, and now it works
     assert mobile.entra.fetches[mobile.entra_tenant_id] == 3
+
+
+def test_parallel_unknown_kids_on_a_cold_cache_fetch_at_most_twice(mobile, alice):
+    """Instances racing on a cold cache: one fills it, one fetches for the unknown kid, the rest only read."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    forged = [mobile.id_token(alice, header={"kid": uuid.uuid4().hex}) for _ in range(12)]
+
+    def attempt(token):
+        keys.forget_memory()
+        return exchanges(mobile, token)
+
+    with ThreadPoolExecutor(12) as pool:
+        assert not any(pool.map(attempt, forged))
+    assert mobile.entra.fetches[mobile.entra_tenant_id] <= 2

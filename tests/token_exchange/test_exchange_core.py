@@ -208,3 +208,23 @@ def test_when_entra_cannot_be_reached_the_answer_is_a_retryable_503(mobile, alic
         assert caught.value.headers.get("Retry-After")
     finally:
         mobile.entra.status.pop(mobile.entra_tenant_id)
+
+
+# ---- at once -----------------------------------------------------------------------------------------------------
+
+def test_ten_parallel_exchanges_of_one_token_sign_in_exactly_once(mobile, alice):
+    from concurrent.futures import ThreadPoolExecutor
+
+    token = mobile.id_token(alice)
+    exchange(mobile.tenant_id, None, mobile.form(mobile.id_token(alice)))  # keys cached: the race is the spend
+
+    def attempt(_):
+        try:
+            return exchange(mobile.tenant_id, None, mobile.form(token)).id
+        except OAuthError as error:
+            return error.description
+
+    with ThreadPoolExecutor(10) as pool:
+        outcomes = list(pool.map(attempt, range(10)))
+    assert outcomes.count(alice["id"]) == 1, outcomes
+    assert all("exchanged already" in outcome for outcome in outcomes if outcome != alice["id"])
