@@ -18,7 +18,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 
 from shared_code.storage import tables
 
-TABLE = "entrakeys"
+TABLE = tables.ENTRA_KEYS
 ROW = "jwks"
 
 
