@@ -218,6 +218,9 @@ var appSettings = {
   MOBILE_IOS_BUNDLE_ID: mobileIosBundleId
   MOBILE_ANDROID_PACKAGE_NAME: mobileAndroidPackageName
   MOBILE_ANDROID_SIGNATURE_HASH: mobileAndroidSignatureHash
+  // The OpenID Provider's signing keys (a JSON array of PEM RSA keys, the first signs): the operator stores
+  // them in the vault as `oidc-signing-keys` (docs/deploy.md); until then the OIDC endpoints answer 503.
+  OIDC_SIGNING_KEYS: '@Microsoft.KeyVault(VaultName=${keyVault.outputs.name};SecretName=oidc-signing-keys)'
 }
 
 module settings 'modules/appsettings.bicep' = {

@@ -50,6 +50,10 @@ EXCLUDED_ROUTES: dict[tuple[str, str], str] = {
     ("sso/{tenant}/acs", "*"): "browser: Entra posts the SAML response here (form, HTML answers)",
     ("sso/{tenant}/metadata", "*"): "SAML SP metadata (XML for Entra, described by the SAML metadata spec)",
     ("sso/{tenant}/me", "*"): "browser: the signed-in employee, by session cookie",
+    # OpenID Provider (issue 13): protocol endpoints, described by the issuer's discovery document instead.
+    ("oidc/{tenant}/authorize", "*"): "browser: OpenID Connect authorization endpoint (redirects)",
+    ("oidc/{tenant}/token", "*"): "OAuth 2.0 token endpoint (RFC 6749 form body, client authentication)",
+    ("oidc/{tenant}/userinfo", "*"): "OpenID Connect UserInfo (the OP's access token, RFC 6750)",
 }
 
 # ---- JSON Schema building blocks -------------------------------------------------------------------------------
@@ -924,6 +928,7 @@ def _components() -> dict:
         for parameter in ("attributes", "excludedAttributes"):
             parameters[f"{name}{parameter[0].upper()}{parameter[1:]}"] = {
                 "name": parameter, "in": "query", "schema": _ref(f"{name}Attributes")}
+    schemas.update(_oidc_schemas())
     return {
         "securitySchemes": {
             "operatorKey": {"type": "http", "scheme": "bearer",
@@ -941,9 +946,72 @@ def _components() -> dict:
     }
 
 
+# ---- the OpenID Provider (issue 13): the product's clients, discovery and JWKS -------------------------------
+
+def _oidc_schemas() -> dict:
+    """Schemas from the pydantic models of shared_code.oidc.clients (described once, there)."""
+    from shared_code.oidc import clients
+
+    schemas: dict[str, Any] = {}
+    template = "#/components/schemas/{model}"
+    for name, model, mode in (("OidcClientRegistration", clients.ClientRegistration, "validation"),
+                              ("OidcClient", clients.Client, "serialization"),
+                              ("OidcClientCreated", clients.ClientCreated, "serialization"),
+                              ("OidcClientList", clients.ClientList, "serialization")):
+        schema = model.model_json_schema(ref_template=template.replace("{model}", "Oidc{model}"), mode=mode)
+        schemas.update({f"Oidc{key}": value for key, value in schema.pop("$defs", {}).items()})
+        schemas[name] = schema
+    schemas["OidcClientRegistration"]["additionalProperties"] = False
+    schemas["OidcDiscovery"] = {"type": "object", "required": ["issuer", "authorization_endpoint", "token_endpoint",
+                                                               "jwks_uri", "response_types_supported"],
+                                "description": "OpenID Connect Discovery 1.0 provider metadata."}
+    schemas["OidcJwks"] = _obj({"keys": {"type": "array", "items": {"type": "object", "required": ["kty", "kid"]}}},
+                               ("keys",))
+    return schemas
+
+
+def _oidc_paths() -> dict:
+    errors = _errors("Unauthorized", "Forbidden", "NotFound", "StorageUnavailable")
+    client_id = {"name": "client_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    client = _ref("OidcClient")
+    return {
+        "/tenants/{tenant}/oidc/clients": {"parameters": [_TENANT], **{
+            "post": _operation(
+                "create_oidc_client", "Register the product as an OpenID Connect client of this tenant", "OpenID "
+                "Provider", OPERATOR,
+                {**_ok(_ref("OidcClientCreated"), "The client; its secret is shown only here.", "201"),
+                 **errors, **_errors("BadRequest", "PayloadTooLarge", "Unprocessable")},
+                body=_json_body(_ref("OidcClientRegistration"))),
+            "get": _operation("list_oidc_clients", "The tenant's clients", "OpenID Provider", OPERATOR,
+                              {**_ok(_ref("OidcClientList"), "Every client (no secrets)."), **errors}),
+        }},
+        "/tenants/{tenant}/oidc/clients/{client_id}": {"parameters": [_TENANT, client_id], **{
+            "get": _operation("get_oidc_client", "One client", "OpenID Provider", OPERATOR,
+                              {**_ok(client, "The client (no secret)."), **errors}),
+            "delete": _operation("delete_oidc_client", "Delete a client", "OpenID Provider", OPERATOR,
+                                 {"204": {"description": "Deleted; its tokens stop being issued."}, **errors}),
+        }},
+        "/tenants/{tenant}/oidc/clients/{client_id}/secret": {"parameters": [_TENANT, client_id], **{
+            "post": _operation("rotate_oidc_client_secret", "A new client secret (the old one stops working)",
+                               "OpenID Provider", OPERATOR,
+                               {**_ok(_ref("OidcClientCreated"), "The client with its new secret, shown once."),
+                                **errors, **_errors("BadRequest")}),
+        }},
+        "/oidc/{tenant}/.well-known/openid-configuration": {"parameters": [_TENANT], "get": _operation(
+            "oidc_discovery", "The tenant's OpenID Provider configuration", "OpenID Provider", ANONYMOUS,
+            {**_ok(_ref("OidcDiscovery"), "Discovery metadata of the issuer {PUBLIC_BASE_URL}/api/oidc/{tenant}."),
+             **_errors("NotFound", "StorageUnavailable")})},
+        "/oidc/{tenant}/jwks": {"parameters": [_TENANT], "get": _operation(
+            "oidc_jwks", "The issuer's signing keys (JWKS)", "OpenID Provider", ANONYMOUS,
+            {"200": {"description": "Every published public key; kid = RFC 7638 thumbprint.",
+                     "content": {"application/jwk-set+json": {"schema": _ref("OidcJwks")}}},
+             **_errors("NotFound", "StorageUnavailable")})},
+    }
+
+
 @lru_cache(maxsize=4)
 def _document_text(base_url: str) -> str:
-    paths = {**_admin_paths(), **_scim_paths()}
+    paths = {**_admin_paths(), **_scim_paths(), **_oidc_paths()}
     document = {
         "openapi": "3.1.0",
         "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
@@ -960,7 +1028,7 @@ def _document_text(base_url: str) -> str:
         "servers": [{"url": f"{base_url}/api"}],
         "tags": [{"name": "Operator"}, {"name": "Tenant admin"}, {"name": "Setup wizard"},
                  {"name": "Domain audit"}, {"name": "Employees"}, {"name": "SCIM"}, {"name": "SCIM discovery"},
-                 {"name": "Mobile"}],
+                 {"name": "Mobile"}, {"name": "OpenID Provider"}],
         "paths": paths,
         "components": _components(),
     }

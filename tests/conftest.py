@@ -21,6 +21,8 @@ from typing import Callable, Iterator
 import pytest
 import requests
 
+from tests.support import oidc_keys
+
 ROOT = Path(__file__).resolve().parent.parent
 AZURITE = ROOT / "node_modules" / ".bin" / "azurite-table"
 OPERATOR_KEY = "test-operator-key-" + uuid.uuid4().hex
@@ -138,6 +140,8 @@ def app_settings(azurite: Azurite, entra_stand_in) -> dict[str, str]:
         "MOBILE_ANDROID_PACKAGE_NAME": "com.example.gatehouse",
         "MOBILE_ANDROID_SIGNATURE_HASH": "2pmj9i4rSx0yEb/viWBYkE/ZQrk=",
         "ENTRA_LOGIN_URL": entra_stand_in.url,
+        # The first key signs; the second plays a retired key that stays published during a rollover.
+        "OIDC_SIGNING_KEYS": oidc_keys.setting("op-current", "op-retired"),
         "PORT": str(port),
     }
     os.environ.update(settings)

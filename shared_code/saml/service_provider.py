@@ -61,8 +61,12 @@ def new_request_id() -> str:
     return "id" + secrets.token_hex(20)
 
 
-def build_authn_request(sp: ServiceProvider, idp: "IdpMetadata", relay_state: str | None) -> AuthnRedirect:
+def build_authn_request(sp: ServiceProvider, idp: "IdpMetadata", relay_state: str | None, *,
+                        force_authn: bool = False, login_hint: str | None = None) -> AuthnRedirect:
     """An SP-initiated sign-in: the URL of the IdP's SSO endpoint with a deflated, base64 SAMLRequest.
+
+    `force_authn` asks Entra for a fresh sign-in even within its own session (OIDC `prompt=login`);
+    `login_hint` travels as Entra's `login_hint` query parameter (Entra refuses a Subject in an AuthnRequest).
 
     The request is not signed: Entra does not require signed AuthnRequests (it only checks that the ACS URL is
     a Reply URL registered for the Identifier), and an unsigned request lets us hold no private key at all.
@@ -80,6 +84,7 @@ def build_authn_request(sp: ServiceProvider, idp: "IdpMetadata", relay_state: st
         assertion_consumer_service_url=sp.acs_url,
         protocol_binding=BINDING_POST,
         issuer=saml.Issuer(text=sp.entity_id),
+        force_authn="true" if force_authn else None,
     )
     xml = request.to_string(nspair={"samlp": samlp.NAMESPACE, "saml": saml.NAMESPACE})
     deflater = zlib.compressobj(9, zlib.DEFLATED, -15)  # raw DEFLATE, as the HTTP-Redirect binding requires
@@ -87,5 +92,7 @@ def build_authn_request(sp: ServiceProvider, idp: "IdpMetadata", relay_state: st
     query = {"SAMLRequest": encoded}
     if relay_state:
         query["RelayState"] = relay_state
+    if login_hint:
+        query["login_hint"] = login_hint
     separator = "&" if "?" in idp.sso_url else "?"
     return AuthnRedirect(url=idp.sso_url + separator + urlencode(query), request_id=request_id)

@@ -20,6 +20,7 @@ Table Storage has no TTL: `purge_expired` (run by the daily timer) deletes rows 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -45,6 +46,7 @@ class PendingRequest:
     target: str | None  # the safe URL to land on afterwards; None means the tenant's app_url
     self_check: bool
     expires_at: datetime
+    oidc: dict | None = None  # an OpenID Connect authorization request this login serves (shared_code/oidc)
     etag: str | None = field(default=None, compare=False, repr=False)
 
 
@@ -86,7 +88,8 @@ def accept_entra_token_once(tenant_id: str, token_id: str, keep_until: datetime)
 def save_pending_request(tenant_id: str, pending: PendingRequest) -> None:
     entity = {"PartitionKey": tenant_id, "RowKey": REQUEST + pending.request_id, "kind": "request",
               "relay_state": pending.relay_state, "browser_hash": pending.browser_hash,
-              "target": pending.target, "self_check": pending.self_check, "expires_at": _utc(pending.expires_at)}
+              "target": pending.target, "self_check": pending.self_check, "expires_at": _utc(pending.expires_at),
+              "oidc": json.dumps(pending.oidc) if pending.oidc is not None else None}
     tables.insert(TABLE, {key: value for key, value in entity.items() if value is not None})
 
 
@@ -100,7 +103,7 @@ def get_pending_request(tenant_id: str, request_id: str) -> PendingRequest | Non
     return PendingRequest(request_id=request_id, relay_state=entity.get("relay_state") or "",
                           browser_hash=entity.get("browser_hash") or "", target=entity.get("target"),
                           self_check=bool(entity.get("self_check")), expires_at=_utc(entity["expires_at"]),
-                          etag=tables.etag_of(entity))
+                          oidc=json.loads(entity["oidc"]) if entity.get("oidc") else None, etag=tables.etag_of(entity))
 
 
 def spend_pending_request(tenant_id: str, pending: PendingRequest, now: datetime) -> bool:

@@ -1,0 +1,155 @@
+"""The token endpoint (RFC 6749 §3.2, §4.1.3; PKCE RFC 7636 §4.6), the tokens it issues, and UserInfo.
+
+Dispatch on `grant_type`: `authorization_code` is here; `urn:ietf:params:oauth:grant-type:token-exchange` goes
+to `shared_code.oidc.token_exchange.exchange(tenant_id, client, form) -> Employee` when that module exists
+(issue 15), and the answer for the employee it returns is issued here like any other.
+
+A code is redeemed once, atomically: the row is read, checked, then spent by an update with the ETag that was
+read. Of parallel redemptions one update wins; the others get 412 and `invalid_grant`. A redemption of an
+already spent code also revokes the grant the first redemption got (RFC 6749 §4.1.2): its access token stops
+working at once. Storage round trips: (client ∥ code) → (spend ∥ employee); then two signatures in memory.
+
+Tokens:
+- ID token: RS256 JWT (keys.py) with iss, sub (the employee's id: stable within the tenant), aud, exp, iat,
+  auth_time, nonce, sid, email, name, preferred_username, is_admin, tenant.
+- access token: for our UserInfo only, so it is an HMAC-signed token (`sessions.sign`, its own derived key):
+  tenant, grant id (the code's key), employee, client, sid. UserInfo checks the grant is live and the employee
+  active (and not dismissed since the token was issued) on every call.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from typing import Mapping
+
+from shared_code import sessions
+from shared_code.oidc import discovery, keys
+from shared_code.oidc.authorization import ACCESS_TOKEN_SECONDS
+from shared_code.oidc.clients import authenticate
+from shared_code.oidc.errors import OAuthError
+from shared_code.storage import directory
+from shared_code.storage import oidc as store
+
+ID_TOKEN_SECONDS = 3600
+_ACCESS = "oidc-access"
+_VERIFIER = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")  # RFC 7636 §4.1
+_CODE = re.compile(r"^[A-Za-z0-9_-]{20,100}$")
+_round_trips = ThreadPoolExecutor(max_workers=16, thread_name_prefix="oidc-token")
+
+
+def _invalid_grant(description: str) -> OAuthError:
+    return OAuthError("invalid_grant", description)
+
+
+def token_request(tenant_id: str, authorization: str | None, form: Mapping[str, str],
+                  now: float | None = None) -> dict:
+    """Answer a token request (form fields already read, each at most once)."""
+    grant_type = form.get("grant_type")
+    if not grant_type:
+        raise OAuthError("invalid_request", "grant_type is required.")
+    if grant_type == "authorization_code":
+        return _redeem_code(tenant_id, authorization, form, now if now is not None else time.time())
+    if grant_type == discovery.TOKEN_EXCHANGE and discovery.token_exchange_available():
+        from shared_code.oidc import token_exchange
+
+        client = authenticate(tenant_id, authorization, form)
+        employee = token_exchange.exchange(tenant_id, client, form)
+        return _tokens(tenant_id, client.client_id, employee, now=now if now is not None else time.time(),
+                       grant_key=None, sid=None, nonce=None, auth_time=None, scope="openid")
+    raise OAuthError("unsupported_grant_type", f"grant_type {grant_type[:100]!r} is not supported here.")
+
+
+def _redeem_code(tenant_id: str, authorization: str | None, form: Mapping[str, str], now: float) -> dict:
+    code, redirect_uri, verifier = form.get("code"), form.get("redirect_uri"), form.get("code_verifier")
+    if not code or not redirect_uri:
+        raise OAuthError("invalid_request", "code and redirect_uri are required.")
+    if not verifier:
+        raise OAuthError("invalid_request", "code_verifier is required (PKCE).")
+    client_read = _round_trips.submit(authenticate, tenant_id, authorization, form)
+    record = store.get_code(tenant_id, store.digest(code)) if _CODE.match(code) else None
+    client = client_read.result()
+    if record is None or record.client_id != client.client_id:
+        raise _invalid_grant("The code is not valid (unknown, or issued to another client).")
+    if record.spent_at is not None:
+        store.revoke_grant(tenant_id, record.key)  # a replayed code: what it was redeemed for stops working
+        raise _invalid_grant("The code has been redeemed already; the tokens issued for it are revoked.")
+    if record.code_expires_at <= now:
+        raise _invalid_grant("The code has expired (codes live 60 seconds).")
+    if not hmac.compare_digest(redirect_uri.encode(), record.redirect_uri.encode()):
+        raise _invalid_grant("redirect_uri is not the one the code was issued for.")
+    if not _VERIFIER.match(verifier) or not hmac.compare_digest(_s256(verifier), record.code_challenge):
+        raise _invalid_grant("The PKCE code_verifier does not match the code_challenge (S256).")
+    employee_read = _round_trips.submit(directory.get_user, tenant_id, record.employee_id)
+    spent = store.spend_code(tenant_id, record, datetime.fromtimestamp(now, timezone.utc))
+    employee = employee_read.result()
+    if not spent:
+        store.revoke_grant(tenant_id, record.key)
+        raise _invalid_grant("The code has been redeemed already; the tokens issued for it are revoked.")
+    if employee is None or not employee.active:
+        store.revoke_grant(tenant_id, record.key)
+        raise _invalid_grant("The employee's account is deactivated.")
+    return _tokens(tenant_id, client.client_id, employee, now=now, grant_key=record.key, sid=record.sid,
+                   nonce=record.nonce, auth_time=record.auth_time, scope=record.scope)
+
+
+def _s256(verifier: str) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).rstrip(b"=").decode()
+
+
+def employee_claims(tenant_id: str, employee: directory.Employee) -> dict:
+    claims = {"sub": employee.id, "preferred_username": employee.user_name, "is_admin": employee.is_admin,
+              "tenant": tenant_id}
+    if employee.work_email:
+        claims["email"] = employee.work_email
+    if employee.display_name:
+        claims["name"] = employee.display_name
+    return claims
+
+
+def _tokens(tenant_id: str, client_id: str, employee: directory.Employee, *, now: float, grant_key: str | None,
+            sid: str | None, nonce: str | None, auth_time: int | None, scope: str) -> dict:
+    issued = int(now)
+    id_claims = {"iss": discovery.issuer(tenant_id), "aud": client_id, "iat": issued,
+                 "exp": issued + ID_TOKEN_SECONDS, **employee_claims(tenant_id, employee)}
+    if auth_time is not None:
+        id_claims["auth_time"] = auth_time
+    if nonce is not None:
+        id_claims["nonce"] = nonce
+    if sid is not None:
+        id_claims["sid"] = sid
+    access = sessions.sign(_ACCESS, {"t": tenant_id, "g": grant_key, "u": employee.id, "c": client_id,
+                                     "sid": sid}, ACCESS_TOKEN_SECONDS, now)
+    return {"access_token": access, "token_type": "Bearer", "expires_in": ACCESS_TOKEN_SECONDS,
+            "id_token": keys.sign(id_claims), "scope": scope}
+
+
+# ---- UserInfo -------------------------------------------------------------------------------------------------
+
+class InvalidToken(OAuthError):
+    """RFC 6750 §3.1: 401 with WWW-Authenticate: Bearer error="invalid_token"."""
+
+    def __init__(self, description: str):
+        super().__init__("invalid_token", description, status=401, headers={
+            "WWW-Authenticate": f'Bearer error="invalid_token", error_description="{description}"'})
+
+
+def userinfo(tenant_id: str, access_token: str | None) -> dict:
+    if not access_token:
+        raise OAuthError("invalid_request", "An access token is required (Authorization: Bearer).", status=401,
+                         headers={"WWW-Authenticate": 'Bearer realm="userinfo"'})
+    claims = sessions.verify(_ACCESS, access_token)
+    if claims is None or claims.get("t") != tenant_id:
+        raise InvalidToken("The access token is not valid here, or it has expired.")
+    grant = claims.get("g")
+    live = _round_trips.submit(store.grant_is_live, tenant_id, grant) if grant else None
+    employee = directory.get_user(tenant_id, claims.get("u") or "")
+    if live is not None and not live.result():
+        raise InvalidToken("The access token has been revoked.")
+    if employee is None or not employee.active or claims["iat"] < employee.sessions_valid_from:
+        raise InvalidToken("The employee's account is deactivated.")
+    return employee_claims(tenant_id, employee)
