@@ -19,11 +19,8 @@ SETTING_NAMES = (
     "MOBILE_IOS_BUNDLE_ID",
     "MOBILE_ANDROID_PACKAGE_NAME",
     "MOBILE_ANDROID_SIGNATURE_HASH",
-<<<<<<< HEAD
     "ENTRA_LOGIN_URL",
-=======
     "OIDC_SIGNING_KEYS",
->>>>>>> i13
 )
 
 
@@ -39,11 +36,8 @@ class Settings:
     mobile_ios_bundle_id: str
     mobile_android_package_name: str
     mobile_android_signature_hash: str
-<<<<<<< HEAD
     entra_login_url: str = "https://login.microsoftonline.com"
-=======
     oidc_signing_keys: str = ""  # JSON array of PEM RSA private keys; read by shared_code.oidc.keys
->>>>>>> i13
 
     @property
     def is_https(self) -> bool:
@@ -75,9 +69,6 @@ def get_settings() -> Settings:
         mobile_ios_bundle_id=env.get("MOBILE_IOS_BUNDLE_ID", "com.example.gatehouse").strip(),
         mobile_android_package_name=env.get("MOBILE_ANDROID_PACKAGE_NAME", "com.example.gatehouse").strip(),
         mobile_android_signature_hash=env.get("MOBILE_ANDROID_SIGNATURE_HASH", "").strip(),
-<<<<<<< HEAD
         entra_login_url=(env.get("ENTRA_LOGIN_URL", "").strip() or "https://login.microsoftonline.com").rstrip("/"),
-=======
         oidc_signing_keys=_secret(env.get("OIDC_SIGNING_KEYS")),
->>>>>>> i13
     )
