@@ -78,7 +78,7 @@ def serve_mobile_config(req: func.HttpRequest) -> func.HttpResponse:
     tenant = tenants.find_tenant(req.route_params.get("tenant", ""))
     # An unknown tenant answers like an unconfigured one: the anonymous caller learns nothing more.
     document = platform_config(_stored(tenant) if tenant else None, platform, **_app_identifiers(),
-                               token_exchange=where_to_exchange(get_settings().public_base_url, tenant.tenant_id)
+                               token_exchange=where_to_exchange(tenant.tenant_id)
                                if tenant else None)
     etag = config_etag(document)
     headers = {"ETag": etag, "Cache-Control": SERVED_CACHE_CONTROL}

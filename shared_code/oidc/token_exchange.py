@@ -25,11 +25,12 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from shared_code.oidc import discovery
+from shared_code.oidc.discovery import TOKEN_EXCHANGE as GRANT_TYPE
 from shared_code.oidc.errors import OAuthError
 
 log = logging.getLogger("gatehouse")
 
-GRANT_TYPE = "urn:ietf:params:oauth:grant-type:token-exchange"
 ID_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:id_token"
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 # RFC 8693 §2.2.1: the type of the `access_token` member of the response (the ID token rides next to it).
@@ -38,12 +39,11 @@ _REQUESTABLE = (ACCESS_TOKEN_TYPE, ID_TOKEN_TYPE)
 _INVALID = "invalid_request"  # RFC 8693 §2.2.2: for any invalid or unacceptable subject token
 
 
-def where_to_exchange(public_base_url: str, tenant_id: str) -> dict[str, str]:
+def where_to_exchange(tenant_id: str) -> dict[str, str]:
     """What the mobile app needs to find the exchange (served with its MSAL configuration): the tenant's issuer, its
     token endpoint, and the two constants of the request."""
-    issuer = f"{public_base_url}/api/oidc/{tenant_id}"
-    return {"issuer": issuer, "token_endpoint": f"{issuer}/token", "grant_type": GRANT_TYPE,
-            "subject_token_type": ID_TOKEN_TYPE}
+    return {"issuer": discovery.issuer(tenant_id), "token_endpoint": discovery.endpoints(tenant_id)["token_endpoint"],
+            "grant_type": GRANT_TYPE, "subject_token_type": ID_TOKEN_TYPE}
 
 
 def exchange(tenant_id: str, client: Any, form: Mapping[str, str], now: datetime | None = None):
