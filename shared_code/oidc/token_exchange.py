@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -37,6 +38,7 @@ ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 ISSUED_TOKEN_TYPE = ACCESS_TOKEN_TYPE
 _REQUESTABLE = (ACCESS_TOKEN_TYPE, ID_TOKEN_TYPE)
 _INVALID = "invalid_request"  # RFC 8693 §2.2.2: for any invalid or unacceptable subject token
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
 def where_to_exchange(tenant_id: str) -> dict[str, str]:
@@ -61,10 +63,17 @@ def exchange(tenant_id: str, client: Any, form: Mapping[str, str], now: datetime
     if tenant is None or not entra_tenant_id:
         raise OAuthError(_INVALID, "This organisation has not connected Microsoft Entra yet, so it cannot accept "
                          "Entra tokens: its administrator must finish the single sign-on setup first.")
-    client_id = MobileConfig.from_record(tenant.mobile).client_id if tenant.mobile else None
+    mobile = MobileConfig.from_record(tenant.mobile) if tenant.mobile else None
+    client_id = mobile.client_id if mobile else None
     if not client_id:
         raise OAuthError(_INVALID, "Mobile sign-in is not set up for this organisation: its administrator has not "
                          "pasted the MSAL configuration from Microsoft Entra, so no Entra app registration is trusted.")
+    if _is_guid(mobile.tenant) and mobile.tenant.lower() != entra_tenant_id.lower():
+        # The app signs in where the MSAL configuration says; single sign-on trusts another Entra tenant.
+        raise OAuthError(_INVALID, f"This organisation's setup is inconsistent: its MSAL configuration signs in with "
+                         f"Entra tenant {mobile.tenant}, but single sign-on is connected to Entra tenant "
+                         f"{entra_tenant_id}. Its administrator must paste the MSAL configuration of an app "
+                         "registration in the connected tenant.")
     try:
         identity = entra.verify_id_token(subject_token, entra_tenant_id=entra_tenant_id, client_id=client_id, now=now)
         entra.spend_token(tenant_id, identity)
@@ -114,6 +123,10 @@ def _parameters(form: Mapping[str, str]) -> str:
         raise OAuthError(_INVALID, f"requested_token_type {_shown(requested)} cannot be issued: leave it out, or ask "
                          f"for {ACCESS_TOKEN_TYPE} (the answer carries an ID token too).")
     return form["subject_token"]
+
+
+def _is_guid(value: str | None) -> bool:
+    return bool(value) and _GUID.match(value) is not None
 
 
 def _log(tenant_id: str, outcome: str) -> None:

@@ -228,3 +228,11 @@ def test_ten_parallel_exchanges_of_one_token_sign_in_exactly_once(mobile, alice)
         outcomes = list(pool.map(attempt, range(10)))
     assert outcomes.count(alice["id"]) == 1, outcomes
     assert all("exchanged already" in outcome for outcome in outcomes if outcome != alice["id"])
+
+
+def test_an_msal_configuration_for_another_entra_tenant_than_the_connected_one_is_named(mobile, alice):
+    other = str(uuid.uuid4())
+    msal = {**mobile.msal, "authorities": [{"type": "AAD", "audience": {"type": "AzureADMyOrg", "tenant_id": other}}]}
+    assert mobile.handle.api("PUT", "mobile", json={"msal_configuration": msal}).status_code == 200
+    token = mobile.entra.id_token(other, mobile.client_id, alice["externalId"])
+    refused(mobile, mobile.form(token), "inconsistent", other, mobile.entra_tenant_id)
