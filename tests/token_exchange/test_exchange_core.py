@@ -236,3 +236,16 @@ def test_an_msal_configuration_for_another_entra_tenant_than_the_connected_one_i
     assert mobile.handle.api("PUT", "mobile", json={"msal_configuration": msal}).status_code == 200
     token = mobile.entra.id_token(other, mobile.client_id, alice["externalId"])
     refused(mobile, mobile.form(token), "inconsistent", other, mobile.entra_tenant_id)
+
+
+def test_a_spent_token_is_remembered_until_it_expires_and_then_purged(mobile, alice):
+    from shared_code.storage import sign_ins
+
+    now = datetime.now(timezone.utc)
+    token = mobile.id_token(alice, exp=int(now.timestamp()) + 600)
+    assert exchange(mobile.tenant_id, None, mobile.form(token)).id == alice["id"]
+    sign_ins.purge_expired(mobile.tenant_id, now + timedelta(minutes=10))  # not yet past exp + skew
+    refused(mobile, mobile.form(token), "exchanged already")
+    assert sign_ins.purge_expired(mobile.tenant_id, now + timedelta(minutes=13)) >= 1
+    # once purged the token is long expired: it is refused for that, not let through
+    refused(mobile, mobile.form(token), "expired", now=now + timedelta(minutes=13))
