@@ -7,6 +7,7 @@ Benchmarks, in order (see bench/README.md for what each ratio means):
   coldstart  bench/coldstart.py        fresh process to the first SCIM answer vs a bare `import azure.functions`
   acs        bench/acs.py              SAML response validation vs pysaml2 and python3-saml
   scim       bench/scim.py             SCIM create / lookup / PATCH vs the in-memory scim2-server
+  oidc       bench/oidc.py             the product's OIDC sign-in vs its bare storage round trips
   audit      bench/audit.py --employees 2000 --tenants 100   the domain audit per 1,000 employees vs the bare
                                        partition query
   load       bench/load.py --quick     tenants provisioned at once while employees sign in; app peak memory
@@ -39,6 +40,7 @@ BENCHMARKS = [
     ("coldstart", "Cold start", ["bench/coldstart.py"]),
     ("acs", "ACS validation", ["bench/acs.py"]),
     ("scim", "SCIM operations", ["bench/scim.py"]),
+    ("oidc", "The product's sign-in (ACS → code → token) next to its storage round trips", ["bench/oidc.py"]),
     # Seeding 10,000 employees into Azurite takes many minutes here; 2,000 give the same per-1,000 figures.
     ("audit", "Domain audit per 1,000 employees", ["bench/audit.py", "--employees", "2000", "--tenants", "100"]),
     ("load", "Load (quick run) and the app's peak memory", ["bench/load.py", "--quick"]),

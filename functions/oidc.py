@@ -133,3 +133,50 @@ def oidc_userinfo(req: func.HttpRequest) -> func.HttpResponse:
 
     tenant_id = req.route_params.get("tenant", "")
     return json_response(tokens.userinfo(tenant_id, bearer_token(req)))
+
+
+@bp.function_name("oidc_end_session")
+@bp.route(route="oidc/{tenant}/logout", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@handler(HTML)
+def oidc_end_session(req: func.HttpRequest) -> func.HttpResponse:
+    """RP-initiated logout: to Entra's SingleLogoutService, back to the product, or our own page."""
+    from shared_code.oidc import logout
+
+    tenant_id = req.route_params.get("tenant", "")
+    if not tenants.TENANT_ID.match(tenant_id):
+        raise NotFound("There is no such issuer.")
+    if req.method == "POST":
+        try:
+            params = read_form(req)
+        except OAuthError as error:
+            raise BadRequest(error.description) from None
+    else:
+        params = {}
+        for name, value in parse_qsl(urlsplit(req.url).query, keep_blank_values=True, max_num_fields=32):
+            if name in params:
+                raise BadRequest(f"The sign-out request carries {name[:40]!r} twice.")
+            params[name] = value
+    target = logout.end_session(tenant_id, params)
+    return redirect(target, 303) if target else _signed_out()
+
+
+def _signed_out() -> func.HttpResponse:
+    from functions._http import correlation_id, html_response
+    from shared_code.pages import message_page
+
+    return html_response(message_page("You are signed out", "You have been signed out. You can close this window.",
+                                      ok=True, correlation_id=correlation_id.get()))
+
+
+@bp.function_name("oidc_backchannel_retry")
+@bp.timer_trigger(schedule="0 * * * * *", arg_name="timer", run_on_startup=False, use_monitor=False)
+def oidc_backchannel_retry(timer: func.TimerRequest) -> None:
+    """Every minute: back-channel logout tokens not yet accepted get another attempt (for up to a day)."""
+    import json
+    import logging
+
+    from shared_code.oidc import backchannel
+
+    counts = backchannel.sweep()
+    if any(counts.values()):
+        logging.getLogger("gatehouse.oidc").info(json.dumps({"event": "backchannel_sweep", **counts}))

@@ -131,3 +131,19 @@ def sso_me(req: func.HttpRequest) -> func.HttpResponse:
     employee = sign_in.signed_in_employee(tenant_id, _cookie(req, sessions.session_cookie_name()))
     return json_response({"id": employee.id, "userName": employee.user_name, "email": employee.work_email,
                           "displayName": employee.display_name, "is_admin": employee.is_admin, "tenant": tenant_id})
+
+
+@bp.function_name("sso_slo")
+@bp.route(route="sso/{tenant}/slo", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@handler(HTML)
+def sso_slo(req: func.HttpRequest) -> func.HttpResponse:
+    """Single logout with Entra (HTTP-Redirect binding): its LogoutResponse to ours, or its LogoutRequest."""
+    from urllib.parse import urlsplit
+
+    from shared_code.oidc import logout
+
+    target = logout.saml_logout(req.route_params["tenant"], urlsplit(req.url).query)
+    if target:
+        return redirect(target, 303)
+    return html_response(message_page("You are signed out", "You have been signed out. You can close this window.",
+                                      ok=True, correlation_id=correlation_id.get()))

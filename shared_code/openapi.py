@@ -54,6 +54,8 @@ EXCLUDED_ROUTES: dict[tuple[str, str], str] = {
     ("oidc/{tenant}/authorize", "*"): "browser: OpenID Connect authorization endpoint (redirects)",
     ("oidc/{tenant}/token", "*"): "OAuth 2.0 token endpoint (RFC 6749 form body, client authentication)",
     ("oidc/{tenant}/userinfo", "*"): "OpenID Connect UserInfo (the OP's access token, RFC 6750)",
+    ("oidc/{tenant}/logout", "*"): "browser: RP-initiated logout (redirects or a page)",
+    ("sso/{tenant}/slo", "*"): "browser: SAML single logout with Entra (HTTP-Redirect binding)",
 }
 
 # ---- JSON Schema building blocks -------------------------------------------------------------------------------
@@ -816,7 +818,8 @@ def _components() -> dict:
             "tenant_id": {"type": "string", "pattern": tenants.TENANT_ID.pattern},
             "admin_key": {"type": "string", "minLength": 32, "description": "Shown once; stored only as a hash."},
             **{name: {"type": "string", "format": "uri"} for name in
-               ("sp_entity_id", "acs_url", "sp_metadata_url", "login_url", "scim_tenant_url", "setup_url")},
+               ("sp_entity_id", "acs_url", "slo_url", "sp_metadata_url", "login_url", "scim_tenant_url",
+                "setup_url")},
         }, ("tenant_id", "admin_key", "sp_entity_id", "acs_url", "sp_metadata_url", "login_url",
             "scim_tenant_url")),
         "SsoSetup": _obj({
@@ -825,7 +828,7 @@ def _components() -> dict:
             "app_url": {"type": "string"},
             "status": {"enum": [tenants.DRAFT, tenants.TESTING, tenants.ENABLED]},
             **{name: {"type": "string", "format": "uri"} for name in
-               ("sp_entity_id", "acs_url", "sp_metadata_url", "login_url", "scim_tenant_url")},
+               ("sp_entity_id", "acs_url", "slo_url", "sp_metadata_url", "login_url", "scim_tenant_url")},
             "steps": {"type": "object", "additionalProperties": _obj({"done": {"type": "boolean"}}, ("done",)),
                       "description": "Each setup step's state: service_provider, idp_metadata, scim_token, "
                                      "domains, default_department, mobile (optional), self_check, enabled."},

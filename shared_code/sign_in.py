@@ -98,7 +98,7 @@ def _not_set_up() -> Conflict:
 
 def service_provider(tenant: Tenant):
     urls = tenant.urls()
-    return saml.ServiceProvider(entity_id=urls["sp_entity_id"], acs_url=urls["acs_url"])
+    return saml.ServiceProvider(entity_id=urls["sp_entity_id"], acs_url=urls["acs_url"], slo_url=urls["slo_url"])
 
 
 def _tenant(tenant_id: str) -> Tenant:

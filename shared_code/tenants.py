@@ -61,6 +61,7 @@ class Tenant:
         return {
             "sp_entity_id": f"{base}/api/sso/{tid}/metadata",
             "acs_url": f"{base}/api/sso/{tid}/acs",
+            "slo_url": f"{base}/api/sso/{tid}/slo",
             "sp_metadata_url": f"{base}/api/sso/{tid}/metadata",
             "login_url": f"{base}/api/sso/{tid}/login",
             "scim_tenant_url": f"{base}/api/scim/{tid}/v2",

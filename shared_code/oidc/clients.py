@@ -24,7 +24,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from shared_code import credentials
 from shared_code.errors import BadRequest, NotFound, Unprocessable
 from shared_code.oidc.errors import OAuthError
-from shared_code.settings import get_settings
 from shared_code.storage import oidc as store
 
 MAX_URIS = 20
@@ -112,11 +111,13 @@ class ClientRegistration(BaseModel):
     def _backchannel(cls, uri: str | None) -> str | None:
         if uri is None:
             return None
+        from shared_code import outbound  # the same rules as the calls out to it (public https, no userinfo)
+
         check_uri(uri, what="backchannel_logout_uri")
-        parts = urlsplit(uri)
-        if parts.scheme == "http" and not get_settings().allow_private_metadata_urls:
-            raise ValueError("the backchannel_logout_uri must use https:// (http:// on loopback only in local "
-                             "development, with ALLOW_PRIVATE_METADATA_URLS=true)")
+        try:
+            outbound.check_url(uri, what="The backchannel_logout_uri")
+        except outbound.OutboundError as error:
+            raise ValueError(error.message.rstrip(".")) from None
         return uri
 
 

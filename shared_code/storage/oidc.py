@@ -5,7 +5,10 @@ RowKeys:
   code:<sha256 of the code>           an authorization code and, once redeemed, the grant it became: the access
                                       token's id is the code's key, so revoking the grant = one column
   session:<employee id>:<sid>         a sign-in session the product holds tokens for (ended_at once ended)
-  logout:<id>                         a back-channel logout token waiting to be accepted by a client
+  slo:<LogoutRequest ID>              a logout we sent to Entra, waiting for its LogoutResponse
+
+Table `oidclogouts` (partition = tenant), RowKey <employee id>:<sid>:<client id>: a back-channel logout
+waiting to be accepted by a client, with its next attempt; the retry timer queries it across tenants.
 
 "Once" is enforced by Table Storage: a code is spent by an update of `spent_at` with the ETag that was read
 (a second, concurrent redeemer gets 412), never by a read followed by a plain write, and never by a delete
@@ -24,7 +27,8 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from shared_code.storage import tables
 
 TABLE = tables.OIDC
-CLIENT, CODE, SESSION, LOGOUT = "client:", "code:", "session:", "logout:"
+CLIENT, CODE, SESSION, SLO = "client:", "code:", "session:", "slo:"
+LOGOUTS = tables.OIDC_LOGOUTS
 
 
 def _utc(value: datetime) -> datetime:
@@ -253,61 +257,88 @@ def find_sessions_by_session_index(tenant_id: str, name_id: str | None, session_
     return found
 
 
-# ---- pending back-channel logout deliveries --------------------------------------------------------------------
+# ---- logouts we sent to Entra, waiting for its LogoutResponse ----------------------------------------------------
+
+def save_pending_slo(tenant_id: str, request_id: str, post_logout_redirect_uri: str | None, state: str | None,
+                     expires_at: datetime) -> None:
+    entity = {"PartitionKey": tenant_id, "RowKey": SLO + request_id, "kind": "slo",
+              "post_logout_redirect_uri": post_logout_redirect_uri, "state": state, "expires_at": _utc(expires_at)}
+    tables.insert(TABLE, {key: value for key, value in entity.items() if value is not None})
+
+
+def take_pending_slo(tenant_id: str, request_id: str | None, now: datetime) -> dict | None:
+    """The pending logout a LogoutResponse answers (once: spent by an ETag update), unless unknown or expired."""
+    if not request_id or not request_id.replace("_", "").replace("-", "").isalnum() or len(request_id) > 128:
+        return None
+    entity = tables.get(TABLE, tenant_id, SLO + request_id)
+    if entity is None or entity.get("spent_at") is not None or _utc(entity["expires_at"]) <= now:
+        return None
+    try:
+        tables.update(TABLE, {"PartitionKey": tenant_id, "RowKey": SLO + request_id, "spent_at": _utc(now)},
+                      etag=tables.etag_of(entity))
+    except (ResourceNotFoundError, ResourceModifiedError):
+        return None
+    return {"post_logout_redirect_uri": entity.get("post_logout_redirect_uri"), "state": entity.get("state")}
+
+
+# ---- back-channel logout deliveries (table oidclogouts, partition = tenant) -------------------------------------
 
 @dataclass(frozen=True)
 class PendingLogout:
-    key: str
+    tenant_id: str
+    key: str  # <employee id>:<sid>:<client id>: one delivery per session and client
     client_id: str
     uri: str
-    token: str
+    sub: str
+    sid: str
     attempts: int
     next_attempt_at: datetime
     give_up_at: datetime
     etag: str | None = field(default=None, compare=False, repr=False)
 
 
-def save_pending_logout(tenant_id: str, logout: PendingLogout) -> None:
-    tables.insert(TABLE, {"PartitionKey": tenant_id, "RowKey": LOGOUT + logout.key, "kind": "logout",
-                          "client_id": logout.client_id, "uri": logout.uri, "token": logout.token,
-                          "attempts": logout.attempts, "next_attempt_at": _utc(logout.next_attempt_at),
-                          "give_up_at": _utc(logout.give_up_at), "expires_at": _utc(logout.give_up_at)})
-
-
-def _logout_from(entity: dict) -> PendingLogout:
-    return PendingLogout(entity["RowKey"][len(LOGOUT):], entity["client_id"], entity["uri"], entity["token"],
-                         int(entity.get("attempts") or 0), _utc(entity["next_attempt_at"]),
-                         _utc(entity["give_up_at"]), tables.etag_of(entity))
-
-
-def due_logouts(tenant_id: str, now: datetime) -> Iterator[PendingLogout]:
-    rows = tables.query(TABLE, "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi and next_attempt_at le @now",
-                        {"pk": tenant_id, "lo": LOGOUT, "hi": LOGOUT + "\uffff", "now": _utc(now)})
-    return map(_logout_from, rows)
-
-
-def claim_logout(tenant_id: str, logout: PendingLogout, next_attempt_at: datetime) -> bool:
-    """Take a delivery for one attempt (moves its next attempt on, with the ETag: one sender at a time)."""
+def save_pending_logout(logout: PendingLogout) -> bool:
+    """Queue a delivery; False when it is queued already (the same session ended twice)."""
     try:
-        tables.update(TABLE, {"PartitionKey": tenant_id, "RowKey": LOGOUT + logout.key,
-                              "attempts": logout.attempts + 1, "next_attempt_at": _utc(next_attempt_at)},
-                      etag=logout.etag)
-    except (ResourceNotFoundError, ResourceModifiedError):
-        return False
-    return True
-
-
-def delete_logout(tenant_id: str, key: str) -> None:
-    try:
-        tables.delete(TABLE, tenant_id, LOGOUT + key)
-    except ResourceNotFoundError:
-        pass
-
-
-def insert_once(tenant_id: str, row_key: str, expires_at: datetime) -> bool:
-    """A one-time marker (e.g. a logout token's jti); False when it exists."""
-    try:
-        tables.insert(TABLE, {"PartitionKey": tenant_id, "RowKey": row_key, "expires_at": _utc(expires_at)})
+        tables.insert(LOGOUTS, {"PartitionKey": logout.tenant_id, "RowKey": logout.key, "client_id": logout.client_id,
+                                "uri": logout.uri, "sub": logout.sub, "sid": logout.sid, "attempts": logout.attempts,
+                                "next_attempt_at": _utc(logout.next_attempt_at),
+                                "give_up_at": _utc(logout.give_up_at)})
     except ResourceExistsError:
         return False
     return True
+
+
+def _logout_from(entity: dict) -> PendingLogout:
+    return PendingLogout(entity["PartitionKey"], entity["RowKey"], entity["client_id"], entity["uri"], entity["sub"],
+                         entity["sid"], int(entity.get("attempts") or 0), _utc(entity["next_attempt_at"]),
+                         _utc(entity["give_up_at"]), tables.etag_of(entity))
+
+
+def get_pending_logout(tenant_id: str, key: str) -> PendingLogout | None:
+    entity = tables.get(LOGOUTS, tenant_id, key)
+    return _logout_from(entity) if entity is not None else None
+
+
+def due_logouts(now: datetime) -> Iterator[PendingLogout]:
+    """Deliveries of every tenant whose next attempt is due (a small table: only undelivered tokens live here)."""
+    return map(_logout_from, tables.query(LOGOUTS, "next_attempt_at le @now", {"now": _utc(now)}))
+
+
+def claim_logout(logout: PendingLogout, next_attempt_at: datetime) -> PendingLogout | None:
+    """Take a delivery for one attempt: its next attempt moves on, with the ETag, so one sender at a time."""
+    try:
+        result = tables.update(LOGOUTS, {"PartitionKey": logout.tenant_id, "RowKey": logout.key,
+                                         "attempts": logout.attempts + 1,
+                                         "next_attempt_at": _utc(next_attempt_at)}, etag=logout.etag)
+    except (ResourceNotFoundError, ResourceModifiedError):
+        return None
+    return PendingLogout(logout.tenant_id, logout.key, logout.client_id, logout.uri, logout.sub, logout.sid,
+                         logout.attempts + 1, next_attempt_at, logout.give_up_at, (result or {}).get("etag"))
+
+
+def delete_logout(logout: PendingLogout) -> None:
+    try:
+        tables.delete(LOGOUTS, logout.tenant_id, logout.key)
+    except ResourceNotFoundError:
+        pass

@@ -44,6 +44,7 @@ SIGN_INS = "signins"
 AUDITS = "audits"
 ENTRA_KEYS = "entrakeys"  # keyed by Entra tenant, not ours: Entra's published signing keys (storage/entra_keys.py)
 OIDC = "oidc"
+OIDC_LOGOUTS = "oidclogouts"
 
 _lock = threading.RLock()  # table() holds it while _service_client() takes it again
 _service: TableServiceClient | None = None

@@ -4,6 +4,7 @@ and a sign-in started from My Apps lands in the product and signs in through the
 Screenshots land in test-output/oidc/."""
 from __future__ import annotations
 
+import time
 import uuid
 from html import escape
 from typing import Iterator
@@ -78,6 +79,36 @@ def test_the_product_signs_an_employee_in_with_any_oidc_library(chromium, entra,
         assert claims["sub"] == setup.user["id"] and claims["tenant"] == setup.tenant_id
         # No Gatehouse cookie for the product's sign-in: the product holds the session, not us.
         assert not [c for c in context.cookies() if c["name"].endswith("gh_session")]
+
+        # Logout: product → end_session → Entra's SingleLogoutService (the test IdP) → our SLO → the product.
+        page.goto(f"{product.url}/logout")
+        page.wait_for_url(f"{product.url}/bye?state=bye-state")
+        (logout_request,) = entra.logout_requests
+        assert logout_request.findtext("{urn:oasis:names:tc:SAML:2.0:assertion}Issuer") == setup.created["sp_entity_id"]
+        page.screenshot(path=str(shots / "product-signed-out.png"))
+        context.close()
+
+
+def test_dismissal_over_scim_reaches_the_product_by_back_channel_logout(chromium, entra, app_url, operator_key):
+    setup = Setup(app_url, operator_key, entra)
+    with SampleProduct(setup.issuer) as product:
+        setup.register(product)
+        context = chromium.new_context()
+        page = context.new_page()
+        page.goto(f"{product.url}/login")
+        page.wait_for_url(f"{product.url}/home")
+        assert page.text_content("#who") == "alice@acme.example.com"
+        dismissed = requests.patch(f"{setup.scim[0]}/Users/{setup.user['id']}", headers=setup.scim[1], timeout=10,
+                                   json={"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                                         "Operations": [{"op": "replace", "path": "active", "value": False}]})
+        assert dismissed.status_code in (200, 204), dismissed.text
+        deadline = time.monotonic() + 20
+        while not product.logout_tokens and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (token,) = product.logout_tokens
+        assert token["sub"] == setup.user["id"]
+        page.reload()
+        assert page.text_content("#who") == "nobody"  # the product ended its own session on the token
         context.close()
 
 

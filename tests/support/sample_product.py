@@ -43,6 +43,7 @@ class SampleProduct:
         self.sessions: dict[str, dict] = {}  # our cookie → claims, id_token
         self.logout_tokens: list[dict] = []  # verified back-channel logout tokens
         self.ended_sids: set[str] = set()
+        self.refuse_backchannel = 0  # answer this many back-channel deliveries 503 (a product that is down)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     def __enter__(self) -> "SampleProduct":
@@ -112,6 +113,9 @@ class SampleProduct:
             "state": "bye-state", "client_id": self.client_id})
 
     def backchannel(self, body: bytes) -> int:
+        if self.refuse_backchannel > 0:
+            self.refuse_backchannel -= 1
+            return 503
         form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
         try:
             claims = self._verify(form.get("logout_token", ""), {
