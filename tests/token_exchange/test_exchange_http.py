@@ -212,3 +212,40 @@ def test_entra_key_rollover_needs_one_fetch_and_a_flood_of_unknown_kids_none(pro
                        "does not publish")
     assert mobile.entra.fetches[tenant] == 2
     assert product.exchange(mobile.id_token(alice)).status_code == 200
+
+
+# ---- the product's backend exchanges, verifies with authlib, and hears the dismissal ----------------------------
+
+def test_the_sample_product_exchanges_verifies_with_authlib_and_hears_the_dismissal(product, mobile, alice):
+    """The app hands the Entra token to the product's backend (a confidential client with a back-channel logout
+    URI, built on authlib); the exchanged sign-in is a session like any other: it carries a sid, and dismissing the
+    employee ends it by back-channel and at UserInfo."""
+    from tests.support.sample_product import SampleProduct
+
+    where = product.served_config("ios")["token_exchange"]
+    with SampleProduct(where["issuer"]) as backend:
+        registered = requests.post(f"{product.base_url}/api/tenants/{mobile.tenant_id}/oidc/clients",
+                                   headers=product.operator, timeout=30, json={
+                                       "redirect_uris": [backend.redirect_uri],
+                                       "backchannel_logout_uri": f"{backend.url}/backchannel-logout"})
+        assert registered.status_code == 201, registered.text
+        backend.client_id, backend.client_secret = registered.json()["client_id"], registered.json()["client_secret"]
+
+        response = product.exchange(mobile.id_token(alice), auth=(backend.client_id, backend.client_secret))
+        assert response.status_code == 200, response.text
+        answer = response.json()
+        claims = backend._verify(answer["id_token"], {"iss": {"essential": True, "value": where["issuer"]},
+                                                      "aud": {"essential": True, "value": backend.client_id}})
+        assert claims["sub"] == alice["id"] and claims["sid"]
+        userinfo_url = backend.metadata["userinfo_endpoint"]
+        bearer = {"Authorization": f"Bearer {answer['access_token']}"}
+        assert requests.get(userinfo_url, headers=bearer, timeout=30).status_code == 200
+
+        mobile.set_active(alice, False)
+        deadline = time.monotonic() + 20
+        while not backend.logout_tokens and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert backend.logout_tokens, "no back-channel logout token after the dismissal"
+        logout = backend.logout_tokens[0]
+        assert logout["sub"] == alice["id"] and logout["sid"] == claims["sid"]
+        assert requests.get(userinfo_url, headers=bearer, timeout=30).status_code == 401
