@@ -249,3 +249,13 @@ def test_the_sample_product_exchanges_verifies_with_authlib_and_hears_the_dismis
         logout = backend.logout_tokens[0]
         assert logout["sub"] == alice["id"] and logout["sid"] == claims["sid"]
         assert requests.get(userinfo_url, headers=bearer, timeout=30).status_code == 401
+
+
+def test_when_entra_cannot_be_reached_the_app_is_told_to_retry(product, mobile, alice):
+    mobile.entra.status[mobile.entra_tenant_id] = 503
+    try:
+        response = product.exchange(mobile.id_token(alice))
+    finally:
+        mobile.entra.status.pop(mobile.entra_tenant_id)
+    assert_refused(response, "Retry", error="temporarily_unavailable", status=503)
+    assert int(response.headers["Retry-After"]) > 0
