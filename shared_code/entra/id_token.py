@@ -38,7 +38,7 @@ _FRESH = ("acquireTokenSilent with forceRefresh (iOS: MSALSilentTokenParameters.
 class EntraIdentity:
     """Who a verified Entra ID token is about."""
 
-    object_id: str  # oid: the user's object id, what SCIM provisions as externalId
+    object_id: str  # oid as sent (externalId is caseExact, and the SAML sign-in matches the claim as sent too)
     entra_tenant_id: str  # tid
     subject: str | None  # sub: pairwise per app registration
     preferred_username: str | None
@@ -162,7 +162,7 @@ def _check_claims(claims: dict, entra_tenant_id: str, client_id: str, now: datet
     if not isinstance(uti, str) or not uti or len(uti) > 200:
         raise EntraTokenRejected("malformed", "subject_token has no uti claim; Entra ID tokens always have one. Send "
                                  "the ID token MSAL returned, unchanged.")
-    return EntraIdentity(object_id=oid.lower(), entra_tenant_id=entra_tenant_id, subject=_text(claims.get("sub")),
+    return EntraIdentity(object_id=oid, entra_tenant_id=entra_tenant_id, subject=_text(claims.get("sub")),
                          preferred_username=_text(claims.get("preferred_username")), name=_text(claims.get("name")),
                          token_id=uti, expires_at=datetime.fromtimestamp(exp, timezone.utc))
 
