@@ -24,8 +24,10 @@ def create_tenant(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="tenants/{tenant}/sso", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @handler()
 def get_sso_setup(req: func.HttpRequest) -> func.HttpResponse:
+    from shared_code.oidc import clients  # the product's connection (OpenID Connect), read-only here
+
     tenant = admin_tenant(req, operator_too=True)
-    return json_response(tenant.sso_summary())
+    return json_response({**tenant.sso_summary(), "product": clients.connection(tenant.tenant_id)})
 
 
 @bp.function_name("rotate_scim_token")

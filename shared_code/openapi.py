@@ -832,6 +832,11 @@ def _components() -> dict:
             "steps": {"type": "object", "additionalProperties": _obj({"done": {"type": "boolean"}}, ("done",)),
                       "description": "Each setup step's state: service_provider, idp_metadata, scim_token, "
                                      "domains, default_department, mobile (optional), self_check, enabled."},
+            "product": _obj({"issuer": {"type": "string", "format": "uri"},
+                             "discovery_url": {"type": "string", "format": "uri"},
+                             "clients": {"type": "array", "items": _ref("OidcClient")}},
+                            ("issuer", "discovery_url", "clients"),
+                            description="The product's OpenID Connect connection (GET only; read-only)."),
         }, ("tenant_id", "status", "sp_entity_id", "acs_url", "sp_metadata_url", "login_url", "scim_tenant_url",
             "steps")),
         "WizardSession": _obj({"tenant_id": {"type": "string"}, "csrf_token": {"type": "string"},

@@ -202,6 +202,14 @@ def get(tenant_id: str, client_id: str) -> dict:
     return _view(tenant_id, record)
 
 
+def connection(tenant_id: str) -> dict:
+    """The product's connection as the tenant admin sees it (read-only): the issuer and its clients."""
+    from shared_code.oidc.discovery import issuer
+
+    return {"issuer": issuer(tenant_id), "discovery_url": f"{issuer(tenant_id)}/.well-known/openid-configuration",
+            "clients": [_view(tenant_id, r) for r in store.list_clients(tenant_id)]}
+
+
 def list_all(tenant_id: str) -> dict:
     return ClientList(clients=[_view(tenant_id, r) for r in store.list_clients(tenant_id)]).model_dump()
 

@@ -130,5 +130,30 @@ def test_a_sign_in_from_my_apps_lands_in_the_product_and_signs_in_through_its_ow
         assert page.text_content("#who") == "alice@acme.example.com"
         # It went through the product's own authorization request: Entra saw an SP-initiated request.
         assert len(entra.received) == 1
+        (test_output / "oidc").mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(test_output / "oidc" / "my-apps-landed.png"))
+        context.close()
+
+
+def test_the_setup_page_shows_the_products_connection_read_only(chromium, entra, app_url, operator_key,
+                                                                 test_output):
+    setup = Setup(app_url, operator_key, entra)
+    with SampleProduct(setup.issuer) as product:
+        link = requests.post(f"{app_url}/api/tenants/{setup.tenant_id}/setup-link", headers=setup.operator,
+                             timeout=10).json()["url"]
+        context = chromium.new_context(viewport={"width": 1100, "height": 900})
+        page = context.new_page()
+        page.goto(link)
+        page.wait_for_selector("#product-state:not(:empty)")
+        assert "Not connected" in page.text_content("#product-state")
+        setup.register(product)
+        page.reload()
+        page.wait_for_selector("#product-clients li")
+        assert "Connected" in page.text_content("#product-state")
+        assert page.text_content("#product-issuer") == setup.issuer
+        assert "Sample product" in page.text_content("#product-clients")
+        assert page.input_value("#slo-url") == setup.created["slo_url"]
+        assert page.locator("#product button, #product input, #product form").count() == 0  # read-only
+        (test_output / "oidc").mkdir(parents=True, exist_ok=True)
+        page.locator("#product").screenshot(path=str(test_output / "oidc" / "setup-product-connection.png"))
         context.close()
