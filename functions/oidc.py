@@ -169,7 +169,8 @@ def _signed_out() -> func.HttpResponse:
 
 
 @bp.function_name("oidc_backchannel_retry")
-@bp.timer_trigger(schedule="0 * * * * *", arg_name="timer", run_on_startup=False, use_monitor=False)
+@bp.timer_trigger(schedule="%OIDC_BACKCHANNEL_RETRY_SCHEDULE%", arg_name="timer", run_on_startup=False,
+                  use_monitor=False)
 def oidc_backchannel_retry(timer: func.TimerRequest) -> None:
     """Every minute: back-channel logout tokens not yet accepted get another attempt (for up to a day)."""
     import json

@@ -221,6 +221,8 @@ var appSettings = {
   // The OpenID Provider's signing keys (a JSON array of PEM RSA keys, the first signs): the operator stores
   // them in the vault as `oidc-signing-keys` (docs/deploy.md); until then the OIDC endpoints answer 503.
   OIDC_SIGNING_KEYS: '@Microsoft.KeyVault(VaultName=${keyVault.outputs.name};SecretName=oidc-signing-keys)'
+  // Back-channel logout tokens not yet accepted by a product get another attempt (backoff 1 … 60 min, a day).
+  OIDC_BACKCHANNEL_RETRY_SCHEDULE: '0 * * * * *'
 }
 
 module settings 'modules/appsettings.bicep' = {

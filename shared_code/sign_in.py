@@ -389,6 +389,8 @@ def _spend_self_check_link(tenant_id: str, token: str, now: datetime) -> None:
 
 def purge_expired_sign_in_state(now: datetime | None = None) -> int:
     """Delete spent-by-time replay rows, pending requests and self-check links of every tenant."""
+    from shared_code.storage import oidc as oidc_store  # codes, OIDC sessions and pending logouts expire too
+
     now = now or datetime.now(timezone.utc)
-    return sum(store.purge_expired(record["tenant_id"], now)
+    return sum(store.purge_expired(record["tenant_id"], now) + oidc_store.purge_expired(record["tenant_id"], now)
                for record in tenant_store.iter_tenant_records(select=["PartitionKey"]))

@@ -255,4 +255,10 @@ def operator_disable_sso(tenant_id: str) -> Tenant:
         if tenant.status != ENABLED:
             return {}
         return {"status": TESTING if tenant.self_check_at else DRAFT, "enabled_at": None}
-    return modify(tenant_id, change)
+    was_enabled = get_tenant(tenant_id).status == ENABLED
+    tenant = modify(tenant_id, change)
+    if was_enabled:
+        from shared_code.oidc import logout  # SSO turned off ends the product's sessions (back-channel logout)
+
+        logout.tenant_sessions_ended(tenant_id)
+    return tenant

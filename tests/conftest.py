@@ -142,6 +142,7 @@ def app_settings(azurite: Azurite, entra_stand_in) -> dict[str, str]:
         "ENTRA_LOGIN_URL": entra_stand_in.url,
         # The first key signs; the second plays a retired key that stays published during a rollover.
         "OIDC_SIGNING_KEYS": oidc_keys.setting("op-current", "op-retired"),
+        "OIDC_BACKCHANNEL_RETRY_SCHEDULE": "0 * * * * *",
         "PORT": str(port),
     }
     os.environ.update(settings)

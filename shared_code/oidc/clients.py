@@ -260,6 +260,19 @@ def _invalid_client(description: str, *, basic: bool) -> OAuthError:
 def authenticate(tenant_id: str, authorization: str | None, form: Mapping[str, str]) -> store.ClientRecord:
     """The client making a token request: client_secret_basic, client_secret_post, or a native client's bare
     client_id (`none`). One method per request (RFC 6749 §2.3); secrets compared in constant time."""
+    from shared_code import rate_limit
+
+    scope = f"{tenant_id}/oidc-clients"  # counted like wrong admin keys and SCIM tokens (shared_code/rate_limit.py)
+    rate_limit.failed_authentications.check(scope)
+    try:
+        return _authenticate(tenant_id, authorization, form)
+    except OAuthError as error:
+        if error.error == "invalid_client":
+            rate_limit.failed_authentications.record_failure(scope)
+        raise
+
+
+def _authenticate(tenant_id: str, authorization: str | None, form: Mapping[str, str]) -> store.ClientRecord:
     basic = _basic(authorization)
     posted_secret = form.get("client_secret")
     if basic is not None:

@@ -123,6 +123,17 @@ def employee_dismissed(tenant_id: str, employee_id: str, now: datetime | None = 
     return ended
 
 
+def tenant_sessions_ended(tenant_id: str, now: datetime | None = None) -> int:
+    """SSO turned off for the tenant: every live session ends."""
+    now = now or datetime.now(timezone.utc)
+    ended = 0
+    for session in store.all_live_sessions(tenant_id):
+        if store.end_session(tenant_id, session.employee_id, session.sid, now) is not None:
+            backchannel.session_ended(tenant_id, session.employee_id, session.sid, now=now)
+            ended += 1
+    return ended
+
+
 def sessions_ended_quietly(tenant_id: str, employee_id: str) -> None:
     """For callers whose own answer must not fail because of this (SCIM): log, never raise."""
     import logging

@@ -14,8 +14,9 @@ Tokens:
 - ID token: RS256 JWT (keys.py) with iss, sub (the employee's id: stable within the tenant), aud, exp, iat,
   auth_time, nonce, sid, email, name, preferred_username, is_admin, tenant.
 - access token: for our UserInfo only, so it is an HMAC-signed token (`sessions.sign`, its own derived key):
-  tenant, grant id (the code's key), employee, client, sid. UserInfo checks the grant is live and the employee
-  active (and not dismissed since the token was issued) on every call.
+  tenant, grant id (the code's key), employee, client, sid. UserInfo checks the grant is live, its session not
+  ended (logout) and the employee active (and not dismissed since the token was issued) on every call; the
+  three reads overlap.
 """
 from __future__ import annotations
 
@@ -149,11 +150,14 @@ def userinfo(tenant_id: str, access_token: str | None) -> dict:
     claims = sessions.verify(_ACCESS, access_token)
     if claims is None or claims.get("t") != tenant_id:
         raise InvalidToken("The access token is not valid here, or it has expired.")
-    grant = claims.get("g")
+    grant, sid, employee_id = claims.get("g"), claims.get("sid"), claims.get("u") or ""
     live = _round_trips.submit(store.grant_is_live, tenant_id, grant) if grant else None
-    employee = directory.get_user(tenant_id, claims.get("u") or "")
+    session = _round_trips.submit(store.session_is_live, tenant_id, employee_id, sid) if sid else None
+    employee = directory.get_user(tenant_id, employee_id)
     if live is not None and not live.result():
         raise InvalidToken("The access token has been revoked.")
+    if session is not None and not session.result():
+        raise InvalidToken("The session this access token belongs to has ended (signed out).")
     if employee is None or not employee.active or claims["iat"] < employee.sessions_valid_from:
         raise InvalidToken("The employee's account is deactivated.")
     return employee_claims(tenant_id, employee)

@@ -237,6 +237,29 @@ def live_sessions(tenant_id: str, employee_id: str) -> list[SessionRecord]:
             if session.ended_at is None]
 
 
+def all_live_sessions(tenant_id: str) -> list[SessionRecord]:
+    return [s for s in map(_session_from, tables.partition_range(TABLE, tenant_id, SESSION)) if s.ended_at is None]
+
+
+def session_is_live(tenant_id: str, employee_id: str, sid: str) -> bool:
+    entity = tables.get(TABLE, tenant_id, f"{SESSION}{employee_id}:{sid}", select=["ended_at"])
+    return entity is not None and entity.get("ended_at") is None
+
+
+def purge_expired(tenant_id: str, now: datetime) -> int:
+    """Delete this tenant's codes, sessions and pending logouts past their expiry; returns how many."""
+    rows = tables.query(TABLE, "PartitionKey eq @pk and expires_at lt @now", {"pk": tenant_id, "now": _utc(now)},
+                        select=["RowKey"], page_size=1000)
+    count = 0
+    for row in rows:
+        try:
+            tables.delete(TABLE, tenant_id, row["RowKey"])
+        except ResourceNotFoundError:
+            pass
+        count += 1
+    return count
+
+
 def end_session(tenant_id: str, employee_id: str, sid: str, now: datetime) -> SessionRecord | None:
     """Mark a session ended; returns it if this call ended it (None when unknown or already ended)."""
     key = f"{SESSION}{employee_id}:{sid}"

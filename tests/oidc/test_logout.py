@@ -9,7 +9,7 @@ import hashlib
 import hmac
 import json
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Iterator
 
 import pytest
@@ -151,3 +151,32 @@ def test_a_refused_delivery_is_retried_by_the_timer_until_accepted(op, product, 
     assert ran.status_code in (200, 202), ran.text
     _wait_for(lambda: product.logout_tokens, "the retried delivery")
     _wait_for(lambda: not key(), "the delivered row is gone")
+
+
+def test_after_logout_the_sessions_access_token_stops_working(op, product, employee):
+    tokens = _signed_in(op, product, employee)
+    assert op.userinfo(tokens["access_token"]).status_code == 200
+    response = _logout(op, id_token_hint=tokens["id_token"])
+    assert response.status_code == 303  # to Entra's SingleLogoutService
+    refused = op.userinfo(tokens["access_token"])
+    assert refused.status_code == 401 and refused.json()["error"] == "invalid_token"
+
+
+def test_sso_turned_off_by_the_operator_ends_every_session(op, product, employee):
+    tokens = _signed_in(op, product, employee)
+    tables.update(tables.TENANTS, {"PartitionKey": op.tenant_id, "RowKey": "tenant", "status": "enabled"}, etag=None)
+    response = requests.post(f"{op.sso.base_url}/api/tenants/{op.tenant_id}/sso/disable", headers=op.operator,
+                             timeout=30)
+    assert response.status_code == 200, response.text
+    token = _wait_for(lambda: product.logout_tokens, "a back-channel logout token")[0]
+    assert token["sid"] == tokens["claims"]["sid"]
+
+
+def test_expired_codes_and_sessions_are_purged(op, product, employee):
+    _signed_in(op, product, employee)
+    rows = lambda: list(tables.partition_range(store.TABLE, op.tenant_id, ""))  # noqa: E731
+    assert any(r["RowKey"].startswith(store.CODE) for r in rows())
+    # What the daily housekeeping (sign_in.purge_expired_sign_in_state) runs for each tenant, a day later.
+    store.purge_expired(op.tenant_id, datetime.now(timezone.utc) + timedelta(days=1))
+    assert not [r for r in rows() if r["RowKey"].startswith((store.CODE, store.SESSION))]
+    assert [r for r in rows() if r["RowKey"].startswith(store.CLIENT)]  # clients do not expire
