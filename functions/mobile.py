@@ -6,7 +6,9 @@ MSAL configuration anonymously.
     GET /api/tenants/{tenant}/mobile          (admin) → 200 the same (nulls until configured)
     GET /api/mobile/{tenant}/config?platform=ios|android   (anonymous) → 200 with ETag and
                                               Cache-Control: public, max-age=300; If-None-Match → 304;
-                                              404 until configured; 400 for a missing or unknown platform
+                                              404 until configured; 400 for a missing or unknown platform.
+                                              Also says where the app exchanges MSAL's Entra ID token for
+                                              the product's tokens (`token_exchange`: issuer, token endpoint)
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from functions._http import admin_tenant, handler, json_response, read_body
 from shared_code import tenants
 from shared_code.errors import BadRequest
 from shared_code.mobile import MobileConfig, config_etag, operator_identifiers, platform_config
+from shared_code.oidc.token_exchange import where_to_exchange
 from shared_code.settings import get_settings
 
 bp = func.Blueprint()
@@ -76,7 +79,9 @@ def serve_mobile_config(req: func.HttpRequest) -> func.HttpResponse:
         raise BadRequest("Add ?platform=ios or ?platform=android to the URL.", field="platform")
     tenant = tenants.find_tenant(req.route_params.get("tenant", ""))
     # An unknown tenant answers like an unconfigured one: the anonymous caller learns nothing more.
-    document = platform_config(_stored(tenant) if tenant else None, platform, **_app_identifiers())
+    document = platform_config(_stored(tenant) if tenant else None, platform, **_app_identifiers(),
+                               token_exchange=where_to_exchange(tenant.tenant_id)
+                               if tenant else None)
     etag = config_etag(document)
     headers = {"ETag": etag, "Cache-Control": SERVED_CACHE_CONTROL}
     if _matches(req.headers.get("if-none-match"), etag):

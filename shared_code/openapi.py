@@ -694,7 +694,8 @@ def _admin_paths() -> dict:
             ANONYMOUS,
             {**_ok({"anyOf": [model_schema(mobile_bodies.IosAppConfig, response=True),
                               model_schema(mobile_bodies.AndroidAppConfig, response=True)]},
-                   "iOS: client_id, redirect_uri, authority, bundle_id. Android: the MSAL configuration file.",
+                   "iOS: client_id, redirect_uri, authority, bundle_id. Android: the MSAL configuration file. Both: "
+                   "token_exchange, where the app trades the Entra ID token for the product's tokens.",
                    headers={**_ETAG, "Cache-Control": {"schema": {"type": "string"}}}),
              "304": {"description": "If-None-Match names the current configuration.", "headers": _ETAG},
              **_errors("BadRequest", "NotFound", "Conflict", "StorageUnavailable")},

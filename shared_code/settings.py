@@ -19,6 +19,7 @@ SETTING_NAMES = (
     "MOBILE_IOS_BUNDLE_ID",
     "MOBILE_ANDROID_PACKAGE_NAME",
     "MOBILE_ANDROID_SIGNATURE_HASH",
+    "ENTRA_LOGIN_URL",
     "OIDC_SIGNING_KEYS",
     "ENTRA_LOGIN_URL",
     "GATEHOUSE_QUEUES",
@@ -39,6 +40,7 @@ class Settings:
     mobile_ios_bundle_id: str
     mobile_android_package_name: str
     mobile_android_signature_hash: str
+    entra_login_url: str = "https://login.microsoftonline.com"
     oidc_signing_keys: str = ""  # JSON array of PEM RSA private keys; read by shared_code.oidc.keys
 
     @property
@@ -71,5 +73,6 @@ def get_settings() -> Settings:
         mobile_ios_bundle_id=env.get("MOBILE_IOS_BUNDLE_ID", "com.example.gatehouse").strip(),
         mobile_android_package_name=env.get("MOBILE_ANDROID_PACKAGE_NAME", "com.example.gatehouse").strip(),
         mobile_android_signature_hash=env.get("MOBILE_ANDROID_SIGNATURE_HASH", "").strip(),
+        entra_login_url=(env.get("ENTRA_LOGIN_URL", "").strip() or "https://login.microsoftonline.com").rstrip("/"),
         oidc_signing_keys=_secret(env.get("OIDC_SIGNING_KEYS")),
     )

@@ -115,7 +115,17 @@ def azurite() -> Iterator[Azurite]:
 
 
 @pytest.fixture(scope="session")
-def app_settings(azurite: Azurite) -> dict[str, str]:
+def entra_stand_in():
+    """Microsoft Entra's keys endpoint and ID token minter on loopback (tests/support/entra.py); the app fetches
+    Entra's keys from it (ENTRA_LOGIN_URL)."""
+    from tests.support.entra import EntraStandIn
+
+    with EntraStandIn() as stand_in:
+        yield stand_in
+
+
+@pytest.fixture(scope="session")
+def app_settings(azurite: Azurite, entra_stand_in) -> dict[str, str]:
     """The settings the app runs with in tests (and that this process uses for direct core calls)."""
     port = free_port()
     settings = {
@@ -129,6 +139,7 @@ def app_settings(azurite: Azurite) -> dict[str, str]:
         "MOBILE_IOS_BUNDLE_ID": "com.example.gatehouse",
         "MOBILE_ANDROID_PACKAGE_NAME": "com.example.gatehouse",
         "MOBILE_ANDROID_SIGNATURE_HASH": "2pmj9i4rSx0yEb/viWBYkE/ZQrk=",
+        "ENTRA_LOGIN_URL": entra_stand_in.url,
         # The first key signs; the second plays a retired key that stays published during a rollover.
         "OIDC_SIGNING_KEYS": oidc_keys.setting("op-current", "op-retired"),
         "OIDC_BACKCHANNEL_RETRY_SCHEDULE": "0 * * * * *",

@@ -78,6 +78,16 @@ class MobileSetup(Answer):
                     "what to enter in the Entra app registration.")
 
 
+class TokenExchangeEndpoint(Answer):
+    """Where the app trades the Entra ID token MSAL gave it for the product's tokens (RFC 8693 at the tenant's
+    OpenID Provider)."""
+
+    issuer: str = Field(json_schema_extra={"format": "uri"})
+    token_endpoint: str = Field(json_schema_extra={"format": "uri"})
+    grant_type: Literal["urn:ietf:params:oauth:grant-type:token-exchange"]
+    subject_token_type: Literal["urn:ietf:params:oauth:token-type:id_token"]
+
+
 class IosAppConfig(Answer):
     """What the iOS app reads (`?platform=ios`): the values `MSALPublicClientApplicationConfig` needs."""
 
@@ -85,6 +95,7 @@ class IosAppConfig(Answer):
     redirect_uri: str
     authority: str = Field(json_schema_extra={"format": "uri"})
     bundle_id: str
+    token_exchange: TokenExchangeEndpoint
 
 
 class AndroidAppConfig(Answer):
@@ -98,4 +109,5 @@ class AndroidAppConfig(Answer):
     authorities: list[dict[str, Any]]
     authorization_user_agent: Literal[mobile.AUTHORIZATION_USER_AGENTS]
     account_mode: Literal[mobile.ACCOUNT_MODES]
+    token_exchange: TokenExchangeEndpoint
     broker_redirect_uri_registered: bool

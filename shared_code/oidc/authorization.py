@@ -167,6 +167,19 @@ def refusal_redirect(tenant_id: str, context: dict, error: GatehouseError) -> st
                           error.message).location
 
 
+def record_exchange(tenant_id: str, client_id: str, employee_id: str, now: datetime) -> store.CodeRecord:
+    """The grant and session of a token exchange (the mobile sign-in): what `issue_code` + redemption make of a code
+    flow sign-in, so the exchanged tokens carry a sid, can be revoked, and a dismissal reaches the client by
+    back-channel. The 'code' is random and never disclosed: nothing can redeem it."""
+    sid = secrets.token_urlsafe(16)
+    grant = store.CodeRecord(
+        key=store.digest(secrets.token_urlsafe(32)), client_id=client_id, redirect_uri="", code_challenge="",
+        nonce=None, scope="openid", employee_id=employee_id, sid=sid, auth_time=int(now.timestamp()),
+        code_expires_at=int(now.timestamp()), expires_at=now + timedelta(seconds=ACCESS_TOKEN_SECONDS), spent_at=now)
+    store.save_exchanged_grant(tenant_id, grant, session_expires_at=now + timedelta(seconds=SESSION_SECONDS))
+    return grant
+
+
 def issue_code(tenant_id: str, employee_id: str, context: dict, saml_session: tuple | None,
                now: datetime | None = None) -> str:
     """Store a fresh code for this sign-in; returns the redirect to the client (code, state, iss)."""

@@ -2,12 +2,10 @@
 
 The issuer is `{PUBLIC_BASE_URL}/api/oidc/{tenant}`; every endpoint lives under it. The document advertises
 only what is implemented: the code flow with PKCE S256, RS256 ID tokens, client_secret_basic/post (and `none`
-for native clients), RFC 9207's `iss` in authorization responses, RP-initiated and back-channel logout. The
-token-exchange grant (issue 15) is advertised only once its module exists.
+for native clients), RFC 9207's `iss` in authorization responses, RP-initiated and back-channel logout, and the token-exchange grant
+of the mobile apps (RFC 8693, `token_exchange.py`).
 """
 from __future__ import annotations
-
-import importlib.util
 
 from shared_code.settings import get_settings
 
@@ -28,12 +26,8 @@ def endpoints(tenant_id: str) -> dict[str, str]:
             "end_session_endpoint": f"{base}/logout"}
 
 
-def token_exchange_available() -> bool:
-    return importlib.util.find_spec("shared_code.oidc.token_exchange") is not None
-
-
 def configuration(tenant_id: str) -> dict:
-    grants = ["authorization_code"] + ([TOKEN_EXCHANGE] if token_exchange_available() else [])
+    grants = ["authorization_code", TOKEN_EXCHANGE]
     return {
         "issuer": issuer(tenant_id),
         **endpoints(tenant_id),

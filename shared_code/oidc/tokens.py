@@ -1,8 +1,9 @@
 """The token endpoint (RFC 6749 §3.2, §4.1.3; PKCE RFC 7636 §4.6), the tokens it issues, and UserInfo.
 
-Dispatch on `grant_type`: `authorization_code` is here; `urn:ietf:params:oauth:grant-type:token-exchange` goes
-to `shared_code.oidc.token_exchange.exchange(tenant_id, client, form) -> Employee` when that module exists
-(issue 15), and the answer for the employee it returns is issued here like any other.
+Dispatch on `grant_type`: `authorization_code` is here; `urn:ietf:params:oauth:grant-type:token-exchange` (the
+mobile apps' Entra ID token) goes to `shared_code.oidc.token_exchange.exchange(tenant_id, client, form) ->
+Employee`, and the answer for the employee it returns is issued here like any other (with a grant and session of its
+own, `authorization.record_exchange`: revocable, and ended by back-channel on dismissal), plus `issued_token_type`.
 
 A code is redeemed once, atomically: the row is read, checked, then spent by an update with the ETag that was
 read. Of parallel redemptions one update wins; the others get 412 and `invalid_grant`. A redemption of an
@@ -31,7 +32,7 @@ from typing import Mapping
 
 from shared_code import sessions
 from shared_code.oidc import discovery, keys
-from shared_code.oidc.authorization import ACCESS_TOKEN_SECONDS
+from shared_code.oidc.authorization import ACCESS_TOKEN_SECONDS, record_exchange
 from shared_code.oidc.clients import authenticate
 from shared_code.oidc.errors import OAuthError
 from shared_code.storage import directory
@@ -62,13 +63,16 @@ def token_request(tenant_id: str, authorization: str | None, form: Mapping[str, 
         raise OAuthError("invalid_request", "grant_type is required.")
     if grant_type == "authorization_code":
         return _redeem_code(tenant_id, authorization, form, now if now is not None else time.time())
-    if grant_type == discovery.TOKEN_EXCHANGE and discovery.token_exchange_available():
-        from shared_code.oidc import token_exchange
+    if grant_type == discovery.TOKEN_EXCHANGE:
+        from shared_code.oidc import token_exchange  # only mobile sign-ins load the Entra token checks
 
         client = authenticate(tenant_id, authorization, form)
         employee = token_exchange.exchange(tenant_id, client, form)
-        return _tokens(tenant_id, client.client_id, employee, now=now if now is not None else time.time(),
-                       grant_key=None, sid=None, nonce=None, auth_time=None, scope="openid")
+        stamp = now if now is not None else time.time()
+        grant = record_exchange(tenant_id, client.client_id, employee.id, datetime.fromtimestamp(stamp, timezone.utc))
+        answer = _tokens(tenant_id, client.client_id, employee, now=stamp, grant_key=grant.key, sid=grant.sid,
+                         nonce=None, auth_time=grant.auth_time, scope="openid")
+        return {**answer, "issued_token_type": token_exchange.ISSUED_TOKEN_TYPE}  # RFC 8693 §2.2.1
     raise OAuthError("unsupported_grant_type", f"grant_type {grant_type[:100]!r} is not supported here.")
 
 

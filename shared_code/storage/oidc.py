@@ -163,6 +163,15 @@ def _entra_index_prefixes(name_id: str | None, session_index: str | None) -> lis
     return prefixes
 
 
+def save_exchanged_grant(tenant_id: str, grant: CodeRecord, *, session_expires_at: datetime) -> None:
+    """A token exchange's grant (a code row born spent: nothing can redeem it, the access token names its key) and
+    its session, in one transaction: the mobile sign-in is revocable and ends by back-channel like any other."""
+    entity = {**_code_entity(tenant_id, grant), "spent_at": _utc(grant.spent_at or grant.expires_at)}
+    tables.transact(TABLE, [("create", entity),
+                            ("create", _session_entity(tenant_id, grant.employee_id, grant.sid, name_id=None,
+                                                       session_index=None, expires_at=session_expires_at))])
+
+
 def get_code(tenant_id: str, key: str) -> CodeRecord | None:
     entity = tables.get(TABLE, tenant_id, CODE + key)
     if entity is None:

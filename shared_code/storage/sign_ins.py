@@ -7,6 +7,8 @@ RowKeys:
                                            RelayState, the hash of the browser's binding nonce, where to go
                                            afterwards, whether it is a self-check, `expires_at`, `spent_at`
   selfcheck:<sha256 of the link token>     a self-check link, `expires_at`, `spent_at` once used
+  entratoken:<sha256 of the token's uti>   an Entra ID token exchanged once at the token endpoint (mobile sign-in);
+                                           kept until the token expires (`expires_at`)
 
 "Once" is enforced by Table Storage itself, never by a read followed by a write: an assertion is accepted by
 inserting its row (the insert of a second use fails), and a pending request or self-check link is spent by an
@@ -29,7 +31,7 @@ from azure.data.tables import TableTransactionError
 from shared_code.storage import tables
 
 TABLE = tables.SIGN_INS
-ASSERTION, REQUEST, SELF_CHECK = "assertion:", "request:", "selfcheck:"
+ASSERTION, REQUEST, SELF_CHECK, ENTRA_TOKEN = "assertion:", "request:", "selfcheck:", "entratoken:"
 # Our AuthnRequest IDs are "id" + 40 hex; anything else cannot name a pending request (and could not be a key).
 _REQUEST_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
 
@@ -61,6 +63,18 @@ def _utc(value: datetime) -> datetime:
 def accept_assertion_once(tenant_id: str, assertion_id: str, keep_until: datetime) -> bool:
     """Record the assertion as used; False when it was used before (the insert is the atomic check)."""
     entity = {"PartitionKey": tenant_id, "RowKey": ASSERTION + _digest(assertion_id), "kind": "assertion",
+              "expires_at": _utc(keep_until)}
+    try:
+        tables.insert(TABLE, entity)
+    except ResourceExistsError:
+        return False
+    return True
+
+
+def accept_entra_token_once(tenant_id: str, token_id: str, keep_until: datetime) -> bool:
+    """Record an Entra ID token (by its `uti`) as exchanged; False when it was exchanged before (the insert is the
+    atomic check, as for assertions)."""
+    entity = {"PartitionKey": tenant_id, "RowKey": ENTRA_TOKEN + _digest(token_id), "kind": "entratoken",
               "expires_at": _utc(keep_until)}
     try:
         tables.insert(TABLE, entity)

@@ -43,6 +43,7 @@ TENANTS = "tenants"
 DIRECTORY = "directory"
 SIGN_INS = "signins"
 AUDITS = "audits"
+ENTRA_KEYS = "entrakeys"  # keyed by Entra tenant, not ours: Entra's published signing keys (storage/entra_keys.py)
 OIDC = "oidc"
 OIDC_LOGOUTS = "oidclogouts"
 
