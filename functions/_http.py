@@ -19,6 +19,7 @@ import azure.functions as func
 from shared_code import rate_limit
 from shared_code.errors import BadRequest, GatehouseError, PayloadTooLarge
 from shared_code.pages import PAGE_CSP, message_page
+from shared_code.storage import tables
 
 log = logging.getLogger("gatehouse")
 correlation_id: ContextVar[str] = ContextVar("correlation_id", default="")
@@ -104,7 +105,8 @@ def handler(flavour: str = JSON) -> Callable:
             started = time.perf_counter()
             outcome, status = "ok", 500
             try:
-                response = fn(req)
+                with tables.request_deadline():  # all of this request's storage work: a hung store → 503
+                    response = fn(req)
                 status = response.status_code
             except GatehouseError as error:
                 outcome, status = error.code, error.status

@@ -32,6 +32,7 @@ Every refusal is a GatehouseError with a `reason` (for logs and tests) and a mes
 """
 from __future__ import annotations
 
+import contextvars
 import hmac
 import re
 import secrets
@@ -50,6 +51,11 @@ from shared_code.tenants import ENABLED, Tenant
 
 # Storage round trips (~5-20 ms each) dominate a sign-in, not the SAML checks (~1 ms); independent ones overlap.
 _round_trips = ThreadPoolExecutor(max_workers=16, thread_name_prefix="sign-in")
+
+
+def _overlap(fn, *args):
+    """Start one round trip on the pool, in this request's context (its storage deadline goes along)."""
+    return _round_trips.submit(contextvars.copy_context().run, fn, *args)
 
 PENDING_REQUEST_LIFETIME = timedelta(minutes=10)
 SELF_CHECK_LINK_LIFETIME = timedelta(minutes=30)
@@ -224,11 +230,11 @@ def complete_sign_in(tenant_id: str, saml_response: str, relay_state: str | None
     verified = saml.consume(saml_response, service_provider(tenant), saml.IdpMetadata.from_dict(tenant.idp), now)
     # Only a verified response gets here. Its three storage round trips do not depend on each other: start them
     # at once, then decide in the documented order (a replay is refused whatever the other two found).
-    accepted = _round_trips.submit(store.accept_assertion_once, tenant_id, verified.assertion_id,
+    accepted = _overlap(store.accept_assertion_once, tenant_id, verified.assertion_id,
                                    verified.not_on_or_after)
-    pending_read = (_round_trips.submit(store.get_pending_request, tenant_id, verified.in_response_to)
+    pending_read = (_overlap(store.get_pending_request, tenant_id, verified.in_response_to)
                     if verified.in_response_to is not None else None)
-    by_object_id = (_round_trips.submit(directory.find_user_by_external_id, tenant_id, verified.object_id)
+    by_object_id = (_overlap(directory.find_user_by_external_id, tenant_id, verified.object_id)
                     if verified.object_id else None)
     if not accepted.result():
         raise SignInRefused("replayed", "This sign-in response has been used already; a response counts once. "

@@ -5,9 +5,16 @@ Connection: `TABLES_CONNECTION_STRING` (Azurite locally), else `TABLES_ENDPOINT`
 start). An unreachable or failing store raises `StorageUnavailable` (503 + Retry-After) and nothing is
 half-written: multi-row changes go through one entity-group transaction.
 
-After a round trip fails to reach the store at all (its retries spent), every storage call on this instance
-fails at once for `UNREACHABLE_SECONDS` instead of trying again: during an outage each request then answers
-its 503 in milliseconds instead of holding a worker through the retries while the others queue behind it.
+Every HTTP request has one deadline for all of its storage work, attempts and retries together
+(`request_deadline`, set by functions/_http.py): each attempt's connect and read timeouts are cut to the time
+left, and a call that finds none left raises StorageUnavailable. A hung store (one that accepts connections and
+never answers, like a SIGSTOPped Azurite) then gives a 503 within `REQUEST_STORAGE_SECONDS` plus a backoff,
+instead of the client's read timeout times its attempts (60 s: Entra counts that as a failed request).
+
+After a round trip fails to reach the store at all, or gets no answer in time (its retries spent, or the
+deadline gone), every storage call on this instance fails at once for `UNREACHABLE_SECONDS` instead of trying
+again: during an outage each request then answers its 503 in milliseconds instead of holding a worker through
+the retries while the others queue behind it.
 
 The HTTP transport ignores proxy and netrc settings from the environment: requests would otherwise read
 os.environ and look for ~/.netrc on every round trip (a tenth of a simple request's CPU), and the app talks
@@ -18,6 +25,7 @@ from __future__ import annotations
 import threading
 import time
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 from azure.core.exceptions import (
@@ -29,6 +37,7 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
     ServiceRequestError,
     ServiceResponseError,
+    ServiceResponseTimeoutError,
 )
 from azure.data.tables import TableClient, TableServiceClient, TableTransactionError, UpdateMode
 
@@ -53,24 +62,59 @@ UNREACHABLE_SECONDS = 1.0
 _unreachable_until = 0.0  # time.monotonic() before which the store is taken to be unreachable
 
 
-def _count_round_trip(request) -> None:
-    """Counts HTTP round trips to Table Storage, retries included (benchmarks read it; one integer add)."""
+# Seconds one HTTP request may spend on storage in all (leaves room in the 10 s answer for the rest of the work).
+REQUEST_STORAGE_SECONDS = 6.0
+_deadline: ContextVar[float | None] = ContextVar("storage_deadline", default=None)
+
+
+class DeadlineExceeded(Exception):
+    """The request's storage time is spent. Not an AzureError, so the SDK's retry policy does not retry it."""
+
+
+@contextmanager
+def request_deadline(seconds: float = REQUEST_STORAGE_SECONDS) -> Iterator[None]:
+    """Bound every storage call made inside (in this context) to `seconds` from now, all attempts together."""
+    token = _deadline.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def _time_left() -> float | None:
+    deadline = _deadline.get()
+    return None if deadline is None else deadline - time.monotonic()
+
+
+def _before_each_attempt(request) -> None:
+    """The SDK's raw_request_hook, run before every attempt (retries included, after the retry policy): counts
+    round trips for the benchmarks and cuts this attempt's connect and read timeouts to the request's time left."""
     global _round_trips
     _round_trips += 1
+    left = _time_left()
+    if left is None:
+        return
+    if left <= 0.05:
+        raise DeadlineExceeded()
+    options = request.context.options
+    options["connection_timeout"] = min(options.get("connection_timeout") or _CONNECT_SECONDS, left)
+    options["read_timeout"] = min(options.get("read_timeout") or _READ_SECONDS, left)
 
 
 def round_trips() -> int:
     return _round_trips
 
 
-# Azure SDK defaults retry for ~1 minute; a request should instead fail fast into an honest 503.
+# Azure SDK defaults retry for ~1 minute; a request should instead fail fast into an honest 503. (Without a
+# request deadline, e.g. in a timer, an attempt may take the full read timeout.)
+_CONNECT_SECONDS, _READ_SECONDS = 3, 20
 _CLIENT_OPTIONS: dict[str, Any] = {
     "retry_total": 2,
     "retry_backoff_factor": 0.2,
     "retry_backoff_max": 1,
-    "connection_timeout": 3,
-    "read_timeout": 20,
-    "raw_request_hook": _count_round_trip,
+    "connection_timeout": _CONNECT_SECONDS,
+    "read_timeout": _READ_SECONDS,
+    "raw_request_hook": _before_each_attempt,
     "use_env_settings": False,  # no proxy/netrc lookups per round trip (see the module docstring)
 }
 
@@ -126,11 +170,15 @@ def storage_errors() -> Iterator[None]:
     global _unreachable_until
     if time.monotonic() < _unreachable_until:
         raise StorageUnavailable()  # it was unreachable a moment ago: answer now, try again after the pause
+    left = _time_left()
+    if left is not None and left <= 0.05:
+        raise StorageUnavailable()  # this request's storage time is spent
     try:
         yield
     except (ResourceNotFoundError, ResourceExistsError, ResourceModifiedError, TableTransactionError):
         raise
-    except ServiceRequestError as error:  # no connection at all, after the client's retries
+    except (ServiceRequestError, ServiceResponseTimeoutError, DeadlineExceeded) as error:
+        # No connection, or no answer in time (a hung store), after the client's retries or at the deadline.
         _unreachable_until = time.monotonic() + UNREACHABLE_SECONDS
         raise StorageUnavailable() from error
     except (ServiceResponseError, ClientAuthenticationError) as error:
