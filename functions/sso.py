@@ -71,6 +71,14 @@ def sso_acs(req: func.HttpRequest) -> func.HttpResponse:
         log.warning(json.dumps({"event": "sign_in_refused", "tenant": tenant_id, "status": error.status,
                                 "reason": getattr(error, "reason", error.code), "correlation_id": correlation_id.get()}))
         raise
+    if outcome.kind == sign_in.UNSOLICITED:
+        # My Apps posted a response nobody in this browser asked for: sign in by asking Entra from here.
+        log.info(json.dumps({"event": "unsolicited_response", "tenant": tenant_id,
+                             "correlation_id": correlation_id.get()}))
+        response = redirect(outcome.login.url, 303)
+        response.headers.add("Set-Cookie", sessions.login_binding_set_cookie(
+            sessions.issue_login_binding(outcome.login.browser_nonce)))
+        return response
     log.info(json.dumps({"event": "sign_in", "tenant": tenant_id, "employee": outcome.employee.id,
                          "kind": outcome.kind, "initiated_by": outcome.initiated_by,
                          "correlation_id": correlation_id.get()}))

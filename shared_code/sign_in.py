@@ -19,9 +19,15 @@ Assertion consumer (`complete_sign_in`), in this order:
    parallel posts of one assertion sign in exactly once;
 3. InResponseTo present → it must name a pending request of this tenant, not expired, whose relay id is the
    RelayState that came back and whose browser hash is this browser's cookie nonce; then it is spent by an
-   update with its ETag (once). Absent → an IdP-initiated sign-in (Entra's "Test" button, My Apps): allowed;
-4. who signs in: the employee whose SCIM externalId is the objectId claim, else whose userName or work email
-   is the NameID or email claim (an employee provisioned with another objectId is never taken over);
+   update with its ETag (once). Absent → an unsolicited response (Entra's My Apps, its "Test" button): it
+   never signs this browser in by itself, because nothing ties it to this browser (whoever is assigned to the
+   app could post their own response from a victim's browser: login CSRF). It starts an SP-initiated login in
+   this browser instead, landing where its RelayState pointed; Entra completes that without a prompt when the
+   employee has an Entra session;
+4. who signs in: the employee whose SCIM externalId is the objectId claim, else the one whose userName is the
+   NameID (Entra's UPN, unique in the Entra tenant), compared with ASCII-only case folding (so the Kelvin sign
+   U+212A is not a "K" and "ſ" not an "s"). Never the email claim (Entra admins and on-premises sync can set
+   it to another person's address), and never an employee provisioned with another objectId;
 5. may they: not dismissed (active=false), and once SSO is enforced their email is in the corporate domains
    (an employee the admin "allowed" has accepted the loss of access: still refused);
 6. a self-check answers with a success page and marks the tenant's self-check passed; anything else gets a
@@ -60,7 +66,14 @@ def _overlap(fn, *args):
 PENDING_REQUEST_LIFETIME = timedelta(minutes=10)
 SELF_CHECK_LINK_LIFETIME = timedelta(minutes=30)
 MAX_TARGET_CHARS = 2048
-SESSION, SELF_CHECK = "session", "self_check"
+SESSION, SELF_CHECK, UNSOLICITED = "session", "self_check", "unsolicited"
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def ascii_fold(text: str) -> str:
+    """Case folding for ASCII letters only: Unicode folding maps U+212A KELVIN SIGN to "k" and U+017F LONG S
+    to "s", so a NameID written with them would match another person's userName."""
+    return text.translate(_ASCII_LOWER)
 
 AGAIN = "Start the sign-in again from the app's sign-in page; if it keeps happening, tell your administrator."
 _SELF_CHECK_TOKEN = re.compile(r"^gh_selfcheck_[A-Za-z0-9_-]{20,100}$")
@@ -188,7 +201,14 @@ def start_login(tenant_id: str, requested_target: str | None, browser_nonce: str
                 now: datetime | None = None) -> LoginRedirect:
     """Begin an SP-initiated sign-in; with `self_check_token`, the admin's one-time self-check sign-in."""
     now = now or datetime.now(timezone.utc)
-    tenant = _tenant_with_idp(tenant_id)
+    return _start_login(_tenant_with_idp(tenant_id), requested_target, browser_nonce,
+                        self_check_token=self_check_token, session_token=session_token, now=now)
+
+
+def _start_login(tenant: Tenant, requested_target: str | None, browser_nonce: str | None, *,
+                 self_check_token: str | None = None, session_token: str | None = None,
+                 now: datetime) -> LoginRedirect:
+    tenant_id = tenant.tenant_id
     if self_check_token is not None:
         if sessions.read_session(session_token, tenant_id) is not None:
             # The seed's rule: a self-check in a window that is already signed in proves nothing.
@@ -212,14 +232,16 @@ def start_login(tenant_id: str, requested_target: str | None, browser_nonce: str
 
 @dataclass(frozen=True)
 class SignInOutcome:
-    """A successful sign-in: a session to set and where to go, or a passed self-check."""
+    """A successful sign-in: a session to set and where to go, or a passed self-check; or, for an unsolicited
+    response, the SP-initiated login this browser starts instead (no employee, no session)."""
 
-    kind: str  # SESSION or SELF_CHECK
+    kind: str  # SESSION, SELF_CHECK or UNSOLICITED
     tenant: Tenant
-    employee: directory.Employee
+    employee: directory.Employee | None
     initiated_by: str  # "sp" or "idp"
     redirect_to: str | None = None
     session_token: str | None = None
+    login: LoginRedirect | None = None
 
 
 def complete_sign_in(tenant_id: str, saml_response: str, relay_state: str | None, browser_nonce: str | None,
@@ -228,37 +250,35 @@ def complete_sign_in(tenant_id: str, saml_response: str, relay_state: str | None
     now = now or datetime.now(timezone.utc)
     tenant = _tenant_with_idp(tenant_id)
     verified = saml.consume(saml_response, service_provider(tenant), saml.IdpMetadata.from_dict(tenant.idp), now)
+    if verified.in_response_to is None:
+        # Unsolicited (My Apps): nothing binds it to this browser, so it signs nobody in; this browser asks
+        # Entra itself, and lands where My Apps meant it to go.
+        login = _start_login(tenant, relay_state, browser_nonce, now=now)
+        return SignInOutcome(UNSOLICITED, tenant, None, "idp", login=login)
     # Only a verified response gets here. Its three storage round trips do not depend on each other: start them
     # at once, then decide in the documented order (a replay is refused whatever the other two found).
     accepted = _overlap(store.accept_assertion_once, tenant_id, verified.assertion_id,
                                    verified.not_on_or_after)
-    pending_read = (_overlap(store.get_pending_request, tenant_id, verified.in_response_to)
-                    if verified.in_response_to is not None else None)
+    pending_read = _overlap(store.get_pending_request, tenant_id, verified.in_response_to)
     by_object_id = (_overlap(directory.find_user_by_external_id, tenant_id, verified.object_id)
                     if verified.object_id else None)
     if not accepted.result():
         raise SignInRefused("replayed", "This sign-in response has been used already; a response counts once. "
                             + AGAIN)
-    pending = None
-    if pending_read is not None:
-        pending = _spend_pending_request(tenant_id, pending_read.result(), relay_state, browser_nonce, now)
+    pending = _spend_pending_request(tenant_id, pending_read.result(), relay_state, browser_nonce, now)
     try:
         employee = who_signs_in(tenant_id, verified, by_object_id.result() if by_object_id else None)
         check_may_sign_in(tenant, employee)
     except GatehouseError as error:
-        if pending is not None and pending.self_check:
+        if pending.self_check:
             error.title = "The self-check failed"
         raise
-    initiated_by = "sp" if pending is not None else "idp"
-    if pending is not None and pending.self_check:
+    if pending.self_check:
         tenant = tenant_service.mark_self_check_passed(tenant_id)
-        return SignInOutcome(SELF_CHECK, tenant, employee, initiated_by)
-    if pending is not None:
-        target = safe_target(tenant.app_url, pending.target)  # app_url may have changed since the login began
-    else:
-        target = safe_target(tenant.app_url, relay_state)
+        return SignInOutcome(SELF_CHECK, tenant, employee, "sp")
+    target = safe_target(tenant.app_url, pending.target)  # app_url may have changed since the login began
     token, _ = sessions.issue_session(tenant_id, employee.id, now.timestamp())
-    return SignInOutcome(SESSION, tenant, employee, initiated_by, target or tenant.app_url, token)
+    return SignInOutcome(SESSION, tenant, employee, "sp", target or tenant.app_url, token)
 
 
 def _spend_pending_request(tenant_id: str, pending: store.PendingRequest | None, relay_state: str | None,
@@ -290,24 +310,25 @@ _LOOK_IT_UP = object()
 
 
 def who_signs_in(tenant_id: str, verified, by_object_id=_LOOK_IT_UP) -> directory.Employee:
-    """The provisioned employee this verified sign-in is about: by objectId (= SCIM externalId), then by
-    NameID / email against userName or work email (case-insensitive). `by_object_id` is the result (an
-    Employee or None) of the objectId lookup when the caller has made it already."""
+    """The provisioned employee this verified sign-in is about: the one whose externalId is the objectId
+    claim, else the one whose userName is the NameID (ASCII-only case folding), unless that employee was
+    provisioned from another Entra account. Never by the email claim or a work email. `by_object_id` is the
+    result (an Employee or None) of the objectId lookup when the caller has made it already."""
     if by_object_id is _LOOK_IT_UP:
         by_object_id = directory.find_user_by_external_id(tenant_id, verified.object_id) if verified.object_id \
             else None
     if by_object_id is not None:
         return by_object_id
-    for name in dict.fromkeys(n for n in (verified.name_id, verified.email) if n):
-        employee = directory.find_user_by_email(tenant_id, name)
-        if employee is None:
-            continue
-        if employee.external_id and verified.object_id and \
-                employee.external_id.lower() != verified.object_id.lower():
-            # Same address, another Entra account (a reused mailbox, a recreated user): never a takeover.
+    name = verified.name_id
+    # The userName index folds case the Unicode way; keep only a match that ASCII folding also makes.
+    employee = directory.find_user_by_user_name(tenant_id, name) if name else None
+    if employee is not None and ascii_fold(employee.user_name) == ascii_fold(name):
+        if employee.external_id and ascii_fold(employee.external_id) != ascii_fold(verified.object_id or ""):
+            # Same UPN, another Entra account (a reused mailbox, a recreated user), or no objectId to prove it
+            # is the same one: never a takeover.
             raise SignInRefused("other_entra_account", "Your Entra account is not the one this app's account for "
-                                f"{name} was provisioned from. Ask your administrator to re-provision you in "
-                                "Entra (Provision on demand), then sign in again.")
+                                f"{employee.user_name} was provisioned from. Ask your administrator to "
+                                "re-provision you in Entra (Provision on demand), then sign in again.")
         return employee
     raise SignInRefused("not_provisioned", "You have not been provisioned to this app yet; ask your administrator "
                         "to assign you in Entra (the app's Users and groups, then Provision on demand).",

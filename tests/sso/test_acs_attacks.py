@@ -94,29 +94,36 @@ def test_attack_is_refused_with_a_page_and_no_session(sso, alice, local_host, bu
     response = sso.post_acs(build(sso, alice))
     assert_refused(response, status, *words, log_text=local_host.log_text)
     # ... and the employee it aimed at can still sign in normally afterwards.
-    assert sso.post_acs(sso.response_for(alice)).status_code == 303
+    assert sso.answer_login(alice).status_code == 303
+
+
+def _answered_login(sso, alice, **options) -> tuple[str, str, dict[str, str]]:
+    """Entra's answer to a login this browser started: the response, its RelayState, the browser's cookie."""
+    login = sso.login()
+    return (sso.response_for(alice, in_response_to=login.request_id, **options), login.relay_state,
+            {LOGIN_BINDING: login.binding})
 
 
 def test_a_replayed_response_is_refused_the_second_time(sso, alice, local_host):
-    saml_response = sso.response_for(alice)
-    assert sso.post_acs(saml_response).status_code == 303
-    assert_refused(sso.post_acs(saml_response), 403, "used already", log_text=local_host.log_text)
+    answer = _answered_login(sso, alice)
+    assert sso.post_acs(*answer).status_code == 303
+    assert_refused(sso.post_acs(*answer), 403, "used already", log_text=local_host.log_text)
 
 
 def test_a_replayed_response_signed_only_on_the_response_is_refused_too(sso, alice):
-    saml_response = sso.response_for(alice, sign_assertion=False, sign_response=True)
-    assert sso.post_acs(saml_response).status_code == 303
-    assert_refused(sso.post_acs(saml_response), 403, "used already")
+    answer = _answered_login(sso, alice, sign_assertion=False, sign_response=True)
+    assert sso.post_acs(*answer).status_code == 303
+    assert_refused(sso.post_acs(*answer), 403, "used already")
 
 
 def test_parallel_posts_of_one_assertion_sign_in_exactly_once(sso, alice):
-    saml_response = sso.response_for(alice)
+    answer = _answered_login(sso, alice)
     barrier = threading.Barrier(12)
     statuses: list[int] = []
 
     def post() -> None:
         barrier.wait()
-        statuses.append(sso.post_acs(saml_response).status_code)
+        statuses.append(sso.post_acs(*answer).status_code)
 
     threads = [threading.Thread(target=post) for _ in range(12)]
     for thread in threads:
@@ -224,7 +231,7 @@ def test_two_tenants_sharing_one_entra_idp_cannot_use_each_others_responses(sso,
 def test_a_session_from_a_refused_tenant_mix_up_never_appears(sso, alice, new_tenant, app_url):
     sister = SsoTenant(new_tenant("Acme Sister 2"), sso.idp, app_url)
     assert sister.connect().status_code == 200
-    session = session_of(sso.post_acs(sso.response_for(alice)))
+    session = session_of(sso.answer_login(alice))
     assert sister.me(session).status_code == 401
 
 
