@@ -11,8 +11,8 @@ import logging
 
 import azure.functions as func
 
-from functions._http import admin_tenant, handler, json_response, read_json_object
-from shared_code import idp_connection, sign_in
+from functions._http import admin_tenant, bearer_token, handler, json_response, read_json_object
+from shared_code import idp_connection, sign_in, tenants
 
 bp = func.Blueprint()
 log = logging.getLogger("gatehouse.idp")
@@ -22,9 +22,16 @@ log = logging.getLogger("gatehouse.idp")
 @bp.route(route="tenants/{tenant}/sso/idp-metadata", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @handler()
 def connect_idp_metadata(req: func.HttpRequest) -> func.HttpResponse:
-    tenant = admin_tenant(req)
+    # The operator (support) may also connect: after SSO is enabled, only it can change the certificates from
+    # anything but the metadata URL on record, or move the tenant to another IdP.
+    key = bearer_token(req)
+    if key and tenants.is_operator_key(key):
+        tenant, by = tenants.get_tenant(req.route_params.get("tenant", "")), idp_connection.OPERATOR
+    else:
+        tenant, by = admin_tenant(req), idp_connection.TENANT_ADMIN
     body = read_json_object(req, max_bytes=2 * 1024 * 1024)  # pasted metadata XML may be ~1 MiB, JSON-escaped
-    connection = idp_connection.connect_idp(tenant.tenant_id, body.get("metadata_url"), body.get("metadata_xml"))
+    connection = idp_connection.connect_idp(tenant.tenant_id, body.get("metadata_url"), body.get("metadata_xml"),
+                                            by=by)
     return json_response(connection.summary())
 
 

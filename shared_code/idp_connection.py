@@ -4,8 +4,17 @@ URL (or the pasted XML), and the daily refresh that picks up Entra's certificate
 What is stored on the tenant: `idp` = the parsed metadata (entity ID, SSO URL, every signing certificate, the
 Entra tenant ID) plus `checked_at`, and `metadata_url` when the metadata came from a URL (only those are
 refreshed). Rules:
-- once SSO is enabled for all employees, only metadata with the same entity ID is accepted (a new signing
-  certificate of the same Entra application); moving to another IdP is a support case (409);
+- once SSO is enabled for all employees, the tenant admin can no longer change who may sign everyone in: the
+  signing certificates change only through metadata fetched from the metadata URL on record (the admin's
+  "Check now" with that URL, or the daily refresh), or by the operator. Pasted XML with other certificates,
+  another metadata URL and another entity ID are refused (409, a support case). Otherwise a same-entity-ID
+  document pasted with the attacker's certificate could sign in as anyone, and clearing the URL would keep the
+  daily refresh from ever restoring the real one;
+- every change of the signing certificates (and of the IdP) is kept in `certificate_changes` on the tenant:
+  when, by whom (tenant admin, operator, daily refresh), from what, which certificates came and went; the
+  latest `MAX_CERTIFICATE_CHANGES` show in GET /tenants/{t}/sso;
+- connecting another IdP (another entity ID) ends every employee session of the tenant (they were signed in
+  by the old one);
 - before that, connecting another IdP (another entity ID) forgets a passed self-check: the self-check proved
   the old connection, not the new one, so the tenant returns to draft;
 - the refresh never changes the entity ID and never raises: one tenant's failure is logged, the walk goes on.
@@ -28,6 +37,23 @@ from shared_code.tenants import DRAFT, ENABLED, TESTING, Tenant
 log = logging.getLogger("gatehouse.idp")
 
 MAX_URL_CHARS = 2048
+MAX_CERTIFICATE_CHANGES = 50
+# Who changed the connection (the `by` of a certificate change record).
+TENANT_ADMIN, OPERATOR, DAILY_REFRESH = "tenant_admin", "operator", "daily_refresh"
+
+
+def certificate_change(tenant: Tenant, metadata, *, by: str, source: str, at: str) -> list[dict] | None:
+    """The tenant's certificate change records with this change appended, or None when nothing changes."""
+    old = tenant.idp or {}
+    before = [c["sha256"] for c in old.get("certificates", [])]
+    after = [c.sha256 for c in metadata.certificates]
+    if set(before) == set(after) and old.get("entity_id") == metadata.entity_id:
+        return None
+    record = {"at": at, "by": by, "source": source, "idp_entity_id": metadata.entity_id,
+              "added": [c for c in after if c not in before], "removed": [c for c in before if c not in after]}
+    if old.get("entity_id") not in (None, metadata.entity_id):
+        record["previous_idp_entity_id"] = old["entity_id"]
+    return [*(tenant.certificate_changes or []), record][-MAX_CERTIFICATE_CHANGES:]
 
 
 @dataclass(frozen=True)
@@ -73,20 +99,38 @@ def read_metadata(metadata_url: Any = None, metadata_xml: Any = None, now: datet
 
 
 def connect_idp(tenant_id: str, metadata_url: Any = None, metadata_xml: Any = None,
-                now: datetime | None = None) -> Connection:
-    """The admin's "Check now": read the metadata and store it on the tenant (see the module rules)."""
+                now: datetime | None = None, *, by: str = TENANT_ADMIN) -> Connection:
+    """The admin's (or, with `by=OPERATOR`, support's) "Check now": read the metadata and store it on the tenant
+    (see the module rules)."""
     now = now or datetime.now(timezone.utc)
     metadata, url = read_metadata(metadata_url, metadata_xml, now)
     checked_at = now.isoformat()
 
     def change(tenant: Tenant) -> dict:
         old_entity_id = (tenant.idp or {}).get("entity_id")
-        if tenant.status == ENABLED and old_entity_id != metadata.entity_id:
-            raise Conflict(f"SSO is enabled for all employees with the identity provider {old_entity_id}, and this "
-                           f"metadata belongs to another one ({metadata.entity_id}). Only a new signing certificate "
-                           "of the same Entra application can be uploaded now; contact support to move to another "
-                           "identity provider.", field="metadata")
-        columns: dict[str, Any] = {"idp": {**metadata.to_dict(), "checked_at": checked_at}, "metadata_url": url}
+        changes = certificate_change(tenant, metadata, by=by, source="metadata_url" if url else "metadata_xml",
+                                     at=checked_at)
+        kept_url = url
+        if tenant.status == ENABLED and by != OPERATOR:
+            if old_entity_id != metadata.entity_id:
+                raise Conflict(f"SSO is enabled for all employees with the identity provider {old_entity_id}, and "
+                               f"this metadata belongs to another one ({metadata.entity_id}). Contact support to "
+                               "move to another identity provider.", field="metadata")
+            if url is not None and url != tenant.metadata_url:
+                raise Conflict("SSO is enabled for all employees: the App Federation Metadata URL on record "
+                               "cannot be replaced now. Click Check now with the URL on record, or contact "
+                               "support to change it.", field="metadata_url")
+            if url is None and changes is not None:
+                raise Conflict("SSO is enabled for all employees: new signing certificates are accepted only from "
+                               "the App Federation Metadata URL on record (click Check now with it; the daily "
+                               "refresh also picks them up), or by support. Pasted metadata cannot change them.",
+                               field="metadata_xml")
+            kept_url = url or tenant.metadata_url  # pasted XML that changes nothing keeps the URL being refreshed
+        columns: dict[str, Any] = {"idp": {**metadata.to_dict(), "checked_at": checked_at}, "metadata_url": kept_url}
+        if changes is not None:
+            columns["certificate_changes"] = changes
+        if old_entity_id not in (None, metadata.entity_id):
+            columns["sessions_valid_from"] = int(now.timestamp()) + 1  # signed in by the old IdP: sign in again
         if old_entity_id != metadata.entity_id and tenant.status == TESTING:
             columns.update(status=DRAFT, self_check_at=None)  # the passed self-check was of the old IdP
         elif old_entity_id != metadata.entity_id:
@@ -145,7 +189,11 @@ def refresh_tenant(tenant_id: str, now: datetime | None = None) -> str:
                                "the stored connection was kept for the admin to decide")
         if why_skipped:
             return {}
-        return {"idp": {**metadata.to_dict(), "checked_at": now.isoformat()}}
+        columns: dict[str, Any] = {"idp": {**metadata.to_dict(), "checked_at": now.isoformat()}}
+        changes = certificate_change(current, metadata, by=DAILY_REFRESH, source="metadata_url", at=now.isoformat())
+        if changes is not None:
+            columns["certificate_changes"] = changes
+        return columns
 
     tenant_service.modify(tenant_id, change)
     if why_skipped:

@@ -824,6 +824,16 @@ def _components() -> dict:
             "steps": {"type": "object", "additionalProperties": _obj({"done": {"type": "boolean"}}, ("done",)),
                       "description": "Each setup step's state: service_provider, idp_metadata, scim_token, "
                                      "domains, default_department, mobile (optional), self_check, enabled."},
+            "certificate_changes": {"type": "array", "description": "Every change of the IdP's signing "
+                                    "certificates (the latest 50), oldest first: when, by whom, from what.",
+                                    "items": _obj({"at": {"type": "string", "format": "date-time"},
+                                                   "by": {"enum": ["tenant_admin", "operator", "daily_refresh"]},
+                                                   "source": {"enum": ["metadata_url", "metadata_xml"]},
+                                                   "idp_entity_id": {"type": "string"},
+                                                   "previous_idp_entity_id": {"type": "string"},
+                                                   "added": {"type": "array", "items": {"type": "string"}},
+                                                   "removed": {"type": "array", "items": {"type": "string"}}},
+                                                  ("at", "by", "source", "idp_entity_id", "added", "removed"))},
         }, ("tenant_id", "status", "sp_entity_id", "acs_url", "sp_metadata_url", "login_url", "scim_tenant_url",
             "steps")),
         "WizardSession": _obj({"tenant_id": {"type": "string"}, "csrf_token": {"type": "string"},

@@ -360,6 +360,11 @@ def signed_in_employee(tenant_id: str, session_token: str | None) -> directory.E
     session = sessions.read_session(session_token, tenant_id)
     if session is None:
         raise Unauthorized("You are not signed in to this tenant. Sign in through the app's sign-in page.")
+    tenant = tenant_service.find_tenant(tenant_id)
+    if tenant is None or session.issued_at < (tenant.sessions_valid_from or 0):
+        # The tenant's SSO was cancelled or its IdP changed since: whoever that IdP signed in signs in again.
+        raise Unauthorized("Your session has ended because your company changed its sign-in settings. Sign in "
+                           "again through the app's sign-in page.")
     employee = directory.get_user(tenant_id, session.employee_id)
     if employee is None or not employee.active:
         raise Unauthorized("Your session has ended because your account is no longer active. Ask your "

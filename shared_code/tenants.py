@@ -44,6 +44,8 @@ class Tenant:
     self_check_at: str | None = None
     enabled_at: str | None = None
     scim_token_created_at: str | None = None
+    certificate_changes: list | None = None  # who changed the IdP's signing certificates, when (idp_connection)
+    sessions_valid_from: int | None = None  # employee sessions issued earlier have ended (IdP changed, cancelled)
     etag: str | None = field(default=None, repr=False)
 
     @classmethod
@@ -85,7 +87,7 @@ class Tenant:
 
     def sso_summary(self) -> dict[str, Any]:
         return {"tenant_id": self.tenant_id, "name": self.name, "app_url": self.app_url, "status": self.status,
-                **self.urls(), "steps": self.steps()}
+                **self.urls(), "steps": self.steps(), "certificate_changes": list(self.certificate_changes or [])}
 
 
 # ---- creation and authentication ------------------------------------------------------------------------
@@ -169,6 +171,11 @@ def authenticate_admin(tenant_id: str, key: str | None) -> Tenant:
     return _tenant_holding(tenant_id, key, "admin_key_hash", Forbidden(_NOT_YOURS))
 
 
+def is_operator_key(key: str | None) -> bool:
+    """Whether `key` is the operator key (constant time); callers that also take admin keys fall back to those."""
+    return bool(key) and credentials.same_secret(key, get_settings().platform_admin_key)
+
+
 def authenticate_admin_or_operator(tenant_id: str, key: str | None) -> Tenant:
     """Operator keys may act on any tenant (support); admin keys only on their own."""
     if key and credentials.same_secret(key, get_settings().platform_admin_key):
@@ -244,7 +251,8 @@ def cancel_setup(tenant_id: str) -> Tenant:
     def change(tenant: Tenant) -> dict:
         if tenant.status == ENABLED:
             raise Conflict("SSO is enabled for all employees; only the operator (technical support) can turn it off.")
-        return {"status": DRAFT, "idp": None, "metadata_url": None, "self_check_at": None}
+        return {"status": DRAFT, "idp": None, "metadata_url": None, "self_check_at": None,
+                "sessions_valid_from": int(utcnow().timestamp()) + 1}  # employees signed in by it sign in again
     return modify(tenant_id, change)
 
 

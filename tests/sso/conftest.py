@@ -127,15 +127,15 @@ class SsoTenant:
         return Login(response, request.get("ID"), relay_state, binding.value if binding else None, request)
 
     def answer_login(self, user: dict | str, target: str | None = None, *, object_id: str | None = None,
-                     **options) -> requests.Response:
+                     idp: TestIdp | None = None, **options) -> requests.Response:
         """An SP-initiated sign-in as a browser makes it: the login, then Entra's answer for `user` (a provisioned
-        employee, or a NameID with `object_id`) posted from the same browser. Returns the ACS's answer as is."""
+        employee, or a NameID with `object_id`) posted from the same browser, signed by `idp` (the tenant's IdP
+        unless given). Returns the ACS's answer as is."""
         login = self.login(target=target)
-        if isinstance(user, str):
-            saml_response = self.idp.response(self.sp_entity_id, self.acs_url, user, object_id,
-                                              in_response_to=login.request_id, **options)
-        else:
-            saml_response = self.response_for(user, in_response_to=login.request_id, **options)
+        if not isinstance(user, str):
+            user, object_id = user["userName"], user.get("externalId")
+        saml_response = (idp or self.idp).response(self.sp_entity_id, self.acs_url, user, object_id,
+                                                   in_response_to=login.request_id, **options)
         return self.post_acs(saml_response, login.relay_state, {LOGIN_BINDING: login.binding})
 
     def follow_unsolicited(self, answer: requests.Response, user: dict) -> requests.Response:
