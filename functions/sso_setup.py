@@ -1,8 +1,8 @@
 """Tenant-admin SSO endpoints (connect the IdP, the self-check link) and the daily IdP metadata refresh.
 
 Thin: the admin is identified by `admin_tenant`, the work is in `shared_code.idp_connection` and
-`shared_code.sign_in`. The timer also purges expired sign-in rows (replay cache, pending requests, links):
-Table Storage has no TTL, and a daily walk over the tenants is already happening here.
+`shared_code.sign_in`. A timer of its own purges expired sign-in rows (replay cache, pending requests,
+links; Table Storage has no TTL), so that no slow metadata fetch of the refresh can hold it up.
 """
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from shared_code import idp_connection, sign_in, tenants
 
 bp = func.Blueprint()
 log = logging.getLogger("gatehouse.idp")
+# Every six hours: pending requests and links live 10-30 minutes, replay rows until their assertion expires.
+PURGE_SCHEDULE = "0 5 */6 * * *"
 
 
 @bp.function_name("connect_idp_metadata")
@@ -51,9 +53,14 @@ def create_self_check_link(req: func.HttpRequest) -> func.HttpResponse:
                   use_monitor=True)
 def refresh_idp_metadata(timer: func.TimerRequest) -> None:
     idp_connection.refresh_all()
+
+
+@bp.function_name("purge_sign_in_state")
+@bp.timer_trigger(schedule=PURGE_SCHEDULE, arg_name="timer", run_on_startup=False, use_monitor=True)
+def purge_sign_in_state(timer: func.TimerRequest) -> None:
     try:
         purged = sign_in.purge_expired_sign_in_state()
-    except Exception:  # noqa: BLE001 - housekeeping; tomorrow's run tries again
+    except Exception:  # noqa: BLE001 - housekeeping; the next run tries again
         log.exception("purging expired sign-in rows failed")
         return
     log.info(json.dumps({"event": "sign_in_state_purged", "rows": purged}))

@@ -17,12 +17,18 @@ refreshed). Rules:
   by the old one);
 - before that, connecting another IdP (another entity ID) forgets a passed self-check: the self-check proved
   the old connection, not the new one, so the tenant returns to draft;
-- the refresh never changes the entity ID and never raises: one tenant's failure is logged, the walk goes on.
+- the refresh never changes the entity ID and never raises: one tenant's failure is logged, the walk goes on;
+- one slow tenant never stalls the others: tenants are refreshed concurrently (`REFRESH_WORKERS` at a time),
+  each fetch has its deadline (`REFRESH_FETCH_SECONDS`), and a tenant still unfinished after
+  `REFRESH_TENANT_SECONDS` is reported failed and no longer waited for. (Purging expired sign-in rows is a
+  timer of its own, functions/sso_setup.py, so no fetch can hold it up.)
 """
 from __future__ import annotations
 
 import json
 import logging
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -37,6 +43,9 @@ from shared_code.tenants import DRAFT, ENABLED, TESTING, Tenant
 log = logging.getLogger("gatehouse.idp")
 
 MAX_URL_CHARS = 2048
+REFRESH_WORKERS = 8
+REFRESH_FETCH_SECONDS = 10.0
+REFRESH_TENANT_SECONDS = 30.0
 MAX_CERTIFICATE_CHANGES = 50
 # Who changed the connection (the `by` of a certificate change record).
 TENANT_ADMIN, OPERATOR, DAILY_REFRESH = "tenant_admin", "operator", "daily_refresh"
@@ -77,8 +86,10 @@ class Connection:
         }
 
 
-def read_metadata(metadata_url: Any = None, metadata_xml: Any = None, now: datetime | None = None):
-    """Fetch (SSRF-checked) or take the pasted XML, and parse it; MetadataError (422) says what to fix."""
+def read_metadata(metadata_url: Any = None, metadata_xml: Any = None, now: datetime | None = None, *,
+                  timeout: float = 10.0):
+    """Fetch (SSRF-checked, within `timeout` seconds) or take the pasted XML, and parse it; MetadataError (422)
+    says what to fix."""
     now = now or datetime.now(timezone.utc)
     url = metadata_url.strip() if isinstance(metadata_url, str) else metadata_url
     xml = metadata_xml if isinstance(metadata_xml, str) and metadata_xml.strip() else metadata_xml
@@ -94,7 +105,7 @@ def read_metadata(metadata_url: Any = None, metadata_xml: Any = None, now: datet
                                  "application in Entra (or the downloaded Federation Metadata XML).")
     if not isinstance(url, str) or len(url) > MAX_URL_CHARS:
         raise saml.MetadataError("metadata_url must be the App Federation Metadata Url, a https:// address.")
-    data = saml.fetch_idp_metadata(url, allow_private=get_settings().allow_private_metadata_urls)
+    data = saml.fetch_idp_metadata(url, allow_private=get_settings().allow_private_metadata_urls, timeout=timeout)
     return saml.parse_idp_metadata(data, now), url
 
 
@@ -150,22 +161,45 @@ class RefreshReport:
     skipped: list[str] = field(default_factory=list)
 
 
-def refresh_all(now: datetime | None = None) -> RefreshReport:
-    """Refetch the metadata of every tenant that gave a URL; update certificates when the entity ID is the same."""
+def refresh_all(now: datetime | None = None, *, workers: int = REFRESH_WORKERS,
+                tenant_seconds: float = REFRESH_TENANT_SECONDS) -> RefreshReport:
+    """Refetch the metadata of every tenant that gave a URL, several at once; update certificates when the entity
+    ID is the same. A tenant that takes longer than `tenant_seconds` is reported failed and left behind."""
     report = RefreshReport()
-    for record in tenant_store.iter_tenant_records(select=["PartitionKey", "metadata_url"]):
-        if not record.get("metadata_url"):
-            continue
-        tenant_id = record["tenant_id"]
-        try:
-            outcome = refresh_tenant(tenant_id, now)
-        except Exception as error:  # noqa: BLE001 - one tenant's failure must not stop the others
-            report.failed.append(tenant_id)
-            message = getattr(error, "message", None) or type(error).__name__
-            log.warning(json.dumps({"event": "idp_metadata_refresh", "tenant": tenant_id, "outcome": "failed",
-                                    "message": message}))
-            continue
-        (report.refreshed if outcome == "refreshed" else report.skipped).append(tenant_id)
+    tenant_ids = [record["tenant_id"] for record in tenant_store.iter_tenant_records(
+        select=["PartitionKey", "metadata_url"]) if record.get("metadata_url")]
+    started: dict[str, float] = {}
+
+    def refresh(tenant_id: str) -> str:
+        started[tenant_id] = time.monotonic()
+        return refresh_tenant(tenant_id, now)
+
+    def failed(tenant_id: str, message: str) -> None:
+        report.failed.append(tenant_id)
+        log.warning(json.dumps({"event": "idp_metadata_refresh", "tenant": tenant_id, "outcome": "failed",
+                                "message": message}))
+
+    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="idp-refresh")
+    futures = {pool.submit(refresh, tenant_id): tenant_id for tenant_id in tenant_ids}
+    waiting = set(futures)
+    try:
+        while waiting:
+            done, waiting = wait(waiting, timeout=0.5, return_when=FIRST_COMPLETED)
+            for future in done:
+                tenant_id = futures[future]
+                try:
+                    outcome = future.result()
+                except Exception as error:  # noqa: BLE001 - one tenant's failure must not stop the others
+                    failed(tenant_id, getattr(error, "message", None) or type(error).__name__)
+                    continue
+                (report.refreshed if outcome == "refreshed" else report.skipped).append(tenant_id)
+            for future in list(waiting):
+                tenant_id = futures[future]
+                if tenant_id in started and time.monotonic() - started[tenant_id] > tenant_seconds:
+                    waiting.discard(future)  # its thread ends with its fetch's deadline; nobody waits for it
+                    failed(tenant_id, f"no metadata within {tenant_seconds:g} seconds")
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
     log.info(json.dumps({"event": "idp_metadata_refresh_done", "refreshed": len(report.refreshed),
                          "failed": len(report.failed), "skipped": len(report.skipped)}))
     return report
@@ -177,7 +211,7 @@ def refresh_tenant(tenant_id: str, now: datetime | None = None) -> str:
     tenant = tenant_service.get_tenant(tenant_id)
     if not tenant.metadata_url:
         return "skipped"
-    metadata, _ = read_metadata(metadata_url=tenant.metadata_url, now=now)
+    metadata, _ = read_metadata(metadata_url=tenant.metadata_url, now=now, timeout=REFRESH_FETCH_SECONDS)
     why_skipped: list[str] = []
 
     def change(current: Tenant) -> dict:

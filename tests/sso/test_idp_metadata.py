@@ -270,3 +270,80 @@ def test_connecting_another_idp_or_cancelling_sso_ends_the_employees_sessions(te
     assert tenant.me(by_new).status_code == 200
     assert tenant.handle.api("POST", "sso/cancel").status_code == 200
     assert tenant.me(by_new).status_code == 401
+
+
+class TricklingMetadataServer:
+    """Serves real metadata until `trickle()`; then answers 200 and sends a byte every half second until
+    `release()`: a fetch that only checks its time limit between chunks never ends meanwhile."""
+
+    def __init__(self, idp: TestIdp):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        import threading
+
+        self.metadata = idp.metadata_xml()
+        self.trickling, self.released = threading.Event(), threading.Event()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - http.server's name
+                self.send_response(200)
+                self.send_header("Content-Type", "application/samlmetadata+xml")
+                self.send_header("Content-Length", str(len(server.metadata) if not server.trickling.is_set()
+                                                       else 1 << 20))
+                self.end_headers()
+                if not server.trickling.is_set():
+                    self.wfile.write(server.metadata)
+                    return
+                while not server.released.wait(0.5):
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+
+            def log_message(self, *args):
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}{METADATA_PATH}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def trickle(self) -> None:
+        self.trickling.set()
+
+    def release(self) -> None:
+        self.released.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def test_a_trickling_metadata_server_stalls_neither_the_other_tenants_refresh_nor_the_purge(new_tenant, app_url):
+    import datetime as dt
+
+    from shared_code import sign_in
+    from shared_code.storage import sign_ins, tables
+
+    # "aaa" sorts first in the walk over tenants: the refresh meets the slow one before the good one.
+    slow = SsoTenant(new_tenant("aaa slow metadata"), TestIdp(key_label="sso-tests"), app_url)
+    good = SsoTenant(new_tenant("zzz good metadata"), TestIdp(key_label="sso-tests"), app_url)
+    trickling = TricklingMetadataServer(slow.idp)
+    try:
+        assert slow.connect(metadata_url=trickling.url).status_code == 200
+        with IdpServer(good.idp) as good_server:
+            assert good.connect(metadata_url=good_server.publish_metadata()).status_code == 200
+            stale = sign_in.start_login(good.tenant_id, None, None,
+                                        now=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=2))
+            from tests.support.idp import decode_authn_request
+
+            stale_row = sign_ins.REQUEST + decode_authn_request(stale.url)[0].get("ID")
+            trickling.trickle()
+            # While the slow tenant's fetch trickles on, the good tenant is refreshed ...
+            _run_refresh_timer(app_url, good, timeout=25)
+            # ... and expired sign-in rows are purged.
+            assert requests.post(f"{app_url}/admin/functions/purge_sign_in_state", json={},
+                                 timeout=10).status_code == 202
+            deadline = time.monotonic() + 25
+            while tables.get(tables.SIGN_INS, good.tenant_id, stale_row) is not None:
+                assert time.monotonic() < deadline, "the purge did not run while a metadata fetch trickled"
+                time.sleep(0.2)
+            assert not trickling.released.is_set()  # all of it happened while the slow fetch was still going
+    finally:
+        trickling.release()
