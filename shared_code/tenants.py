@@ -135,9 +135,8 @@ def authenticate_operator(key: str | None) -> None:
     if not key:
         raise Unauthorized("The operator key is required (Authorization: Bearer <PLATFORM_ADMIN_KEY>).")
     expected = get_settings().platform_admin_key
-    rate_limit.failed_authentications.check(rate_limit.OPERATOR)
     if not credentials.same_secret(key, expected):
-        rate_limit.failed_authentications.record_failure(rate_limit.OPERATOR)
+        rate_limit.failed_authentications.wrong_credential(rate_limit.OPERATOR)
         raise Forbidden("This operator key is not valid.")
 
 
@@ -153,13 +152,12 @@ def _record_for(tenant_id: str) -> dict | None:
 
 
 def _tenant_holding(tenant_id: str, secret: str, hash_column: str, refusal: Exception) -> Tenant:
-    """The tenant whose stored hash in `hash_column` matches `secret`, else `refusal`. Rate-limited before any
-    storage read; a wrong secret, an unknown tenant and another tenant's secret cost the same and look alike."""
-    scope = _limit_scope(tenant_id)
-    rate_limit.failed_authentications.check(scope)
+    """The tenant whose stored hash in `hash_column` matches `secret`, else `refusal` (or 429 once this client
+    has failed too often). A wrong secret, an unknown tenant and another tenant's secret cost the same and
+    look alike; a correct secret is never limited."""
     record = _record_for(tenant_id)
     if not credentials.secret_matches(secret, (record or {}).get(hash_column)) or record is None:
-        rate_limit.failed_authentications.record_failure(scope)
+        rate_limit.failed_authentications.wrong_credential(_limit_scope(tenant_id))
         raise refusal
     return Tenant.from_record(record)
 
@@ -177,10 +175,15 @@ def is_operator_key(key: str | None) -> bool:
 
 
 def authenticate_admin_or_operator(tenant_id: str, key: str | None) -> Tenant:
-    """Operator keys may act on any tenant (support); admin keys only on their own."""
-    if key and credentials.same_secret(key, get_settings().platform_admin_key):
+    """Operator keys may act on any tenant (support); admin keys only on their own. A key that is neither counts
+    as a failed guess of both."""
+    if is_operator_key(key):
         return get_tenant(tenant_id)
-    return authenticate_admin(tenant_id, key)
+    try:
+        return authenticate_admin(tenant_id, key)
+    except Forbidden:
+        rate_limit.failed_authentications.record_failure(rate_limit.OPERATOR)
+        raise
 
 
 def authenticate_scim(tenant_id: str, token: str | None) -> Tenant:
