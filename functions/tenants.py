@@ -1,5 +1,5 @@
-"""Operator and tenant-admin endpoints for a tenant itself: create it, read its SSO setup, SCIM token,
-default department, enable / cancel SSO (and the operator's way back)."""
+"""Operator and tenant-admin endpoints for a tenant itself: create it, rotate its admin key, read its SSO setup,
+SCIM token, default department, enable / cancel SSO (and the operator's way back)."""
 from __future__ import annotations
 
 import azure.functions as func
@@ -18,6 +18,16 @@ def create_tenant(req: func.HttpRequest) -> func.HttpResponse:
     body = read_json_object(req)
     tenant, admin_key = tenants.create_tenant(body.get("name"), body.get("app_url"))
     return json_response({"tenant_id": tenant.tenant_id, "admin_key": admin_key, **tenant.urls()}, 201)
+
+
+@bp.function_name("rotate_admin_key")
+@bp.route(route="tenants/{tenant}/admin-key", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@handler()
+def rotate_admin_key(req: func.HttpRequest) -> func.HttpResponse:
+    tenants.authenticate_operator(bearer_token(req))
+    from shared_code import admin_keys  # pydantic: only this endpoint pays for it
+
+    return json_response(admin_keys.rotate(req.route_params["tenant"]).model_dump(), 201)
 
 
 @bp.function_name("get_sso_setup")

@@ -46,6 +46,8 @@ class Tenant:
     scim_token_created_at: str | None = None
     certificate_changes: list | None = None  # who changed the IdP's signing certificates, when (idp_connection)
     sessions_valid_from: int | None = None  # employee sessions issued earlier have ended (IdP changed, cancelled)
+    wizard_generation: int | None = None  # wizard sessions of earlier generations have ended (setup_access)
+    admin_key_rotated_at: str | None = None
     etag: str | None = field(default=None, repr=False)
 
     @classmethod
@@ -219,6 +221,25 @@ def rotate_scim_token(tenant_id: str) -> tuple[Tenant, str]:
     tenant = modify(tenant_id, lambda _: {"scim_token_hash": credentials.hash_secret(token),
                                          "scim_token_created_at": utcnow().isoformat()})
     return tenant, token
+
+
+def rotate_admin_key(tenant_id: str) -> tuple[Tenant, str]:
+    """The operator's new admin key for a tenant: the old one stops working at once (a leaked key is revoked by
+    rotating it). Shown once, stored as a hash."""
+    admin_key = credentials.new_secret("admin")
+    tenant = modify(tenant_id, lambda _: {"admin_key_hash": credentials.hash_secret(admin_key),
+                                         "admin_key_rotated_at": utcnow().isoformat()})
+    return tenant, admin_key
+
+
+def end_wizard_sessions(tenant_id: str, before: int | None = None) -> Tenant:
+    """End the tenant's setup-wizard sessions on the server: those of a generation below `before`, or every
+    one so far (the next link then opens the new generation)."""
+    def change(tenant: Tenant) -> dict:
+        current = tenant.wizard_generation or 0
+        wanted = current + 1 if before is None else max(current, before)
+        return {} if wanted == current else {"wizard_generation": wanted}
+    return modify(tenant_id, change)
 
 
 def set_default_department(tenant_id: str, department: Any) -> Tenant:
