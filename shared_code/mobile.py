@@ -270,6 +270,9 @@ def _parse_msal_configuration(value: Any) -> dict[str, Any]:
                                 field=field) from None
         except ValueError as exc:
             raise Unprocessable(f"msal_configuration is not valid JSON: {exc}.", field=field) from None
+        except RecursionError:  # thousands of "[": the parser's stack, not a 500
+            raise Unprocessable("msal_configuration nests JSON too deeply to be an MSAL configuration.",
+                                field=field) from None
     else:
         parsed = value
     if not isinstance(parsed, dict):

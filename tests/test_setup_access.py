@@ -280,3 +280,12 @@ def test_a_new_setup_link_ends_the_wizard_sessions_opened_before_it(app_url, ope
     assert opened.status_code == 201
     assert newer.put(f"{api}/default-department", json={"department": "Sales"}, timeout=10,
                      headers={"X-CSRF-Token": opened.json()["csrf_token"]}).status_code == 200
+
+
+def test_deeply_nested_json_before_authentication_is_a_400(app_url, new_tenant):
+    tenant = new_tenant()
+    for body in (b"[" * 60_000, b"{" + b'"t":{' * 100 + b"}" * 101):
+        response = requests.post(f"{app_url}/api/setup/{tenant.tenant_id}/session", data=body, timeout=10,
+                                 headers={"Content-Type": "application/json"})
+        assert response.status_code == 400, response.text
+        assert response.json()["error"] == "bad_request" and "Traceback" not in response.text
