@@ -51,7 +51,8 @@ def _admin_view(tenant: tenants.Tenant) -> dict[str, Any]:
 @handler()
 def put_mobile_config(req: func.HttpRequest) -> func.HttpResponse:
     tenant = admin_tenant(req)
-    update = validate_mobile_config(read_json_object(req), **_app_identifiers())
+    update = validate_mobile_config(read_json_object(req), **_app_identifiers(),
+                                    entra_tenant_id=(tenant.idp or {}).get("entra_tenant_id"))
     # Merged inside the optimistic-concurrency loop, so two admins saving different parts both keep theirs.
     saved = tenants.modify(tenant.tenant_id,
                            lambda current: {"mobile": update.merged_over(_stored(current)).to_record()})
