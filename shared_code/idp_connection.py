@@ -99,14 +99,26 @@ def read_metadata(metadata_url: Any = None, metadata_xml: Any = None, now: datet
     if xml:
         if not isinstance(xml, str):
             raise saml.MetadataError("metadata_xml must be the text of the Federation Metadata XML file.")
-        return saml.parse_idp_metadata(xml.encode("utf-8"), now), None
+        return _https_sso_url(saml.parse_idp_metadata(xml.encode("utf-8"), now)), None
     if not url:
         raise saml.MetadataError("Paste the App Federation Metadata Url from the Single sign-on page of the "
                                  "application in Entra (or the downloaded Federation Metadata XML).")
     if not isinstance(url, str) or len(url) > MAX_URL_CHARS:
         raise saml.MetadataError("metadata_url must be the App Federation Metadata Url, a https:// address.")
     data = saml.fetch_idp_metadata(url, allow_private=get_settings().allow_private_metadata_urls, timeout=timeout)
-    return saml.parse_idp_metadata(data, now), url
+    return _https_sso_url(saml.parse_idp_metadata(data, now)), url
+
+
+def _https_sso_url(metadata):
+    """The IdP's sign-in URL is where /login sends browsers: http:// there is an open redirect (and a request
+    readable on the way), so only https:// outside local development."""
+    if not sso_url_allowed(metadata.sso_url):
+        raise saml.MetadataError(f"The single sign-on URL {metadata.sso_url[:200]!r} must use https://.")
+    return metadata
+
+
+def sso_url_allowed(sso_url: str) -> bool:
+    return sso_url.lower().startswith("https://") or get_settings().allow_private_metadata_urls
 
 
 def connect_idp(tenant_id: str, metadata_url: Any = None, metadata_xml: Any = None,

@@ -131,6 +131,10 @@ def _tenant_with_idp(tenant_id: str) -> Tenant:
     tenant = _tenant(tenant_id)
     if not tenant.idp:
         raise _not_set_up()
+    from shared_code.idp_connection import sso_url_allowed
+
+    if not sso_url_allowed(tenant.idp.get("sso_url") or ""):
+        raise _not_set_up()  # stored before https was required: never redirect a browser to http://
     return tenant
 
 

@@ -347,3 +347,23 @@ def test_a_trickling_metadata_server_stalls_neither_the_other_tenants_refresh_no
             assert not trickling.released.is_set()  # all of it happened while the slow fetch was still going
     finally:
         trickling.release()
+
+
+def test_an_http_single_sign_on_url_is_refused_outside_local_development(app_settings, monkeypatch):
+    """/login redirects browsers to the IdP's sign-in URL: an http:// one is an open redirect."""
+    import dataclasses
+
+    from shared_code import idp_connection, saml
+    from shared_code.settings import get_settings
+
+    idp = TestIdp(key_label="sso-tests")
+    idp.sso_url = "http://login.example.net/saml2"
+    production = dataclasses.replace(get_settings(), allow_private_metadata_urls=False)
+    monkeypatch.setattr(idp_connection, "get_settings", lambda: production)
+    with pytest.raises(saml.MetadataError, match="must use https"):
+        idp_connection.read_metadata(metadata_xml=idp.metadata_xml().decode())
+    assert not idp_connection.sso_url_allowed("http://login.example.net/saml2")
+    idp.sso_url = "https://login.example.net/saml2"
+    assert idp_connection.read_metadata(metadata_xml=idp.metadata_xml().decode())[0].sso_url == idp.sso_url
+    monkeypatch.setattr(idp_connection, "get_settings", get_settings)  # local development: http allowed
+    assert idp_connection.sso_url_allowed("http://127.0.0.1:8080/saml2")
