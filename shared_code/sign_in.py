@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from urllib.parse import unquote, urlencode, urlsplit, urlunsplit
 
-from shared_code import credentials, saml, sessions
+from shared_code import credentials, rate_limit, saml, sessions
 from shared_code import tenants as tenant_service
 from shared_code.errors import Conflict, Forbidden, GatehouseError, NotFound, Unauthorized
 from shared_code.storage import directory
@@ -221,6 +221,7 @@ def _start_login(tenant: Tenant, requested_target: str | None, browser_nonce: st
             error.title, error.reason = "Open the link in a private window", "self_check_not_private"
             raise error
         _spend_self_check_link(tenant_id, self_check_token, now)
+    rate_limit.count_login_start(tenant_id)  # each start writes a row into the tenant's partition
     nonce = browser_nonce or sessions.new_browser_nonce()
     relay_state = secrets.token_urlsafe(18)  # 24 characters, opaque
     redirect = saml.build_authn_request(service_provider(tenant), saml.IdpMetadata.from_dict(tenant.idp),

@@ -177,3 +177,26 @@ def test_the_client_address_is_the_last_forwarded_entry_without_port_and_ipv6_by
     assert client_of({"x-forwarded-for": "::ffff:192.0.2.1"}) == "192.0.2.1"
     assert client_of({}) == "unknown"
     assert len(client_of({"x-forwarded-for": "x" * 10_000})) <= 65
+
+
+def test_anonymous_login_starts_are_bounded_per_address_and_tenant(new_tenant, app_url):
+    """Each GET /sso/{t}/login writes a row into the partition the tenant's sign-ins and provisioning share."""
+    from shared_code.rate_limit import LOGIN_STARTS_PER_CLIENT
+    from tests.support.idp import TestIdp
+
+    tenant = new_tenant("Login Flood")
+    assert tenant.api("POST", "sso/idp-metadata",
+                      json={"metadata_xml": TestIdp(key_label="flood").metadata_xml().decode()}).status_code == 200
+    url = f"{app_url}/api/sso/{tenant.tenant_id}/login"
+    flood = {"X-Forwarded-For": "198.51.100.99"}
+
+    def start(headers) -> requests.Response:
+        return requests.get(url, headers=headers, allow_redirects=False, timeout=10)
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(lambda _: start(flood).status_code, range(LOGIN_STARTS_PER_CLIENT)))
+    assert statuses == [302] * LOGIN_STARTS_PER_CLIENT
+    refused = start(flood)
+    assert_429(refused)
+    assert refused.headers["Content-Type"].startswith("text/html") and "Location" not in refused.headers
+    assert start({"X-Forwarded-For": "198.51.100.100"}).status_code == 302  # a colleague elsewhere signs in
