@@ -27,9 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-import idna
-
-from shared_code.domains import validate_hostname
+from shared_code.domains import idna, validate_hostname  # idna: imported on first use
 from shared_code.errors import BadRequest, Conflict, NotFound, Unprocessable
 
 MSAL_CONFIGURATION_MAX_BYTES = 16 * 1024
