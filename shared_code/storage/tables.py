@@ -6,10 +6,13 @@ start). An unreachable or failing store raises `StorageUnavailable` (503 + Retry
 half-written: multi-row changes go through one entity-group transaction.
 
 Every HTTP request has one deadline for all of its storage work, attempts and retries together
-(`request_deadline`, set by functions/_http.py): each attempt's connect and read timeouts are cut to the time
+(`request_deadline`, set by functions/_http.py, `REQUEST_STORAGE_SECONDS`), and each storage call within it
+(all its attempts) at most `CALL_STORAGE_SECONDS`: each attempt's connect and read timeouts are cut to the time
 left, and a call that finds none left raises StorageUnavailable. A hung store (one that accepts connections and
-never answers, like a SIGSTOPped Azurite) then gives a 503 within `REQUEST_STORAGE_SECONDS` plus a backoff,
-instead of the client's read timeout times its attempts (60 s: Entra counts that as a failed request).
+never answers, like a SIGSTOPped Azurite) then gives a 503 about `CALL_STORAGE_SECONDS` after the call that
+meets it began, and never later than the request's deadline, instead of the client's read timeout times its
+attempts (60 s: Entra counts that as a failed request); a large but healthy request (500 members added in one
+PATCH: several transactions) may still use the whole request budget.
 
 After a round trip fails to reach the store at all, or gets no answer in time (its retries spent, or the
 deadline gone), every storage call on this instance fails at once for `UNREACHABLE_SECONDS` instead of trying
@@ -62,9 +65,12 @@ UNREACHABLE_SECONDS = 1.0
 _unreachable_until = 0.0  # time.monotonic() before which the store is taken to be unreachable
 
 
-# Seconds one HTTP request may spend on storage in all (leaves room in the 10 s answer for the rest of the work).
-REQUEST_STORAGE_SECONDS = 6.0
+# Seconds one HTTP request may spend on storage in all (leaves room in the 10 s answer for the rest of the work),
+# and one storage call of it, all attempts together (a healthy round trip takes milliseconds).
+REQUEST_STORAGE_SECONDS = 9.0
+CALL_STORAGE_SECONDS = 5.0
 _deadline: ContextVar[float | None] = ContextVar("storage_deadline", default=None)
+_call_deadline: ContextVar[float | None] = ContextVar("storage_call_deadline", default=None)
 
 
 class DeadlineExceeded(Exception):
@@ -83,7 +89,10 @@ def request_deadline(seconds: float = REQUEST_STORAGE_SECONDS) -> Iterator[None]
 
 def _time_left() -> float | None:
     deadline = _deadline.get()
-    return None if deadline is None else deadline - time.monotonic()
+    if deadline is None:
+        return None
+    call = _call_deadline.get()
+    return min(deadline, call if call is not None else deadline) - time.monotonic()
 
 
 def _before_each_attempt(request) -> None:
@@ -173,13 +182,21 @@ def storage_errors() -> Iterator[None]:
     left = _time_left()
     if left is not None and left <= 0.05:
         raise StorageUnavailable()  # this request's storage time is spent
+    started = time.monotonic()
+    call = _call_deadline.set(started + CALL_STORAGE_SECONDS if left is not None else None)
     try:
         yield
     except (ResourceNotFoundError, ResourceExistsError, ResourceModifiedError, TableTransactionError):
         raise
-    except (ServiceRequestError, ServiceResponseTimeoutError, DeadlineExceeded) as error:
-        # No connection, or no answer in time (a hung store), after the client's retries or at the deadline.
+    except (ServiceRequestError, ServiceResponseTimeoutError) as error:
+        # No connection, or no answer in time (a hung store), after the client's retries.
         _unreachable_until = time.monotonic() + UNREACHABLE_SECONDS
+        raise StorageUnavailable() from error
+    except DeadlineExceeded as error:
+        # Out of time. After a second of waiting in this call the store is not answering: pause like above. A
+        # large request that ran out of budget while its round trips answered pauses nobody else.
+        if time.monotonic() - started >= 1.0:
+            _unreachable_until = time.monotonic() + UNREACHABLE_SECONDS
         raise StorageUnavailable() from error
     except (ServiceResponseError, ClientAuthenticationError) as error:
         raise StorageUnavailable() from error
@@ -191,6 +208,8 @@ def storage_errors() -> Iterator[None]:
         raise StorageUnavailable() from error
     except (ConnectionError, TimeoutError, OSError) as error:
         raise StorageUnavailable() from error
+    finally:
+        _call_deadline.reset(call)
 
 
 def call(name: str, operation: Callable[[TableClient], T]) -> T:
