@@ -10,14 +10,12 @@ MSAL configuration anonymously.
 """
 from __future__ import annotations
 
-from typing import Any
-
 import azure.functions as func
 
-from functions._http import admin_tenant, handler, json_response, read_json_object
+from functions._http import admin_tenant, handler, json_response, read_body
 from shared_code import tenants
 from shared_code.errors import BadRequest
-from shared_code.mobile import MobileConfig, config_etag, operator_identifiers, platform_config, validate_mobile_config
+from shared_code.mobile import MobileConfig, config_etag, operator_identifiers, platform_config
 from shared_code.settings import get_settings
 
 bp = func.Blueprint()
@@ -36,23 +34,28 @@ def _stored(tenant: tenants.Tenant) -> MobileConfig | None:
     return MobileConfig.from_record(tenant.mobile) if tenant.mobile else None
 
 
-def _admin_view(tenant: tenants.Tenant) -> dict[str, Any]:
+def _admin_view(tenant: tenants.Tenant):
+    from shared_code.bodies.mobile import MobileSetup
+
     config = _stored(tenant) or MobileConfig()
     base = f"{get_settings().public_base_url}/api/mobile/{tenant.tenant_id}/config"
-    return {**config.to_record(),
-            "configured": {"ios": config.ios_redirect_uri is not None and config.msal_configuration is not None,
-                           "android": config.msal_configuration is not None},
-            "config_urls": {"ios": f"{base}?platform=ios", "android": f"{base}?platform=android"},
-            "operator_identifiers": operator_identifiers(get_settings())}
+    return MobileSetup(**config.to_record(),
+                       configured={"ios": config.ios_redirect_uri is not None and config.msal_configuration is not None,
+                                   "android": config.msal_configuration is not None},
+                       config_urls={"ios": f"{base}?platform=ios", "android": f"{base}?platform=android"},
+                       operator_identifiers=operator_identifiers(get_settings()))
 
 
 @bp.function_name("put_mobile_config")
 @bp.route(route="tenants/{tenant}/mobile", methods=["PUT"], auth_level=func.AuthLevel.ANONYMOUS)
 @handler()
 def put_mobile_config(req: func.HttpRequest) -> func.HttpResponse:
+    from shared_code.bodies.mobile import MobileSetupUpdate
+
     tenant = admin_tenant(req)
-    update = validate_mobile_config(read_json_object(req), **_app_identifiers(),
-                                    entra_tenant_id=(tenant.idp or {}).get("entra_tenant_id"))
+    # The authorities must name the tenant's own Entra tenant once its IdP is connected.
+    context = {**_app_identifiers(), "entra_tenant_id": (tenant.idp or {}).get("entra_tenant_id")}
+    update = read_body(req, MobileSetupUpdate, context=context).update
     # Merged inside the optimistic-concurrency loop, so two admins saving different parts both keep theirs.
     saved = tenants.modify(tenant.tenant_id,
                            lambda current: {"mobile": update.merged_over(_stored(current)).to_record()})
@@ -80,7 +83,9 @@ def serve_mobile_config(req: func.HttpRequest) -> func.HttpResponse:
     headers = {"ETag": etag, "Cache-Control": SERVED_CACHE_CONTROL}
     if _matches(req.headers.get("if-none-match"), etag):
         return func.HttpResponse(status_code=304, headers=headers)
-    return json_response(document, headers=headers)
+    from shared_code.bodies.mobile import AndroidAppConfig, IosAppConfig
+
+    return json_response((IosAppConfig if platform == "ios" else AndroidAppConfig)(**document), headers=headers)
 
 
 def _matches(if_none_match: str | None, etag: str) -> bool:

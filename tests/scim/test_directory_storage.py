@@ -32,7 +32,8 @@ def tenant(scim):
 def test_every_row_of_a_tenant_lives_in_its_own_partition(scim):
     user = scim.create_user(externalId="obj")
     group = scim.create_group()
-    scim.patch(f"/Groups/{group['id']}", load("entra-dev-add-members.json", first=user["id"], second=user["id"]))
+    added = scim.patch(f"/Groups/{group['id']}", load("entra-dev-add-members.json", first=user["id"], second=user["id"]))
+    assert added.status_code == 204, added.text
     rows = list(tables.query(tables.DIRECTORY, "PartitionKey eq @pk", {"pk": scim.tenant.tenant_id},
                              select=["RowKey"]))
     prefixes = sorted(r["RowKey"].split(":")[0] for r in rows)
@@ -167,7 +168,11 @@ def test_a_user_in_more_groups_than_one_transaction_holds_is_deleted_with_all_me
     user = scim.create_user()
     groups = [scim.create_group()["id"] for _ in range(60)]
     for group_id in groups:
-        scim.patch(f"/Groups/{group_id}", load("entra-dev-add-members.json", first=user["id"], second=user["id"]))
+        added = scim.patch(f"/Groups/{group_id}", load("entra-dev-add-members.json", first=user["id"],
+                                                        second=user["id"]))
+        assert added.status_code == 204, added.text
+    for group_id in groups[:3] + groups[-3:]:  # the memberships the delete must take exist first
+        assert list(directory.iter_members(tenant.tenant_id, group_id)) != []
     assert scim.delete(f"/Users/{user['id']}").status_code == 204
     for group_id in groups[:3] + groups[-3:]:
         assert list(directory.iter_members(tenant.tenant_id, group_id)) == []

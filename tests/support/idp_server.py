@@ -48,6 +48,7 @@ class IdpServer:
         self.idp = idp
         self.documents: dict[str, Published] = {}
         self.received: list[ReceivedRequest] = []
+        self.fetched: list[str] = []  # the path of every GET of a published document (or a 404)
         self.user: dict = {"name_id": "alice@contoso.example"}
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
@@ -93,6 +94,7 @@ class IdpServer:
                 parts = urlsplit(self.path)
                 if parts.path == "/saml2":
                     return self._send(200, server._sso_page(parse_qs(parts.query)), {"Content-Type": "text/html"})
+                server.fetched.append(parts.path)
                 document = server.documents.get(parts.path)
                 if document is None:
                     return self._send(404, b"not found", {"Content-Type": "text/plain"})
