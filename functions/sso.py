@@ -75,6 +75,17 @@ def sso_acs(req: func.HttpRequest) -> func.HttpResponse:
 
             return redirect(authorization.refusal_redirect(tenant_id, error.oidc, error), 303)
         raise
+    if outcome.kind == sign_in.UNSOLICITED:
+        # My Apps posted a response nobody in this browser asked for: sign in by asking Entra from here.
+        log.info(json.dumps({"event": "unsolicited_response", "tenant": tenant_id,
+                             "correlation_id": correlation_id.get()}))
+        response = redirect(outcome.login.url, 303)
+        response.headers.add("Set-Cookie", sessions.login_binding_set_cookie(
+            sessions.issue_login_binding(outcome.login.browser_nonce)))
+        return response
+    if outcome.kind == sign_in.THIRD_PARTY_LOGIN:  # My Apps: the product starts its own login
+        log.info(json.dumps({"event": "third_party_login", "tenant": tenant_id, "correlation_id": correlation_id.get()}))
+        return redirect(outcome.redirect_to, 303)
     log.info(json.dumps({"event": "sign_in", "tenant": tenant_id, "employee": outcome.employee.id,
                          "kind": outcome.kind, "initiated_by": outcome.initiated_by,
                          "correlation_id": correlation_id.get()}))
@@ -90,8 +101,6 @@ def sso_acs(req: func.HttpRequest) -> func.HttpResponse:
 
         return redirect(authorization.issue_code(tenant_id, outcome.employee.id, outcome.oidc,
                                                  outcome.saml_session), 303)
-    if outcome.kind == sign_in.THIRD_PARTY_LOGIN:  # My Apps: the product starts its own login
-        return redirect(outcome.redirect_to, 303)
     response = redirect(outcome.redirect_to, 303)
     response.headers.add("Set-Cookie", sessions.session_set_cookie(tenant_id, outcome.session_token))
     return response
