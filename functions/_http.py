@@ -66,6 +66,17 @@ def redirect(location: str, status: int = 302, headers: dict[str, str] | None = 
     return func.HttpResponse(status_code=status, headers=_headers({"Location": location, **(headers or {})}))
 
 
+def login_redirect(start, status: int = 302) -> func.HttpResponse:
+    """Send the browser to the IdP for an SP-initiated sign-in (`sign_in.LoginRedirect`), with the cookie that binds
+    the sign-in to this browser."""
+    from shared_code import sessions
+
+    response = redirect(start.url, status)
+    response.headers.add("Set-Cookie", sessions.login_binding_set_cookie(
+        sessions.issue_login_binding(start.browser_nonce)))
+    return response
+
+
 def error_response(error: GatehouseError, flavour: str) -> func.HttpResponse:
     if flavour == SCIM:
         body = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": str(error.status),
