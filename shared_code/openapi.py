@@ -849,10 +849,12 @@ def _components() -> dict:
                      "description": "The employee's id (their SCIM User id)."},
         "id": {"name": "id", "in": "path", "required": True, "schema": {"type": "string"},
                "description": "The resource id (32 hex characters); anything else is a 404."},
-        "startIndex": {"name": "startIndex", "in": "query", "schema": {"type": "integer"},
-                       "description": "1-based index of the first result (RFC 7644 §3.4.2.4)."},
-        "count": {"name": "count", "in": "query", "schema": {"type": "integer"},
-                  "description": f"Page size, 0–{MAX_RESULTS} (more is read as {MAX_RESULTS})."},
+        # An empty value is read as absent (the default), as lenient SCIM clients expect; the schema says so.
+        "startIndex": {"name": "startIndex", "in": "query", "schema": {"anyOf": [{"type": "integer"}, {"const": ""}]},
+                       "description": "1-based index of the first result (RFC 7644 §3.4.2.4); empty means 1."},
+        "count": {"name": "count", "in": "query", "schema": {"anyOf": [{"type": "integer"}, {"const": ""}]},
+                  "description": f"Page size, 0–{MAX_RESULTS} (more is read as {MAX_RESULTS}); empty means the "
+                                 "default."},
         "ifMatch": {"name": "If-Match", "in": "header", "schema": {"type": "string"},
                     "description": "Apply only if the resource is at this version (ETag)."},
         "ifNoneMatch": {"name": "If-None-Match", "in": "header", "schema": {"type": "string"},
