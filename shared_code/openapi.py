@@ -940,9 +940,51 @@ def _components() -> dict:
     }
 
 
+# ---- directory events and webhooks (issue 14): schemas from the pydantic models of shared_code/events ----------
+
+def _pydantic_schemas(*models) -> dict:
+    """Component schemas of pydantic models, their nested models lifted into components too."""
+    out: dict[str, Any] = {}
+    for model in models:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        out.update(schema.pop("$defs", {}))
+        out[model.__name__] = schema
+    return out
+
+
+def _events_components() -> dict:
+    from shared_code.events import api as events_api
+
+    return _pydantic_schemas(events_api.EventPage, events_api.Event)
+
+
+def _events_paths() -> dict:
+    from shared_code.events import api as events_api
+
+    return {
+        "/tenants/{tenant}/events": {"parameters": [_TENANT], "get": _operation(
+            "list_events", "The tenant's directory events, oldest first, from a cursor", "Events",
+            ADMIN_OR_OPERATOR,
+            {**_ok(_ref("EventPage"), "Up to `limit` events after the cursor, and the cursor to read on."),
+             **_errors("BadRequest", "Unauthorized", "Forbidden", "NotFound", "Unprocessable",
+                       "StorageUnavailable")},
+            parameters=[
+                {"name": "after", "in": "query", "schema": {"type": "string", "maxLength": 64},
+                 "description": "A `next` this API returned; without it, reading starts at the oldest event "
+                                "kept (events are kept 30 days)."},
+                {"name": "limit", "in": "query",
+                 "schema": {"type": "integer", "minimum": 1, "maximum": events_api.MAX_LIMIT,
+                            "default": events_api.DEFAULT_LIMIT}}],
+            description="A reader that keeps `next` and polls sees every event exactly once, in `sequence` "
+                        "order, even while changes are being written (sequence numbers are handed out in "
+                        "commit order). Event types and their `data`: " + ", ".join(
+                            events_api.EVENT_TYPES) + ". Webhooks deliver the same events with the same ids.")},
+    }
+
+
 @lru_cache(maxsize=4)
 def _document_text(base_url: str) -> str:
-    paths = {**_admin_paths(), **_scim_paths()}
+    paths = {**_admin_paths(), **_scim_paths(), **_events_paths()}
     document = {
         "openapi": "3.1.0",
         "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
@@ -963,6 +1005,8 @@ def _document_text(base_url: str) -> str:
         "paths": paths,
         "components": _components(),
     }
+    document["components"]["schemas"].update(_events_components())
+    document["tags"].append({"name": "Events"})
     return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
 
 
