@@ -82,9 +82,12 @@ def last_sequence(tenant_id: str) -> int:
 
 
 def _event_row(tenant_id: str, sequence: int, change: Change, occurred_at: str, event_id: str | None) -> dict:
-    return {"PartitionKey": tenant_id, "RowKey": event_key(sequence), "kind": "event",
-            "id": event_id or new_event_id(), "type": change.type, "occurred_at": occurred_at,
-            "sequence": sequence, "data": json.dumps(change.data, separators=(",", ":"), ensure_ascii=False)}
+    row = {"PartitionKey": tenant_id, "RowKey": event_key(sequence), "kind": "event",
+           "id": event_id or new_event_id(), "type": change.type, "occurred_at": occurred_at,
+           "sequence": sequence, "data": json.dumps(change.data, separators=(",", ":"), ensure_ascii=False)}
+    if event_id:
+        row["outbox"] = True  # came through the outbox: its `eventid:` marker goes when it is purged
+    return row
 
 
 def _operations(tenant_id: str, head: tuple[int, str | None], changes: list[Change], occurred_at: str,

@@ -82,3 +82,32 @@ def group_data(group_id: str, data: dict[str, Any]) -> dict[str, Any]:
 
 def members_change(kind: str, group_id: str, data: dict[str, Any], user_ids: list[str]) -> Change:
     return Change(kind, {**group_data(group_id, data), "member_ids": list(user_ids)})
+
+
+def _sso(record: dict[str, Any]) -> dict[str, Any]:
+    return {"status": record.get("status") or "draft", "enabled_at": record.get("enabled_at")}
+
+
+def _certificates(record: dict[str, Any]) -> dict[str, Any]:
+    idp = record.get("idp") or {}
+    return {"idp_entity_id": idp.get("entity_id"), "sso_url": idp.get("sso_url"),
+            "certificates": [{"sha256": c.get("sha256"), "not_after": c.get("not_after")}
+                             for c in idp.get("certificates") or []]}
+
+
+def tenant_changes(before: dict[str, Any], after: dict[str, Any]) -> list[Change]:
+    """The events of one write of a tenant row (stored records before and after)."""
+    changes = []
+    was, now = before.get("status") == "enabled", after.get("status") == "enabled"
+    if now and not was:
+        changes.append(Change(SSO_ENABLED, _sso(after)))
+    elif was and not now:
+        changes.append(Change(SSO_DISABLED, _sso(after)))
+    old, new = _certificates(before), _certificates(after)
+    if {c["sha256"] for c in old["certificates"]} != {c["sha256"] for c in new["certificates"]}:
+        changes.append(Change(IDP_CERTIFICATES_CHANGED, new))
+    return changes
+
+
+def audit_completed(run_view: dict[str, Any]) -> Change:
+    return Change(DOMAIN_AUDIT_COMPLETED, run_view)

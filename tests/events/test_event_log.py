@@ -127,3 +127,58 @@ def EventReaderFrom(reader):  # noqa: N802 - a fresh reader of the same tenant, 
     from conftest import EventReader
 
     return EventReader(reader.tenant)
+
+
+def test_tenant_level_changes_join_the_same_sequence(scim, reader, operator_key):
+    """SSO status, the IdP's certificates and a domain audit are stored in other tables; their events come
+    through an outbox written with the change and still take the tenant's next sequence numbers."""
+    from shared_code import tenants
+    from tests.support.idp import TestIdp
+
+    tenant = scim.tenant
+    tid = tenant.tenant_id
+    user = scim.create_user("e1@contoso.example", emails=[{"value": "e1@elsewhere.example", "type": "work",
+                                                           "primary": True}])
+    assert tenant.api("PUT", "domains", json={"domains": ["contoso.example"]}).status_code == 200
+    assert tenant.api("POST", "domain-audit").status_code == 200
+    idp = TestIdp(key_label="events-tests")
+    connected = tenant.api("POST", "sso/idp-metadata", json={"metadata_xml": idp.metadata_xml().decode()})
+    assert connected.status_code == 200, connected.text
+    tenants.mark_self_check_passed(tid)  # the self-check sign-in itself is tests/sso's subject
+    assert tenant.api("POST", "sso/enable").status_code == 200
+    disabled = tenant.http.post(f"{tenant.base_url}/api/tenants/{tid}/sso/disable",
+                                headers={"Authorization": f"Bearer {operator_key}"}, timeout=30)
+    assert disabled.status_code == 200
+    events = reader.poll()
+    assert [e["type"] for e in events] == ["employee.created", "domain_audit.completed", "idp.certificates_changed",
+                                           "sso.enabled", "sso.disabled"]
+    assert [e["sequence"] for e in events] == [1, 2, 3, 4, 5]
+    assert events[1]["data"]["outside_count"] == 1 and events[1]["data"]["outside_ids"] == [user["id"]]
+    assert events[2]["data"]["idp_entity_id"] == idp.entity_id and len(events[2]["data"]["certificates"]) == 1
+    assert events[3]["data"]["status"] == "enabled" and events[4]["data"]["status"] == "testing"
+    # the outboxes are empty: each request appended its own events
+    from shared_code.events import outbox
+    from shared_code.storage import tables
+    for table in outbox.TABLES:
+        assert list(tables.partition_range(table, tid, outbox.OUTBOX)) == []
+
+
+def test_an_outbox_event_left_behind_is_appended_once_by_the_sweep(scim, reader):
+    """A change whose request died after writing it (the event waits in the outbox) gets its event from the
+    sweep; an outbox row whose event was appended but not deleted is not appended twice."""
+    from shared_code.events import log as event_log
+    from shared_code.events import outbox
+    from shared_code.events.shapes import Change
+    from shared_code.storage import tables
+
+    tid = scim.tenant.tenant_id
+    ops = outbox.stage(tid, [Change("sso.enabled", {"status": "enabled", "enabled_at": None})])
+    tables.transact(tables.TENANTS, ops)
+    assert reader.poll() == []
+    assert outbox.flush_all() >= 1
+    first = reader.poll()
+    assert [e["type"] for e in first] == ["sso.enabled"] and first[0]["id"] == ops[0][1]["RowKey"][7:]
+    tables.transact(tables.TENANTS, ops)  # as if the delete after the append had been lost
+    outbox.flush(tables.TENANTS, tid)
+    assert reader.poll() == []
+    assert event_log.last_sequence(tid) == 1
