@@ -4,24 +4,20 @@ We keep the IdP's entity ID, its single sign-on URL and EVERY signing certificat
 publishes the old and the new one; the assertion consumer accepts either). The metadata's own signature is not
 checked: like every SAML SP we trust the metadata because the tenant admin gave it to us over HTTPS or pasted it.
 
-The fetch is an SSRF surface (the URL is user input and the server fetches it), so: HTTPS only, every address
-the host resolves to must be public, every redirect hop is checked again, the address actually connected to is
-checked once more (DNS rebinding), and the body is capped and time-boxed. `allow_private` exists only for
-local development (ALLOW_PRIVATE_METADATA_URLS).
+The fetch is an SSRF surface (the URL is user input and the server fetches it): it goes through
+`shared_code.outbound`, the one policy every call out follows. `allow_private` exists only for local
+development (ALLOW_PRIVATE_METADATA_URLS).
 """
 from __future__ import annotations
 
 import base64
 import binascii
 import hashlib
-import ipaddress
 import re
-import socket
-import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 from .errors import MetadataError
 from .safe_xml import NS_DS, NS_MD, UntrustedXmlError, parse_untrusted
@@ -199,169 +195,28 @@ def _short(exc: Exception) -> str:
 # ---------------------------------------------------------------- fetching
 
 def fetch_idp_metadata(url: str, *, allow_private: bool, timeout: float = 10) -> bytes:
-    """GET the metadata at `url`, refusing anything but a public HTTPS server (see the module docstring)."""
-    import requests  # only the admin's metadata check pays for this import
+    """GET the metadata at `url` under the outbound policy (`shared_code.outbound`: public HTTPS only, checked
+    redirects, a real overall deadline), and make sure what came back looks like XML metadata."""
+    from shared_code import outbound
 
-    deadline = time.monotonic() + timeout
-    session = requests.Session()
-    session.trust_env = False  # no proxies or .netrc from the environment: we check the peer we talk to
-    adapter = _checked_adapter(allow_private)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    current = url.strip() if isinstance(url, str) else ""
     try:
-        for _hop in range(MAX_REDIRECTS + 1):
-            host = _check_url(current, allow_private)
-            remaining = max(0.1, deadline - time.monotonic())
-            try:
-                response = session.get(current, allow_redirects=False, stream=True, timeout=(remaining, remaining),
-                                       headers={"Accept": "application/samlmetadata+xml, application/xml, text/xml"})
-            except _RefusedPeer as exc:
-                raise MetadataError(str(exc)) from None
-            except requests.exceptions.SSLError:
-                raise MetadataError(f"Could not reach {host}: its TLS certificate could not be verified.") from None
-            except requests.exceptions.Timeout:
-                raise MetadataError(f"Could not reach {host}: no answer within {timeout:g} seconds.") from None
-            except requests.exceptions.RequestException as exc:
-                raise MetadataError(f"Could not reach {host}: {_connection_reason(exc)}.") from None
-            with response:
-                if response.is_redirect:
-                    location = response.headers.get("Location", "")
-                    if not location:
-                        raise MetadataError(f"The server at {host} answered {response.status_code} without a Location.")
-                    current = urljoin(current, location)
-                    continue
-                if response.status_code != 200:
-                    raise MetadataError(f"The server answered {response.status_code} {response.reason or ''} for "
-                                        f"{_display(current)}. Check the App Federation Metadata Url in Entra.".replace("  ", " "))
-                return _read_capped(response, deadline, host, timeout)
-        raise MetadataError(f"Too many redirects (more than {MAX_REDIRECTS}) fetching {_display(url)}.")
-    finally:
-        session.close()
-
-
-def _read_capped(response, deadline: float, host: str, timeout: float) -> bytes:
-    declared = response.headers.get("Content-Length")
-    if declared and declared.isdigit() and int(declared) > MAX_METADATA_BYTES:
-        raise MetadataError("The metadata is larger than 1 MiB; this is not the federation metadata of one IdP.")
-    body = bytearray()
-    try:
-        for chunk in response.iter_content(64 * 1024):
-            body += chunk
-            if len(body) > MAX_METADATA_BYTES:
-                raise MetadataError("The metadata is larger than 1 MiB; this is not the federation metadata of one IdP.")
-            if time.monotonic() > deadline:
-                raise MetadataError(f"Could not reach {host}: the download took longer than {timeout:g} seconds.")
-    except MetadataError:
-        raise
-    except Exception as exc:  # requests wraps socket errors in several ways while streaming
-        raise MetadataError(f"Could not reach {host}: the download failed ({_short(exc)}).") from None
-    data = bytes(body)
+        answer = outbound.request("GET", url, what="The metadata URL", timeout=timeout, max_redirects=MAX_REDIRECTS,
+                                  max_bytes=MAX_METADATA_BYTES, allow_private=allow_private,
+                                  headers={"Accept": "application/samlmetadata+xml, application/xml, text/xml"})
+    except outbound.OutboundError as error:
+        message = error.message
+        if "is larger than" in message:
+            message = "The metadata is larger than 1 MiB; this is not the federation metadata of one IdP."
+        raise MetadataError(message) from None
+    if answer.status != 200:
+        raise MetadataError(f"The server answered {answer.status} {answer.reason} for {outbound.display(answer.url)}. "
+                            "Check the App Federation Metadata Url in Entra.".replace("  ", " "))
+    data = answer.body
     sniff = data[:512].lstrip().lower()
-    content_type = (response.headers.get("Content-Type") or "").lower()
+    content_type = answer.headers.get("content-type", "").lower()
     if "text/html" in content_type or sniff.startswith((b"<!doctype html", b"<html")):
         raise MetadataError("This is not SAML metadata: the URL returned a web page. Use the App Federation "
                             "Metadata Url from the Single sign-on page of the application in Entra.")
     if not sniff.startswith(b"<"):
         raise MetadataError("This is not SAML metadata: the URL did not return XML.")
     return data
-
-
-def _display(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname or ''}{parts.path}"[:200]
-
-
-def _check_url(url: str, allow_private: bool) -> str:
-    """Refuse a URL we must not fetch; return its host. Used for the first URL and every redirect hop."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        raise MetadataError("The metadata URL is not a valid URL.") from None
-    allowed = ("https", "http") if allow_private else ("https",)
-    if parts.scheme not in allowed:
-        got = f"{parts.scheme}://" if parts.scheme else "no scheme"
-        raise MetadataError(f"The metadata URL must use {' or '.join(s + '://' for s in allowed)} (got {got}).")
-    host = parts.hostname
-    if not host:
-        raise MetadataError("The metadata URL has no host name.")
-    if parts.username or parts.password:
-        raise MetadataError("The metadata URL must not contain a user name or password.")
-    if allow_private:
-        return host
-    try:
-        infos = socket.getaddrinfo(host, port or (443 if parts.scheme == "https" else 80), type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError):
-        raise MetadataError(f"Could not reach {host}: the host name does not resolve.") from None
-    for info in infos:
-        address = info[4][0]
-        if not is_public_address(address):
-            raise MetadataError(f"Refused to fetch metadata from {host}: it resolves to {address}, which is a "
-                                "private, loopback, link-local or reserved address.")
-    return host
-
-
-def is_public_address(address: str) -> bool:
-    """True only for a globally routable unicast address (IPv4-mapped IPv6 is judged as the IPv4 inside)."""
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return bool(ip.is_global) and not (ip.is_multicast or ip.is_private or ip.is_loopback or ip.is_link_local
-                                      or ip.is_reserved or ip.is_unspecified)
-
-
-class _RefusedPeer(Exception):
-    """Not an OSError on purpose: urllib3 would retry or wrap those; this must reach fetch_idp_metadata as is."""
-
-
-def _checked_adapter(allow_private: bool):
-    """A requests adapter whose connections re-check the address they actually connected to."""
-    from requests.adapters import HTTPAdapter
-    from urllib3.connection import HTTPConnection, HTTPSConnection
-    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-
-    def check(sock):
-        if allow_private:
-            return
-        peer = sock.getpeername()[0]
-        if not is_public_address(peer):
-            sock.close()
-            raise _RefusedPeer(f"Refused to fetch metadata: the server's address {peer} is private or reserved.")
-
-    class CheckedHTTPConnection(HTTPConnection):
-        def _new_conn(self):
-            sock = super()._new_conn()
-            check(sock)
-            return sock
-
-    class CheckedHTTPSConnection(HTTPSConnection):
-        def _new_conn(self):
-            sock = super()._new_conn()
-            check(sock)
-            return sock
-
-    class CheckedHTTPPool(HTTPConnectionPool):
-        ConnectionCls = CheckedHTTPConnection
-
-    class CheckedHTTPSPool(HTTPSConnectionPool):
-        ConnectionCls = CheckedHTTPSConnection
-
-    class CheckedAdapter(HTTPAdapter):
-        def init_poolmanager(self, *args, **kwargs):
-            super().init_poolmanager(*args, **kwargs)
-            self.poolmanager.pool_classes_by_scheme = {"http": CheckedHTTPPool, "https": CheckedHTTPSPool}
-
-    return CheckedAdapter(max_retries=0)
-
-
-def _connection_reason(exc: Exception) -> str:
-    text = str(exc)
-    if "Name or service not known" in text or "NameResolution" in text or "getaddrinfo" in text:
-        return "the host name does not resolve"
-    if "Connection refused" in text:
-        return "the connection was refused"
-    return "the connection failed"
