@@ -216,6 +216,13 @@ var appSettings = {
   MOBILE_IOS_BUNDLE_ID: mobileIosBundleId
   MOBILE_ANDROID_PACKAGE_NAME: mobileAndroidPackageName
   MOBILE_ANDROID_SIGNATURE_HASH: mobileAndroidSignatureHash
+  // Webhook deliveries' queue (`webhook-deliveries`, trigger connection GATEHOUSE_QUEUES): the identity-based
+  // form; the queue itself and the identity's queue role are declared with the storage account (issue 17).
+  GATEHOUSE_QUEUES: ''
+  GATEHOUSE_QUEUES__queueServiceUri: 'https://${storage.outputs.name}.queue.${environment().suffixes.storage}'
+  GATEHOUSE_QUEUES__credential: 'managedidentity'
+  GATEHOUSE_QUEUES__clientId: identity.outputs.clientId
+  WEBHOOK_SWEEP_SCHEDULE: '0 */1 * * * *'
 }
 
 module settings 'modules/appsettings.bicep' = {

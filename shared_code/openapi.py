@@ -954,8 +954,10 @@ def _pydantic_schemas(*models) -> dict:
 
 def _events_components() -> dict:
     from shared_code.events import api as events_api
+    from shared_code.webhooks import endpoint as webhook
 
-    return _pydantic_schemas(events_api.EventPage, events_api.Event)
+    return _pydantic_schemas(events_api.EventPage, events_api.Event, webhook.WebhookRequest, webhook.WebhookSecret,
+                             webhook.WebhookStatus, webhook.TestDelivery)
 
 
 def _events_paths() -> dict:
@@ -979,6 +981,43 @@ def _events_paths() -> dict:
                         "order, even while changes are being written (sequence numbers are handed out in "
                         "commit order). Event types and their `data`: " + ", ".join(
                             events_api.EVENT_TYPES) + ". Webhooks deliver the same events with the same ids.")},
+        **_webhook_paths(),
+    }
+
+
+def _webhook_paths() -> dict:
+    errors = _errors("Unauthorized", "Forbidden", "NotFound", "StorageUnavailable")
+    delivery = ("Each event of the Events API is POSTed as its JSON (the `Event` schema), in sequence order, at "
+                "least once (dedupe by `webhook-id`, the event id), signed per Standard Webhooks 1.0: headers "
+                "`webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256 of "
+                "id.timestamp.body>` (two, space-separated, for 24 h after a rotation). A 2xx is delivered; "
+                "anything else is retried with exponential backoff and jitter (a 429/503 Retry-After is honoured) "
+                "for up to 3 days, then the endpoint is disabled; a 410 disables it at once. A PUT re-enables it "
+                "and delivery resumes where it stopped. Timeout 10 s per attempt.")
+    return {
+        "/tenants/{tenant}/webhook": {
+            "parameters": [_TENANT],
+            "put": _operation(
+                "put_webhook", "Set the tenant's webhook endpoint (creates it with a new secret, or changes its "
+                               "URL and re-enables it)", "Events", OPERATOR,
+                {**_ok(_ref("WebhookSecret"), "The endpoint and its signing secret."),
+                 **_errors("BadRequest", "Unauthorized", "Forbidden", "NotFound", "Unprocessable",
+                           "PayloadTooLarge", "StorageUnavailable")},
+                body=_json_body(_ref("WebhookRequest")), description=delivery),
+            "get": _operation(
+                "get_webhook", "The webhook: enabled or why not, delivery position, the last attempts", "Events",
+                OPERATOR, {**_ok(_ref("WebhookStatus"), "The endpoint's state (never its secret)."), **errors}),
+            "delete": _operation(
+                "delete_webhook", "Remove the webhook (the Events API keeps every event)", "Events", OPERATOR,
+                {"204": {"description": "Removed."}, **errors}),
+        },
+        "/tenants/{tenant}/webhook/rotate-secret": {"parameters": [_TENANT], "post": _operation(
+            "rotate_webhook_secret", "A new signing secret; the previous one keeps signing too for 24 h", "Events",
+            OPERATOR, {**_ok(_ref("WebhookSecret"), "The new secret and when the old one stops signing."),
+                       **errors})},
+        "/tenants/{tenant}/webhook/test": {"parameters": [_TENANT], "post": _operation(
+            "test_webhook", "Send one signed `webhook.test` delivery now", "Events", OPERATOR,
+            {**_ok(_ref("TestDelivery"), "What the receiver answered."), **errors})},
     }
 
 

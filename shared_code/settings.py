@@ -19,6 +19,13 @@ SETTING_NAMES = (
     "MOBILE_IOS_BUNDLE_ID",
     "MOBILE_ANDROID_PACKAGE_NAME",
     "MOBILE_ANDROID_SIGNATURE_HASH",
+    # Webhook deliveries' queue (the trigger's connection="GATEHOUSE_QUEUES"): a connection string locally,
+    # the identity-based form on Azure; and the sweep that re-enqueues what a lost message left behind.
+    "GATEHOUSE_QUEUES",
+    "GATEHOUSE_QUEUES__queueServiceUri",
+    "GATEHOUSE_QUEUES__credential",
+    "GATEHOUSE_QUEUES__clientId",
+    "WEBHOOK_SWEEP_SCHEDULE",
 )
 
 
@@ -34,6 +41,10 @@ class Settings:
     mobile_ios_bundle_id: str
     mobile_android_package_name: str
     mobile_android_signature_hash: str
+    gatehouse_queues: str = ""
+    gatehouse_queues_service_uri: str = ""
+    gatehouse_queues_credential: str = ""
+    gatehouse_queues_client_id: str = ""
 
     @property
     def is_https(self) -> bool:
@@ -65,4 +76,8 @@ def get_settings() -> Settings:
         mobile_ios_bundle_id=env.get("MOBILE_IOS_BUNDLE_ID", "com.example.gatehouse").strip(),
         mobile_android_package_name=env.get("MOBILE_ANDROID_PACKAGE_NAME", "com.example.gatehouse").strip(),
         mobile_android_signature_hash=env.get("MOBILE_ANDROID_SIGNATURE_HASH", "").strip(),
+        gatehouse_queues=env.get("GATEHOUSE_QUEUES", "").strip(),
+        gatehouse_queues_service_uri=env.get("GATEHOUSE_QUEUES__queueServiceUri", "").strip(),
+        gatehouse_queues_credential=env.get("GATEHOUSE_QUEUES__credential", "").strip(),
+        gatehouse_queues_client_id=env.get("GATEHOUSE_QUEUES__clientId", "").strip(),
     )

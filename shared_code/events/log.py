@@ -44,6 +44,9 @@ APPENDED = "eventid:"
 DIGITS = 16
 ATTEMPTS = 8
 
+# Called with the tenant id after a commit that wrote events (the webhook notifier); must not block.
+after_commit: list = []
+
 _heads: dict[str, tuple[int, str | None]] = {}  # tenant → (last sequence, head ETag; None: no head row yet)
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
@@ -134,6 +137,8 @@ def transact(tenant_id: str, ops: list[tuple], changes: list[Change], *, occurre
                 _heads.pop(tenant_id, None)  # an answer lost in transit: the write may have happened
                 raise
             _heads[tenant_id] = (head[0] + len(changes), (results[-1] or {}).get("etag"))
+            for hook in after_commit:
+                hook(tenant_id)
             return results[:len(ops)]
     from shared_code.errors import StorageUnavailable
 
