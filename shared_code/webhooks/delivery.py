@@ -30,8 +30,8 @@ from shared_code.webhooks import endpoint
 from shared_code.webhooks.endpoint import DeliveryAttempt, now_iso, parse_iso
 
 TIMEOUT = 10.0
-LEASE = timedelta(seconds=60)
-RUN_BUDGET = 40.0  # seconds of posting per run; leaves the lease's margin for one last 10 s attempt
+LEASE = timedelta(seconds=30)  # extended after every delivery; a dead worker's lease ends within this
+RUN_BUDGET = 15.0  # seconds of starting posts per run: the last one (10 s at most) still ends inside the lease
 BATCH = 50
 BASE_DELAY, MAX_DELAY = 5.0, 3600.0
 MAX_RETRY_AFTER = 6 * 3600.0
@@ -180,6 +180,12 @@ def run(tenant_id: str, *, budget: float = RUN_BUDGET) -> RunResult:
                 return _failed(row, save, attempt, now, delivered)
     except _LostLease:
         return RunResult("busy", delivered)
+    except BaseException:
+        try:  # storage failing mid-run: hand the lease back if it can be, so the next run need not wait it out
+            save({"lease_owner": None, "lease_until": None})
+        except Exception:  # noqa: BLE001 - it expires on its own
+            pass
+        raise
 
 
 def _failed(row: dict, save, attempt: DeliveryAttempt, now: datetime, delivered: int) -> RunResult:

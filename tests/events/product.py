@@ -71,8 +71,8 @@ class DirectoryCopy:
 
 
 class WebhookReceiver:
-    """The product's webhook endpoint. `mode`: "ok", ("status", code, retry_after), "hang", "gone"
-    (410); `stop()`/`start()` take it off the network (connection refused) and back on the same port."""
+    """The product's webhook endpoint. `mode`: "ok", ("status", code, retry_after), "hang" (past the
+    sender's timeout), ("slow", seconds), "gone" (410); `stop()`/`start()` take it off the network (connection refused) and back on the same port."""
 
     def __init__(self, secret: str | None = None):
         self.secret = secret
@@ -101,6 +101,8 @@ class WebhookReceiver:
                 if mode == "hang":
                     time.sleep(receiver.hang_seconds)
                     return self._answer(200)
+                if isinstance(mode, tuple) and mode[0] == "slow":  # a busy receiver: slow, but it works
+                    time.sleep(mode[1])
                 if mode == "gone":
                     return self._answer(410)
                 if isinstance(mode, tuple) and mode[0] == "status":
