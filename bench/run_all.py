@@ -7,6 +7,8 @@ Benchmarks, in order (see bench/README.md for what each ratio means):
   coldstart  bench/coldstart.py        fresh process to the first SCIM answer vs a bare `import azure.functions`
   acs        bench/acs.py              SAML response validation vs pysaml2 and python3-saml
   scim       bench/scim.py             SCIM create / lookup / PATCH vs the in-memory scim2-server
+  events     bench/events.py           SCIM create / PATCH with their events vs the storage floor; change →
+                                       webhook delivery p50 / p95
   audit      bench/audit.py --employees 2000 --tenants 100   the domain audit per 1,000 employees vs the bare
                                        partition query
   load       bench/load.py --quick     tenants provisioned at once while employees sign in; app peak memory
@@ -39,6 +41,8 @@ BENCHMARKS = [
     ("coldstart", "Cold start", ["bench/coldstart.py"]),
     ("acs", "ACS validation", ["bench/acs.py"]),
     ("scim", "SCIM operations", ["bench/scim.py"]),
+    ("events", "Directory events: request path next to the storage floor, change to webhook delivery",
+     ["bench/events.py"]),
     # Seeding 10,000 employees into Azurite takes many minutes here; 2,000 give the same per-1,000 figures.
     ("audit", "Domain audit per 1,000 employees", ["bench/audit.py", "--employees", "2000", "--tenants", "100"]),
     ("load", "Load (quick run) and the app's peak memory", ["bench/load.py", "--quick"]),
