@@ -956,8 +956,15 @@ def _events_components() -> dict:
     from shared_code.events import api as events_api
     from shared_code.webhooks import endpoint as webhook
 
-    return _pydantic_schemas(events_api.EventPage, events_api.Event, webhook.WebhookRequest, webhook.WebhookSecret,
-                             webhook.WebhookStatus, webhook.TestDelivery)
+    schemas = _pydantic_schemas(events_api.EventPage, events_api.Event, webhook.WebhookRequest,
+                                webhook.WebhookSecret, webhook.WebhookStatus, webhook.TestDelivery,
+                                *events_api.DATA_MODELS)
+    # `data` by `type` (JSON Schema 2020-12 if/then: OpenAPI 3.1 validators and receivers' tools read it).
+    schemas["Event"]["allOf"] = [
+        {"if": {"properties": {"type": {"enum": types}}},
+         "then": {"properties": {"data": _ref(model.__name__)}}}
+        for model, types in events_api.DATA_MODELS.items()]
+    return schemas
 
 
 def _events_paths() -> dict:

@@ -36,6 +36,81 @@ class Event(BaseModel):
     data: dict[str, Any]
 
 
+# --- what `data` holds, per type (documentation and the OpenAPI document; shapes.py builds them) -------------
+
+class EmployeeData(BaseModel):
+    """employee.*: the employee as the admin API shows them."""
+
+    id: str
+    user_name: str | None
+    name: str | None
+    email: str | None
+    active: bool = Field(description="false: dismissed (no sign-in, no admin rights).")
+    is_admin: bool
+    department: str | None
+    managed_by_entra: bool
+    external_id: str | None = Field(description="Entra's objectId.")
+    allowed_outside_domain: bool
+
+
+class GroupData(BaseModel):
+    """group.created / group.updated / group.deleted."""
+
+    id: str
+    display_name: str | None
+    external_id: str | None
+
+
+class GroupMembersData(GroupData):
+    """group.members_added / group.members_removed: the users this event added or removed."""
+
+    member_ids: list[str]
+
+
+class SsoData(BaseModel):
+    """sso.enabled / sso.disabled."""
+
+    status: Literal["draft", "testing", "enabled"]
+    enabled_at: str | None
+
+
+class CertificateData(BaseModel):
+    sha256: str | None
+    not_after: str | None
+
+
+class IdpCertificatesData(BaseModel):
+    """idp.certificates_changed: the IdP's signing certificates now."""
+
+    idp_entity_id: str | None
+    sso_url: str | None
+    certificates: list[CertificateData]
+
+
+class DomainAuditData(BaseModel):
+    """domain_audit.completed: the run's summary (GET …/domain-audit has the full list)."""
+
+    run_id: str
+    trigger: str
+    finished_at: str
+    domains: list[str]
+    checked: int
+    allowed: int
+    outside_count: int
+    outside_ids: list[str] = Field(description="The first 500, by email.")
+    outside_ids_truncated: bool
+
+
+DATA_MODELS = {
+    EmployeeData: [t for t in EVENT_TYPES if t.startswith("employee.")],
+    GroupData: ["group.created", "group.updated", "group.deleted"],
+    GroupMembersData: ["group.members_added", "group.members_removed"],
+    SsoData: ["sso.enabled", "sso.disabled"],
+    IdpCertificatesData: ["idp.certificates_changed"],
+    DomainAuditData: ["domain_audit.completed"],
+}
+
+
 class EventPage(BaseModel):
     events: list[Event] = Field(description="Oldest first, at most `limit`.")
     next: str = Field(description="Pass as `after` to read on; returned even when `events` is empty.")

@@ -182,3 +182,30 @@ def test_an_outbox_event_left_behind_is_appended_once_by_the_sweep(scim, reader)
     outbox.flush(tables.TENANTS, tid)
     assert reader.poll() == []
     assert event_log.last_sequence(tid) == 1
+
+
+def test_changes_too_large_for_one_transaction_tell_every_part(scim, reader):
+    """An employee in 50 groups is deleted in several transactions (memberships first): each part writes
+    its group.members_removed, then employee.deleted; a group of 55 is deleted by hiding it first, which is
+    when its group.deleted is written, once. A copy built from the events equals the directory."""
+    from product import DirectoryCopy
+
+    u, v = scim.create_user()["id"], scim.create_user()["id"]
+    groups = [scim.create_group(members=[{"value": u}, {"value": v}])["id"] for _ in range(50)]
+    assert scim.delete(f"/Users/{u}").status_code == 204
+    many = [scim.create_user()["id"] for _ in range(53)]
+    big = scim.create_group(members=[{"value": i} for i in many + [v]])["id"]
+    assert scim.delete(f"/Groups/{big}").status_code == 204
+
+    copy = DirectoryCopy()
+    events = reader.poll()
+    for event in events:
+        copy.apply(event)
+    removed = [e for e in events if e["type"] == "group.members_removed"]
+    assert sorted(e["data"]["id"] for e in removed) == sorted(groups)
+    assert all(e["data"]["member_ids"] == [u] and e["data"]["display_name"] for e in removed)
+    assert [e["type"] for e in events].count("group.deleted") == 1
+    assert events.index(removed[-1]) < [e["type"] for e in events].index("employee.deleted")
+    state = copy.state()
+    assert u not in state["employees"] and big not in state["groups"]
+    assert all(state["members"][g] == [v] for g in groups)

@@ -69,3 +69,46 @@ def test_parallel_writers_against_a_polling_reader_nothing_skipped_nothing_twice
     assert sequences == list(range(1, len(sequences) + 1))  # in order, no gap, no repeat
     assert len({e["id"] for e in seen}) == len(seen)
     assert len(seen) == 4 + 60  # every write (each changes something) is one event
+
+
+def test_every_event_type_matches_its_shape_in_the_openapi_document(scim, reader, operator_key):
+    """All sixteen types, produced for real, each validated against /api/openapi.json's Event schema (its
+    `data` by `type`)."""
+    import jsonschema_rs
+    import requests
+    from entra_client import load
+
+    from shared_code import tenants
+    from shared_code.events.shapes import EVENT_TYPES
+    from tests.support.idp import TestIdp
+
+    tenant, tid = scim.tenant, scim.tenant.tenant_id
+    a, b = scim.create_user(externalId="o-a")["id"], scim.create_user()["id"]
+    assert tenant.api("PUT", f"employees/{a}/admin").status_code == 200
+    assert tenant.api("PATCH", f"employees/{b}", json={"email": "b@contoso.example"}).status_code == 200
+    scim.patch(f"/Users/{a}", load("entra-default-disable-user.json"))
+    scim.patch(f"/Users/{a}", load("entra-default-enable-user.json"))
+    group = scim.create_group()["id"]
+    scim.patch(f"/Groups/{group}", load("entra-dev-add-members.json", first=a, second=b))
+    scim.patch(f"/Groups/{group}", load("entra-dev-remove-member.json", memberId=a))
+    scim.patch(f"/Groups/{group}", load("entra-dev-replace-group-display-name.json", displayName="Renamed"))
+    scim.delete(f"/Groups/{group}")
+    scim.delete(f"/Users/{b}")
+    assert tenant.api("PUT", "domains", json={"domains": ["contoso.example"]}).status_code == 200
+    assert tenant.api("POST", "domain-audit").status_code == 200
+    idp = TestIdp(key_label="events-tests")
+    assert tenant.api("POST", "sso/idp-metadata", json={"metadata_xml": idp.metadata_xml().decode()}).ok
+    tenants.mark_self_check_passed(tid)
+    assert tenant.api("POST", "sso/enable").status_code == 200
+    assert requests.post(f"{tenant.base_url}/api/tenants/{tid}/sso/disable", timeout=30,
+                         headers={"Authorization": f"Bearer {operator_key}"}).status_code == 200
+
+    events = reader.poll()
+    assert {e["type"] for e in events} == set(EVENT_TYPES)
+    document = requests.get(f"{tenant.base_url}/api/openapi.json", timeout=30).json()
+    validator = jsonschema_rs.Draft202012Validator(
+        {"$ref": "#/components/schemas/Event", "components": document["components"]})
+    for event in events:
+        errors = [e.message for e in validator.iter_errors(event)]
+        assert not errors, (event["type"], errors)
+    assert not validator.is_valid({**events[0], "data": {"id": 1}})  # the per-type shapes do bite
