@@ -13,6 +13,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import requests
 from standardwebhooks import Webhook
 
 
@@ -137,3 +138,58 @@ class WebhookReceiver:
             self.server.shutdown()
             self.server.server_close()
             self.server = None
+
+
+class EventReader:
+    """The product's side of the Events API: keeps `next` and polls."""
+
+    def __init__(self, tenant, key: str | None = None):
+        self.tenant = tenant
+        self.key = key or tenant.admin_key
+        self.cursor: str | None = None
+        self.http = requests.Session()
+
+    def page(self, after: str | None = None, limit: int | None = None) -> requests.Response:
+        params = {k: v for k, v in (("after", after), ("limit", limit)) if v is not None}
+        return self.http.get(f"{self.tenant.base_url}/api/tenants/{self.tenant.tenant_id}/events", params=params,
+                             headers={"Authorization": f"Bearer {self.key}"}, timeout=30)
+
+    def poll(self, limit: int = 500) -> list[dict]:
+        """Every event after the cursor (following `next` until a page comes back empty)."""
+        seen = []
+        while True:
+            response = self.page(self.cursor, limit)
+            assert response.status_code == 200, response.text
+            body = response.json()
+            self.cursor = body["next"]
+            seen += body["events"]
+            if not body["events"]:
+                return seen
+
+
+def wait_until(condition, timeout: float = 60.0, every: float = 0.2):
+    """Waits for something the app does on its own (queue, timers); not a speed check (that is bench/)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"not within {timeout} s")
+
+
+class Operator:
+    def __init__(self, base_url: str, key: str, tenant_id: str):
+        self.url = f"{base_url}/api/tenants/{tenant_id}/webhook"
+        self.headers = {"Authorization": f"Bearer {key}"}
+
+    def put(self, url: str, **kwargs) -> requests.Response:
+        return requests.put(self.url, json={"url": url}, headers=self.headers, timeout=30, **kwargs)
+
+    def get(self) -> dict:
+        response = requests.get(self.url, headers=self.headers, timeout=30)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def post(self, path: str) -> requests.Response:
+        return requests.post(f"{self.url}/{path}", headers=self.headers, timeout=30)

@@ -124,7 +124,7 @@ def test_events_older_than_30_days_are_purged_and_the_sequence_goes_on(scim, rea
 
 
 def EventReaderFrom(reader):  # noqa: N802 - a fresh reader of the same tenant, without a cursor
-    from conftest import EventReader
+    from product import EventReader
 
     return EventReader(reader.tenant)
 

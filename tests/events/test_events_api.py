@@ -6,7 +6,7 @@ import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-from conftest import EventReader
+from product import EventReader
 
 PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 

@@ -15,10 +15,8 @@ import uuid
 
 import pytest
 import requests
-from conftest import EventReader
 from entra_client import ScimClient, load
-from product import DirectoryCopy, WebhookReceiver
-from test_webhooks import Operator, wait_until
+from product import DirectoryCopy, EventReader, Operator, WebhookReceiver, wait_until
 
 from tests.conftest import Azurite, LocalHost, TenantHandle, free_port
 

@@ -7,36 +7,8 @@ from datetime import datetime, timezone
 
 import pytest
 import requests
-from product import WebhookReceiver
+from product import Operator, WebhookReceiver, wait_until
 from standardwebhooks import Webhook
-
-
-def wait_until(condition, timeout: float = 60.0, every: float = 0.2):
-    """Waits for something the app does on its own (queue, timers); not a speed check (that is bench/)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"not within {timeout} s")
-
-
-class Operator:
-    def __init__(self, base_url: str, key: str, tenant_id: str):
-        self.url = f"{base_url}/api/tenants/{tenant_id}/webhook"
-        self.headers = {"Authorization": f"Bearer {key}"}
-
-    def put(self, url: str, **kwargs) -> requests.Response:
-        return requests.put(self.url, json={"url": url}, headers=self.headers, timeout=30, **kwargs)
-
-    def get(self) -> dict:
-        response = requests.get(self.url, headers=self.headers, timeout=30)
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def post(self, path: str) -> requests.Response:
-        return requests.post(f"{self.url}/{path}", headers=self.headers, timeout=30)
 
 
 @pytest.fixture
