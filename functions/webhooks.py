@@ -95,7 +95,11 @@ def webhook_delivery(message: func.QueueMessage) -> None:
                          "delivered": result.delivered, "retry_in": result.retry_in}))
     if result.outcome == "more":
         queue.enqueue(tenant_id)
-    elif result.outcome == "retry":  # (a `waiting` run's retry has its message already, or the sweep's)
+    elif result.outcome == "retry":
+        queue.enqueue(tenant_id, result.retry_in or 0)
+    elif result.outcome == "waiting" and (result.retry_in or 0) <= 5:
+        # The retry's own message came a moment early (another instance's clock): keep it. Earlier ones are
+        # other messages (a new event during the wait); the retry has its message, and the sweep backs it up.
         queue.enqueue(tenant_id, result.retry_in or 0)
 
 
