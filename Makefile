@@ -1,17 +1,36 @@
 # Gatehouse: `make run` serves the Function App locally on Azurite; `make test` runs the whole suite.
 # Both install what is missing first (venv + requirements, Azurite pinned by package-lock.json, Chromium for tests).
+# Python packages come from the locks (requirements.lock, requirements-dev.lock: every package, with hashes);
+# `make lock` regenerates them after requirements.txt or requirements-dev.txt changes.
 
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 7071
 
-.PHONY: run test deps browser bench clean
+.PHONY: run test deps browser bench clean lock
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+# A lock that no longer matches requirements*.txt stops the install and says to run `make lock`.
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements.lock requirements-dev.lock
+	$(PYTHON) tools/lock.py check
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r requirements-dev.lock
 	touch $@
+
+# pip-compile (pip-tools, in its own venv) against pip's default index alone: this machine's find-links, extra indexes or
+# constraints must not leak into the lock. The dev lock is constrained by the app's, so tests run what Azure runs.
+LOCK_VENV := .venv-lock
+PIP_TOOLS := pip-tools==7.6.2
+PIP_COMPILE = env -u PIP_FIND_LINKS -u PIP_CONSTRAINT -u PIP_EXTRA_INDEX_URL PIP_CONFIG_FILE=/dev/null \
+	CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe \
+	--strip-extras --no-emit-index-url --no-emit-find-links
+
+lock:
+	test -x $(LOCK_VENV)/bin/pip-compile || { $(PYTHON) -m venv $(LOCK_VENV) && \
+	  $(LOCK_VENV)/bin/python -m pip install -q --disable-pip-version-check $(PIP_TOOLS); }
+	$(PIP_COMPILE) --output-file requirements.lock requirements.txt
+	$(PIP_COMPILE) --constraint requirements.lock --output-file requirements-dev.lock requirements-dev.txt
+	$(PYTHON) tools/lock.py check
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -39,4 +58,4 @@ bench: deps
 	$(PY) bench/run_all.py
 
 clean:
-	rm -rf $(VENV) node_modules .azurite test-output
+	rm -rf $(VENV) $(LOCK_VENV) node_modules .azurite test-output .python_packages

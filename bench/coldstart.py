@@ -14,7 +14,9 @@ import:
 
 * `python -c pass` (the interpreter alone) — for scale;
 * import function_app + index — what the worker does before the first request;
-* import + index + first SCIM request answered (200) — the cold start a provisioning cycle meets.
+* import + index + first SCIM request answered (200) — the cold start a provisioning cycle meets;
+* import + index + first tenant-admin request with a JSON body answered (`PUT …/default-department`) — for
+  comparison: only requests with a body load pydantic and their models (`shared_code/bodies/`).
 
 Then the modules that cost most to import (`python -X importtime -c "import function_app"`), by cumulative
 time of the top-level packages.
@@ -52,6 +54,19 @@ response = functions["scim_list_users"].get_user_function()(request)
 assert response.status_code == 200, response.get_body()
 assert json.loads(response.get_body())["totalResults"] == 0
 """
+FIRST_ADMIN = """
+import json, sys
+import azure.functions as func
+import function_app
+functions = {f.get_function_name(): f for f in function_app.app.get_functions()}
+tenant, key = sys.argv[1], sys.argv[2]
+request = func.HttpRequest(
+    method="PUT", url=f"http://localhost/api/tenants/{tenant}/default-department",
+    body=json.dumps({"department": "New employees"}).encode(),
+    headers={"authorization": f"Bearer {key}", "content-type": "application/json"}, route_params={"tenant": tenant})
+response = functions["set_default_department"].get_user_function()(request)
+assert response.status_code == 200, response.get_body()
+"""
 
 
 def timed_run(code: str, env: dict[str, str], *args: str) -> float:
@@ -61,8 +76,8 @@ def timed_run(code: str, env: dict[str, str], *args: str) -> float:
     return time.perf_counter() - started
 
 
-def prepare_tenant(env: dict[str, str]) -> tuple[str, str]:
-    """A tenant with a SCIM token, made through the cores in this process (the measured processes only read)."""
+def prepare_tenant(env: dict[str, str]) -> tuple[str, str, str]:
+    """A tenant with a SCIM token (and its admin key), made through the cores in this process."""
     os.environ.update(env)
     from shared_code import tenants
     from shared_code.settings import get_settings
@@ -70,9 +85,9 @@ def prepare_tenant(env: dict[str, str]) -> tuple[str, str]:
 
     get_settings.cache_clear()
     tables.reset_clients()
-    tenant, _ = tenants.create_tenant("Cold Start Corp", "https://cold.example.com")
+    tenant, admin_key = tenants.create_tenant("Cold Start Corp", "https://cold.example.com")
     _, token = tenants.rotate_scim_token(tenant.tenant_id)
-    return tenant.tenant_id, token
+    return tenant.tenant_id, token, admin_key
 
 
 def import_costs(env: dict[str, str]) -> tuple[list[tuple[float, str]], list[tuple[float, str]]]:
@@ -111,16 +126,18 @@ def main() -> int:
         # depends on which __pycache__ directories earlier runs happened to leave (tests run without writing them).
         subprocess.run([sys.executable, "-m", "compileall", "-q", "function_app.py", "functions", "shared_code"],
                        cwd=ROOT, env=env, check=True)
-        tenant, token = prepare_tenant(env)
+        tenant, token, admin_key = prepare_tenant(env)
         # One untimed run of each warms the OS file cache: every timed run then starts equally "warm-disk".
-        for code, extra in ((BARE, ()), (INDEX, ()), (FIRST_SCIM, (tenant, token))):
+        warm_up = ((BARE, ()), (INDEX, ()), (FIRST_SCIM, (tenant, token)), (FIRST_ADMIN, (tenant, admin_key)))
+        for code, extra in warm_up:
             timed_run(code, env, *extra)
-        samples: dict[str, list[float]] = {"pass": [], "bare": [], "index": [], "first": []}
+        samples: dict[str, list[float]] = {"pass": [], "bare": [], "index": [], "first": [], "admin": []}
         for _ in range(args.runs):  # interleaved, so a busy moment of the machine hits every variant alike
             samples["pass"].append(timed_run("pass", env))
             samples["bare"].append(timed_run(BARE, env))
             samples["index"].append(timed_run(INDEX, env))
             samples["first"].append(timed_run(FIRST_SCIM, env, tenant, token))
+            samples["admin"].append(timed_run(FIRST_ADMIN, env, tenant, admin_key))
         median = {name: statistics.median(values) * 1000 for name, values in samples.items()}
         base = median["bare"]
         print(f"cold start, median of {args.runs} fresh processes each (ratio to `{BARE}`):")
@@ -129,6 +146,8 @@ def main() -> int:
         print(f"  import function_app + index                 {median['index']:7.0f} ms  ×{median['index'] / base:.2f}")
         print(f"  … + first SCIM request answered (200)       {median['first']:7.0f} ms  ×{median['first'] / base:.2f}")
         print(f"  the first request itself (difference)       {median['first'] - median['index']:7.0f} ms")
+        admin = median["admin"]
+        print(f"  … or first admin request with a JSON body   {admin:7.0f} ms  ×{admin / base:.2f} (pydantic, models)")
         direct, packages = import_costs(env)
         print("\nimports of function_app by cumulative ms (-X importtime):")
         for ms, name in direct[:args.top]:

@@ -6,11 +6,16 @@ same run, and this script collects their output, with a description of the machi
 Benchmarks, in order (see bench/README.md for what each ratio means):
   coldstart  bench/coldstart.py        fresh process to the first SCIM answer vs a bare `import azure.functions`
   acs        bench/acs.py              SAML response validation vs pysaml2 and python3-saml
+  acs-http   bench/acs_http.py         the ACS over HTTP (IdP- and SP-initiated) vs GET metadata, under pytest
   scim       bench/scim.py             SCIM create / lookup / PATCH vs the in-memory scim2-server
   events     bench/events.py           SCIM create / PATCH with their events vs the storage floor; change →
                                        webhook delivery p50 / p95
+  oidc       bench/oidc.py             the product's OIDC sign-in vs its bare storage round trips
+  filter     bench/filter.py           the costliest 4,096-character filters vs parsing `userName eq "…"`
   audit      bench/audit.py --employees 2000 --tenants 100   the domain audit per 1,000 employees vs the bare
                                        partition query
+  concurrency bench/concurrency.py    throughput and p95 at 1, 2, 4, 8, 16 requests in flight per process, with
+                                       storage as Azurite answers it and 8 ms further away
   load       bench/load.py --quick     tenants provisioned at once while employees sign in; app peak memory
   outage     bench/load.py --tenants 5 --users 100 --sign-ins 20 --outage 10   the same with Azurite stopped
                                        for 10 s mid-run: 503s meanwhile, then consistency and convergence
@@ -40,11 +45,17 @@ TIMEOUT_SECONDS = 1800
 BENCHMARKS = [
     ("coldstart", "Cold start", ["bench/coldstart.py"]),
     ("acs", "ACS validation", ["bench/acs.py"]),
+    ("acs-http", "ACS over HTTP on the local host",
+     ["-m", "pytest", "bench/acs_http.py", "-p", "tests.conftest", "-p", "tests.sso.conftest", "-q", "-s",
+      "-p", "no:cacheprovider"]),
     ("scim", "SCIM operations", ["bench/scim.py"]),
     ("events", "Directory events: request path next to the storage floor, change to webhook delivery",
      ["bench/events.py"]),
+    ("oidc", "The product's sign-in (ACS → code → token) next to its storage round trips", ["bench/oidc.py"]),
+    ("filter", "SCIM filter parsing at the longest length allowed", ["bench/filter.py"]),
     # Seeding 10,000 employees into Azurite takes many minutes here; 2,000 give the same per-1,000 figures.
     ("audit", "Domain audit per 1,000 employees", ["bench/audit.py", "--employees", "2000", "--tenants", "100"]),
+    ("concurrency", "Requests in flight per process (Flex Consumption perInstanceConcurrency)", ["bench/concurrency.py"]),
     ("load", "Load (quick run) and the app's peak memory", ["bench/load.py", "--quick"]),
     ("outage", "Load with a storage outage in the middle",
      ["bench/load.py", "--tenants", "5", "--users", "100", "--sign-ins", "20", "--outage", "10"]),

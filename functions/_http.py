@@ -40,6 +40,9 @@ def _headers(extra: dict[str, str] | None) -> dict[str, str]:
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
+    """`body` is JSON-ready data or a response model (`shared_code.bodies.Answer`, serialised by its `dump`)."""
+    if hasattr(body, "dump"):
+        body = body.dump()
     return func.HttpResponse(json.dumps(body, separators=(",", ":"), ensure_ascii=False), status_code=status,
                              mimetype="application/json", charset="utf-8", headers=_headers(headers))
 
@@ -164,6 +167,13 @@ def read_json_object(req: func.HttpRequest, **kwargs) -> dict:
     if not isinstance(body, dict):
         raise BadRequest("The body must be a JSON object.", scim_type="invalidSyntax")
     return body
+
+
+def read_body(req: func.HttpRequest, model: type, *, context: dict | None = None, **kwargs):
+    """The JSON body validated into `model` (a `shared_code.bodies.Body`); refusals are our 400/422."""
+    from shared_code.bodies import parse  # pydantic loads with the first request that has a body
+
+    return parse(model, read_json_object(req, **kwargs), context=context)
 
 
 # ---- who is calling ----------------------------------------------------------------------------------------------

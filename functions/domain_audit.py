@@ -13,7 +13,7 @@ import logging
 
 import azure.functions as func
 
-from functions._http import admin_tenant, handler, json_response, read_json_object
+from functions._http import admin_tenant, handler, json_response, read_body
 from shared_code import domain_audit
 
 bp = func.Blueprint()
@@ -24,31 +24,40 @@ log = logging.getLogger("gatehouse")
 @bp.route(route="tenants/{tenant}/domains", methods=["PUT"], auth_level=func.AuthLevel.ANONYMOUS)
 @handler()
 def put_corporate_domains(req: func.HttpRequest) -> func.HttpResponse:
+    from shared_code.bodies.domain_audit import CorporateDomainList, CorporateDomainsUpdate
+
     tenant = admin_tenant(req)
-    return json_response(domain_audit.set_corporate_domains(tenant.tenant_id, read_json_object(req)).to_record())
+    update = read_body(req, CorporateDomainsUpdate)
+    return json_response(CorporateDomainList.of(domain_audit.set_corporate_domains(tenant.tenant_id, update.corporate)))
 
 
 @bp.function_name("get_corporate_domains")
 @bp.route(route="tenants/{tenant}/domains", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @handler()
 def get_corporate_domains(req: func.HttpRequest) -> func.HttpResponse:
-    return json_response(domain_audit.corporate_domains_view(admin_tenant(req)))
+    from shared_code.bodies.domain_audit import CorporateDomainList
+
+    return json_response(CorporateDomainList.of(domain_audit.corporate_domains_view(admin_tenant(req))))
 
 
 @bp.function_name("run_domain_audit")
 @bp.route(route="tenants/{tenant}/domain-audit", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @handler()
 def run_domain_audit(req: func.HttpRequest) -> func.HttpResponse:
+    from shared_code.bodies.domain_audit import AuditRun
+
     tenant = admin_tenant(req)
     run = domain_audit.run_audit(tenant.tenant_id, domain_audit.ON_DEMAND, domains=tenant.domains or {})
-    return json_response(domain_audit.run_view(run))
+    return json_response(AuditRun(**domain_audit.run_view(run)))
 
 
 @bp.function_name("get_domain_audit")
 @bp.route(route="tenants/{tenant}/domain-audit", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @handler()
 def get_domain_audit(req: func.HttpRequest) -> func.HttpResponse:
-    return json_response(domain_audit.latest_audit(admin_tenant(req)))
+    from shared_code.bodies.domain_audit import AuditRun
+
+    return json_response(AuditRun(**domain_audit.latest_audit(admin_tenant(req))))
 
 
 @bp.function_name("domain_audit_timer")

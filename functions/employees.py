@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from functions._http import admin_tenant, handler, json_response, read_json_object
+from functions._http import admin_tenant, handler, json_response, read_body
 from shared_code import employees
 
 bp = func.Blueprint()
@@ -22,20 +22,28 @@ def _id(req: func.HttpRequest) -> str:
     return req.route_params.get("id", "")
 
 
+def _answer(view: dict):
+    from shared_code.bodies.employees import Employee  # pydantic only for requests that answer a body
+
+    return json_response(Employee(**view))
+
+
 @bp.function_name("get_employee")
 @bp.route(route=EMPLOYEE, methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @handler()
 def get_employee(req: func.HttpRequest) -> func.HttpResponse:
     tenant = admin_tenant(req)
-    return json_response(employees.employee_view(employees.get_employee(tenant, _id(req)), tenant))
+    return _answer(employees.employee_view(employees.get_employee(tenant, _id(req)), tenant))
 
 
 @bp.function_name("change_employee_email")
 @bp.route(route=EMPLOYEE, methods=["PATCH"], auth_level=func.AuthLevel.ANONYMOUS)
 @handler()
 def change_employee_email(req: func.HttpRequest) -> func.HttpResponse:
+    from shared_code.bodies.employees import EmailChange
+
     tenant = admin_tenant(req)
-    return json_response(employees.change_work_email(tenant, _id(req), read_json_object(req)))
+    return _answer(employees.change_work_email(tenant, _id(req), read_body(req, EmailChange).email))
 
 
 @bp.function_name("allow_employee_outside_domains")
@@ -43,7 +51,7 @@ def change_employee_email(req: func.HttpRequest) -> func.HttpResponse:
 @handler()
 def allow_employee_outside_domains(req: func.HttpRequest) -> func.HttpResponse:
     tenant = admin_tenant(req)
-    return json_response(employees.allow_outside_domain(tenant, _id(req), True))
+    return _answer(employees.allow_outside_domain(tenant, _id(req), True))
 
 
 @bp.function_name("undo_allow_employee_outside_domains")
@@ -51,7 +59,7 @@ def allow_employee_outside_domains(req: func.HttpRequest) -> func.HttpResponse:
 @handler()
 def undo_allow_employee_outside_domains(req: func.HttpRequest) -> func.HttpResponse:
     tenant = admin_tenant(req)
-    return json_response(employees.allow_outside_domain(tenant, _id(req), False))
+    return _answer(employees.allow_outside_domain(tenant, _id(req), False))
 
 
 @bp.function_name("grant_employee_admin_rights")
@@ -59,7 +67,7 @@ def undo_allow_employee_outside_domains(req: func.HttpRequest) -> func.HttpRespo
 @handler()
 def grant_employee_admin_rights(req: func.HttpRequest) -> func.HttpResponse:
     tenant = admin_tenant(req)
-    return json_response(employees.set_admin_rights(tenant, _id(req), True))
+    return _answer(employees.set_admin_rights(tenant, _id(req), True))
 
 
 @bp.function_name("revoke_employee_admin_rights")
@@ -67,4 +75,4 @@ def grant_employee_admin_rights(req: func.HttpRequest) -> func.HttpResponse:
 @handler()
 def revoke_employee_admin_rights(req: func.HttpRequest) -> func.HttpResponse:
     tenant = admin_tenant(req)
-    return json_response(employees.set_admin_rights(tenant, _id(req), False))
+    return _answer(employees.set_admin_rights(tenant, _id(req), False))

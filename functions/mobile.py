@@ -6,18 +6,19 @@ MSAL configuration anonymously.
     GET /api/tenants/{tenant}/mobile          (admin) → 200 the same (nulls until configured)
     GET /api/mobile/{tenant}/config?platform=ios|android   (anonymous) → 200 with ETag and
                                               Cache-Control: public, max-age=300; If-None-Match → 304;
-                                              404 until configured; 400 for a missing or unknown platform
+                                              404 until configured; 400 for a missing or unknown platform.
+                                              Also says where the app exchanges MSAL's Entra ID token for
+                                              the product's tokens (`token_exchange`: issuer, token endpoint)
 """
 from __future__ import annotations
 
-from typing import Any
-
 import azure.functions as func
 
-from functions._http import admin_tenant, handler, json_response, read_json_object
+from functions._http import admin_tenant, handler, json_response, read_body
 from shared_code import tenants
 from shared_code.errors import BadRequest
-from shared_code.mobile import MobileConfig, config_etag, operator_identifiers, platform_config, validate_mobile_config
+from shared_code.mobile import MobileConfig, config_etag, operator_identifiers, platform_config
+from shared_code.oidc.token_exchange import where_to_exchange
 from shared_code.settings import get_settings
 
 bp = func.Blueprint()
@@ -36,22 +37,26 @@ def _stored(tenant: tenants.Tenant) -> MobileConfig | None:
     return MobileConfig.from_record(tenant.mobile) if tenant.mobile else None
 
 
-def _admin_view(tenant: tenants.Tenant) -> dict[str, Any]:
+def _admin_view(tenant: tenants.Tenant):
+    from shared_code.bodies.mobile import MobileSetup
+
     config = _stored(tenant) or MobileConfig()
     base = f"{get_settings().public_base_url}/api/mobile/{tenant.tenant_id}/config"
-    return {**config.to_record(),
-            "configured": {"ios": config.ios_redirect_uri is not None and config.msal_configuration is not None,
-                           "android": config.msal_configuration is not None},
-            "config_urls": {"ios": f"{base}?platform=ios", "android": f"{base}?platform=android"},
-            "operator_identifiers": operator_identifiers(get_settings())}
+    return MobileSetup(**config.to_record(),
+                       configured={"ios": config.ios_redirect_uri is not None and config.msal_configuration is not None,
+                                   "android": config.msal_configuration is not None},
+                       config_urls={"ios": f"{base}?platform=ios", "android": f"{base}?platform=android"},
+                       operator_identifiers=operator_identifiers(get_settings()))
 
 
 @bp.function_name("put_mobile_config")
 @bp.route(route="tenants/{tenant}/mobile", methods=["PUT"], auth_level=func.AuthLevel.ANONYMOUS)
 @handler()
 def put_mobile_config(req: func.HttpRequest) -> func.HttpResponse:
+    from shared_code.bodies.mobile import MobileSetupUpdate
+
     tenant = admin_tenant(req)
-    update = validate_mobile_config(read_json_object(req), **_app_identifiers())
+    update = read_body(req, MobileSetupUpdate, context=_app_identifiers()).update
     # Merged inside the optimistic-concurrency loop, so two admins saving different parts both keep theirs.
     saved = tenants.modify(tenant.tenant_id,
                            lambda current: {"mobile": update.merged_over(_stored(current)).to_record()})
@@ -74,12 +79,16 @@ def serve_mobile_config(req: func.HttpRequest) -> func.HttpResponse:
         raise BadRequest("Add ?platform=ios or ?platform=android to the URL.", field="platform")
     tenant = tenants.find_tenant(req.route_params.get("tenant", ""))
     # An unknown tenant answers like an unconfigured one: the anonymous caller learns nothing more.
-    document = platform_config(_stored(tenant) if tenant else None, platform, **_app_identifiers())
+    document = platform_config(_stored(tenant) if tenant else None, platform, **_app_identifiers(),
+                               token_exchange=where_to_exchange(tenant.tenant_id)
+                               if tenant else None)
     etag = config_etag(document)
     headers = {"ETag": etag, "Cache-Control": SERVED_CACHE_CONTROL}
     if _matches(req.headers.get("if-none-match"), etag):
         return func.HttpResponse(status_code=304, headers=headers)
-    return json_response(document, headers=headers)
+    from shared_code.bodies.mobile import AndroidAppConfig, IosAppConfig
+
+    return json_response((IosAppConfig if platform == "ios" else AndroidAppConfig)(**document), headers=headers)
 
 
 def _matches(if_none_match: str | None, etag: str) -> bool:

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import azure.functions as func
 
-from functions._http import (HTML, bearer_token, handler, html_response, json_response, read_json_object,
-                             request_cookie)
+from functions._http import HTML, bearer_token, handler, html_response, json_response, read_body, request_cookie
 from shared_code import setup_access, tenants
 from shared_code.errors import NotFound, Unauthorized
 
@@ -78,18 +77,23 @@ def setup_wizard_asset(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="tenants/{tenant}/setup-link", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @handler()
 def create_setup_link(req: func.HttpRequest) -> func.HttpResponse:
+    from shared_code.bodies.setup_access import SetupLink
+
     tenants.authenticate_operator(bearer_token(req))
     url, expires_at = setup_access.issue_setup_link(req.route_params["tenant"])
-    return json_response({"url": url, "expires_at": expires_at.isoformat()}, 201)
+    return json_response(SetupLink(url=url, expires_at=expires_at.isoformat()), 201)
 
 
 @bp.function_name("open_setup_session")
 @bp.route(route="setup/{tenant}/session", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @handler()
 def open_setup_session(req: func.HttpRequest) -> func.HttpResponse:
+    from shared_code.bodies.setup_access import SetupLinkToken, WizardSession
+
     tenant_id = req.route_params["tenant"]
-    session = setup_access.open_session(tenant_id, read_json_object(req).get("token"))
-    return json_response(session.public(), 201, headers={"Set-Cookie": setup_access.set_cookie_header(session)})
+    session = setup_access.open_session(tenant_id, read_body(req, SetupLinkToken).token)
+    return json_response(WizardSession(**session.public()), 201,
+                         headers={"Set-Cookie": setup_access.set_cookie_header(session)})
 
 
 @bp.function_name("read_setup_session")
@@ -103,7 +107,9 @@ def read_setup_session(req: func.HttpRequest) -> func.HttpResponse:
         session = setup_access.read_session(tenant_id, request_cookie(req, setup_access.cookie_name(tenant_id)))
     if session is None:
         raise Unauthorized("No setup session: open the setup link your operator sent, or paste the admin key.")
-    return json_response(session.public())
+    from shared_code.bodies.setup_access import WizardSession
+
+    return json_response(WizardSession(**session.public()))
 
 
 @bp.function_name("close_setup_session")

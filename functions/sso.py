@@ -70,6 +70,10 @@ def sso_acs(req: func.HttpRequest) -> func.HttpResponse:
     except GatehouseError as error:
         log.warning(json.dumps({"event": "sign_in_refused", "tenant": tenant_id, "status": error.status,
                                 "reason": getattr(error, "reason", error.code), "correlation_id": correlation_id.get()}))
+        if getattr(error, "oidc", None) is not None:  # the product asked: it hears access_denied, not a page
+            from shared_code.oidc import authorization
+
+            return redirect(authorization.refusal_redirect(tenant_id, error.oidc, error), 303)
         raise
     log.info(json.dumps({"event": "sign_in", "tenant": tenant_id, "employee": outcome.employee.id,
                          "kind": outcome.kind, "initiated_by": outcome.initiated_by,
@@ -81,6 +85,13 @@ def sso_acs(req: func.HttpRequest) -> func.HttpResponse:
             f"Single sign-on works: you signed in through Microsoft Entra as {who} ({outcome.employee.user_name}). "
             "Go back to the SSO setup to enable single sign-on for all employees, or to cancel the setting.",
             ok=True, correlation_id=correlation_id.get()))
+    if outcome.kind == sign_in.OIDC:  # the product's authorization request: a code, no Gatehouse cookie
+        from shared_code.oidc import authorization
+
+        return redirect(authorization.issue_code(tenant_id, outcome.employee.id, outcome.oidc,
+                                                 outcome.saml_session), 303)
+    if outcome.kind == sign_in.THIRD_PARTY_LOGIN:  # My Apps: the product starts its own login
+        return redirect(outcome.redirect_to, 303)
     response = redirect(outcome.redirect_to, 303)
     response.headers.add("Set-Cookie", sessions.session_set_cookie(tenant_id, outcome.session_token))
     return response
@@ -120,3 +131,19 @@ def sso_me(req: func.HttpRequest) -> func.HttpResponse:
     employee = sign_in.signed_in_employee(tenant_id, _cookie(req, sessions.session_cookie_name()))
     return json_response({"id": employee.id, "userName": employee.user_name, "email": employee.work_email,
                           "displayName": employee.display_name, "is_admin": employee.is_admin, "tenant": tenant_id})
+
+
+@bp.function_name("sso_slo")
+@bp.route(route="sso/{tenant}/slo", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@handler(HTML)
+def sso_slo(req: func.HttpRequest) -> func.HttpResponse:
+    """Single logout with Entra (HTTP-Redirect binding): its LogoutResponse to ours, or its LogoutRequest."""
+    from urllib.parse import urlsplit
+
+    from shared_code.oidc import logout
+
+    target = logout.saml_logout(req.route_params["tenant"], urlsplit(req.url).query)
+    if target:
+        return redirect(target, 303)
+    return html_response(message_page("You are signed out", "You have been signed out. You can close this window.",
+                                      ok=True, correlation_id=correlation_id.get()))

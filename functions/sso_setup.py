@@ -11,7 +11,7 @@ import logging
 
 import azure.functions as func
 
-from functions._http import admin_tenant, handler, json_response, read_json_object
+from functions._http import admin_tenant, handler, json_response, read_body
 from shared_code import idp_connection, sign_in
 
 bp = func.Blueprint()
@@ -22,21 +22,26 @@ log = logging.getLogger("gatehouse.idp")
 @bp.route(route="tenants/{tenant}/sso/idp-metadata", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @handler()
 def connect_idp_metadata(req: func.HttpRequest) -> func.HttpResponse:
+    from shared_code.bodies.idp_connection import IdpConnection, IdpMetadataSource
+
     tenant = admin_tenant(req)
-    body = read_json_object(req, max_bytes=2 * 1024 * 1024)  # pasted metadata XML may be ~1 MiB, JSON-escaped
-    connection = idp_connection.connect_idp(tenant.tenant_id, body.get("metadata_url"), body.get("metadata_xml"))
-    return json_response(connection.summary())
+    # pasted metadata XML may be ~1 MiB, JSON-escaped
+    source = read_body(req, IdpMetadataSource, max_bytes=2 * 1024 * 1024)
+    connection = idp_connection.connect_idp(tenant.tenant_id, source.metadata_url, source.metadata_xml)
+    return json_response(IdpConnection(**connection.summary()))
 
 
 @bp.function_name("create_self_check_link")
 @bp.route(route="tenants/{tenant}/sso/test-link", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @handler()
 def create_self_check_link(req: func.HttpRequest) -> func.HttpResponse:
+    from shared_code.bodies.idp_connection import SelfCheckLink
+
     tenant = admin_tenant(req)
     url, expires_at = sign_in.issue_self_check_link(tenant)
-    return json_response({"url": url, "expires_at": expires_at.isoformat(),
-                          "hint": "Open the link in a private (incognito) window and sign in with your Entra "
-                                  "account; it works once."})
+    return json_response(SelfCheckLink(url=url, expires_at=expires_at.isoformat(),
+                                       hint="Open the link in a private (incognito) window and sign in with your "
+                                            "Entra account; it works once."))
 
 
 @bp.function_name("refresh_idp_metadata")

@@ -52,6 +52,12 @@ param domainAuditSchedule string = '0 0 3 * * *'
 @description('NCRONTAB (six fields, UTC) of the timer that refetches every tenant\'s IdP metadata (certificate rollovers) and purges expired sign-in rows.')
 param idpMetadataRefreshSchedule string = '0 30 2 * * *'
 
+@description('NCRONTAB (six fields, UTC) of the timer that re-enqueues webhook deliveries a lost queue message left behind.')
+param webhookSweepSchedule string = '0 * * * * *'
+
+@description('Where Microsoft Entra ID tokens\' signing keys are fetched ({ENTRA_LOGIN_URL}/{tenant}/discovery/v2.0/keys). Another cloud\'s login host only (e.g. https://login.microsoftonline.us).')
+param entraLoginUrl string = 'https://login.microsoftonline.com'
+
 @description('iOS bundle ID of the product\'s mobile app (MOBILE_IOS_BUNDLE_ID).')
 param mobileIosBundleId string = 'com.example.gatehouse'
 
@@ -73,6 +79,11 @@ param instanceMemoryMB int = 2048
 @minValue(1)
 @maxValue(1000)
 param maximumInstanceCount int = 100
+
+@description('HTTP requests each instance works on at once (functionAppConfig.scaleAndConcurrency.triggers.http.perInstanceConcurrency). 4 is measured by bench/concurrency.py: see docs/scaling.md before changing it.')
+@minValue(1)
+@maxValue(1000)
+param httpPerInstanceConcurrency int = 4
 
 @description('HTTP instances kept warm to avoid cold starts; 0 scales to zero.')
 @minValue(0)
@@ -186,6 +197,7 @@ module functionApp 'modules/functionapp.bicep' = {
     deploymentContainerUrl: storage.outputs.deploymentContainerUrl
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
+    httpPerInstanceConcurrency: httpPerInstanceConcurrency
     alwaysReadyHttpInstances: alwaysReadyHttpInstances
   }
 }
@@ -213,16 +225,23 @@ var appSettings = {
   IDP_METADATA_REFRESH_SCHEDULE: empty(idpMetadataRefreshSchedule) ? '0 30 2 * * *' : idpMetadataRefreshSchedule
   // Never true in Azure: it would let the metadata check fetch http:// and private addresses.
   ALLOW_PRIVATE_METADATA_URLS: 'false'
+  // Entra's public cloud; the mobile token exchange fetches ID-token signing keys here.
+  ENTRA_LOGIN_URL: 'https://login.microsoftonline.com'
   MOBILE_IOS_BUNDLE_ID: mobileIosBundleId
   MOBILE_ANDROID_PACKAGE_NAME: mobileAndroidPackageName
   MOBILE_ANDROID_SIGNATURE_HASH: mobileAndroidSignatureHash
-  // Webhook deliveries' queue (`webhook-deliveries`, trigger connection GATEHOUSE_QUEUES): the identity-based
-  // form; the queue itself and the identity's queue role are declared with the storage account (issue 17).
-  GATEHOUSE_QUEUES: ''
-  GATEHOUSE_QUEUES__queueServiceUri: 'https://${storage.outputs.name}.queue.${environment().suffixes.storage}'
+  // OpenID Provider: RSA keys (JSON array of PEM, the first signs) read once per instance from Key Vault; the
+  // secret is created by tools/postprovision.py, never by this template (docs/deploy.md, "Signing keys").
+  OIDC_SIGNING_KEYS: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.oidcSigningKeysSecretUri})'
+  ENTRA_LOGIN_URL: empty(entraLoginUrl) ? 'https://login.microsoftonline.com' : entraLoginUrl
+  // Webhook deliveries: the queue trigger's connection `GATEHOUSE_QUEUES`, identity-based (no connection string):
+  // the queue endpoint and the user-assigned identity, which holds Storage Queue Data Contributor (rbac.bicep).
+  GATEHOUSE_QUEUES__queueServiceUri: storage.outputs.queueEndpoint
   GATEHOUSE_QUEUES__credential: 'managedidentity'
   GATEHOUSE_QUEUES__clientId: identity.outputs.clientId
-  WEBHOOK_SWEEP_SCHEDULE: '0 */1 * * * *'
+  WEBHOOK_SWEEP_SCHEDULE: empty(webhookSweepSchedule) ? '0 * * * * *' : webhookSweepSchedule
+  // Back-channel logout tokens not yet accepted by a product get another attempt (backoff 1 … 60 min, a day).
+  OIDC_BACKCHANNEL_RETRY_SCHEDULE: '0 * * * * *'
 }
 
 module settings 'modules/appsettings.bicep' = {
@@ -245,5 +264,7 @@ output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
 output AZURE_KEY_VAULT_ENDPOINT string = keyVault.outputs.uri
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
 output TABLES_ENDPOINT string = storage.outputs.tableEndpoint
+output QUEUES_ENDPOINT string = storage.outputs.queueEndpoint
+output OIDC_SIGNING_KEYS_SECRET_NAME string = keyVault.outputs.oidcSigningKeysSecretName
 output AZURE_MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName

@@ -38,21 +38,10 @@ CHECKPOINT_EVERY = 50  # tenants finished between two progress writes of a sweep
 # A run still `running` after this was cut short: longer than any function may run (HTTP 230 s, timer 10 min).
 ABANDONED_AFTER = timedelta(minutes=15)
 
-_FIELDS = ("domains", "include_subdomains")
-
-
 # ---- corporate domains ---------------------------------------------------------------------------------------
 
-def set_corporate_domains(tenant_id: str, body: dict) -> CorporateDomains:
-    """Validate the admin's `{"domains": [...], "include_subdomains": false}` and store it on the tenant."""
-    unknown = sorted(set(body) - set(_FIELDS))
-    if unknown:
-        raise Unprocessable(f"Unknown field {unknown[0]!r}: send domains (a list) and, optionally, "
-                            "include_subdomains (true or false).", field=unknown[0])
-    if "domains" not in body:
-        raise Unprocessable('domains is required: the company\'s mail domains, such as ["contoso.com"].',
-                            field="domains")
-    corporate = normalise_domains(body["domains"], body.get("include_subdomains", False))
+def set_corporate_domains(tenant_id: str, corporate: CorporateDomains) -> CorporateDomains:
+    """Store the admin's corporate domains, already validated (`bodies.domain_audit.CorporateDomainsUpdate`)."""
     tenants.modify(tenant_id, lambda _: {"domains": corporate.to_record()})
     return corporate
 

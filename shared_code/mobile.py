@@ -495,11 +495,14 @@ def _shown(value: Any) -> str:
 # --- serving ----------------------------------------------------------------------------------------
 
 def platform_config(config: MobileConfig | None, platform: str, *, ios_bundle_id: str, android_package_name: str,
-                    android_signature_hash: str) -> dict[str, Any]:
+                    android_signature_hash: str, token_exchange: dict[str, str] | None = None) -> dict[str, Any]:
     """What `GET /api/mobile/{tenant}/config?platform=ios|android` serves to the app.
 
     android: the MSAL for Android configuration file, as stored, with MSAL's defaults made explicit.
     ios: what `MSALPublicClientApplicationConfig` needs: client_id, redirect_uri, authority, bundle_id.
+    With `token_exchange` (where and how the app trades the Entra ID token for the product's tokens: issuer,
+    token_endpoint, grant_type, subject_token_type) both also carry it under that key; MSAL ignores keys it
+    does not know.
     Raises BadRequest for an unknown platform, NotFound until the admin has supplied that platform's
     part, and Conflict when the operator's identifiers changed since (the admin must update Entra).
     """
@@ -515,7 +518,7 @@ def platform_config(config: MobileConfig | None, platform: str, *, ios_bundle_id
             raise Conflict("The Android app's identity changed since the administrator set up mobile sign-in: the "
                            f"redirect URI in Entra must now be {expected}. The administrator must update it and paste "
                            "the MSAL configuration again.", field="msal_configuration.redirect_uri")
-        return {**_ANDROID_DEFAULTS, **copy.deepcopy(msal)}
+        return {**_ANDROID_DEFAULTS, **copy.deepcopy(msal), **_exchange_part(token_exchange)}
     if config.ios_redirect_uri is None:
         raise NotFound("Mobile sign-in for iOS is not set up for this organisation yet: its administrator has not "
                        "confirmed the iOS redirect URI from Microsoft Entra.")
@@ -530,7 +533,12 @@ def platform_config(config: MobileConfig | None, platform: str, *, ios_bundle_id
         "redirect_uri": expected,
         "authority": config.authority_url,
         "bundle_id": bundle_id,
+        **_exchange_part(token_exchange),
     }
+
+
+def _exchange_part(token_exchange: dict[str, str] | None) -> dict[str, Any]:
+    return {"token_exchange": dict(token_exchange)} if token_exchange else {}
 
 
 def config_etag(document: dict[str, Any]) -> str:

@@ -1,8 +1,10 @@
 """The OpenAPI 3.1 description of Gatehouse's HTTP API for programs: operator, tenant admin, SCIM and mobile.
 
-Written by hand, as data, in this one module; served by `functions/openapi.py` at `GET /api/openapi.json`.
-Limits come from the cores that enforce them and the SCIM request schemas are derived from the SCIM
-declarations (`shared_code/scim/schemas.py`), so the document and the checks cannot disagree.
+Served by `functions/openapi.py` at `GET /api/openapi.json`. This module knows the paths, who may call each
+operation (security) and its responses; the JSON bodies of the operator, tenant-admin, wizard and mobile APIs
+are the pydantic models that validate them (`shared_code/bodies/`), published with `model_schema(Model)`, so
+the document and the validation cannot disagree. The SCIM bodies are derived here from the SCIM declarations
+(`shared_code/scim/schemas.py`) instead: see `_scim_request`.
 `tests/test_openapi.py` holds every route the app registers against the paths here and `EXCLUDED_ROUTES`, and
 `tests/test_schemathesis.py` sends generated requests to check the app answers as described here.
 
@@ -16,7 +18,13 @@ import json
 from functools import lru_cache
 from typing import Any
 
-from shared_code import domains, mobile, tenants
+from shared_code import tenants
+from shared_code.bodies import domain_audit as domain_bodies
+from shared_code.bodies import employees as employee_bodies
+from shared_code.bodies import idp_connection as idp_bodies
+from shared_code.bodies import mobile as mobile_bodies
+from shared_code.bodies import setup_access as setup_bodies
+from shared_code.bodies import tenants as tenant_bodies
 from shared_code.scim import patch as scim_patch
 from shared_code.scim import resources as scim_resources
 from shared_code.scim import service as scim_service
@@ -50,6 +58,12 @@ EXCLUDED_ROUTES: dict[tuple[str, str], str] = {
     ("sso/{tenant}/acs", "*"): "browser: Entra posts the SAML response here (form, HTML answers)",
     ("sso/{tenant}/metadata", "*"): "SAML SP metadata (XML for Entra, described by the SAML metadata spec)",
     ("sso/{tenant}/me", "*"): "browser: the signed-in employee, by session cookie",
+    # OpenID Provider (issue 13): protocol endpoints, described by the issuer's discovery document instead.
+    ("oidc/{tenant}/authorize", "*"): "browser: OpenID Connect authorization endpoint (redirects)",
+    ("oidc/{tenant}/token", "*"): "OAuth 2.0 token endpoint (RFC 6749 form body, client authentication)",
+    ("oidc/{tenant}/userinfo", "*"): "OpenID Connect UserInfo (the OP's access token, RFC 6750)",
+    ("oidc/{tenant}/logout", "*"): "browser: RP-initiated logout (redirects or a page)",
+    ("sso/{tenant}/slo", "*"): "browser: SAML single logout with Entra (HTTP-Redirect binding)",
 }
 
 # ---- JSON Schema building blocks -------------------------------------------------------------------------------
@@ -58,7 +72,6 @@ EXCLUDED_ROUTES: dict[tuple[str, str], str] = {
 # which ECMA-262's \s (used by JSON Schema validators) does not, so they are spelled out.
 _NO_CONTROL = r"[^\x00-\x1f\x7f]"
 _VISIBLE = r"[^\s\x00-\x1f\x7f\x85]"
-_NOT_BLANK = r"^[\s\S]*[^\s\x1c-\x1f\x85][\s\S]*$"  # at least one character that str.strip() keeps
 _KEY_STRING = rf"^{_NO_CONTROL}*{_VISIBLE}{_NO_CONTROL}*$"
 _RESOURCE_ID = r"^[0-9a-f]{32}$"
 _TRUE_FALSE = r"^\s*([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])\s*$"
@@ -85,7 +98,46 @@ def _text(max_length: int, **extra: Any) -> dict:
     return {"type": "string", "maxLength": max_length, **extra}
 
 
+# ---- bodies from their models ------------------------------------------------------------------------------------
+
+# Name → (model, mode) of every model the document refers to; `_components` publishes their schemas.
+MODELS: dict[str, tuple[type, str]] = {}
+MODEL_REF = "#/components/schemas/{model}"
+
+
+def model_schema(model: type, *, response: bool = False) -> dict:
+    """A `$ref` to `model`'s JSON Schema (`model_json_schema`), registered under components/schemas with the
+    models it nests (its `$defs`). Requests are described as validated, responses as serialised. One line
+    per body in an operation:
+
+        body=_json_body(model_schema(clients.NewClient)),
+        responses={**_ok(model_schema(clients.RegisteredClient, response=True), "The client.", "201"), …}
+
+    tests/test_bodies.py checks every model under shared_code/bodies/ is described, and as its own schema."""
+    mode = "serialization" if response else "validation"
+    known = MODELS.setdefault(model.__name__, (model, mode))
+    if known != (model, mode):
+        raise ValueError(f"two bodies are called {model.__name__}: {known} and {(model, mode)}")
+    return _ref(model.__name__)
+
+
+def _model_components() -> dict[str, dict]:
+    schemas: dict[str, dict] = {}
+    for name, (model, mode) in sorted(MODELS.items()):
+        schema = model.model_json_schema(ref_template=MODEL_REF, mode=mode)
+        for nested, definition in {**schema.pop("$defs", {}), name: schema}.items():
+            if schemas.setdefault(nested, definition) != definition:
+                raise ValueError(f"two different schemas are called {nested}")
+    return schemas
+
+
 # ---- SCIM schemas, derived from the declarations ---------------------------------------------------------------
+#
+# The SCIM bodies stay declared here, not as pydantic models: SCIM attribute names are case-insensitive,
+# booleans arrive as "True"/"False" strings from Entra, a PATCH has two dialects and paths with filters, and
+# the schemas below are derived from the same declarations the SCIM engine validates with
+# (`shared_code/scim/schemas.py`) and tuned against scim2-tester and Entra's own request shapes; a model
+# would be a third description of them. The SCIM engine also stays free of pydantic (cold start).
 
 def _scim_value(attribute: Attribute, parent: Attribute | None = None) -> dict:
     """What `resources.clean_single` accepts for one (non-null) value of `attribute`."""
@@ -496,22 +548,21 @@ _ATTRIBUTES = [_ref("attributes", "parameters"), _ref("excludedAttributes", "par
 
 
 def _admin_paths() -> dict:
-    sso = _ref("SsoSetup")
+    sso = model_schema(tenant_bodies.SsoSetup, response=True)
+    employee = model_schema(employee_bodies.Employee, response=True)
+    audit_run = model_schema(domain_bodies.AuditRun, response=True)
+    corporate_domains = model_schema(domain_bodies.CorporateDomainList, response=True)
+    mobile_setup = model_schema(mobile_bodies.MobileSetup, response=True)
+    wizard_session = model_schema(setup_bodies.WizardSession, response=True)
     admin_errors = _errors("Unauthorized", "Forbidden", "StorageUnavailable")
     return {
         "/tenants": {"post": _operation(
             "create_tenant", "Create a tenant", "Operator", OPERATOR,
-            {**_ok(_ref("CreatedTenant"), "The tenant; its admin key is shown only here.", "201"),
+            {**_ok(model_schema(tenant_bodies.CreatedTenant, response=True),
+                   "The tenant; its admin key is shown only here.", "201"),
              **_errors("BadRequest", "Unauthorized", "Forbidden", "Conflict", "PayloadTooLarge",
                        "StorageUnavailable")},
-            body=_json_body(_obj({
-                "name": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": _NOT_BLANK},
-                "app_url": {"type": "string", "maxLength": 2048,
-                            "pattern": r"^https://[^\s/?#@\[\]]+(/[^\s?#]*)?$",
-                            "description": "The tenant's application: where employees land after signing in. "
-                                           "https only (http is accepted when ALLOW_PRIVATE_METADATA_URLS is "
-                                           "on, for local development); no credentials, query or fragment."},
-            }, ("name", "app_url"))))},
+            body=_json_body(model_schema(tenant_bodies.NewTenant)))},
         "/tenants/{tenant}/sso": {"parameters": [_TENANT], "get": _operation(
             "get_sso_setup", "The tenant's SSO setup: URLs to paste into Entra, status and each step's state",
             "Tenant admin", ADMIN_OR_OPERATOR,
@@ -519,19 +570,15 @@ def _admin_paths() -> dict:
         "/tenants/{tenant}/scim/token": {"parameters": [_TENANT], "post": _operation(
             "rotate_scim_token", "Issue a new SCIM secret token (the previous one stops working)",
             "Tenant admin", ADMIN,
-            {**_ok(_obj({"scim_tenant_url": {"type": "string", "format": "uri"},
-                         "secret_token": {"type": "string", "minLength": 32},
-                         "created_at": {"type": "string", "format": "date-time"}},
-                        ("scim_tenant_url", "secret_token", "created_at")),
+            {**_ok(model_schema(tenant_bodies.ScimToken, response=True),
                    "Paste both into Entra's provisioning settings; the token is shown only here.", "201"),
              **admin_errors})},
         "/tenants/{tenant}/default-department": {"parameters": [_TENANT], "put": _operation(
             "set_default_department", "Where SCIM-created employees without a department land",
             "Tenant admin", ADMIN,
-            {**_ok(_obj({"department": {"type": "string"}}, ("department",)), "Saved."),
+            {**_ok(model_schema(tenant_bodies.SavedDepartment, response=True), "Saved."),
              **_errors("BadRequest", "Unauthorized", "Forbidden", "PayloadTooLarge", "StorageUnavailable")},
-            body=_json_body(_obj({"department": {"type": "string", "minLength": 1, "maxLength": 256,
-                                                 "pattern": _NOT_BLANK}}, ("department",))))},
+            body=_json_body(model_schema(tenant_bodies.DefaultDepartment)))},
         "/tenants/{tenant}/sso/enable": {"parameters": [_TENANT], "post": _operation(
             "enable_sso", "Enforce SSO for every employee (cannot be undone by the tenant)", "Tenant admin", ADMIN,
             {**_ok(sso, "Enabled (or already enabled)."),
@@ -543,86 +590,73 @@ def _admin_paths() -> dict:
             description="409 once SSO is enabled: only the operator can turn it back.")},
         "/tenants/{tenant}/sso/disable": {"parameters": [_TENANT], "post": _operation(
             "operator_disable_sso", "The operator's way back from enabled (a support case)", "Operator", OPERATOR,
-            {**_ok(sso, "Back to testing (or draft)."),
+            {**_ok(model_schema(tenant_bodies.DisabledSso, response=True),
+                   "Back to testing (or draft), and what was done."),
              **_errors("Unauthorized", "Forbidden", "NotFound", "StorageUnavailable")})},
         "/tenants/{tenant}/setup-link": {"parameters": [_TENANT], "post": _operation(
             "create_setup_link", "A one-time, expiring link to the setup wizard for the tenant admin",
             "Operator", OPERATOR,
-            {**_ok(_obj({"url": {"type": "string", "format": "uri"},
-                         "expires_at": {"type": "string", "format": "date-time"}}, ("url", "expires_at")),
+            {**_ok(model_schema(setup_bodies.SetupLink, response=True),
                    "The link (its token is in the fragment, so it never reaches a server log).", "201"),
              **_errors("Unauthorized", "Forbidden", "NotFound", "StorageUnavailable")},
             description="Issuing a link replaces the previous one. 503 also when SESSION_SIGNING_KEY is not set.")},
         "/tenants/{tenant}/sso/idp-metadata": {"parameters": [_TENANT], "post": _operation(
             "connect_idp_metadata", "Connect Entra: check its federation metadata (by URL or pasted XML) and "
                                     "store it", "Tenant admin", ADMIN,
-            {**_ok(_ref("IdpConnection"), "Connected."),
+            {**_ok(model_schema(idp_bodies.IdpConnection, response=True), "Connected."),
              **_errors("BadRequest", "Unauthorized", "Forbidden", "Conflict", "PayloadTooLarge", "Unprocessable",
                        "StorageUnavailable")},
-            body=_json_body(_obj({
-                "metadata_url": {"type": "string", "maxLength": 2048,
-                                 "description": "The App Federation Metadata Url from Entra (https://)."},
-                "metadata_xml": {"type": "string",
-                                 "description": "The downloaded Federation Metadata XML, as text."},
-            }), "Exactly one of metadata_url and metadata_xml."),
+            body=_json_body(model_schema(idp_bodies.IdpMetadataSource),
+                            "Exactly one of metadata_url and metadata_xml."),
             description="422 with a message a person can act on: unreachable URL, not metadata, no signing "
                         "certificate, expired certificate, both or neither field. 409 once SSO is enabled and "
                         "the metadata names another identity provider.")},
         "/tenants/{tenant}/sso/test-link": {"parameters": [_TENANT], "post": _operation(
             "create_self_check_link", "A one-time self-check sign-in link for the admin", "Tenant admin", ADMIN,
-            {**_ok(_obj({"url": {"type": "string", "format": "uri"},
-                         "expires_at": {"type": "string", "format": "date-time"},
-                         "hint": {"type": "string"}}, ("url", "expires_at")), "The link; it works once."),
+            {**_ok(model_schema(idp_bodies.SelfCheckLink, response=True), "The link; it works once."),
              **_errors("Unauthorized", "Forbidden", "Conflict", "StorageUnavailable")},
             description="409 until Entra is connected (POST …/sso/idp-metadata).")},
         "/tenants/{tenant}/domains": {"parameters": [_TENANT], **{
             "put": _operation(
                 "put_corporate_domains", "Set the corporate email domains", "Domain audit", ADMIN,
-                {**_ok(_ref("CorporateDomains"), "Saved, normalised (lower case, IDN as Unicode, sorted)."),
+                {**_ok(corporate_domains, "Saved, normalised (lower case, IDN as Unicode, sorted)."),
                  **_errors("BadRequest", "Unauthorized", "Forbidden", "PayloadTooLarge", "Unprocessable",
                            "StorageUnavailable")},
-                body=_json_body(_obj({
-                    "domains": {"type": "array", "minItems": 1, "maxItems": domains.MAX_DOMAINS,
-                                "items": {"type": "string", "minLength": 1},
-                                "description": "Domain names such as contoso.com (no @, scheme or path)."},
-                    "include_subdomains": {"type": "boolean", "default": False},
-                }, ("domains",), closed=True)),
+                body=_json_body(model_schema(domain_bodies.CorporateDomainsUpdate)),
                 description="422 names the first offending entry (field domains[i]) and why: a public mail "
                             "provider, a public suffix, an IP address, not a domain name, and so on."),
             "get": _operation(
                 "get_corporate_domains", "The corporate email domains", "Domain audit", ADMIN,
-                {**_ok(_ref("CorporateDomains"), "The domains ([] until set)."), **admin_errors}),
+                {**_ok(corporate_domains, "The domains ([] until set)."), **admin_errors}),
         }},
         "/tenants/{tenant}/domain-audit": {"parameters": [_TENANT], **{
             "post": _operation(
                 "run_domain_audit", "Run the domain audit now", "Domain audit", ADMIN,
-                {**_ok(_ref("AuditRun"), "The finished run."),
+                {**_ok(audit_run, "The finished run."),
                  **_errors("Unauthorized", "Forbidden", "Conflict", "StorageUnavailable")},
                 description="409 until the corporate domains are set."),
             "get": _operation(
                 "get_domain_audit", "The latest domain audit: every active employee outside the domains",
                 "Domain audit", ADMIN,
-                {**_ok(_ref("AuditRun"), "The latest run, or status never_run."), **admin_errors}),
+                {**_ok(audit_run, "The latest run, or status never_run."), **admin_errors}),
         }},
         "/tenants/{tenant}/employees/{id}": {"parameters": [_TENANT, _EMPLOYEE], **{
             "get": _operation(
                 "get_employee", "One employee, with the audit's verdict on their email", "Employees", ADMIN,
-                {**_ok(_ref("Employee"), "The employee."),
+                {**_ok(employee, "The employee."),
                  **_errors("Unauthorized", "Forbidden", "NotFound", "StorageUnavailable")}),
             "patch": _operation(
                 "change_employee_email", "Fix an employee's work email", "Employees", ADMIN,
-                {**_ok(_ref("Employee"), "The employee; `warning` when Entra provisions them (it will "
+                {**_ok(employee, "The employee; `warning` when Entra provisions them (it will "
                                          "overwrite the email unless it is changed in Entra too)."),
                  **_errors("BadRequest", "Unauthorized", "Forbidden", "NotFound", "PayloadTooLarge",
                            "Unprocessable", "StorageUnavailable")},
-                body=_json_body(_obj({"email": {"type": "string", "minLength": 3, "maxLength": 254,
-                                                "pattern": r"^\s*[^\s@]+@[^\s@]+\s*$"}},
-                                     ("email",), closed=True))),
+                body=_json_body(model_schema(employee_bodies.EmailChange))),
         }},
         "/tenants/{tenant}/employees/{id}/allow": {"parameters": [_TENANT, _EMPLOYEE], **{
             method: _operation(
                 operation_id, summary, "Employees", ADMIN,
-                {**_ok(_ref("Employee"), "The employee."),
+                {**_ok(employee, "The employee."),
                  **_errors("Unauthorized", "Forbidden", "NotFound", "StorageUnavailable")})
             for method, operation_id, summary in (
                 ("post", "allow_employee_outside_domains",
@@ -632,44 +666,36 @@ def _admin_paths() -> dict:
         "/tenants/{tenant}/employees/{id}/admin": {"parameters": [_TENANT, _EMPLOYEE], **{
             "put": _operation(
                 "grant_employee_admin_rights", "Grant admin rights", "Employees", ADMIN,
-                {**_ok(_ref("Employee"), "The employee."),
+                {**_ok(employee, "The employee."),
                  **_errors("Unauthorized", "Forbidden", "NotFound", "Conflict", "StorageUnavailable")},
                 description="409 for a dismissed employee (active=false)."),
             "delete": _operation(
                 "revoke_employee_admin_rights", "Revoke admin rights", "Employees", ADMIN,
-                {**_ok(_ref("Employee"), "The employee."),
+                {**_ok(employee, "The employee."),
                  **_errors("Unauthorized", "Forbidden", "NotFound", "StorageUnavailable")}),
         }},
         "/tenants/{tenant}/mobile": {"parameters": [_TENANT], **{
             "put": _operation(
                 "put_mobile_config", "Store what Entra shows for the iOS and Android apps", "Mobile", ADMIN,
-                {**_ok(_ref("MobileSetup"), "Validated against the app's identifiers and stored (parts not sent "
+                {**_ok(mobile_setup, "Validated against the app's identifiers and stored (parts not sent "
                                             "are kept)."),
                  **_errors("BadRequest", "Unauthorized", "Forbidden", "PayloadTooLarge", "Unprocessable",
                            "StorageUnavailable")},
-                body=_json_body({**_obj({
-                    "ios_redirect_uri": {"type": "string",
-                                         "description": "The Redirect URI Entra shows for iOS / macOS."},
-                    "msal_configuration": {"type": ["object", "string"],
-                                           "description": "The MSAL Configuration Entra shows for Android: the "
-                                                          f"object, or its JSON text (at most "
-                                                          f"{mobile.MSAL_CONFIGURATION_MAX_BYTES // 1024} KiB)."},
-                    "ios_bundle_id": {"type": "string", "description": "Echoed identifiers must be the app's."},
-                    "android_package_name": {"type": "string"},
-                    "android_signature_hash": {"type": "string"},
-                }, closed=True), "anyOf": [{"required": ["ios_redirect_uri"]}, {"required": ["msal_configuration"]}]}),
+                body=_json_body(model_schema(mobile_bodies.MobileSetupUpdate)),
                 description="Every refusal is a 422 whose `field` is a dotted path such as "
                             "msal_configuration.redirect_uri."),
             "get": _operation(
                 "get_mobile_config", "The stored mobile settings and the app identifiers to enter in Entra",
-                "Mobile", ADMIN, {**_ok(_ref("MobileSetup"), "The settings (nulls until configured)."),
+                "Mobile", ADMIN, {**_ok(mobile_setup, "The settings (nulls until configured)."),
                                   **admin_errors}),
         }},
         "/mobile/{tenant}/config": {"parameters": [_TENANT], "get": _operation(
             "serve_mobile_config", "The MSAL configuration for one platform (what the mobile app reads)", "Mobile",
             ANONYMOUS,
-            {**_ok({"type": "object"}, "iOS: client_id, redirect_uri, authority, bundle_id. Android: the MSAL "
-                                       "configuration file.",
+            {**_ok({"anyOf": [model_schema(mobile_bodies.IosAppConfig, response=True),
+                              model_schema(mobile_bodies.AndroidAppConfig, response=True)]},
+                   "iOS: client_id, redirect_uri, authority, bundle_id. Android: the MSAL configuration file. Both: "
+                   "token_exchange, where the app trades the Entra ID token for the product's tokens.",
                    headers={**_ETAG, "Cache-Control": {"schema": {"type": "string"}}}),
              "304": {"description": "If-None-Match names the current configuration.", "headers": _ETAG},
              **_errors("BadRequest", "NotFound", "Conflict", "StorageUnavailable")},
@@ -682,16 +708,16 @@ def _admin_paths() -> dict:
             "post": _operation(
                 "open_setup_session", "Spend a setup link's token on a wizard session (sets its cookie)",
                 "Setup wizard", ANONYMOUS,
-                {**_ok(_ref("WizardSession"), "The session; the cookie is HttpOnly, the CSRF token is for "
+                {**_ok(wizard_session, "The session; the cookie is HttpOnly, the CSRF token is for "
                                               "X-CSRF-Token.", "201",
                        headers={"Set-Cookie": {"schema": {"type": "string"}}}),
                  **_errors("BadRequest", "Forbidden", "PayloadTooLarge", "StorageUnavailable")},
-                body=_json_body(_obj({"token": {"type": "string"}}, ("token",))),
+                body=_json_body(model_schema(setup_bodies.SetupLinkToken)),
                 description="403 when the token is unknown, replaced, used already or expired."),
             "get": _operation(
                 "read_setup_session", "The current wizard session (a reloaded page gets its CSRF token back)",
                 "Setup wizard", ANONYMOUS,
-                {**_ok(_ref("WizardSession"), "The session of the cookie sent."), **_errors("Unauthorized")}),
+                {**_ok(wizard_session, "The session of the cookie sent."), **_errors("Unauthorized")}),
             "delete": _operation(
                 "close_setup_session", "Forget the wizard session cookie", "Setup wizard", ANONYMOUS,
                 {"204": {"description": "The cookie is cleared."}, **_errors("NotFound")}),
@@ -807,79 +833,6 @@ def _components() -> dict:
     schemas: dict[str, Any] = {
         "Error": _ERROR,
         "ScimError": _SCIM_ERROR,
-        "CreatedTenant": _obj({
-            "tenant_id": {"type": "string", "pattern": tenants.TENANT_ID.pattern},
-            "admin_key": {"type": "string", "minLength": 32, "description": "Shown once; stored only as a hash."},
-            **{name: {"type": "string", "format": "uri"} for name in
-               ("sp_entity_id", "acs_url", "sp_metadata_url", "login_url", "scim_tenant_url", "setup_url")},
-        }, ("tenant_id", "admin_key", "sp_entity_id", "acs_url", "sp_metadata_url", "login_url",
-            "scim_tenant_url")),
-        "SsoSetup": _obj({
-            "tenant_id": {"type": "string"},
-            "name": {"type": "string"},
-            "app_url": {"type": "string"},
-            "status": {"enum": [tenants.DRAFT, tenants.TESTING, tenants.ENABLED]},
-            **{name: {"type": "string", "format": "uri"} for name in
-               ("sp_entity_id", "acs_url", "sp_metadata_url", "login_url", "scim_tenant_url")},
-            "steps": {"type": "object", "additionalProperties": _obj({"done": {"type": "boolean"}}, ("done",)),
-                      "description": "Each setup step's state: service_provider, idp_metadata, scim_token, "
-                                     "domains, default_department, mobile (optional), self_check, enabled."},
-        }, ("tenant_id", "status", "sp_entity_id", "acs_url", "sp_metadata_url", "login_url", "scim_tenant_url",
-            "steps")),
-        "WizardSession": _obj({"tenant_id": {"type": "string"}, "csrf_token": {"type": "string"},
-                               "expires_at": {"type": "string", "format": "date-time"}},
-                              ("tenant_id", "csrf_token", "expires_at")),
-        "IdpConnection": _obj({
-            "connection": {"const": "established"},
-            "idp_entity_id": {"type": "string"},
-            "sso_url": {"type": "string"},
-            "entra_tenant_id": {"type": ["string", "null"]},
-            "certificates": {"type": "array", "items": _obj({"sha256": {"type": "string"},
-                                                            "not_after": {"type": "string", "format": "date-time"}},
-                                                           ("sha256", "not_after"))},
-            "checked_at": {"type": "string", "format": "date-time"},
-            "status": {"enum": [tenants.DRAFT, tenants.TESTING, tenants.ENABLED]},
-        }, ("connection", "idp_entity_id", "sso_url", "certificates")),
-        "CorporateDomains": _obj({"domains": {"type": "array", "items": {"type": "string"}},
-                                  "include_subdomains": {"type": "boolean"}}, ("domains", "include_subdomains")),
-        "AuditRun": _obj({
-            "status": {"enum": ["never_run", "running", "complete", "failed", "interrupted"]},
-            "complete": {"type": "boolean"},
-            "run_id": {"type": "string"},
-            "trigger": {"type": "string"},
-            "started_at": {"type": ["string", "null"]},
-            "finished_at": {"type": ["string", "null"]},
-            "domains": {"type": "array", "items": {"type": "string"}},
-            "checked": {"type": ["integer", "null"]},
-            "allowed": {"type": ["integer", "null"]},
-            "outside_count": {"type": ["integer", "null"]},
-            "outside": {"type": ["array", "null"], "items": _obj({
-                "id": {"type": "string"}, "email": {"type": ["string", "null"]}, "why": {"type": "string"}},
-                ("id", "email", "why"))},
-            "message": {"type": "string"},
-            "reason": {"type": "string"},
-        }, ("status", "complete")),
-        "Employee": _obj({
-            "id": {"type": "string"},
-            "user_name": {"type": ["string", "null"]},
-            "name": {"type": ["string", "null"]},
-            "email": {"type": ["string", "null"]},
-            "active": {"type": "boolean"},
-            "is_admin": {"type": "boolean"},
-            "department": {"type": ["string", "null"]},
-            "managed_by_entra": {"type": "boolean"},
-            "external_id": {"type": ["string", "null"]},
-            "allowed_outside_domain": {"type": "boolean"},
-            "why_outside": {"type": ["string", "null"]},
-            "warning": {"type": "string"},
-        }, ("id", "active", "is_admin", "allowed_outside_domain", "why_outside")),
-        "MobileSetup": _obj({
-            "ios_redirect_uri": {"type": ["string", "null"]},
-            "msal_configuration": {"type": ["object", "null"]},
-            "configured": _obj({"ios": {"type": "boolean"}, "android": {"type": "boolean"}}, ("ios", "android")),
-            "config_urls": _obj({"ios": {"type": "string"}, "android": {"type": "string"}}, ("ios", "android")),
-            "operator_identifiers": {"type": "object"},
-        }, ("ios_redirect_uri", "msal_configuration", "configured", "config_urls", "operator_identifiers")),
         "ScimDocument": _obj({"schemas": {"type": "array", "items": {"type": "string"}}}, ("schemas",)),
         "ScimDocumentList": _obj({
             "schemas": {"type": "array", "items": {"const": LIST_RESPONSE}},
@@ -923,6 +876,8 @@ def _components() -> dict:
         for parameter in ("attributes", "excludedAttributes"):
             parameters[f"{name}{parameter[0].upper()}{parameter[1:]}"] = {
                 "name": parameter, "in": "query", "schema": _ref(f"{name}Attributes")}
+    schemas.update(_model_components())
+    schemas.update(_oidc_schemas())
     return {
         "securitySchemes": {
             "operatorKey": {"type": "http", "scheme": "bearer",
@@ -1028,9 +983,65 @@ def _webhook_paths() -> dict:
     }
 
 
+# ---- the OpenID Provider (issue 13): the product's clients, discovery and JWKS -------------------------------
+
+def _oidc_schemas() -> dict:
+    """Discovery and JWKS are standard documents (OpenID Connect Discovery 1.0, RFC 7517): only their shape."""
+    return {
+        "OidcDiscovery": {"type": "object", "required": ["issuer", "authorization_endpoint", "token_endpoint",
+                                                         "jwks_uri", "response_types_supported"],
+                          "description": "OpenID Connect Discovery 1.0 provider metadata."},
+        "OidcJwks": _obj({"keys": {"type": "array", "items": {"type": "object", "required": ["kty", "kid"]}}},
+                         ("keys",)),
+    }
+
+
+def _oidc_paths() -> dict:
+    from shared_code.oidc import clients  # the models of the product's clients (pydantic, in their package)
+
+    errors = _errors("Unauthorized", "Forbidden", "NotFound", "StorageUnavailable")
+    client_id = {"name": "client_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    client = model_schema(clients.Client, response=True)
+    created = model_schema(clients.ClientCreated, response=True)
+    return {
+        "/tenants/{tenant}/oidc/clients": {"parameters": [_TENANT], **{
+            "post": _operation(
+                "create_oidc_client", "Register the product as an OpenID Connect client of this tenant", "OpenID "
+                "Provider", OPERATOR,
+                {**_ok(created, "The client; its secret is shown only here.", "201"),
+                 **errors, **_errors("BadRequest", "PayloadTooLarge", "Unprocessable")},
+                body=_json_body(model_schema(clients.ClientRegistration))),
+            "get": _operation("list_oidc_clients", "The tenant's clients", "OpenID Provider", OPERATOR,
+                              {**_ok(model_schema(clients.ClientList, response=True), "Every client (no secrets)."),
+                               **errors}),
+        }},
+        "/tenants/{tenant}/oidc/clients/{client_id}": {"parameters": [_TENANT, client_id], **{
+            "get": _operation("get_oidc_client", "One client", "OpenID Provider", OPERATOR,
+                              {**_ok(client, "The client (no secret)."), **errors}),
+            "delete": _operation("delete_oidc_client", "Delete a client", "OpenID Provider", OPERATOR,
+                                 {"204": {"description": "Deleted; its tokens stop being issued."}, **errors}),
+        }},
+        "/tenants/{tenant}/oidc/clients/{client_id}/secret": {"parameters": [_TENANT, client_id], **{
+            "post": _operation("rotate_oidc_client_secret", "A new client secret (the old one stops working)",
+                               "OpenID Provider", OPERATOR,
+                               {**_ok(created, "The client with its new secret, shown once."),
+                                **errors, **_errors("BadRequest")}),
+        }},
+        "/oidc/{tenant}/.well-known/openid-configuration": {"parameters": [_TENANT], "get": _operation(
+            "oidc_discovery", "The tenant's OpenID Provider configuration", "OpenID Provider", ANONYMOUS,
+            {**_ok(_ref("OidcDiscovery"), "Discovery metadata of the issuer {PUBLIC_BASE_URL}/api/oidc/{tenant}."),
+             **_errors("NotFound", "StorageUnavailable")})},
+        "/oidc/{tenant}/jwks": {"parameters": [_TENANT], "get": _operation(
+            "oidc_jwks", "The issuer's signing keys (JWKS)", "OpenID Provider", ANONYMOUS,
+            {"200": {"description": "Every published public key; kid = RFC 7638 thumbprint.",
+                     "content": {"application/jwk-set+json": {"schema": _ref("OidcJwks")}}},
+             **_errors("NotFound", "StorageUnavailable")})},
+    }
+
+
 @lru_cache(maxsize=4)
 def _document_text(base_url: str) -> str:
-    paths = {**_admin_paths(), **_scim_paths(), **_events_paths()}
+    paths = {**_admin_paths(), **_scim_paths(), **_oidc_paths(), **_events_paths()}
     document = {
         "openapi": "3.1.0",
         "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
@@ -1047,7 +1058,7 @@ def _document_text(base_url: str) -> str:
         "servers": [{"url": f"{base_url}/api"}],
         "tags": [{"name": "Operator"}, {"name": "Tenant admin"}, {"name": "Setup wizard"},
                  {"name": "Domain audit"}, {"name": "Employees"}, {"name": "SCIM"}, {"name": "SCIM discovery"},
-                 {"name": "Mobile"}],
+                 {"name": "Mobile"}, {"name": "OpenID Provider"}],
         "paths": paths,
         "components": _components(),
     }

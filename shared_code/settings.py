@@ -19,13 +19,15 @@ SETTING_NAMES = (
     "MOBILE_IOS_BUNDLE_ID",
     "MOBILE_ANDROID_PACKAGE_NAME",
     "MOBILE_ANDROID_SIGNATURE_HASH",
-    # Webhook deliveries' queue (the trigger's connection="GATEHOUSE_QUEUES"): a connection string locally,
-    # the identity-based form on Azure; and the sweep that re-enqueues what a lost message left behind.
+    "ENTRA_LOGIN_URL",
+    "OIDC_SIGNING_KEYS",
+    "ENTRA_LOGIN_URL",
     "GATEHOUSE_QUEUES",
-    "GATEHOUSE_QUEUES__queueServiceUri",
+    "WEBHOOK_SWEEP_SCHEDULE",
+    "OIDC_BACKCHANNEL_RETRY_SCHEDULE",
+    "GATEHOUSE_QUEUES__queueServiceUri",  # the identity-based form on Azure (webhook deliveries)
     "GATEHOUSE_QUEUES__credential",
     "GATEHOUSE_QUEUES__clientId",
-    "WEBHOOK_SWEEP_SCHEDULE",
 )
 
 
@@ -41,6 +43,8 @@ class Settings:
     mobile_ios_bundle_id: str
     mobile_android_package_name: str
     mobile_android_signature_hash: str
+    entra_login_url: str = "https://login.microsoftonline.com"
+    oidc_signing_keys: str = ""  # JSON array of PEM RSA private keys; read by shared_code.oidc.keys
     gatehouse_queues: str = ""
     gatehouse_queues_service_uri: str = ""
     gatehouse_queues_credential: str = ""
@@ -76,6 +80,8 @@ def get_settings() -> Settings:
         mobile_ios_bundle_id=env.get("MOBILE_IOS_BUNDLE_ID", "com.example.gatehouse").strip(),
         mobile_android_package_name=env.get("MOBILE_ANDROID_PACKAGE_NAME", "com.example.gatehouse").strip(),
         mobile_android_signature_hash=env.get("MOBILE_ANDROID_SIGNATURE_HASH", "").strip(),
+        entra_login_url=(env.get("ENTRA_LOGIN_URL", "").strip() or "https://login.microsoftonline.com").rstrip("/"),
+        oidc_signing_keys=_secret(env.get("OIDC_SIGNING_KEYS")),
         gatehouse_queues=env.get("GATEHOUSE_QUEUES", "").strip(),
         gatehouse_queues_service_uri=env.get("GATEHOUSE_QUEUES__queueServiceUri", "").strip(),
         gatehouse_queues_credential=env.get("GATEHOUSE_QUEUES__credential", "").strip(),

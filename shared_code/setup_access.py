@@ -31,6 +31,7 @@ SESSION_LIFETIME = timedelta(hours=12)  # a working day: Entra provisions every 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _VERSION = "v1"
 _ASK_FOR_A_NEW_LINK = "Ask your operator for a new setup link, or paste your tenant admin key instead."
+NO_TOKEN = "The setup link carries no token. " + _ASK_FOR_A_NEW_LINK
 
 
 class SetupNotConfigured(GatehouseError):
@@ -101,7 +102,7 @@ def issue_setup_link(tenant_id: str) -> tuple[str, datetime]:
 def open_session(tenant_id: str, token: object) -> WizardSession:
     """Spend a setup link's token on a new wizard session; every refusal says what to do next."""
     if not isinstance(token, str) or not token:
-        raise SetupLinkRefused("The setup link carries no token. " + _ASK_FOR_A_NEW_LINK, field="token")
+        raise SetupLinkRefused(NO_TOKEN, field="token")
     link = store.get_link(tenant_id) if tenants.TENANT_ID.match(tenant_id or "") else None
     if not credentials.secret_matches(token, (link or {}).get("token_hash")) or link is None:
         raise SetupLinkRefused("This setup link is not valid: it may be mistyped or replaced by a newer link. "

@@ -54,7 +54,7 @@ _round_trips = ThreadPoolExecutor(max_workers=16, thread_name_prefix="sign-in")
 PENDING_REQUEST_LIFETIME = timedelta(minutes=10)
 SELF_CHECK_LINK_LIFETIME = timedelta(minutes=30)
 MAX_TARGET_CHARS = 2048
-SESSION, SELF_CHECK = "session", "self_check"
+SESSION, SELF_CHECK, OIDC, THIRD_PARTY_LOGIN = "session", "self_check", "oidc", "third_party_login"
 
 AGAIN = "Start the sign-in again from the app's sign-in page; if it keeps happening, tell your administrator."
 _SELF_CHECK_TOKEN = re.compile(r"^gh_selfcheck_[A-Za-z0-9_-]{20,100}$")
@@ -98,7 +98,7 @@ def _not_set_up() -> Conflict:
 
 def service_provider(tenant: Tenant):
     urls = tenant.urls()
-    return saml.ServiceProvider(entity_id=urls["sp_entity_id"], acs_url=urls["acs_url"])
+    return saml.ServiceProvider(entity_id=urls["sp_entity_id"], acs_url=urls["acs_url"], slo_url=urls["slo_url"])
 
 
 def _tenant(tenant_id: str) -> Tenant:
@@ -179,8 +179,11 @@ class LoginRedirect:
 
 def start_login(tenant_id: str, requested_target: str | None, browser_nonce: str | None, *,
                 self_check_token: str | None = None, session_token: str | None = None,
-                now: datetime | None = None) -> LoginRedirect:
-    """Begin an SP-initiated sign-in; with `self_check_token`, the admin's one-time self-check sign-in."""
+                now: datetime | None = None, oidc: dict | None = None, force_authn: bool = False,
+                login_hint: str | None = None) -> LoginRedirect:
+    """Begin an SP-initiated sign-in; with `self_check_token`, the admin's one-time self-check sign-in; with
+    `oidc`, on behalf of an OpenID Connect authorization request (shared_code/oidc/authorization.py), which
+    the pending request carries to the ACS."""
     now = now or datetime.now(timezone.utc)
     tenant = _tenant_with_idp(tenant_id)
     if self_check_token is not None:
@@ -194,11 +197,11 @@ def start_login(tenant_id: str, requested_target: str | None, browser_nonce: str
     nonce = browser_nonce or sessions.new_browser_nonce()
     relay_state = secrets.token_urlsafe(18)  # 24 characters, opaque
     redirect = saml.build_authn_request(service_provider(tenant), saml.IdpMetadata.from_dict(tenant.idp),
-                                        relay_state)
+                                        relay_state, force_authn=force_authn, login_hint=login_hint)
     store.save_pending_request(tenant_id, store.PendingRequest(
         request_id=redirect.request_id, relay_state=relay_state, browser_hash=sessions.browser_nonce_hash(nonce),
         target=safe_target(tenant.app_url, requested_target), self_check=self_check_token is not None,
-        expires_at=now + PENDING_REQUEST_LIFETIME))
+        expires_at=now + PENDING_REQUEST_LIFETIME, oidc=oidc))
     return LoginRedirect(url=redirect.url, browser_nonce=nonce)
 
 
@@ -208,12 +211,14 @@ def start_login(tenant_id: str, requested_target: str | None, browser_nonce: str
 class SignInOutcome:
     """A successful sign-in: a session to set and where to go, or a passed self-check."""
 
-    kind: str  # SESSION or SELF_CHECK
+    kind: str  # SESSION, SELF_CHECK, OIDC (a code for the product) or THIRD_PARTY_LOGIN (My Apps → product)
     tenant: Tenant
     employee: directory.Employee
     initiated_by: str  # "sp" or "idp"
     redirect_to: str | None = None
     session_token: str | None = None
+    oidc: dict | None = None  # the OpenID Connect authorization request this sign-in answers
+    saml_session: tuple | None = None  # (NameID, SessionIndex, NameID Format) for a LogoutRequest later
 
 
 def complete_sign_in(tenant_id: str, saml_response: str, relay_state: str | None, browser_nonce: str | None,
@@ -242,11 +247,23 @@ def complete_sign_in(tenant_id: str, saml_response: str, relay_state: str | None
     except GatehouseError as error:
         if pending is not None and pending.self_check:
             error.title = "The self-check failed"
+        if pending is not None and pending.oidc is not None:
+            error.oidc = pending.oidc  # the ACS answers the product (access_denied), not a page
         raise
     initiated_by = "sp" if pending is not None else "idp"
     if pending is not None and pending.self_check:
         tenant = tenant_service.mark_self_check_passed(tenant_id)
         return SignInOutcome(SELF_CHECK, tenant, employee, initiated_by)
+    if pending is not None and pending.oidc is not None:
+        return SignInOutcome(OIDC, tenant, employee, initiated_by, oidc=pending.oidc,
+                             saml_session=(verified.name_id, verified.session_index,
+                                           verified.name_id_format))
+    if pending is None:
+        from shared_code.oidc import third_party_login  # My Apps → the product's own login (OIDC Core §4)
+
+        url = third_party_login.initiate_login_url(tenant_id)
+        if url is not None:
+            return SignInOutcome(THIRD_PARTY_LOGIN, tenant, employee, initiated_by, url)
     if pending is not None:
         target = safe_target(tenant.app_url, pending.target)  # app_url may have changed since the login began
     else:
@@ -373,6 +390,8 @@ def _spend_self_check_link(tenant_id: str, token: str, now: datetime) -> None:
 
 def purge_expired_sign_in_state(now: datetime | None = None) -> int:
     """Delete spent-by-time replay rows, pending requests and self-check links of every tenant."""
+    from shared_code.storage import oidc as oidc_store  # codes, OIDC sessions and pending logouts expire too
+
     now = now or datetime.now(timezone.utc)
-    return sum(store.purge_expired(record["tenant_id"], now)
+    return sum(store.purge_expired(record["tenant_id"], now) + oidc_store.purge_expired(record["tenant_id"], now)
                for record in tenant_store.iter_tenant_records(select=["PartitionKey"]))

@@ -21,6 +21,11 @@ from shared_code.storage import tenants as store
 DRAFT, TESTING, ENABLED = "draft", "testing", "enabled"
 TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,62}$")
 _NOT_YOURS = "This key is not valid for this tenant."
+NAME_MAX_CHARS = 200
+DEPARTMENT_MAX_CHARS = 256
+NAME_REQUIRED = f"name is required (1–{NAME_MAX_CHARS} characters)."
+DEPARTMENT_REQUIRED = f"department is required (1–{DEPARTMENT_MAX_CHARS} characters)."
+APP_URL_REQUIRED = ("app_url is required: the address of the tenant's application, e.g. https://acme.example.com.")
 
 
 def utcnow() -> datetime:
@@ -61,6 +66,7 @@ class Tenant:
         return {
             "sp_entity_id": f"{base}/api/sso/{tid}/metadata",
             "acs_url": f"{base}/api/sso/{tid}/acs",
+            "slo_url": f"{base}/api/sso/{tid}/slo",
             "sp_metadata_url": f"{base}/api/sso/{tid}/metadata",
             "login_url": f"{base}/api/sso/{tid}/login",
             "scim_tenant_url": f"{base}/api/scim/{tid}/v2",
@@ -98,8 +104,7 @@ def _slug(name: str) -> str:
 
 def validate_app_url(app_url: Any) -> str:
     if not isinstance(app_url, str) or not app_url.strip():
-        raise BadRequest("app_url is required: the address of the tenant's application, e.g. https://acme.example.com.",
-                         field="app_url")
+        raise BadRequest(APP_URL_REQUIRED, field="app_url")
     app_url = app_url.strip().rstrip("/")
     parts = urlsplit(app_url)
     if parts.scheme not in ("https", "http") or not parts.hostname or parts.username or parts.password:
@@ -113,8 +118,8 @@ def validate_app_url(app_url: Any) -> str:
 
 def create_tenant(name: Any, app_url: Any) -> tuple[Tenant, str]:
     """Create a tenant; returns it with its admin key, which exists in plain form only in this answer."""
-    if not isinstance(name, str) or not name.strip() or len(name) > 200:
-        raise BadRequest("name is required (1–200 characters).", field="name")
+    if not isinstance(name, str) or not name.strip() or len(name) > NAME_MAX_CHARS:
+        raise BadRequest(NAME_REQUIRED, field="name")
     app_url = validate_app_url(app_url)
     admin_key = credentials.new_secret("admin")
     for _ in range(5):
@@ -212,8 +217,8 @@ def rotate_scim_token(tenant_id: str) -> tuple[Tenant, str]:
 
 
 def set_default_department(tenant_id: str, department: Any) -> Tenant:
-    if not isinstance(department, str) or not department.strip() or len(department) > 256:
-        raise BadRequest("department is required (1–256 characters).", field="department")
+    if not isinstance(department, str) or not department.strip() or len(department) > DEPARTMENT_MAX_CHARS:
+        raise BadRequest(DEPARTMENT_REQUIRED, field="department")
     return modify(tenant_id, lambda _: {"default_department": department.strip()})
 
 
@@ -248,10 +253,24 @@ def cancel_setup(tenant_id: str) -> Tenant:
     return modify(tenant_id, change)
 
 
-def operator_disable_sso(tenant_id: str) -> Tenant:
-    """The operator's way back from `enabled` (a support case): the tenant returns to testing."""
+def operator_disable_sso(tenant_id: str) -> dict[str, Any]:
+    """The operator's way back from `enabled` (a support case): the tenant returns to testing. Answers the
+    tenant's SSO summary and what was done (`disabled`, `previous_status`, a sentence for the support log)."""
+    before: dict[str, str] = {}
+
     def change(tenant: Tenant) -> dict:
+        before["status"] = tenant.status  # the last call is the one that counted (modify retries on a race)
         if tenant.status != ENABLED:
             return {}
         return {"status": TESTING if tenant.self_check_at else DRAFT, "enabled_at": None}
-    return modify(tenant_id, change)
+
+    tenant = modify(tenant_id, change)
+    disabled = before["status"] == ENABLED
+    if disabled:
+        from shared_code.oidc import logout  # SSO turned off ends the product's sessions (back-channel logout)
+
+        logout.tenant_sessions_ended(tenant_id)
+    message = (f"SSO is no longer enforced for the employees of {tenant.name}; the setup is back in "
+               f"{tenant.status}, and the tenant admin can enable it again." if disabled else
+               f"Nothing changed: SSO was not enabled for {tenant.name} (status {tenant.status}).")
+    return {**tenant.sso_summary(), "disabled": disabled, "previous_status": before["status"], "message": message}

@@ -21,6 +21,8 @@ from typing import Callable, Iterator
 import pytest
 import requests
 
+from tests.support import oidc_keys
+
 ROOT = Path(__file__).resolve().parent.parent
 AZURITE = ROOT / "node_modules" / ".bin" / "azurite-table"
 AZURITE_QUEUE = ROOT / "node_modules" / ".bin" / "azurite-queue"
@@ -128,7 +130,17 @@ def azurite() -> Iterator[Azurite]:
 
 
 @pytest.fixture(scope="session")
-def app_settings(azurite: Azurite) -> dict[str, str]:
+def entra_stand_in():
+    """Microsoft Entra's keys endpoint and ID token minter on loopback (tests/support/entra.py); the app fetches
+    Entra's keys from it (ENTRA_LOGIN_URL)."""
+    from tests.support.entra import EntraStandIn
+
+    with EntraStandIn() as stand_in:
+        yield stand_in
+
+
+@pytest.fixture(scope="session")
+def app_settings(azurite: Azurite, entra_stand_in) -> dict[str, str]:
     """The settings the app runs with in tests (and that this process uses for direct core calls)."""
     port = free_port()
     settings = {
@@ -144,6 +156,10 @@ def app_settings(azurite: Azurite) -> dict[str, str]:
         "MOBILE_ANDROID_SIGNATURE_HASH": "2pmj9i4rSx0yEb/viWBYkE/ZQrk=",
         "GATEHOUSE_QUEUES": azurite.queue_connection_string,
         "WEBHOOK_SWEEP_SCHEDULE": "*/5 * * * * *",  # every 5 s: tests wait for what a lost message left behind
+        "ENTRA_LOGIN_URL": entra_stand_in.url,
+        # The first key signs; the second plays a retired key that stays published during a rollover.
+        "OIDC_SIGNING_KEYS": oidc_keys.setting("op-current", "op-retired"),
+        "OIDC_BACKCHANNEL_RETRY_SCHEDULE": "0 * * * * *",
         "PORT": str(port),
     }
     os.environ.update(settings)

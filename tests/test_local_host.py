@@ -296,22 +296,20 @@ def test_requests_session_reuses_its_connection(host):
 # ---- concurrency
 
 
+def _rendezvous(host, kind: str, count: int) -> list[int]:
+    """`count` requests at once to a handler that answers 200 only when all `count` are inside it together."""
+    group = uuid.uuid4().hex
+    url = f"{host.url}/api/rendezvous-{kind}?group={group}&count={count}&wait=10"
+    with concurrent.futures.ThreadPoolExecutor(count) as pool:
+        return list(pool.map(lambda _: requests.get(url, timeout=30).status_code, range(count)))
+
+
 def test_async_handlers_overlap_on_the_event_loop(host):
-    started = time.monotonic()
-    with concurrent.futures.ThreadPoolExecutor(20) as pool:
-        statuses = list(pool.map(
-            lambda _: requests.get(f"{host.url}/api/slow-async?seconds=0.5", timeout=10).status_code, range(20)))
-    assert statuses == [200] * 20
-    assert time.monotonic() - started < 2.5  # 20 x 0.5 s one after another would take 10 s
+    assert _rendezvous(host, "async", 20) == [200] * 20  # one at a time, the first would wait alone: 504
 
 
 def test_sync_handlers_run_in_a_thread_pool_concurrently(host):
-    started = time.monotonic()
-    with concurrent.futures.ThreadPoolExecutor(5) as pool:
-        statuses = list(pool.map(
-            lambda _: requests.get(f"{host.url}/api/slow-sync?seconds=0.5", timeout=10).status_code, range(5)))
-    assert statuses == [200] * 5
-    assert time.monotonic() - started < 2.0  # one after another would take 2.5 s
+    assert _rendezvous(host, "sync", 5) == [200] * 5
 
 
 # ---- timer functions
@@ -335,14 +333,12 @@ def test_admin_api_answers_404_for_an_unknown_function(host):
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
-def test_host_stops_quickly_and_cleanly_on_a_signal(tmp_path, stop_signal):
+def test_host_stops_cleanly_on_a_signal_with_an_idle_connection_open(tmp_path, stop_signal):
     running = start_host(tmp_path)
     keep_alive = requests.Session()
     assert keep_alive.get(f"{running.url}/api/orders/1", timeout=5).status_code == 200  # an idle open connection
-    started = time.monotonic()
     running.process.send_signal(stop_signal)
-    assert running.process.wait(timeout=5) == 0
-    assert time.monotonic() - started < 3
+    assert running.process.wait(timeout=10) == 0  # exit status 0; the timeout only keeps a hang from stalling CI
     keep_alive.close()
 
 

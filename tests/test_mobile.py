@@ -644,3 +644,13 @@ def test_the_redirect_uris_from_operator_identifiers_are_accepted_when_pasted_ba
     config = validate({"ios_redirect_uri": identifiers["ios"]["redirect_uri"],
                        "msal_configuration": entra_configuration(redirect_uri=identifiers["android"]["redirect_uri"])})
     assert config.ios_redirect_uri == IOS_REDIRECT_URI
+
+
+def test_both_platforms_carry_where_to_exchange_the_entra_token_when_given(configured):
+    where = {"issuer": "https://gh.example/api/oidc/acme-1", "token_endpoint": "https://gh.example/api/oidc/acme-1/token",
+             "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+             "subject_token_type": "urn:ietf:params:oauth:token-type:id_token"}
+    for platform in ("ios", "android"):
+        served = platform_config(configured, platform, **IDENTIFIERS, token_exchange=where)
+        assert served["token_exchange"] == where
+        assert {key: value for key, value in served.items() if key != "token_exchange"} == serve(configured, platform)

@@ -194,8 +194,17 @@ def test_apps_get_their_platforms_configuration_cacheable_with_an_etag(app_url, 
     assert ios.status_code == 200
     assert ios.json() == {"client_id": CLIENT_ID, "redirect_uri": app_identity["ios_redirect_uri"],
                           "authority": f"https://login.microsoftonline.com/{ENTRA_TENANT}",
-                          "bundle_id": app_identity["bundle_id"]}
+                          "bundle_id": app_identity["bundle_id"], "token_exchange": exchange_at(configured)}
+    assert android.json()["token_exchange"] == exchange_at(configured)
     assert ios.headers["ETag"] != android.headers["ETag"]
+
+
+def exchange_at(tenant) -> dict:
+    """Where the served configuration sends the app to trade MSAL's Entra ID token (issue 15)."""
+    issuer = f"{tenant.base_url}/api/oidc/{tenant.tenant_id}"
+    return {"issuer": issuer, "token_endpoint": f"{issuer}/token",
+            "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+            "subject_token_type": "urn:ietf:params:oauth:token-type:id_token"}
 
 
 def test_if_none_match_with_the_current_etag_answers_304_without_a_body(app_url, configured):

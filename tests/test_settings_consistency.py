@@ -10,6 +10,9 @@ Where each list lives:
 
 Host settings (`AzureWebJobs*`, `FUNCTIONS_*`, `APPLICATIONINSIGHTS_*`) and `AZURE_CLIENT_ID` (read by
 azure-identity) may appear in infra/ and the sample without being in SETTING_NAMES.
+
+A connection setting may be written in the Functions host's identity-based form: `NAME__queueServiceUri`,
+`NAME__credential`, `NAME__clientId` stand for `NAME` (Azure sets those, the sample sets `NAME` itself).
 """
 from __future__ import annotations
 
@@ -30,7 +33,9 @@ CODE = [ROOT / "function_app.py", *sorted((ROOT / "shared_code").rglob("*.py")),
 
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 HOST_SETTING = re.compile(r"^(AzureWebJobs|FUNCTIONS_|APPLICATIONINSIGHTS_)")
-SDK_SETTINGS = {"AZURE_CLIENT_ID"}  # DefaultAzureCredential picks the user-assigned identity by it
+# Read by libraries' conventions, not Gatehouse settings: DefaultAzureCredential picks the user-assigned identity
+# by AZURE_CLIENT_ID; the table client passes requests' own CA-bundle variables on (they are unset on Azure).
+SDK_SETTINGS = {"AZURE_CLIENT_ID", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"}
 # Set by the platform itself on every instance: the code may read them, nobody configures them.
 PLATFORM_PROVIDED = re.compile(r"^(WEBSITE_|FUNCTIONS_|CONTAINER_NAME$)")
 # App settings a Flex Consumption app rejects or ignores (runtime and scale live in functionAppConfig there).
@@ -40,6 +45,9 @@ FLEX_CONSUMPTION_REJECTS = {
     "ENABLE_ORYX_BUILD", "WEBSITE_RUN_FROM_PACKAGE", "WEBSITE_CONTENTSHARE",
     "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING", "WEBSITE_MAX_DYNAMIC_APPLICATION_SCALE_OUT",
     "WEBSITE_NODE_DEFAULT_VERSION", "WEBSITE_VNET_ROUTE_ALL",
+    # Learn's "Flex Consumption plan deprecations" table, and settings Flex does not support.
+    "FUNCTIONS_WORKER_DYNAMIC_CONCURRENCY_ENABLED", "WEBSITE_MOUNT_ENABLED", "WEBSITE_USE_PLACEHOLDER_DOTNETISOLATED",
+    "WEBSITE_TIME_ZONE", "TZ", "WEBSITES_CONTAINER_START_TIME_LIMIT",
 }
 
 
@@ -152,6 +160,17 @@ def required_setting_names() -> set[str]:
     return declared_setting_names() | read
 
 
+def base_name(name: str) -> str:
+    """`GATEHOUSE_QUEUES__queueServiceUri` → `GATEHOUSE_QUEUES`: the setting an identity-based connection is for."""
+    return name.split("__", 1)[0]
+
+
+def covered(required: set[str], present) -> set[str]:
+    """The required names `present` lacks, counting `NAME__property` as `NAME` and the other way round."""
+    bases = {base_name(name) for name in present}
+    return {name for name in required if name not in present and base_name(name) not in bases}
+
+
 def _missing(where: str, names: set[str]) -> str:
     return f"{where} lacks: " + ", ".join(sorted(names))
 
@@ -187,7 +206,7 @@ def test_the_lists_this_test_reads_are_found():
 
 def test_code_reads_only_declared_settings():
     undeclared = {name: files for name, files in code_setting_names().items()
-                  if name not in declared_setting_names() and not HOST_SETTING.match(name)
+                  if base_name(name) not in declared_setting_names() and not HOST_SETTING.match(name)
                   and not PLATFORM_PROVIDED.match(name) and name not in SDK_SETTINGS}
     assert not undeclared, (
         "The code reads settings that shared_code/settings.py does not declare: "
@@ -197,26 +216,26 @@ def test_code_reads_only_declared_settings():
 
 
 def test_infra_sets_every_setting_the_code_reads():
-    missing = required_setting_names() - set(infra_app_settings())
+    missing = covered(required_setting_names(), set(infra_app_settings()))
     host_read = {name for name in code_setting_names() if HOST_SETTING.match(name) and not PLATFORM_PROVIDED.match(name)}
     missing |= host_read - set(infra_app_settings())
     assert not missing, _missing("infra/main.bicep (var appSettings)", missing)
 
 
 def test_local_sample_lists_every_setting_the_code_reads():
-    missing = required_setting_names() - set(sample_values())
+    missing = covered(required_setting_names(), set(sample_values()))
     assert not missing, _missing("local.settings.sample.json (Values)", missing)
 
 
 def test_readme_documents_every_setting_the_code_reads():
-    missing = required_setting_names() - readme_setting_names()
+    missing = covered(required_setting_names(), readme_setting_names())
     assert not missing, _missing("README.md's settings table (first column, in backticks)", missing)
 
 
 def test_infra_and_sample_hold_no_unknown_setting():
     known = declared_setting_names() | SDK_SETTINGS
     for where, names in (("infra/main.bicep", infra_app_settings()), ("local.settings.sample.json", sample_values())):
-        unknown = {name for name in names if name not in known and not HOST_SETTING.match(name)}
+        unknown = {name for name in names if base_name(name) not in known and not HOST_SETTING.match(name)}
         assert not unknown, f"{where} sets names the code does not declare (typo or stale?): {sorted(unknown)}"
 
 
@@ -224,7 +243,7 @@ def test_infra_and_sample_hold_no_unknown_setting():
 
 def test_azure_keys_come_from_key_vault():
     settings = infra_app_settings()
-    for name in ("PLATFORM_ADMIN_KEY", "SESSION_SIGNING_KEY"):
+    for name in ("PLATFORM_ADMIN_KEY", "SESSION_SIGNING_KEY", "OIDC_SIGNING_KEYS"):
         assert settings[name].startswith("'@Microsoft.KeyVault(SecretUri="), f"{name} must be a Key Vault reference"
     assert "keyVaultReferenceIdentity: identityId" in FUNCTION_APP_BICEP.read_text(), (
         "Key Vault references must resolve with the user-assigned identity")
@@ -276,3 +295,157 @@ def test_local_sample_is_for_this_machine_only():
     assert values["ALLOW_PRIVATE_METADATA_URLS"] == "true"
     for name in ("PLATFORM_ADMIN_KEY", "SESSION_SIGNING_KEY"):
         assert "local" in values[name] and "change-me" in values[name], f"{name} must look local-only"
+
+
+# ---- Azure: the Flex Consumption site itself ------------------------------------------------------------------
+
+INFRA = ROOT / "infra"
+# Site and siteConfig properties a Flex Consumption app must not carry. ARM refuses them with error 51021
+# ("… for Flex Consumption sites is invalid"), enforced region by region, so a template that deploys in one
+# region fails in the next. The list is the union of Learn's "Flex Consumption plan deprecations"
+# (functions-app-settings#flex-consumption-plan-deprecations) and the 51021 list Azure Verified Modules test
+# against: runtime and scale live in `functionAppConfig` instead, and there is no FTP, 32-bit or Always On.
+FLEX_CONSUMPTION_REJECTED_SITE_PROPERTIES = {
+    "ftpsState", "use32BitWorkerProcess", "alwaysOn", "isReserved", "isXenon", "windowsFxVersion",
+    "linuxFxVersion", "netFrameworkVersion", "javaVersion", "javaContainer", "javaContainerVersion",
+    "powerShellVersion", "pythonVersion", "nodeVersion", "phpVersion", "preWarmedInstanceCount",
+    "functionAppScaleLimit", "functionsRuntimeScaleMonitoringEnabled", "containerSize",
+}
+
+
+def bicep_files() -> list[Path]:
+    return sorted(INFRA.rglob("*.bicep"))
+
+
+def bicep_property_keys(text: str) -> set[str]:
+    """Every object key written in a Bicep file (`name: value` lines, comments left out)."""
+    keys = set()
+    for line in text.splitlines():
+        code = line.split("//", 1)[0]
+        if match := re.match(r"^\s*'?([A-Za-z_][A-Za-z0-9_]*)'?\s*:", code):
+            keys.add(match.group(1))
+    return keys
+
+
+def test_the_property_scanner_sees_keys_and_skips_comments():
+    text = "siteConfig: {\n  ftpsState: 'Disabled'\n  // alwaysOn: true\n  'minTlsVersion': '1.2'\n}"
+    assert bicep_property_keys(text) == {"siteConfig", "ftpsState", "minTlsVersion"}
+
+
+def test_azure_sets_no_site_property_flex_consumption_rejects():
+    rejected = {name.lower() for name in FLEX_CONSUMPTION_REJECTED_SITE_PROPERTIES}
+    found = {f"{path.relative_to(ROOT)}: {key}" for path in bicep_files()
+             for key in bicep_property_keys(path.read_text()) if key.lower() in rejected}
+    assert not found, ("Flex Consumption rejects these site properties (ARM error 51021); runtime and scale "
+                       f"belong in functionAppConfig: {sorted(found)}")
+
+
+def test_azure_declares_no_ftp_publishing_policy():
+    # Flex Consumption has no FTP endpoint; the Azure-Samples Flex templates declare no publishing policy at all.
+    text = FUNCTION_APP_BICEP.read_text()
+    assert not re.search(r"basicPublishingCredentialsPolicies@[^']*'\s*=\s*\{[^}]*name:\s*'ftp'", text, re.S)
+
+
+def test_azure_runtime_is_in_function_app_config():
+    text = FUNCTION_APP_BICEP.read_text()
+    runtime = re.search(r"runtime:\s*\{\s*name:\s*'(\w+)'\s*version:\s*'([\d.]+)'", text)
+    assert runtime and runtime.group(1) == "python", "functionAppConfig.runtime must name python"
+    assert "'FlexConsumption'" in text and "'FC1'" in text
+
+
+def test_azure_sets_http_per_instance_concurrency():
+    # Flex runs Python at one HTTP request per instance unless told; the value is measured (bench/concurrency.py).
+    text = FUNCTION_APP_BICEP.read_text()
+    assert re.search(r"triggers:\s*\{\s*http:\s*\{\s*perInstanceConcurrency:\s*httpPerInstanceConcurrency", text)
+    main_default = re.search(r"param httpPerInstanceConcurrency int = (\d+)", MAIN_BICEP.read_text())
+    azd_default = re.search(r"FUNCTION_HTTP_PER_INSTANCE_CONCURRENCY=(\d+)", (INFRA / "main.parameters.json").read_text())
+    assert main_default and azd_default and main_default.group(1) == azd_default.group(1)
+    documented = re.search(r"Requests per instance: (\d+)", (ROOT / "docs" / "scaling.md").read_text())
+    assert documented and documented.group(1) == main_default.group(1), "docs/scaling.md must state the value set"
+
+
+# ---- Azure: webhook queues, OpenID Provider keys, Entra ----------------------------------------------------------
+
+STORAGE_BICEP = INFRA / "modules" / "storage.bicep"
+RBAC_BICEP = INFRA / "modules" / "rbac.bicep"
+KEYVAULT_BICEP = INFRA / "modules" / "keyvault.bicep"
+WEBHOOK_QUEUE = "webhook-deliveries"
+
+
+def declared_queues() -> set[str]:
+    text = STORAGE_BICEP.read_text()
+    block = re.search(r"param queueNames array = \[(.*?)\]", text, re.S)
+    assert block, "storage.bicep declares its queues in `param queueNames array = [...]`"
+    assert re.search(r"queueServices/queues@[^']*'\s*=\s*\[for queueName in queueNames", text)
+    return set(re.findall(r"'([a-z0-9-]+)'", block.group(1)))
+
+
+def test_azure_declares_the_webhook_queue_and_its_poison_queue():
+    assert {WEBHOOK_QUEUE, f"{WEBHOOK_QUEUE}-poison"} <= declared_queues()
+
+
+def test_every_queue_the_code_triggers_on_is_declared_with_its_poison_queue():
+    code = "\n".join(path.read_text() for path in CODE)
+    for name in set(re.findall(r"queue_name\s*=\s*[\"']([a-z0-9-]+)[\"']", code)):
+        assert {name, f"{name}-poison"} <= declared_queues(), f"queue {name} (and {name}-poison) not in storage.bicep"
+
+
+def test_azure_queue_connection_uses_the_managed_identity():
+    settings = infra_app_settings()
+    # No connection string on Azure (an empty GATEHOUSE_QUEUES is no connection string: the host then reads the
+    # identity-based GATEHOUSE_QUEUES__* properties).
+    assert settings.get("GATEHOUSE_QUEUES", "''") == "''", "no connection string on Azure: the identity-based form"
+    uri = settings["GATEHOUSE_QUEUES__queueServiceUri"]
+    assert uri == "storage.outputs.queueEndpoint" or ".queue." in uri, "the storage account's queue endpoint"
+    assert settings["GATEHOUSE_QUEUES__credential"] == "'managedidentity'"
+    assert settings["GATEHOUSE_QUEUES__clientId"] == "identity.outputs.clientId"
+    assert "output queueEndpoint string = account.properties.primaryEndpoints.queue" in STORAGE_BICEP.read_text()
+
+
+def _app_roles() -> set[str]:
+    """Role names (keys of rbac.bicep's `roles`) granted to the app's identity."""
+    text = RBAC_BICEP.read_text()
+    return set(re.findall(r"principalId: appPrincipalId\s+principalType: 'ServicePrincipal'\s+"
+                          r"roleDefinitionId: subscriptionResourceId\('Microsoft.Authorization/roleDefinitions', "
+                          r"roles\.(\w+)\)", text))
+
+
+def test_app_identity_holds_the_data_roles_it_uses():
+    roles = _app_roles()
+    # Queue trigger and producer; tables; host storage and the package; Key Vault references (secrets, not keys:
+    # the app signs with keys it reads, so Key Vault Crypto User would be the wrong role).
+    assert {"storageQueueDataContributor", "storageTableDataContributor", "storageBlobDataOwner",
+            "keyVaultSecretsUser", "monitoringMetricsPublisher"} <= roles
+    text = RBAC_BICEP.read_text()
+    assert "storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'" in text
+    assert "keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'" in text
+
+
+def test_oidc_signing_keys_are_never_written_by_a_provision():
+    # A secret resource writes its value on every `azd provision`: that would replace the keys (every issued
+    # token fails) or undo a rotation. tools/postprovision.py creates the secret once, if absent.
+    text = KEYVAULT_BICEP.read_text()
+    secrets = re.findall(r"resource \w+ 'Microsoft.KeyVault/vaults/secrets@[^']*' = \{[^}]*?name: ([^\n]+)", text, re.S)
+    assert not [name for name in secrets if "oidc" in name.lower()], "oidc-signing-keys must not be a Bicep resource"
+    reference = infra_app_settings()["OIDC_SIGNING_KEYS"]
+    assert reference.startswith("'@Microsoft.KeyVault("), "OIDC_SIGNING_KEYS must be a Key Vault reference"
+    assert "oidcSigningKeysSecretUri" in reference or "SecretName=oidc-signing-keys" in reference
+    assert "secrets/${oidcSigningKeysSecretName}" in text or "SecretName=oidc-signing-keys" in reference
+    # ... and a versionless one: the app follows a rotation without a redeployment.
+    assert not re.search(r"secrets/[^/']+/[0-9a-f]{32}", reference)
+
+
+def test_azure_entra_login_url_defaults_to_the_public_cloud():
+    value = infra_app_settings()["ENTRA_LOGIN_URL"]
+    assert "'https://login.microsoftonline.com'" in value, "Entra's public cloud unless another is chosen"
+    if "entraLoginUrl" in value:
+        assert "param entraLoginUrl string = 'https://login.microsoftonline.com'" in MAIN_BICEP.read_text()
+
+
+def test_local_sample_has_queues_on_azurite_and_a_dev_only_signing_key():
+    values = sample_values()
+    assert "QueueEndpoint=http://127.0.0.1:" in values["GATEHOUSE_QUEUES"]
+    keys = json.loads(values["OIDC_SIGNING_KEYS"])
+    assert isinstance(keys, list) and keys and all(k.startswith("-----BEGIN PRIVATE KEY-----") for k in keys), (
+        "OIDC_SIGNING_KEYS is a JSON array of PKCS#8 PEM keys")
+    assert values["ENTRA_LOGIN_URL"] == "https://login.microsoftonline.com"

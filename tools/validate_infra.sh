@@ -4,7 +4,11 @@
 #   2. the wiring a Bicep build would check: main.parameters.json against main.bicep's parameters, every
 #      module call against the module's parameters, every `<module>.outputs.<name>` against its outputs,
 #      azure.yaml's service against the function app's azd-service-name tag;
-#   3. checkov's Bicep checks pass, and every skipped check carries a reason (`//checkov:skip=ID: reason`).
+#   3. checkov's Bicep checks pass, and every skipped check carries a reason (`//checkov:skip=ID: reason`);
+#   4. the rules a Bicep build cannot know, read from the Bicep text by the project's tests: no site property
+#      Flex Consumption rejects, every app setting the code reads, the webhook queues and their identity-based
+#      connection, the roles, Key Vault references (and an OIDC key secret no provision overwrites), host.json's
+#      request telemetry and queue settings, the azd hooks, and the dependency lock matching requirements.txt.
 # The tools live in their own venv, .venv-infra, pinned by infra/validate-requirements.txt: checkov needs
 # packaging<24 and pytest 9 needs packaging>=24, so they cannot share .venv. A second run reuses the venv.
 set -euo pipefail
@@ -112,6 +116,13 @@ summary = json.load(open(sys.argv[1]))["summary"]
 print(summary["passed"], summary["failed"], summary["skipped"], summary["parsing_errors"])' "$report")
 if [ "$parsing_errors" != 0 ]; then
   echo "validate_infra: checkov could not parse $parsing_errors file(s)" >&2
+  status=1
+fi
+RULES="tests/test_settings_consistency.py tests/test_host_json.py tests/test_dependency_lock.py"
+if [ -x .venv/bin/python ]; then
+  .venv/bin/python -m pytest -q -p no:cacheprovider $RULES || status=1
+else
+  echo "validate_infra: .venv missing (run make deps): skipped $RULES" >&2
   status=1
 fi
 echo "validate_infra: done in $((SECONDS - started)) s"

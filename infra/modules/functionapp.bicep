@@ -26,6 +26,11 @@ param instanceMemoryMB int = 2048
 @maxValue(1000)
 param maximumInstanceCount int = 100
 
+@description('HTTP requests one instance works on at once (Flex Consumption runs Python at 1 unless told). bench/concurrency.py measured the choice; docs/scaling.md says why.')
+@minValue(1)
+@maxValue(1000)
+param httpPerInstanceConcurrency int = 4
+
 @description('Instances kept warm for the HTTP functions (0 = scale to zero; each warm instance is billed while idle).')
 @minValue(0)
 param alwaysReadyHttpInstances int = 0
@@ -50,6 +55,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   location: location
   tags: tags
   kind: 'functionapp,linux'
+  //checkov:skip=CKV_AZURE_78: Flex Consumption has no FTP endpoint, and ARM refuses siteConfig.ftpsState on Flex sites (error 51021); tests/test_settings_consistency.py keeps it out.
   identity: {
     type: 'UserAssigned'
     userAssignedIdentities: {
@@ -69,7 +75,8 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
-      ftpsState: 'Disabled'
+      // No ftpsState (nor any other property Flex Consumption rejects, tests/test_settings_consistency.py):
+      // ARM refuses it for Flex sites with error 51021, and a Flex app has no FTP endpoint to turn off.
       http20Enabled: true
     }
     functionAppConfig: {
@@ -86,6 +93,13 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       scaleAndConcurrency: {
         instanceMemoryMB: instanceMemoryMB
         maximumInstanceCount: maximumInstanceCount
+        // Requests mostly wait on storage round trips; one worker thread each overlaps those waits on the
+        // instance's core. The Python worker's thread pool (default min(32, cores + 4)) has room for them.
+        triggers: {
+          http: {
+            perInstanceConcurrency: httpPerInstanceConcurrency
+          }
+        }
         alwaysReady: alwaysReadyHttpInstances > 0 ? [
           {
             name: 'http'
@@ -101,18 +115,12 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   }
 }
 
-// azd deploys with Entra tokens; basic (user name and password) publishing stays off.
+// azd deploys with Entra tokens; basic (user name and password) publishing to the SCM endpoint stays off.
+// There is no `ftp` policy: Flex Consumption has no FTP endpoint (the Azure-Samples Flex templates declare
+// neither policy), and a property for a feature the plan lacks is what made ftpsState fail.
 resource scmBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
   parent: site
   name: 'scm'
-  properties: {
-    allow: false
-  }
-}
-
-resource ftpBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
-  parent: site
-  name: 'ftp'
   properties: {
     allow: false
   }

@@ -1,5 +1,11 @@
-// Key Vault (RBAC authorisation, no access policies) holding the two secrets the app reads through
-// Key Vault references: PLATFORM_ADMIN_KEY (the operator's key) and SESSION_SIGNING_KEY.
+// Key Vault (RBAC authorisation, no access policies) holding the secrets the app reads through Key Vault
+// references: PLATFORM_ADMIN_KEY (the operator's key), SESSION_SIGNING_KEY and OIDC_SIGNING_KEYS.
+//
+// `oidc-signing-keys` (a JSON array of PKCS#8 PEM RSA keys; the first signs, all are published in the JWKS) is
+// deliberately NOT declared here: a secret resource writes its value on every provision, which would replace
+// the keys (and break every token already issued) or undo a rotation. tools/postprovision.py creates it once,
+// when it does not exist, and never touches it again; rotation is `python tools/postprovision.py --rotate-oidc-key`
+// (docs/deploy.md).
 
 @description('Key Vault name: 3-24 letters, digits and hyphens, globally unique.')
 param name string
@@ -14,6 +20,9 @@ param platformAdminKey string
 @secure()
 @description('Value of the session-signing-key secret (SESSION_SIGNING_KEY).')
 param sessionSigningKey string
+
+@description('Name of the secret holding the OpenID Provider signing keys; created by tools/postprovision.py, not here.')
+param oidcSigningKeysSecretName string = 'oidc-signing-keys'
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   name: name
@@ -72,3 +81,5 @@ output uri string = vault.properties.vaultUri
 // Versionless URIs: App Service picks up a rotated secret without a redeployment.
 output platformAdminKeySecretUri string = '${vault.properties.vaultUri}secrets/${platformAdminKeySecret.name}'
 output sessionSigningKeySecretUri string = '${vault.properties.vaultUri}secrets/${sessionSigningKeySecret.name}'
+output oidcSigningKeysSecretName string = oidcSigningKeysSecretName
+output oidcSigningKeysSecretUri string = '${vault.properties.vaultUri}secrets/${oidcSigningKeysSecretName}'

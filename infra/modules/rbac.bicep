@@ -26,6 +26,7 @@ var roles = {
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
   keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
   keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
+  storageQueueDataReader: '19e7f393-937e-4f77-808e-94535e297925'
 }
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
@@ -62,7 +63,9 @@ resource appBlobData 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
-// The host's queues (used by the host for some triggers' bookkeeping; harmless when unused).
+// Queue data: the webhook-deliveries trigger reads, updates and deletes messages and moves failures to the
+// poison queue; the app enqueues deliveries (and the sweep re-enqueues). Contributor covers both sides (the
+// trigger alone would need Reader + Message Processor, the producer Message Sender).
 resource appQueueData 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(storage.id, appPrincipalId, roles.storageQueueDataContributor)
   scope: storage
@@ -104,5 +107,17 @@ resource deployerSecretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04
     principalId: deployerPrincipalId
     principalType: deployerPrincipalType
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsOfficer)
+  }
+}
+
+// The deployer peeks at the webhook queues, the poison queue above all (docs/deploy.md, "Webhooks"): reading
+// only; moving a poison message back is a deliberate, separately granted act.
+resource deployerQueueReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(deployerPrincipalId)) {
+  name: guid(storage.id, deployerPrincipalId, roles.storageQueueDataReader)
+  scope: storage
+  properties: {
+    principalId: deployerPrincipalId
+    principalType: deployerPrincipalType
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataReader)
   }
 }

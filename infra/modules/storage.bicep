@@ -1,7 +1,9 @@
 // One storage account, reached only with Entra identities (shared keys off):
 // - Table service: Gatehouse's state, one partition per tenant (see docs/scaling.md);
 // - Blob service: the Functions host's own storage (timer leases, keys) and the Flex Consumption
-//   deployment container that azd uploads the package to.
+//   deployment container that azd uploads the package to;
+// - Queue service: webhook deliveries (queue `webhook-deliveries`, and `webhook-deliveries-poison` where the
+//   Functions host moves a message after host.json's maxDequeueCount failed tries).
 
 @description('Storage account name: 3-24 lowercase letters and digits, globally unique.')
 param name string
@@ -22,6 +24,12 @@ param skuName string = 'Standard_GZRS'
 
 @description('Blob container that Flex Consumption deploys the app package from.')
 param deploymentContainerName string
+
+@description('Queues the app reads and writes: webhook deliveries and their poison queue.')
+param queueNames array = [
+  'webhook-deliveries'
+  'webhook-deliveries-poison'
+]
 
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   name: name
@@ -102,8 +110,25 @@ resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-0
   properties: {}
 }
 
+// Declared rather than left to the host: the poison queue exists (and can be watched) before a first failure, and
+// the producer never meets a missing queue on a fresh deployment.
+resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
+  parent: account
+  name: 'default'
+  properties: {}
+}
+
+resource queues 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = [for queueName in queueNames: {
+  parent: queueService
+  name: queueName
+  properties: {
+    metadata: {}
+  }
+}]
+
 output id string = account.id
 output name string = account.name
 output blobEndpoint string = account.properties.primaryEndpoints.blob
 output tableEndpoint string = account.properties.primaryEndpoints.table
+output queueEndpoint string = account.properties.primaryEndpoints.queue
 output deploymentContainerUrl string = '${account.properties.primaryEndpoints.blob}${deploymentContainer.name}'

@@ -20,6 +20,9 @@ _LAZY = {
     "AuthnRedirect": "service_provider",
     "sp_metadata_xml": "service_provider",
     "build_authn_request": "service_provider",
+    "build_logout_request": "service_provider",
+    "build_logout_response": "service_provider",
+    "read_logout_message": "logout",
     "SignIn": "assertion_consumer",
     "consume": "assertion_consumer",
 }

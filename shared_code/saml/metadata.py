@@ -49,6 +49,7 @@ class IdpMetadata:
     sso_url: str
     certificates: list[SigningCertificate] = field(default_factory=list)
     entra_tenant_id: str | None = None
+    slo_url: str | None = None  # SingleLogoutService (HTTP-Redirect): where a LogoutRequest goes
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, for the caller to store (datetimes as ISO 8601 UTC)."""
@@ -67,6 +68,7 @@ class IdpMetadata:
                 for c in data["certificates"]
             ],
             entra_tenant_id=data.get("entra_tenant_id"),
+            slo_url=data.get("slo_url"),
         )
 
 
@@ -122,6 +124,7 @@ def parse_idp_metadata(xml: bytes, now: datetime) -> IdpMetadata:
         sso_url=_sso_url(descriptor),
         certificates=certificates,
         entra_tenant_id=entra_tenant_id_of(entity_id),
+        slo_url=_slo_url(descriptor),
     )
 
 
@@ -186,6 +189,17 @@ def _sso_url(descriptor) -> str:
                 raise MetadataError(f"The single sign-on URL {location[:200]!r} is not an http(s) URL.")
             return location
     raise MetadataError("The metadata has no SingleSignOnService with the HTTP-Redirect or HTTP-POST binding.")
+
+
+def _slo_url(descriptor) -> str | None:
+    """The IdP's SingleLogoutService for the HTTP-Redirect binding (Entra lists only that one), if any."""
+    for service in descriptor.findall(_MD + "SingleLogoutService"):
+        location = (service.get("Location") or "").strip()
+        if service.get("Binding") == BINDING_REDIRECT and location:
+            parts = urlsplit(location)
+            if parts.scheme in ("https", "http") and parts.hostname:
+                return location
+    return None
 
 
 def _short(exc: Exception) -> str:

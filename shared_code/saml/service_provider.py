@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 NAMEID_EMAIL = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
 BINDING_POST = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
+BINDING_REDIRECT = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
+STATUS_SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
 SAML2_PROTOCOL = "urn:oasis:names:tc:SAML:2.0:protocol"
 MAX_RELAY_STATE_BYTES = 80  # SAML bindings 3.4.3: RelayState "MUST NOT exceed 80 bytes"
 
@@ -29,6 +31,7 @@ class ServiceProvider:
 
     entity_id: str
     acs_url: str
+    slo_url: str | None = None  # our SingleLogoutService (HTTP-Redirect): Entra's LogoutResponse/Request
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,8 @@ def sp_metadata_xml(sp: ServiceProvider) -> str:
     from saml2 import md
 
     descriptor = md.SPSSODescriptor(
+        single_logout_service=[md.SingleLogoutService(binding=BINDING_REDIRECT, location=sp.slo_url)]
+        if sp.slo_url else None,
         protocol_support_enumeration=SAML2_PROTOCOL,
         authn_requests_signed="false",
         want_assertions_signed="true",
@@ -61,8 +66,12 @@ def new_request_id() -> str:
     return "id" + secrets.token_hex(20)
 
 
-def build_authn_request(sp: ServiceProvider, idp: "IdpMetadata", relay_state: str | None) -> AuthnRedirect:
+def build_authn_request(sp: ServiceProvider, idp: "IdpMetadata", relay_state: str | None, *,
+                        force_authn: bool = False, login_hint: str | None = None) -> AuthnRedirect:
     """An SP-initiated sign-in: the URL of the IdP's SSO endpoint with a deflated, base64 SAMLRequest.
+
+    `force_authn` asks Entra for a fresh sign-in even within its own session (OIDC `prompt=login`);
+    `login_hint` travels as Entra's `login_hint` query parameter (Entra refuses a Subject in an AuthnRequest).
 
     The request is not signed: Entra does not require signed AuthnRequests (it only checks that the ACS URL is
     a Reply URL registered for the Identifier), and an unsigned request lets us hold no private key at all.
@@ -80,6 +89,7 @@ def build_authn_request(sp: ServiceProvider, idp: "IdpMetadata", relay_state: st
         assertion_consumer_service_url=sp.acs_url,
         protocol_binding=BINDING_POST,
         issuer=saml.Issuer(text=sp.entity_id),
+        force_authn="true" if force_authn else None,
     )
     xml = request.to_string(nspair={"samlp": samlp.NAMESPACE, "saml": saml.NAMESPACE})
     deflater = zlib.compressobj(9, zlib.DEFLATED, -15)  # raw DEFLATE, as the HTTP-Redirect binding requires
@@ -87,5 +97,44 @@ def build_authn_request(sp: ServiceProvider, idp: "IdpMetadata", relay_state: st
     query = {"SAMLRequest": encoded}
     if relay_state:
         query["RelayState"] = relay_state
+    if login_hint:
+        query["login_hint"] = login_hint
     separator = "&" if "?" in idp.sso_url else "?"
     return AuthnRedirect(url=idp.sso_url + separator + urlencode(query), request_id=request_id)
+
+
+def _redirect_url(destination: str, parameter: str, xml: bytes, relay_state: str | None) -> str:
+    deflater = zlib.compressobj(9, zlib.DEFLATED, -15)
+    query = {parameter: base64.b64encode(deflater.compress(xml) + deflater.flush()).decode("ascii")}
+    if relay_state:
+        query["RelayState"] = relay_state
+    return destination + ("&" if "?" in destination else "?") + urlencode(query)
+
+
+def build_logout_request(sp: ServiceProvider, slo_url: str, name_id: str, session_index: str | None,
+                         name_id_format: str | None = None) -> AuthnRedirect:
+    """A LogoutRequest (HTTP-Redirect binding) to the IdP's SingleLogoutService for one signed-in user. The
+    Issuer is this tenant's SP entity ID: Entra refuses any other (AADSTS50068)."""
+    from saml2 import saml, samlp
+
+    request_id = new_request_id()
+    request = samlp.LogoutRequest(
+        id=request_id, version="2.0", issue_instant=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        destination=slo_url, issuer=saml.Issuer(text=sp.entity_id),
+        name_id=saml.NameID(text=name_id, format=name_id_format or NAMEID_EMAIL),
+        session_index=[samlp.SessionIndex(text=session_index)] if session_index else None)
+    xml = request.to_string(nspair={"samlp": samlp.NAMESPACE, "saml": saml.NAMESPACE})
+    return AuthnRedirect(url=_redirect_url(slo_url, "SAMLRequest", xml, None), request_id=request_id)
+
+
+def build_logout_response(sp: ServiceProvider, slo_url: str, in_response_to: str, relay_state: str | None) -> str:
+    """Our LogoutResponse (Success) to a LogoutRequest from the IdP, as an HTTP-Redirect URL."""
+    from saml2 import saml, samlp
+
+    response = samlp.LogoutResponse(
+        id=new_request_id(), version="2.0", in_response_to=in_response_to, destination=slo_url,
+        issue_instant=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        issuer=saml.Issuer(text=sp.entity_id),
+        status=samlp.Status(status_code=samlp.StatusCode(value=STATUS_SUCCESS)))
+    xml = response.to_string(nspair={"samlp": samlp.NAMESPACE, "saml": saml.NAMESPACE})
+    return _redirect_url(slo_url, "SAMLResponse", xml, relay_state)

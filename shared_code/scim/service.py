@@ -382,8 +382,18 @@ def replace_user(caller: Caller, user_id: str, body: Any, params: dict, if_match
         if data == record.data:
             return record
         _check_manager(tenant, record.id, record.data, data)
-        return directory.save_user(tenant.tenant_id, record, data)
+        saved = directory.save_user(tenant.tenant_id, record, data)
+        return _dismissal_ends_sessions(tenant.tenant_id, record, data, saved)
     return _single(USER_KIND, caller, _retrying(attempt), projection)
+
+
+def _dismissal_ends_sessions(tenant_id: str, before, data: dict, saved):
+    """A dismissal ends the employee's OpenID Connect sessions: the products hear it by back-channel logout."""
+    if before.data.get("active") is not False and data.get("active") is False:
+        from shared_code.oidc import logout
+
+        logout.sessions_ended_quietly(tenant_id, before.id)
+    return saved
 
 
 def patch_user(caller: Caller, user_id: str, body: Any, params: dict, if_match: str | None) -> Reply:
@@ -400,7 +410,8 @@ def patch_user(caller: Caller, user_id: str, body: Any, params: dict, if_match: 
         if data == record.data:
             return record  # Entra re-sends values it already set: nothing to write
         _check_manager(tenant, record.id, record.data, data)
-        return directory.save_user(tenant.tenant_id, record, data)
+        saved = directory.save_user(tenant.tenant_id, record, data)
+        return _dismissal_ends_sessions(tenant.tenant_id, record, data, saved)
     return _single(USER_KIND, caller, _retrying(attempt), projection)
 
 
@@ -411,6 +422,10 @@ def delete(caller: Caller, kind: ResourceKind, resource_id: str, if_match: str |
     remove = directory.delete_user if kind is USER_KIND else directory.delete_group
     if not remove(tenant.tenant_id, resource_id, check=lambda record: _check_if_match(if_match, record)):
         raise _not_found(kind, resource_id)
+    if kind is USER_KIND:  # a deleted employee's sessions end like a dismissed one's
+        from shared_code.oidc import logout
+
+        logout.sessions_ended_quietly(tenant.tenant_id, resource_id)
     return Reply(204)
 
 

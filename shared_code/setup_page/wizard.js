@@ -198,6 +198,27 @@
     return when + " (in " + days + " day" + (days === 1 ? "" : "s") + ")";
   }
 
+  function renderProduct(product) {
+    var clients = product.clients || [];
+    text($("product-state"), clients.length
+      ? "Connected: the app signs employees in and out through this sign-in."
+      : "Not connected yet: the app's provider has not registered the app.");
+    show($("product-details"), true);
+    text($("product-issuer"), product.issuer);
+    var list = $("product-clients");
+    list.textContent = "";
+    clients.forEach(function (client) {
+      var item = make("li", client.client_name || "App " + client.client_id.slice(0, 8));
+      var facts = [
+        "returns to " + client.redirect_uris.join(", "),
+        client.backchannel_logout_uri ? "told when a session ends" : "not told when a session ends",
+        client.initiate_login_uri ? "My Apps opens it" : "My Apps opens the company's app page"
+      ];
+      item.appendChild(make("span", " — " + facts.join("; "), "hint"));
+      list.appendChild(item);
+    });
+  }
+
   function render(data) {
     summary = data;
     var steps = data.steps || {};
@@ -232,6 +253,8 @@
 
     $("sp-entity-id").value = data.sp_entity_id || "";
     $("acs-url").value = data.acs_url || "";
+    $("slo-url").value = data.slo_url || "";
+    if (data.product) renderProduct(data.product);
     $("scim-url").value = data.scim_tenant_url || "";
 
     var idp = steps.idp_metadata || {};

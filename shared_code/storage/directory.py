@@ -698,6 +698,19 @@ def get_user(tenant_id: str, user_id: str) -> Employee | None:
     return _employee_from(entity) if entity else None
 
 
+def get_user_and_names(tenant_id: str, user_id: str) -> tuple[Employee, dict[str, str]] | None:
+    """The employee and their SCIM name parts (givenName, familyName) in one point read (ID token claims)."""
+    if not isinstance(user_id, str) or not user_id or len(user_id) > 64:
+        return None
+    entity = tables.get(TABLE, tenant_id, USER + _part(user_id), select=_EMPLOYEE_COLUMNS + ["scim"])
+    if not entity:
+        return None
+    name = json.loads(entity.get("scim") or "{}").get("name")
+    parts = {key: name[key] for key in ("givenName", "familyName")
+             if isinstance(name, dict) and isinstance(name.get(key), str) and name[key]}
+    return _employee_from(entity), parts
+
+
 def find_user_by_external_id(tenant_id: str, external_id: str) -> Employee | None:
     """The employee whose externalId (Entra objectId) is exactly this (one point read)."""
     if not isinstance(external_id, str) or not external_id:

@@ -7,6 +7,8 @@ RowKeys:
                                            RelayState, the hash of the browser's binding nonce, where to go
                                            afterwards, whether it is a self-check, `expires_at`, `spent_at`
   selfcheck:<sha256 of the link token>     a self-check link, `expires_at`, `spent_at` once used
+  entratoken:<sha256 of the token's uti>   an Entra ID token exchanged once at the token endpoint (mobile sign-in);
+                                           kept until the token expires (`expires_at`)
 
 "Once" is enforced by Table Storage itself, never by a read followed by a write: an assertion is accepted by
 inserting its row (the insert of a second use fails), and a pending request or self-check link is spent by an
@@ -18,6 +20,7 @@ Table Storage has no TTL: `purge_expired` (run by the daily timer) deletes rows 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -28,7 +31,7 @@ from azure.data.tables import TableTransactionError
 from shared_code.storage import tables
 
 TABLE = tables.SIGN_INS
-ASSERTION, REQUEST, SELF_CHECK = "assertion:", "request:", "selfcheck:"
+ASSERTION, REQUEST, SELF_CHECK, ENTRA_TOKEN = "assertion:", "request:", "selfcheck:", "entratoken:"
 # Our AuthnRequest IDs are "id" + 40 hex; anything else cannot name a pending request (and could not be a key).
 _REQUEST_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
 
@@ -43,6 +46,7 @@ class PendingRequest:
     target: str | None  # the safe URL to land on afterwards; None means the tenant's app_url
     self_check: bool
     expires_at: datetime
+    oidc: dict | None = None  # an OpenID Connect authorization request this login serves (shared_code/oidc)
     etag: str | None = field(default=None, compare=False, repr=False)
 
 
@@ -67,12 +71,25 @@ def accept_assertion_once(tenant_id: str, assertion_id: str, keep_until: datetim
     return True
 
 
+def accept_entra_token_once(tenant_id: str, token_id: str, keep_until: datetime) -> bool:
+    """Record an Entra ID token (by its `uti`) as exchanged; False when it was exchanged before (the insert is the
+    atomic check, as for assertions)."""
+    entity = {"PartitionKey": tenant_id, "RowKey": ENTRA_TOKEN + _digest(token_id), "kind": "entratoken",
+              "expires_at": _utc(keep_until)}
+    try:
+        tables.insert(TABLE, entity)
+    except ResourceExistsError:
+        return False
+    return True
+
+
 # ---- pending AuthnRequests ---------------------------------------------------------------------------------
 
 def save_pending_request(tenant_id: str, pending: PendingRequest) -> None:
     entity = {"PartitionKey": tenant_id, "RowKey": REQUEST + pending.request_id, "kind": "request",
               "relay_state": pending.relay_state, "browser_hash": pending.browser_hash,
-              "target": pending.target, "self_check": pending.self_check, "expires_at": _utc(pending.expires_at)}
+              "target": pending.target, "self_check": pending.self_check, "expires_at": _utc(pending.expires_at),
+              "oidc": json.dumps(pending.oidc) if pending.oidc is not None else None}
     tables.insert(TABLE, {key: value for key, value in entity.items() if value is not None})
 
 
@@ -86,7 +103,7 @@ def get_pending_request(tenant_id: str, request_id: str) -> PendingRequest | Non
     return PendingRequest(request_id=request_id, relay_state=entity.get("relay_state") or "",
                           browser_hash=entity.get("browser_hash") or "", target=entity.get("target"),
                           self_check=bool(entity.get("self_check")), expires_at=_utc(entity["expires_at"]),
-                          etag=tables.etag_of(entity))
+                          oidc=json.loads(entity["oidc"]) if entity.get("oidc") else None, etag=tables.etag_of(entity))
 
 
 def spend_pending_request(tenant_id: str, pending: PendingRequest, now: datetime) -> bool:

@@ -15,6 +15,7 @@ only to its own storage account, never through a proxy.
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 from contextlib import contextmanager
@@ -42,6 +43,9 @@ TENANTS = "tenants"
 DIRECTORY = "directory"
 SIGN_INS = "signins"
 AUDITS = "audits"
+ENTRA_KEYS = "entrakeys"  # keyed by Entra tenant, not ours: Entra's published signing keys (storage/entra_keys.py)
+OIDC = "oidc"
+OIDC_LOGOUTS = "oidclogouts"
 
 _lock = threading.RLock()  # table() holds it while _service_client() takes it again
 _service: TableServiceClient | None = None
@@ -81,14 +85,21 @@ def _service_client() -> TableServiceClient:
         with _lock:
             if _service is None:
                 settings = get_settings()
+                options = dict(_CLIENT_OPTIONS)
+                # With use_env_settings off, requests no longer reads REQUESTS_CA_BUNDLE itself: a store behind
+                # a private CA (an emulator over HTTPS, a TLS-inspecting network) names it there, as for any
+                # requests-based client. Unset on Azure, where the storage account has a public certificate.
+                ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE")
+                if ca_bundle:
+                    options["connection_verify"] = ca_bundle
                 if settings.tables_connection_string:
                     _service = TableServiceClient.from_connection_string(
-                        settings.tables_connection_string, **_CLIENT_OPTIONS)
+                        settings.tables_connection_string, **options)
                 elif settings.tables_endpoint:
                     from azure.identity import DefaultAzureCredential  # only on Azure: heavy import
 
                     _service = TableServiceClient(
-                        endpoint=settings.tables_endpoint, credential=DefaultAzureCredential(), **_CLIENT_OPTIONS)
+                        endpoint=settings.tables_endpoint, credential=DefaultAzureCredential(), **options)
                 else:
                     raise StorageUnavailable("Storage is not configured: set TABLES_CONNECTION_STRING or TABLES_ENDPOINT.")
     return _service

@@ -33,7 +33,10 @@ def connect(operator: Operator, receiver: WebhookReceiver) -> str:
 
 def test_only_the_operator_manages_the_webhook_and_the_url_follows_the_outbound_rules(scim, operator, receiver):
     admin = requests.put(operator.url, json={"url": receiver.url}, timeout=30,
-                         headers={"Authorization": f"Bearer {scim.tenant.admin_key}"})
+                         # its own client address: a wrong operator key counts against the client that sent it,
+                         # and the rest of the suite (no address: "unknown") must not inherit the failure
+                         headers={"Authorization": f"Bearer {scim.tenant.admin_key}",
+                                  "X-Forwarded-For": "203.0.113.14"})
     assert admin.status_code in (401, 403)
     for bad in ("ftp://example.com/x", "https://user:pw@example.com/x", "not a url"):
         response = operator.put(bad)

@@ -18,6 +18,7 @@ from shared_code.errors import BadRequest
 from shared_code.scim import patch
 from shared_code.scim.resources import clean_body
 from shared_code.scim.schemas import ENTERPRISE_USER, GROUP_KIND, USER_KIND
+from tests.support.exercised import exercised, refused, requires_exercised
 
 LAWS = settings(max_examples=75, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -112,6 +113,7 @@ def test_any_value_at_any_schema_path_applies_or_is_a_scim_400_and_the_input_is_
     assert data == before
 
 
+@requires_exercised(25)
 @LAWS
 @given(users, operations())
 def test_an_operation_changes_nothing_outside_its_path(data, case):
@@ -119,7 +121,8 @@ def test_an_operation_changes_nothing_outside_its_path(data, case):
     try:
         result = applied(data, operation)
     except BadRequest:
-        return
+        return refused()
+    exercised()
     for key in set(data) | set(result):
         if key != root:
             assert result.get(key) == data.get(key), (operation, key)
@@ -132,6 +135,7 @@ def test_an_operation_changes_nothing_outside_its_path(data, case):
         assert [e for e in result.get(root) or [] if not _selected(path, e)] == untouched, operation
 
 
+@requires_exercised(25)
 @LAWS
 @given(users, operations())
 def test_repeating_an_operation_changes_nothing_more(data, case):
@@ -139,17 +143,20 @@ def test_repeating_an_operation_changes_nothing_more(data, case):
     try:
         once = applied(data, operation)
     except BadRequest:
-        return
+        return refused()
+    exercised()
     assert applied(once, operation) == once, operation
 
 
+@requires_exercised(20)
 @LAWS
 @given(users, st.lists(operations(), min_size=1, max_size=4))
 def test_patched_data_is_exactly_what_a_post_of_it_would_store(data, cases):
     try:
         result = applied(data, *(operation for operation, _ in cases))
     except BadRequest:
-        return
+        return refused()
+    exercised()
     schemas = [CORE_USER] + ([ENTERPRISE_USER] if ENTERPRISE_USER in result else [])
     assert clean_body(USER_KIND, {"schemas": schemas, **result}) == result, [c[0] for c in cases]
 
@@ -159,6 +166,7 @@ NO_PATH_KEYS = {"displayName": texts, "title": texts, "name.givenName": texts, "
                 f"{E}:employeeNumber": texts, "externalId": st.sampled_from(["obj-9"])}
 
 
+@requires_exercised(25)
 @LAWS
 @given(users, st.sampled_from(["replace", "add", "Replace"]),
        st.dictionaries(st.sampled_from(sorted(NO_PATH_KEYS)), st.just(None), min_size=1).flatmap(
@@ -172,8 +180,9 @@ def test_the_no_path_dialect_is_the_same_as_one_operation_per_path(data, op, val
         try:
             applied(data, one)
         except BadRequest:
-            return
+            return refused("both forms refused")
         raise AssertionError(f"the no-path form was accepted where path operations were not: {values}")
+    exercised()
     assert applied(data, one) == expected
 
 

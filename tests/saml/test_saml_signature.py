@@ -122,8 +122,12 @@ def test_pysaml2_security_context_verifies_through_our_backend(pysaml2_context, 
 def test_pysaml2_backend_refuses_tampering_and_wrapping(pysaml2_context, idp, sp):
     security, backend = pysaml2_context
     genuine = idp.response_xml(sp.entity_id, sp.acs_url, sign_response=True)
-    for hostile in (tidp.replace_name_id(genuine, "admin@contoso.example"), tidp.xsw(genuine, 2)):
-        with pytest.raises(Exception):
+    from saml2.sigver import SignatureError
+
+    # A changed NameID breaks the digest; a wrapped copy is refused as a document the signature does not cover.
+    for hostile, reason in ((tidp.replace_name_id(genuine, "admin@contoso.example"), "Failed to verify signature"),
+                            (tidp.xsw(genuine, 2), "Signature verification failed")):
+        with pytest.raises(SignatureError, match=reason):
             security.correctly_signed_response(hostile.decode())
 
 

@@ -5,6 +5,7 @@ Each function exists to make one host behaviour observable over HTTP; it is also
 import asyncio
 import json
 import os
+import threading
 import time
 from http.cookies import SimpleCookie
 
@@ -100,6 +101,40 @@ async def slow_async(req: func.HttpRequest) -> func.HttpResponse:
 def slow_sync(req: func.HttpRequest) -> func.HttpResponse:
     time.sleep(float(req.params.get("seconds", "0.3")))
     return _json({"async": False})
+
+
+# Rendezvous: each request waits until `count` requests of its `group` have arrived. All of them answering
+# 200 proves they were in the handler at the same time; a host that ran them one after another answers 504
+# (after `wait` seconds) instead. Concurrency is asserted by what happened, not by a stopwatch.
+_async_groups: dict[str, tuple[list[int], asyncio.Event]] = {}
+_sync_groups: dict[str, threading.Barrier] = {}
+_sync_lock = threading.Lock()
+
+
+@app.route(route="rendezvous-async", methods=["GET"])
+async def rendezvous_async(req: func.HttpRequest) -> func.HttpResponse:
+    count, wait = int(req.params["count"]), float(req.params.get("wait", "10"))
+    arrived, everyone = _async_groups.setdefault(req.params["group"], ([0], asyncio.Event()))
+    arrived[0] += 1
+    if arrived[0] >= count:
+        everyone.set()
+    try:
+        await asyncio.wait_for(everyone.wait(), wait)
+    except asyncio.TimeoutError:
+        return _json({"met": arrived[0]}, status_code=504)
+    return _json({"met": arrived[0]})
+
+
+@app.route(route="rendezvous-sync", methods=["GET"])
+def rendezvous_sync(req: func.HttpRequest) -> func.HttpResponse:
+    count, wait = int(req.params["count"]), float(req.params.get("wait", "10"))
+    with _sync_lock:
+        barrier = _sync_groups.setdefault(req.params["group"], threading.Barrier(count))
+    try:
+        barrier.wait(wait)
+    except threading.BrokenBarrierError:
+        return _json({"met": barrier.n_waiting}, status_code=504)
+    return _json({"met": count})
 
 
 @app.route(route="failure", methods=["GET"])

@@ -20,11 +20,11 @@ def test_deactivation_is_a_dismissal_and_reactivation_does_not_restore_admin_rig
     directory.set_admin(scim.tenant.tenant_id, user["id"], True)
     assert employee(scim, user).is_admin
 
-    scim.patch(f"/Users/{user['id']}", load("entra-default-disable-user.json"))
+    assert scim.patch(f"/Users/{user['id']}", load("entra-default-disable-user.json")).status_code in (200, 204)
     dismissed = employee(scim, user)
     assert not dismissed.active and not dismissed.is_admin
 
-    scim.patch(f"/Users/{user['id']}", load("entra-default-enable-user.json"))
+    assert scim.patch(f"/Users/{user['id']}", load("entra-default-enable-user.json")).status_code in (200, 204)
     rehired = employee(scim, user)
     assert rehired.active and not rehired.is_admin
 
@@ -107,5 +107,5 @@ def test_allowing_an_outside_domain_is_kept_on_the_employee(scim):
     user = scim.create_user()
     assert directory.set_allowed_outside_domain(scim.tenant.tenant_id, user["id"], True).allowed_outside_domain
     assert employee(scim, user).allowed_outside_domain
-    scim.patch(f"/Users/{user['id']}", load("entra-default-disable-user.json"))
+    assert scim.patch(f"/Users/{user['id']}", load("entra-default-disable-user.json")).status_code in (200, 204)
     assert employee(scim, user).allowed_outside_domain  # a SCIM change keeps Gatehouse's own fields

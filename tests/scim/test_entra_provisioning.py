@@ -273,7 +273,8 @@ def test_member_add_answers_204_and_readding_existing_members_is_not_an_error(sc
 
 def test_member_remove_with_a_value_list_removes_only_the_listed_member(scim):
     group, a, b = entra_group(scim), scim.create_user(), scim.create_user()
-    scim.patch(f"/Groups/{group['id']}", load("entra-dev-add-members.json", first=a["id"], second=b["id"]))
+    added = scim.patch(f"/Groups/{group['id']}", load("entra-dev-add-members.json", first=a["id"], second=b["id"]))
+    assert added.status_code == 204 and members_of(scim, group["id"]) == sorted([a["id"], b["id"]]), added.text
     response = scim.patch(f"/Groups/{group['id']}", load("entra-dev-remove-member.json", memberId=a["id"]))
     assert response.status_code == 204
     assert members_of(scim, group["id"]) == [b["id"]]
@@ -284,7 +285,8 @@ def test_member_remove_with_a_value_list_removes_only_the_listed_member(scim):
 
 def test_member_remove_with_a_value_filter_removes_only_that_member(scim):
     group, a, b = entra_group(scim), scim.create_user(), scim.create_user()
-    scim.patch(f"/Groups/{group['id']}", load("entra-dev-add-members.json", first=a["id"], second=b["id"]))
+    added = scim.patch(f"/Groups/{group['id']}", load("entra-dev-add-members.json", first=a["id"], second=b["id"]))
+    assert added.status_code == 204 and members_of(scim, group["id"]) == sorted([a["id"], b["id"]]), added.text
     response = scim.patch(f"/Groups/{group['id']}", load("entra-aadoptscim062020-remove-member.json",
                                                          memberId=b["id"]))
     assert response.status_code == 204
@@ -315,14 +317,18 @@ def test_group_display_name_replace_and_uniqueness(scim):
 
 def test_deleting_a_user_removes_their_memberships(scim):
     group, a, b = entra_group(scim), scim.create_user(), scim.create_user()
-    scim.patch(f"/Groups/{group['id']}", load("entra-dev-add-members.json", first=a["id"], second=b["id"]))
+    added = scim.patch(f"/Groups/{group['id']}", load("entra-dev-add-members.json", first=a["id"], second=b["id"]))
+    assert added.status_code == 204, added.text
+    assert members_of(scim, group["id"]) == sorted([a["id"], b["id"]])  # both were members before the delete
     assert scim.delete(f"/Users/{a['id']}").status_code == 204
     assert members_of(scim, group["id"]) == [b["id"]]
 
 
 def test_group_delete_answers_204_and_frees_the_name(scim):
     group, a = entra_group(scim, "Leaving"), scim.create_user()
-    scim.patch(f"/Groups/{group['id']}", load("entra-dev-add-members.json", first=a["id"], second=a["id"]))
+    added = scim.patch(f"/Groups/{group['id']}", load("entra-dev-add-members.json", first=a["id"], second=a["id"]))
+    assert added.status_code == 204, added.text
+    assert members_of(scim, group["id"]) == [a["id"]]  # the group had a member to take with it
     assert scim.delete(f"/Groups/{group['id']}").status_code == 204
     assert_scim_error(scim.get(f"/Groups/{group['id']}"), 404)
     assert entra_group(scim, "Leaving")["id"] != group["id"]

@@ -4,7 +4,10 @@
   answers: 404, a web page, a redirect loop, a huge body) for the app's metadata check to fetch;
 - its `/saml2` endpoint is the IdP's single sign-on URL: it reads the AuthnRequest of the HTTP-Redirect
   binding, signs in the user set with `sign_in_as`, and renders Entra's auto-posting form that carries a
-  genuine signed SAMLResponse (InResponseTo = the request's ID) and the RelayState back to the ACS.
+  genuine signed SAMLResponse (InResponseTo = the request's ID) and the RelayState back to the ACS;
+- the same URL is its SingleLogoutService (as Entra's is): a LogoutRequest is recorded and answered with a
+  signed LogoutResponse (HTTP-Redirect binding) to the SP's SLO URL; `logout_request_url` makes the signed
+  LogoutRequest Entra sends when the employee signs out elsewhere.
 
 `host` names the server in its URLs: the browser test uses "localhost" while the app is on 127.0.0.1, so the
 ACS POST is cross-site exactly as it is from login.microsoftonline.com.
@@ -12,16 +15,21 @@ ACS POST is cross-site exactly as it is from login.microsoftonline.com.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import threading
 import zlib
 from dataclasses import dataclass, field
 from html import escape
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote_plus, urlsplit
 
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
 from lxml import etree
 
-from tests.support.idp import NS_SAML, TestIdp
+from tests.support.idp import NS_SAML, NS_SAMLP, STATUS_SUCCESS, TestIdp, new_id, saml_time
+
+RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
 
 METADATA_PATH = "/federationmetadata/2007-06/federationmetadata.xml"
 
@@ -48,6 +56,8 @@ class IdpServer:
         self.idp = idp
         self.documents: dict[str, Published] = {}
         self.received: list[ReceivedRequest] = []
+        self.logout_requests: list[etree._Element] = []  # LogoutRequests SPs sent to /saml2
+        self.fetched: list[str] = []  # the path of every GET of a published document (or a 404)
         self.user: dict = {"name_id": "alice@contoso.example"}
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
@@ -92,7 +102,12 @@ class IdpServer:
             def do_GET(self) -> None:
                 parts = urlsplit(self.path)
                 if parts.path == "/saml2":
-                    return self._send(200, server._sso_page(parse_qs(parts.query)), {"Content-Type": "text/html"})
+                    query = parse_qs(parts.query)
+                    request = etree.fromstring(zlib.decompress(base64.b64decode(query["SAMLRequest"][0]), -15))
+                    if request.tag == f"{{{NS_SAMLP}}}LogoutRequest":
+                        return self._send(302, b"", {"Location": server._logout_answer(request, query)})
+                    return self._send(200, server._sso_page(query), {"Content-Type": "text/html"})
+                server.fetched.append(parts.path)
                 document = server.documents.get(parts.path)
                 if document is None:
                     return self._send(404, b"not found", {"Content-Type": "text/plain"})
@@ -127,3 +142,47 @@ class IdpServer:
                 f'<input type="hidden" name="SAMLResponse" value="{saml_response}">{relay}'
                 f'<noscript><input type="submit" value="Continue"></noscript></form>'
                 f'<script>document.forms[0].submit();</script></body></html>').encode()
+
+    # -- single logout
+
+    @staticmethod
+    def sp_slo_url(sp_entity_id: str) -> str:
+        """Where the admin would put Gatehouse's SLO URL in Entra ("Logout Url"): next to its metadata URL."""
+        return sp_entity_id.removesuffix("/metadata") + "/slo"
+
+    def signed_redirect(self, destination: str, parameter: str, xml: bytes, relay_state: str | None = None) -> str:
+        """A URL of the HTTP-Redirect binding, signed over the query as Entra signs it (RSA-SHA256)."""
+        deflater = zlib.compressobj(9, zlib.DEFLATED, -15)
+        encoded = base64.b64encode(deflater.compress(xml) + deflater.flush()).decode()
+        signed = f"{parameter}={quote_plus(encoded)}"
+        if relay_state is not None:
+            signed += f"&RelayState={quote_plus(relay_state)}"
+        signed += f"&SigAlg={quote_plus(RSA_SHA256)}"
+        key = serialization.load_pem_private_key(self.idp.identity.key_pem, password=None)
+        signature = key.sign(signed.encode(), padding.PKCS1v15(), hashes.SHA256())
+        return f"{destination}?{signed}&Signature={quote_plus(base64.b64encode(signature).decode())}"
+
+    def _logout_answer(self, request: etree._Element, query: dict) -> str:
+        self.logout_requests.append(request)
+        sp = request.findtext(f"{{{NS_SAML}}}Issuer")
+        root = etree.Element(f"{{{NS_SAMLP}}}LogoutResponse", nsmap={"samlp": NS_SAMLP, "saml": NS_SAML}, attrib={
+            "ID": new_id(), "Version": "2.0", "IssueInstant": saml_time(dt.datetime.now(dt.timezone.utc)),
+            "Destination": self.sp_slo_url(sp), "InResponseTo": request.get("ID")})
+        etree.SubElement(root, f"{{{NS_SAML}}}Issuer").text = self.idp.entity_id
+        status = etree.SubElement(root, f"{{{NS_SAMLP}}}Status")
+        etree.SubElement(status, f"{{{NS_SAMLP}}}StatusCode", Value=STATUS_SUCCESS)
+        relay_state = query.get("RelayState", [None])[0]
+        return self.signed_redirect(self.sp_slo_url(sp), "SAMLResponse", etree.tostring(root), relay_state)
+
+    def logout_request_url(self, sp_entity_id: str, name_id: str, session_index: str | None = None, *,
+                           sign: bool = True) -> str:
+        """The LogoutRequest Entra sends to the SP when the employee signs out elsewhere."""
+        root = etree.Element(f"{{{NS_SAMLP}}}LogoutRequest", nsmap={"samlp": NS_SAMLP, "saml": NS_SAML}, attrib={
+            "ID": new_id(), "Version": "2.0", "IssueInstant": saml_time(dt.datetime.now(dt.timezone.utc)),
+            "Destination": self.sp_slo_url(sp_entity_id)})
+        etree.SubElement(root, f"{{{NS_SAML}}}Issuer").text = self.idp.entity_id
+        etree.SubElement(root, f"{{{NS_SAML}}}NameID").text = name_id
+        if session_index:
+            etree.SubElement(root, f"{{{NS_SAMLP}}}SessionIndex").text = session_index
+        url = self.signed_redirect(self.sp_slo_url(sp_entity_id), "SAMLRequest", etree.tostring(root))
+        return url if sign else url.split("&SigAlg=")[0]

@@ -1,0 +1,146 @@
+"""Logout both ways.
+
+From the product (OpenID Connect RP-Initiated Logout 1.0, `end_session`): the `id_token_hint` must be an ID
+token this issuer signed (RS256 with a published key; expired ones are accepted, as the spec allows, since a
+product often logs out after its token expired), naming a client of this tenant; `post_logout_redirect_uri`
+must be registered for that client exactly. The session the token names ends (back-channel logout to the other
+clients of the session), and when Entra's metadata names a SingleLogoutService, the browser goes to Entra with
+a SAML LogoutRequest (Issuer = this tenant's SP entity ID) and comes back to our SLO endpoint, which returns
+it to the product with its `state`. Anything wrong is a page: we never redirect to an unverified address.
+
+From Entra (`saml_logout`): a signed LogoutRequest (the employee signed out elsewhere) ends the sessions of
+that Entra sign-in (by SessionIndex, else NameID) and is answered with a LogoutResponse; a LogoutResponse
+finishes a logout we started.
+
+Dismissal (`employee_dismissed`) and SSO turned off (`tenant_sessions_ended`) end sessions too.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Mapping
+
+from shared_code.errors import BadRequest, GatehouseError
+from shared_code.oidc import backchannel, discovery, keys
+from shared_code.oidc.authorization import with_query
+from shared_code.oidc.errors import OAuthError
+from shared_code.storage import oidc as store
+
+SLO_SECONDS = 10 * 60
+
+
+class LogoutRefused(BadRequest):
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.title, self.reason = "Sign-out could not be completed", reason
+
+
+def end_session(tenant_id: str, params: Mapping[str, str], now: datetime | None = None) -> str | None:
+    """Check an RP-initiated logout and end the session; returns where the browser goes next (Entra's
+    SingleLogoutService, or the product's post_logout_redirect_uri), or None for our own "signed out" page."""
+    from shared_code import sign_in, tenants
+
+    now = now or datetime.now(timezone.utc)
+    hint = params.get("id_token_hint")
+    if not hint:
+        raise LogoutRefused("The app did not say who is signing out (id_token_hint is missing).", "no_hint")
+    try:
+        claims = keys.verify(hint, what="id_token_hint")
+    except OAuthError:
+        raise LogoutRefused("The app's sign-out request carries a token this service did not issue.",
+                            "bad_hint") from None
+    audience = claims.get("aud")
+    client_id = audience if isinstance(audience, str) else (audience[0] if isinstance(audience, list) and
+                                                            len(audience) == 1 else None)
+    if claims.get("iss") != discovery.issuer(tenant_id) or not isinstance(client_id, str):
+        raise LogoutRefused("The app's sign-out request carries a token of another sign-in service.", "other_issuer")
+    if params.get("client_id") not in (None, client_id):
+        raise LogoutRefused("The sign-out request names another app than its token.", "client_mismatch")
+    client = store.get_client(tenant_id, client_id)
+    if client is None:
+        raise LogoutRefused("The app that sent you here is not registered for this company's sign-in.",
+                            "unknown_client")
+    post_logout = params.get("post_logout_redirect_uri")
+    if post_logout is not None and post_logout not in client.post_logout_redirect_uris:
+        raise LogoutRefused("The app asked to return to an address it has not registered, so the sign-out was "
+                            "stopped to protect you. Go back to the app and sign out again; if it keeps happening, "
+                            "tell the app's support team.", "bad_post_logout_redirect_uri")
+    # The product is told to go away only after the checks above: from here on, the session ends.
+    sub, sid = claims.get("sub"), claims.get("sid")
+    ended = store.end_session(tenant_id, sub, sid, now) if isinstance(sub, str) and isinstance(sid, str) else None
+    back = with_query(post_logout, {"state": params.get("state")}) if post_logout else None
+    if ended is None:
+        return back
+    backchannel.session_ended(tenant_id, sub, sid, now=now)
+    tenant = tenants.find_tenant(tenant_id)
+    idp = (tenant.idp or {}) if tenant else {}
+    if not idp.get("slo_url") or not ended.name_id:
+        return back
+    from shared_code import saml
+
+    request = saml.build_logout_request(sign_in.service_provider(tenant), idp["slo_url"], ended.name_id,
+                                        ended.session_index, ended.name_id_format)
+    store.save_pending_slo(tenant_id, request.request_id, post_logout, params.get("state"),
+                           now + timedelta(seconds=SLO_SECONDS))
+    return request.url
+
+
+def saml_logout(tenant_id: str, raw_query: str, now: datetime | None = None) -> str | None:
+    """A LogoutRequest or LogoutResponse from Entra at our SLO endpoint; returns the next URL or None (page)."""
+    from shared_code import saml, sign_in
+
+    now = now or datetime.now(timezone.utc)
+    tenant = sign_in._tenant_with_idp(tenant_id)  # noqa: SLF001 - the same "not set up" refusal as sign-in
+    idp = saml.IdpMetadata.from_dict(tenant.idp)
+    try:
+        message = saml.read_logout_message(raw_query, idp)
+    except saml.SamlRejected as error:
+        error.title = "Sign-out could not be completed"
+        raise
+    if message.kind == "response":
+        pending = store.take_pending_slo(tenant_id, message.in_response_to, now)
+        if pending is None:
+            raise LogoutRefused("This sign-out answer does not belong to a sign-out in progress. You are signed out "
+                                "of the app already.", "unknown_logout")
+        if not pending.get("post_logout_redirect_uri"):
+            return None
+        return with_query(pending["post_logout_redirect_uri"], {"state": pending.get("state")})
+    index = message.session_indexes[0] if message.session_indexes else None
+    for session in store.find_sessions_by_session_index(tenant_id, message.name_id, index):
+        if store.end_session(tenant_id, session.employee_id, session.sid, now) is not None:
+            backchannel.session_ended(tenant_id, session.employee_id, session.sid, now=now)
+    if not idp.slo_url:
+        return None
+    return saml.build_logout_response(sign_in.service_provider(tenant), idp.slo_url, message.id, message.relay_state)
+
+
+def employee_dismissed(tenant_id: str, employee_id: str, now: datetime | None = None) -> int:
+    """End every live session of a dismissed (or deleted) employee; the products hear it by back-channel."""
+    now = now or datetime.now(timezone.utc)
+    ended = 0
+    for session in store.live_sessions(tenant_id, employee_id):
+        if store.end_session(tenant_id, employee_id, session.sid, now) is not None:
+            backchannel.session_ended(tenant_id, employee_id, session.sid, now=now)
+            ended += 1
+    return ended
+
+
+def tenant_sessions_ended(tenant_id: str, now: datetime | None = None) -> int:
+    """SSO turned off for the tenant: every live session ends."""
+    now = now or datetime.now(timezone.utc)
+    ended = 0
+    for session in store.all_live_sessions(tenant_id):
+        if store.end_session(tenant_id, session.employee_id, session.sid, now) is not None:
+            backchannel.session_ended(tenant_id, session.employee_id, session.sid, now=now)
+            ended += 1
+    return ended
+
+
+def sessions_ended_quietly(tenant_id: str, employee_id: str) -> None:
+    """For callers whose own answer must not fail because of this (SCIM): log, never raise."""
+    import logging
+
+    try:
+        employee_dismissed(tenant_id, employee_id)
+    except GatehouseError:
+        logging.getLogger("gatehouse.oidc").warning("ending the sessions of a dismissed employee failed; "
+                                                    "UserInfo refuses them anyway")
