@@ -1,5 +1,5 @@
 # Gatehouse: `make run` serves the Function App locally on Azurite; `make test` runs the whole suite.
-# Both install what is missing first (venv + requirements, Azurite pinned by package-lock.json, Chromium for tests).
+# Both install what is missing first (venv + requirements, Azurite pinned by package-lock.json, Debian packages).
 # Python packages come from the locks (requirements.lock, requirements-dev.lock: every package, with hashes);
 # `make lock` regenerates them after requirements.txt or requirements-dev.txt changes.
 
@@ -8,7 +8,18 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 7071
 
-.PHONY: run test deps browser bench clean lock
+.PHONY: run test deps system-deps browser bench clean lock
+
+# Every Debian package the tests and benchmarks need, in one place (`make test`, `make bench` and .ci/run
+# install the missing ones):
+#   xmlsec1   the `xmlsec1` program: pysaml2's SPConfig looks for it (tests/saml), bench/acs.py compares with it
+#   chromium  the browser the Playwright tests drive (/usr/bin/chromium; Playwright cannot download its own here)
+#   nodejs, npm  Azurite, the Table Storage emulator the tests and `make run` start (pinned in package-lock.json)
+SYSTEM_PACKAGES := xmlsec1 chromium nodejs npm
+# The program that shows a package is there (a package is missing when neither it nor dpkg knows it).
+command_of = $(if $(filter nodejs,$(1)),node,$(1))
+APT_GET ?= apt-get
+SUDO ?= $(if $(filter 0,$(shell id -u 2>/dev/null)),,sudo)
 
 # A lock that no longer matches requirements*.txt stops the install and says to run `make lock`.
 $(VENV)/.installed: requirements.txt requirements-dev.txt requirements.lock requirements-dev.lock
@@ -42,19 +53,26 @@ local.settings.json:
 
 deps: $(VENV)/.installed node_modules/.installed
 
-# Debian's Chromium for the browser tests (Playwright drives it; it cannot download its own browser here).
-browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  echo "Installing Debian chromium for the browser tests"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
+# Installs the SYSTEM_PACKAGES that are missing (nothing, and no apt-get, when all are there).
+system-deps:
+	@missing=""; \
+	$(foreach package,$(SYSTEM_PACKAGES),command -v $(call command_of,$(package)) >/dev/null 2>&1 \
+	  || dpkg -s $(package) >/dev/null 2>&1 || missing="$$missing $(package)"; ) \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages the tests need:$$missing"; \
+	  $(SUDO) $(APT_GET) update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) $(APT_GET) install -y -qq $$missing; \
+	fi
 
-run: deps local.settings.json
+browser: system-deps  # the old name of the target
+
+run: system-deps deps local.settings.json
 	PORT=$(PORT) $(PY) -m tools.dev_server
 
-test: deps browser
+test: system-deps deps
 	$(PY) -m pytest
 
-bench: deps
+bench: system-deps deps
 	$(PY) bench/run_all.py
 
 clean:

@@ -19,12 +19,14 @@ import azure.functions as func
 from shared_code import rate_limit
 from shared_code.errors import BadRequest, GatehouseError, PayloadTooLarge
 from shared_code.pages import PAGE_CSP, message_page
+from shared_code.storage import tables
 
 log = logging.getLogger("gatehouse")
 correlation_id: ContextVar[str] = ContextVar("correlation_id", default="")
 
 JSON, SCIM, HTML = "application/json", "application/scim+json", "text/html; charset=utf-8"
 MAX_JSON_BYTES = 1 << 20  # 1 MiB: far above any legitimate admin or SCIM body
+MAX_JSON_DEPTH = 32  # SCIM bodies nest 4-5 levels; deeper is an attack on the parsers below us
 _SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
 
@@ -62,6 +64,17 @@ def html_response(html: str, status: int = 200, headers: dict[str, str] | None =
 
 def redirect(location: str, status: int = 302, headers: dict[str, str] | None = None) -> func.HttpResponse:
     return func.HttpResponse(status_code=status, headers=_headers({"Location": location, **(headers or {})}))
+
+
+def login_redirect(start, status: int = 302) -> func.HttpResponse:
+    """Send the browser to the IdP for an SP-initiated sign-in (`sign_in.LoginRedirect`), with the cookie that binds
+    the sign-in to this browser."""
+    from shared_code import sessions
+
+    response = redirect(start.url, status)
+    response.headers.add("Set-Cookie", sessions.login_binding_set_cookie(
+        sessions.issue_login_binding(start.browser_nonce)))
+    return response
 
 
 def error_response(error: GatehouseError, flavour: str) -> func.HttpResponse:
@@ -107,7 +120,8 @@ def handler(flavour: str = JSON) -> Callable:
             started = time.perf_counter()
             outcome, status = "ok", 500
             try:
-                response = fn(req)
+                with tables.request_deadline():  # all of this request's storage work: a hung store → 503
+                    response = fn(req)
                 status = response.status_code
             except GatehouseError as error:
                 outcome, status = error.code, error.status
@@ -156,10 +170,28 @@ def read_json(req: func.HttpRequest, *, max_bytes: int = MAX_JSON_BYTES, require
             raise BadRequest("A JSON body is required.", scim_type="invalidSyntax")
         return None
     try:
-        return json.loads(body)
+        value = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise BadRequest(f"The body is not valid JSON: {error.msg if hasattr(error, 'msg') else 'bad encoding'}.",
                          scim_type="invalidSyntax") from None
+    except RecursionError:  # 60 KB of "[" exhausts the parser's stack: a 400, not a 500 with a traceback
+        value = None
+    else:
+        if not too_deep(value):
+            return value
+    raise BadRequest(f"The body nests JSON more than {MAX_JSON_DEPTH} levels deep.", scim_type="invalidSyntax")
+
+
+def too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether arrays and objects in `value` nest deeper than `limit` (iterative: no recursion to exhaust)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False
 
 
 def read_json_object(req: func.HttpRequest, **kwargs) -> dict:

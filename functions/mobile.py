@@ -56,7 +56,9 @@ def put_mobile_config(req: func.HttpRequest) -> func.HttpResponse:
     from shared_code.bodies.mobile import MobileSetupUpdate
 
     tenant = admin_tenant(req)
-    update = read_body(req, MobileSetupUpdate, context=_app_identifiers()).update
+    # The authorities must name the tenant's own Entra tenant once its IdP is connected.
+    context = {**_app_identifiers(), "entra_tenant_id": (tenant.idp or {}).get("entra_tenant_id")}
+    update = read_body(req, MobileSetupUpdate, context=context).update
     # Merged inside the optimistic-concurrency loop, so two admins saving different parts both keep theirs.
     saved = tenants.modify(tenant.tenant_id,
                            lambda current: {"mobile": update.merged_over(_stored(current)).to_record()})

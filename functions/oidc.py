@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import azure.functions as func
 
-from functions._http import HTML, bearer_token, handler, json_response, redirect
+from functions._http import HTML, bearer_token, handler, json_response, login_redirect, redirect
 from shared_code import sessions, tenants
 from shared_code.errors import BadRequest, NotFound, PayloadTooLarge
 from shared_code.oidc.errors import OAuthError
@@ -104,10 +104,7 @@ def oidc_authorize(req: func.HttpRequest) -> func.HttpResponse:
         start = authorization.begin(tenant_id, pairs, nonce)
     except authorization.AuthorizationRedirect as answer:
         return redirect(answer.location, 303)
-    response = redirect(start.url, 302)
-    response.headers.add("Set-Cookie", sessions.login_binding_set_cookie(
-        sessions.issue_login_binding(start.browser_nonce)))
-    return response
+    return login_redirect(start, 302)
 
 
 @bp.function_name("oidc_token")

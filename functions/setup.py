@@ -104,7 +104,7 @@ def read_setup_session(req: func.HttpRequest) -> func.HttpResponse:
     tenant_id = req.route_params["tenant"]
     session = None
     if tenants.TENANT_ID.match(tenant_id):
-        session = setup_access.read_session(tenant_id, request_cookie(req, setup_access.cookie_name(tenant_id)))
+        session = setup_access.current_session(tenant_id, request_cookie(req, setup_access.cookie_name(tenant_id)))
     if session is None:
         raise Unauthorized("No setup session: open the setup link your operator sent, or paste the admin key.")
     from shared_code.bodies.setup_access import WizardSession
@@ -119,5 +119,6 @@ def close_setup_session(req: func.HttpRequest) -> func.HttpResponse:
     tenant_id = req.route_params["tenant"]
     if not tenants.TENANT_ID.match(tenant_id):
         raise NotFound("No such tenant.")
+    setup_access.end_session(tenant_id, request_cookie(req, setup_access.cookie_name(tenant_id)))
     return func.HttpResponse(status_code=204, headers={"Set-Cookie": setup_access.clear_cookie_header(tenant_id),
                                                        "Cache-Control": "no-store"})

@@ -13,7 +13,7 @@ from urllib.parse import parse_qs
 
 import azure.functions as func
 
-from functions._http import HTML, correlation_id, handler, html_response, json_response, redirect
+from functions._http import HTML, correlation_id, handler, html_response, json_response, login_redirect, redirect
 from shared_code import sessions, sign_in
 from shared_code.errors import BadRequest, GatehouseError, PayloadTooLarge
 from shared_code.pages import message_page
@@ -52,10 +52,7 @@ def sso_login(req: func.HttpRequest) -> func.HttpResponse:
     start = sign_in.start_login(
         req.route_params["tenant"], req.params.get("RelayState"), _browser_nonce(req),
         self_check_token=req.params.get("self_check"), session_token=_cookie(req, sessions.session_cookie_name()))
-    response = redirect(start.url, 302)
-    response.headers.add("Set-Cookie", sessions.login_binding_set_cookie(
-        sessions.issue_login_binding(start.browser_nonce)))
-    return response
+    return login_redirect(start, 302)
 
 
 @bp.function_name("sso_acs")
@@ -75,6 +72,14 @@ def sso_acs(req: func.HttpRequest) -> func.HttpResponse:
 
             return redirect(authorization.refusal_redirect(tenant_id, error.oidc, error), 303)
         raise
+    if outcome.kind == sign_in.UNSOLICITED:
+        # My Apps posted a response nobody in this browser asked for: sign in by asking Entra from here.
+        log.info(json.dumps({"event": "unsolicited_response", "tenant": tenant_id,
+                             "correlation_id": correlation_id.get()}))
+        return login_redirect(outcome.login, 303)
+    if outcome.kind == sign_in.THIRD_PARTY_LOGIN:  # My Apps: the product starts its own login
+        log.info(json.dumps({"event": "third_party_login", "tenant": tenant_id, "correlation_id": correlation_id.get()}))
+        return redirect(outcome.redirect_to, 303)
     log.info(json.dumps({"event": "sign_in", "tenant": tenant_id, "employee": outcome.employee.id,
                          "kind": outcome.kind, "initiated_by": outcome.initiated_by,
                          "correlation_id": correlation_id.get()}))
@@ -90,8 +95,6 @@ def sso_acs(req: func.HttpRequest) -> func.HttpResponse:
 
         return redirect(authorization.issue_code(tenant_id, outcome.employee.id, outcome.oidc,
                                                  outcome.saml_session), 303)
-    if outcome.kind == sign_in.THIRD_PARTY_LOGIN:  # My Apps: the product starts its own login
-        return redirect(outcome.redirect_to, 303)
     response = redirect(outcome.redirect_to, 303)
     response.headers.add("Set-Cookie", sessions.session_set_cookie(tenant_id, outcome.session_token))
     return response

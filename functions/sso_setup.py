@@ -1,8 +1,8 @@
 """Tenant-admin SSO endpoints (connect the IdP, the self-check link) and the daily IdP metadata refresh.
 
 Thin: the admin is identified by `admin_tenant`, the work is in `shared_code.idp_connection` and
-`shared_code.sign_in`. The timer also purges expired sign-in rows (replay cache, pending requests, links):
-Table Storage has no TTL, and a daily walk over the tenants is already happening here.
+`shared_code.sign_in`. A timer of its own purges expired sign-in rows (replay cache, pending requests,
+links; Table Storage has no TTL), so that no slow metadata fetch of the refresh can hold it up.
 """
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ import logging
 
 import azure.functions as func
 
-from functions._http import admin_tenant, handler, json_response, read_body
-from shared_code import idp_connection, sign_in
+from functions._http import admin_tenant, bearer_token, handler, json_response, read_body
+from shared_code import idp_connection, sign_in, tenants
 
 bp = func.Blueprint()
 log = logging.getLogger("gatehouse.idp")
+# Every six hours: pending requests and links live 10-30 minutes, replay rows until their assertion expires.
+PURGE_SCHEDULE = "0 5 */6 * * *"
 
 
 @bp.function_name("connect_idp_metadata")
@@ -24,10 +26,16 @@ log = logging.getLogger("gatehouse.idp")
 def connect_idp_metadata(req: func.HttpRequest) -> func.HttpResponse:
     from shared_code.bodies.idp_connection import IdpConnection, IdpMetadataSource
 
-    tenant = admin_tenant(req)
+    # The operator (support) may also connect: after SSO is enabled, only it can change the certificates from
+    # anything but the metadata URL on record, or move the tenant to another IdP.
+    key = bearer_token(req)
+    if key and tenants.is_operator_key(key):
+        tenant, by = tenants.get_tenant(req.route_params.get("tenant", "")), idp_connection.OPERATOR
+    else:
+        tenant, by = admin_tenant(req), idp_connection.TENANT_ADMIN
     # pasted metadata XML may be ~1 MiB, JSON-escaped
     source = read_body(req, IdpMetadataSource, max_bytes=2 * 1024 * 1024)
-    connection = idp_connection.connect_idp(tenant.tenant_id, source.metadata_url, source.metadata_xml)
+    connection = idp_connection.connect_idp(tenant.tenant_id, source.metadata_url, source.metadata_xml, by=by)
     return json_response(IdpConnection(**connection.summary()))
 
 
@@ -49,9 +57,14 @@ def create_self_check_link(req: func.HttpRequest) -> func.HttpResponse:
                   use_monitor=True)
 def refresh_idp_metadata(timer: func.TimerRequest) -> None:
     idp_connection.refresh_all()
+
+
+@bp.function_name("purge_sign_in_state")
+@bp.timer_trigger(schedule=PURGE_SCHEDULE, arg_name="timer", run_on_startup=False, use_monitor=True)
+def purge_sign_in_state(timer: func.TimerRequest) -> None:
     try:
         purged = sign_in.purge_expired_sign_in_state()
-    except Exception:  # noqa: BLE001 - housekeeping; tomorrow's run tries again
+    except Exception:  # noqa: BLE001 - housekeeping; the next run tries again
         log.exception("purging expired sign-in rows failed")
         return
     log.info(json.dumps({"event": "sign_in_state_purged", "rows": purged}))

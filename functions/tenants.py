@@ -1,5 +1,5 @@
-"""Operator and tenant-admin endpoints for a tenant itself: create it, read its SSO setup, SCIM token,
-default department, enable / cancel SSO (and the operator's way back).
+"""Operator and tenant-admin endpoints for a tenant itself: create it, rotate its admin key, read its SSO setup,
+SCIM token, default department, enable / cancel SSO (and the operator's way back).
 
 Bodies are `shared_code.bodies.tenants` models, imported inside each handler: pydantic stays out of a cold
 SCIM request, which loads this module too."""
@@ -23,6 +23,18 @@ def create_tenant(req: func.HttpRequest) -> func.HttpResponse:
     body = read_body(req, NewTenant)
     tenant, admin_key = tenants.create_tenant(body.name, body.app_url)
     return json_response(CreatedTenant.of(tenant, admin_key), 201)
+
+
+@bp.function_name("rotate_admin_key")
+@bp.route(route="tenants/{tenant}/admin-key", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@handler()
+def rotate_admin_key(req: func.HttpRequest) -> func.HttpResponse:
+    from shared_code.bodies.tenants import AdminKeyRotated
+
+    tenants.authenticate_operator(bearer_token(req))
+    tenant, admin_key = tenants.rotate_admin_key(req.route_params["tenant"])
+    return json_response(AdminKeyRotated(tenant_id=tenant.tenant_id, admin_key=admin_key,
+                                         rotated_at=tenant.admin_key_rotated_at or ""), 201)
 
 
 @bp.function_name("get_sso_setup")

@@ -16,10 +16,25 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-import idna
-from publicsuffixlist import PublicSuffixList
-
 from shared_code.errors import Unprocessable
+
+
+class _OnFirstUse:
+    """A module imported when one of its names is first used, not when this module is: the IDNA tables and the
+    Public Suffix List serve only the domain checks, and every cold start would otherwise load them."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attribute: str):
+        import importlib
+
+        module = importlib.import_module(self._name)
+        self.__dict__.update(module.__dict__)  # later lookups find the names directly
+        return getattr(module, attribute)
+
+
+idna = _OnFirstUse("idna")
 
 MAX_DOMAINS = 50
 
@@ -69,8 +84,10 @@ _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 
 
 @lru_cache(maxsize=1)
-def _public_suffixes() -> PublicSuffixList:
-    # Parsing the bundled Public Suffix List takes a moment; do it once per process, on first use.
+def _public_suffixes():
+    # Importing and parsing the bundled Public Suffix List takes a moment; do it once per process, on first use.
+    from publicsuffixlist import PublicSuffixList
+
     return PublicSuffixList()
 
 

@@ -4,16 +4,31 @@ URL (or the pasted XML), and the daily refresh that picks up Entra's certificate
 What is stored on the tenant: `idp` = the parsed metadata (entity ID, SSO URL, every signing certificate, the
 Entra tenant ID) plus `checked_at`, and `metadata_url` when the metadata came from a URL (only those are
 refreshed). Rules:
-- once SSO is enabled for all employees, only metadata with the same entity ID is accepted (a new signing
-  certificate of the same Entra application); moving to another IdP is a support case (409);
+- once SSO is enabled for all employees, the tenant admin can no longer change who may sign everyone in: the
+  signing certificates change only through metadata fetched from the metadata URL on record (the admin's
+  "Check now" with that URL, or the daily refresh), or by the operator. Pasted XML with other certificates,
+  another metadata URL and another entity ID are refused (409, a support case). Otherwise a same-entity-ID
+  document pasted with the attacker's certificate could sign in as anyone, and clearing the URL would keep the
+  daily refresh from ever restoring the real one;
+- every change of the signing certificates (and of the IdP) is kept in `certificate_changes` on the tenant:
+  when, by whom (tenant admin, operator, daily refresh), from what, which certificates came and went; the
+  latest `MAX_CERTIFICATE_CHANGES` show in GET /tenants/{t}/sso;
+- connecting another IdP (another entity ID) ends every employee session of the tenant (they were signed in
+  by the old one);
 - before that, connecting another IdP (another entity ID) forgets a passed self-check: the self-check proved
   the old connection, not the new one, so the tenant returns to draft;
-- the refresh never changes the entity ID and never raises: one tenant's failure is logged, the walk goes on.
+- the refresh never changes the entity ID and never raises: one tenant's failure is logged, the walk goes on;
+- one slow tenant never stalls the others: tenants are refreshed concurrently (`REFRESH_WORKERS` at a time),
+  each fetch has its deadline (`REFRESH_FETCH_SECONDS`), and a tenant still unfinished after
+  `REFRESH_TENANT_SECONDS` is reported failed and no longer waited for. (Purging expired sign-in rows is a
+  timer of its own, functions/sso_setup.py, so no fetch can hold it up.)
 """
 from __future__ import annotations
 
 import json
 import logging
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -28,6 +43,26 @@ from shared_code.tenants import DRAFT, ENABLED, TESTING, Tenant
 log = logging.getLogger("gatehouse.idp")
 
 MAX_URL_CHARS = 2048
+REFRESH_WORKERS = 8
+REFRESH_FETCH_SECONDS = 10.0
+REFRESH_TENANT_SECONDS = 30.0
+MAX_CERTIFICATE_CHANGES = 50
+# Who changed the connection (the `by` of a certificate change record).
+TENANT_ADMIN, OPERATOR, DAILY_REFRESH = "tenant_admin", "operator", "daily_refresh"
+
+
+def certificate_change(tenant: Tenant, metadata, *, by: str, source: str, at: str) -> list[dict] | None:
+    """The tenant's certificate change records with this change appended, or None when nothing changes."""
+    old = tenant.idp or {}
+    before = [c["sha256"] for c in old.get("certificates", [])]
+    after = [c.sha256 for c in metadata.certificates]
+    if set(before) == set(after) and old.get("entity_id") == metadata.entity_id:
+        return None
+    record = {"at": at, "by": by, "source": source, "idp_entity_id": metadata.entity_id,
+              "added": [c for c in after if c not in before], "removed": [c for c in before if c not in after]}
+    if old.get("entity_id") not in (None, metadata.entity_id):
+        record["previous_idp_entity_id"] = old["entity_id"]
+    return [*(tenant.certificate_changes or []), record][-MAX_CERTIFICATE_CHANGES:]
 
 
 @dataclass(frozen=True)
@@ -51,8 +86,10 @@ class Connection:
         }
 
 
-def read_metadata(metadata_url: Any = None, metadata_xml: Any = None, now: datetime | None = None):
-    """Fetch (SSRF-checked) or take the pasted XML, and parse it; MetadataError (422) says what to fix."""
+def read_metadata(metadata_url: Any = None, metadata_xml: Any = None, now: datetime | None = None, *,
+                  timeout: float = 10.0):
+    """Fetch (SSRF-checked, within `timeout` seconds) or take the pasted XML, and parse it; MetadataError (422)
+    says what to fix."""
     now = now or datetime.now(timezone.utc)
     url = metadata_url.strip() if isinstance(metadata_url, str) else metadata_url
     xml = metadata_xml if isinstance(metadata_xml, str) and metadata_xml.strip() else metadata_xml
@@ -62,31 +99,61 @@ def read_metadata(metadata_url: Any = None, metadata_xml: Any = None, now: datet
     if xml:
         if not isinstance(xml, str):
             raise saml.MetadataError("metadata_xml must be the text of the Federation Metadata XML file.")
-        return saml.parse_idp_metadata(xml.encode("utf-8"), now), None
+        return _https_sso_url(saml.parse_idp_metadata(xml.encode("utf-8"), now)), None
     if not url:
         raise saml.MetadataError("Paste the App Federation Metadata Url from the Single sign-on page of the "
                                  "application in Entra (or the downloaded Federation Metadata XML).")
     if not isinstance(url, str) or len(url) > MAX_URL_CHARS:
         raise saml.MetadataError("metadata_url must be the App Federation Metadata Url, a https:// address.")
-    data = saml.fetch_idp_metadata(url, allow_private=get_settings().allow_private_metadata_urls)
-    return saml.parse_idp_metadata(data, now), url
+    data = saml.fetch_idp_metadata(url, allow_private=get_settings().allow_private_metadata_urls, timeout=timeout)
+    return _https_sso_url(saml.parse_idp_metadata(data, now)), url
+
+
+def _https_sso_url(metadata):
+    """The IdP's sign-in URL is where /login sends browsers: http:// there is an open redirect (and a request
+    readable on the way), so only https:// outside local development."""
+    if not sso_url_allowed(metadata.sso_url):
+        raise saml.MetadataError(f"The single sign-on URL {metadata.sso_url[:200]!r} must use https://.")
+    return metadata
+
+
+def sso_url_allowed(sso_url: str) -> bool:
+    return sso_url.lower().startswith("https://") or get_settings().allow_private_metadata_urls
 
 
 def connect_idp(tenant_id: str, metadata_url: Any = None, metadata_xml: Any = None,
-                now: datetime | None = None) -> Connection:
-    """The admin's "Check now": read the metadata and store it on the tenant (see the module rules)."""
+                now: datetime | None = None, *, by: str = TENANT_ADMIN) -> Connection:
+    """The admin's (or, with `by=OPERATOR`, support's) "Check now": read the metadata and store it on the tenant
+    (see the module rules)."""
     now = now or datetime.now(timezone.utc)
     metadata, url = read_metadata(metadata_url, metadata_xml, now)
     checked_at = now.isoformat()
 
     def change(tenant: Tenant) -> dict:
         old_entity_id = (tenant.idp or {}).get("entity_id")
-        if tenant.status == ENABLED and old_entity_id != metadata.entity_id:
-            raise Conflict(f"SSO is enabled for all employees with the identity provider {old_entity_id}, and this "
-                           f"metadata belongs to another one ({metadata.entity_id}). Only a new signing certificate "
-                           "of the same Entra application can be uploaded now; contact support to move to another "
-                           "identity provider.", field="metadata")
-        columns: dict[str, Any] = {"idp": {**metadata.to_dict(), "checked_at": checked_at}, "metadata_url": url}
+        changes = certificate_change(tenant, metadata, by=by, source="metadata_url" if url else "metadata_xml",
+                                     at=checked_at)
+        kept_url = url
+        if tenant.status == ENABLED and by != OPERATOR:
+            if old_entity_id != metadata.entity_id:
+                raise Conflict(f"SSO is enabled for all employees with the identity provider {old_entity_id}, and "
+                               f"this metadata belongs to another one ({metadata.entity_id}). Contact support to "
+                               "move to another identity provider.", field="metadata")
+            if url is not None and url != tenant.metadata_url:
+                raise Conflict("SSO is enabled for all employees: the App Federation Metadata URL on record "
+                               "cannot be replaced now. Click Check now with the URL on record, or contact "
+                               "support to change it.", field="metadata_url")
+            if url is None and changes is not None:
+                raise Conflict("SSO is enabled for all employees: new signing certificates are accepted only from "
+                               "the App Federation Metadata URL on record (click Check now with it; the daily "
+                               "refresh also picks them up), or by support. Pasted metadata cannot change them.",
+                               field="metadata_xml")
+            kept_url = url or tenant.metadata_url  # pasted XML that changes nothing keeps the URL being refreshed
+        columns: dict[str, Any] = {"idp": {**metadata.to_dict(), "checked_at": checked_at}, "metadata_url": kept_url}
+        if changes is not None:
+            columns["certificate_changes"] = changes
+        if old_entity_id not in (None, metadata.entity_id):
+            columns["sessions_valid_from"] = int(now.timestamp()) + 1  # signed in by the old IdP: sign in again
         if old_entity_id != metadata.entity_id and tenant.status == TESTING:
             columns.update(status=DRAFT, self_check_at=None)  # the passed self-check was of the old IdP
         elif old_entity_id != metadata.entity_id:
@@ -106,22 +173,45 @@ class RefreshReport:
     skipped: list[str] = field(default_factory=list)
 
 
-def refresh_all(now: datetime | None = None) -> RefreshReport:
-    """Refetch the metadata of every tenant that gave a URL; update certificates when the entity ID is the same."""
+def refresh_all(now: datetime | None = None, *, workers: int = REFRESH_WORKERS,
+                tenant_seconds: float = REFRESH_TENANT_SECONDS) -> RefreshReport:
+    """Refetch the metadata of every tenant that gave a URL, several at once; update certificates when the entity
+    ID is the same. A tenant that takes longer than `tenant_seconds` is reported failed and left behind."""
     report = RefreshReport()
-    for record in tenant_store.iter_tenant_records(select=["PartitionKey", "metadata_url"]):
-        if not record.get("metadata_url"):
-            continue
-        tenant_id = record["tenant_id"]
-        try:
-            outcome = refresh_tenant(tenant_id, now)
-        except Exception as error:  # noqa: BLE001 - one tenant's failure must not stop the others
-            report.failed.append(tenant_id)
-            message = getattr(error, "message", None) or type(error).__name__
-            log.warning(json.dumps({"event": "idp_metadata_refresh", "tenant": tenant_id, "outcome": "failed",
-                                    "message": message}))
-            continue
-        (report.refreshed if outcome == "refreshed" else report.skipped).append(tenant_id)
+    tenant_ids = [record["tenant_id"] for record in tenant_store.iter_tenant_records(
+        select=["PartitionKey", "metadata_url"]) if record.get("metadata_url")]
+    started: dict[str, float] = {}
+
+    def refresh(tenant_id: str) -> str:
+        started[tenant_id] = time.monotonic()
+        return refresh_tenant(tenant_id, now)
+
+    def failed(tenant_id: str, message: str) -> None:
+        report.failed.append(tenant_id)
+        log.warning(json.dumps({"event": "idp_metadata_refresh", "tenant": tenant_id, "outcome": "failed",
+                                "message": message}))
+
+    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="idp-refresh")
+    futures = {pool.submit(refresh, tenant_id): tenant_id for tenant_id in tenant_ids}
+    waiting = set(futures)
+    try:
+        while waiting:
+            done, waiting = wait(waiting, timeout=0.5, return_when=FIRST_COMPLETED)
+            for future in done:
+                tenant_id = futures[future]
+                try:
+                    outcome = future.result()
+                except Exception as error:  # noqa: BLE001 - one tenant's failure must not stop the others
+                    failed(tenant_id, getattr(error, "message", None) or type(error).__name__)
+                    continue
+                (report.refreshed if outcome == "refreshed" else report.skipped).append(tenant_id)
+            for future in list(waiting):
+                tenant_id = futures[future]
+                if tenant_id in started and time.monotonic() - started[tenant_id] > tenant_seconds:
+                    waiting.discard(future)  # its thread ends with its fetch's deadline; nobody waits for it
+                    failed(tenant_id, f"no metadata within {tenant_seconds:g} seconds")
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
     log.info(json.dumps({"event": "idp_metadata_refresh_done", "refreshed": len(report.refreshed),
                          "failed": len(report.failed), "skipped": len(report.skipped)}))
     return report
@@ -133,7 +223,7 @@ def refresh_tenant(tenant_id: str, now: datetime | None = None) -> str:
     tenant = tenant_service.get_tenant(tenant_id)
     if not tenant.metadata_url:
         return "skipped"
-    metadata, _ = read_metadata(metadata_url=tenant.metadata_url, now=now)
+    metadata, _ = read_metadata(metadata_url=tenant.metadata_url, now=now, timeout=REFRESH_FETCH_SECONDS)
     why_skipped: list[str] = []
 
     def change(current: Tenant) -> dict:
@@ -145,7 +235,11 @@ def refresh_tenant(tenant_id: str, now: datetime | None = None) -> str:
                                "the stored connection was kept for the admin to decide")
         if why_skipped:
             return {}
-        return {"idp": {**metadata.to_dict(), "checked_at": now.isoformat()}}
+        columns: dict[str, Any] = {"idp": {**metadata.to_dict(), "checked_at": now.isoformat()}}
+        changes = certificate_change(current, metadata, by=DAILY_REFRESH, source="metadata_url", at=now.isoformat())
+        if changes is not None:
+            columns["certificate_changes"] = changes
+        return columns
 
     tenant_service.modify(tenant_id, change)
     if why_skipped:

@@ -27,9 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-import idna
-
-from shared_code.domains import validate_hostname
+from shared_code.domains import idna, validate_hostname  # idna: imported on first use
 from shared_code.errors import BadRequest, Conflict, NotFound, Unprocessable
 
 MSAL_CONFIGURATION_MAX_BYTES = 16 * 1024
@@ -163,13 +161,15 @@ def _raw_signature_hash(value: str) -> str:
 # --- validation -------------------------------------------------------------------------------------
 
 def validate_mobile_config(payload: dict, *, ios_bundle_id: str, android_package_name: str,
-                           android_signature_hash: str) -> MobileConfig:
+                           android_signature_hash: str, entra_tenant_id: str | None = None) -> MobileConfig:
     """Validate the tenant admin's `PUT /api/tenants/{tenant}/mobile` body against the operator's identifiers.
 
     The body holds `ios_redirect_uri`, `msal_configuration` (an object or a JSON string of one), or both;
     it may also echo `ios_bundle_id`, `android_package_name`, `android_signature_hash`, which must then
     equal the operator's. Parts not sent are None in the result: merge with `MobileConfig.merged_over`.
     Every error is `Unprocessable` with `field` a dotted path such as `msal_configuration.redirect_uri`.
+    `entra_tenant_id` (the tenant's own Entra tenant, from its connected IdP) is the only tenant an authority
+    may name when it is known.
     """
     if not isinstance(payload, dict):
         raise BadRequest("The body must be a JSON object with ios_redirect_uri, msal_configuration or both.")
@@ -191,7 +191,7 @@ def validate_mobile_config(payload: dict, *, ios_bundle_id: str, android_package
     msal_configuration = None
     if "msal_configuration" in payload:
         msal_configuration = _validate_msal_configuration(payload["msal_configuration"], android_package_name,
-                                                          android_signature_hash)
+                                                          android_signature_hash, entra_tenant_id)
     return MobileConfig(ios_redirect_uri=ios_redirect_uri, msal_configuration=msal_configuration)
 
 
@@ -237,7 +237,8 @@ def _validate_ios_redirect_uri(value: Any, bundle_id: str) -> str:
     raise Unprocessable(f"expected {expected}, got {_shown(got)}.{hint}", field=field)
 
 
-def _validate_msal_configuration(value: Any, package_name: str, signature_hash: str) -> dict[str, Any]:
+def _validate_msal_configuration(value: Any, package_name: str, signature_hash: str,
+                                 entra_tenant_id: str | None = None) -> dict[str, Any]:
     config = _parse_msal_configuration(value)
     _validate_client_id(config)
     _validate_android_redirect_uri(config, package_name, signature_hash)
@@ -247,8 +248,17 @@ def _validate_msal_configuration(value: Any, package_name: str, signature_hash: 
         raise Unprocessable("broker_redirect_uri_registered must be true or false (without quotes), got "
                             f"{_shown(config['broker_redirect_uri_registered'])}.",
                             field="msal_configuration.broker_redirect_uri_registered")
-    _validate_authorities(config)
+    _validate_authorities(config, entra_tenant_id)
+    _refuse_pii_logging(config)
     return config
+
+
+def _refuse_pii_logging(config: dict[str, Any]) -> None:
+    """MSAL's `logging.pii_enabled` writes employees' names, addresses and tokens' contents to the device log."""
+    logging_config = config.get("logging")
+    if isinstance(logging_config, dict) and logging_config.get("pii_enabled") not in (None, False):
+        raise Unprocessable('pii_enabled must be false (or left out): it makes MSAL write employees\' personal data '
+                            "to the device log.", field="msal_configuration.logging.pii_enabled")
 
 
 def _parse_msal_configuration(value: Any) -> dict[str, Any]:
@@ -270,6 +280,9 @@ def _parse_msal_configuration(value: Any) -> dict[str, Any]:
                                 field=field) from None
         except ValueError as exc:
             raise Unprocessable(f"msal_configuration is not valid JSON: {exc}.", field=field) from None
+        except RecursionError:  # thousands of "[": the parser's stack, not a 500
+            raise Unprocessable("msal_configuration nests JSON too deeply to be an MSAL configuration.",
+                                field=field) from None
     else:
         parsed = value
     if not isinstance(parsed, dict):
@@ -355,7 +368,7 @@ def _validate_enum(config: dict[str, Any], key: str, allowed: tuple[str, ...]) -
                         field=f"msal_configuration.{key}")
 
 
-def _validate_authorities(config: dict[str, Any]) -> None:
+def _validate_authorities(config: dict[str, Any], entra_tenant_id: str | None = None) -> None:
     field = "msal_configuration.authorities"
     authorities = config.get("authorities")
     if authorities is None:
@@ -383,11 +396,18 @@ def _validate_authorities(config: dict[str, Any]) -> None:
                     raise Unprocessable(f'Only one authority may have "default": true; authorities[{default_index}] '
                                         "already has it.", field=f"{path}.default")
                 default_index = i
-    index = default_index if default_index is not None else 0
-    _validate_default_authority(authorities[index], f"{field}[{index}]")
+    # Every authority, not only the default: MSAL signs in through any listed one when asked to, so a second
+    # authority for personal accounts, another organisation or anyone's B2C host would let strangers in.
+    for i, authority in enumerate(authorities):
+        named = _validate_default_authority(authority, f"{field}[{i}]")
+        if entra_tenant_id and named.lower() != entra_tenant_id.lower():
+            raise Unprocessable(f"The authority names tenant {_shown(named)}, but this tenant's Entra tenant (from "
+                                f"its connected IdP) is {entra_tenant_id}: copy the MSAL configuration of the app "
+                                "registration in your own Entra tenant.", field=f"{field}[{i}]")
 
 
-def _validate_default_authority(authority: dict[str, Any], path: str) -> None:
+def _validate_default_authority(authority: dict[str, Any], path: str) -> str:
+    """Check one authority (each one, despite the name); returns the tenant it names."""
     if authority["type"] != "AAD":
         raise Unprocessable(f'expected type "AAD" (your Microsoft Entra workforce tenant), got {_shown(authority["type"])}: '
                             "Gatehouse signs in your employees, not B2C or external-ID customers.", field=f"{path}.type")
@@ -404,6 +424,7 @@ def _validate_default_authority(authority: dict[str, Any], path: str) -> None:
     if audience_tenant is not None and url_tenant is not None and audience_tenant.lower() != url_tenant.lower():
         raise Unprocessable(f"authority_url names tenant {url_tenant} but audience.tenant_id names {audience_tenant}: "
                             "they must be the same tenant.", field=f"{path}.authority_url")
+    return audience_tenant or url_tenant
 
 
 def _validate_audience(audience: Any, path: str) -> str:

@@ -521,7 +521,7 @@ def _scim_ok(schema: dict, description: str, status: str = "200", headers: dict 
 def _operation(operation_id: str, summary: str, tag: str, security: list, responses: dict, *,
                parameters: list | None = None, body: dict | None = None, description: str = "") -> dict:
     if security:
-        # Wrong credentials are counted per tenant and client; over budget, the answer is 429 before any check.
+        # Wrong credentials are counted per tenant and client; over budget, a wrong one is answered 429.
         scim = security == SCIM_TOKEN
         responses = {**responses, "429": _ref(("Scim" if scim else "") + "TooManyRequests", "responses")}
     operation: dict[str, Any] = {"operationId": operation_id, "summary": summary, "tags": [tag],
@@ -602,7 +602,7 @@ def _admin_paths() -> dict:
             description="Issuing a link replaces the previous one. 503 also when SESSION_SIGNING_KEY is not set.")},
         "/tenants/{tenant}/sso/idp-metadata": {"parameters": [_TENANT], "post": _operation(
             "connect_idp_metadata", "Connect Entra: check its federation metadata (by URL or pasted XML) and "
-                                    "store it", "Tenant admin", ADMIN,
+                                    "store it", "Tenant admin", ADMIN_OR_OPERATOR,
             {**_ok(model_schema(idp_bodies.IdpConnection, response=True), "Connected."),
              **_errors("BadRequest", "Unauthorized", "Forbidden", "Conflict", "PayloadTooLarge", "Unprocessable",
                        "StorageUnavailable")},
@@ -1039,9 +1039,23 @@ def _oidc_paths() -> dict:
     }
 
 
+# ---- issue 11: credential revocation ---------------------------------------------------------------------------
+
+def _credential_paths() -> dict:
+    from shared_code.bodies.tenants import AdminKeyRotated
+
+    return {
+        "/tenants/{tenant}/admin-key": {"parameters": [_TENANT], "post": _operation(
+            "rotate_admin_key", "Rotate the tenant's admin key: a new one, the previous one stops working",
+            "Operator", OPERATOR,
+            {**_ok(model_schema(AdminKeyRotated, response=True), "The new admin key; shown only here.", "201"),
+             **_errors("Unauthorized", "Forbidden", "NotFound", "StorageUnavailable")})},
+    }
+
+
 @lru_cache(maxsize=4)
 def _document_text(base_url: str) -> str:
-    paths = {**_admin_paths(), **_scim_paths(), **_oidc_paths(), **_events_paths()}
+    paths = {**_admin_paths(), **_scim_paths(), **_oidc_paths(), **_credential_paths(), **_events_paths()}
     document = {
         "openapi": "3.1.0",
         "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",

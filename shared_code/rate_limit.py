@@ -1,23 +1,23 @@
 """Failed authentications are limited per tenant and client: after 20 failed attempts within a minute from one
-client address, or 200 within a minute against one tenant, the next attempt is answered `429` with
-`Retry-After` before any credential is checked or any storage is read.
+client address, or 200 within a minute against one tenant, a further wrong credential is answered `429` with
+`Retry-After` instead of 401/403.
 
 Who is limited and who never is:
-- Only wrong credentials count (a wrong admin key, SCIM token or operator key; not a missing one, not a
-  sign-in rejected for other reasons). A request with a correct credential is never counted.
-- A client over its own budget is refused whatever it presents, so it learns nothing more this minute.
+- Only wrong credentials count (a wrong admin key, SCIM token or operator key — also one tried where an
+  admin key or the operator key is accepted; not a missing one, not a sign-in rejected for other reasons).
+- A correct credential is never refused and never counted: the credential is checked first, and only a
+  wrong one meets the limit. (Limiting before the check let anyone who could send 20 failures in a client's
+  name lock that client out, whatever it presented.)
 - A tenant over its budget (an attack spread over many addresses) refuses only the clients that have failed
-  against it in the window; a client that never failed — Entra's provisioning job with its valid token at
-  25+ requests/s — is still checked and served. So no attacker can lock a tenant's real clients out.
+  against it in the window.
 
-The client is the first address of `X-Forwarded-For` as Azure's front ends (App Service, Front Door) pass it,
-without its port (App Service appends `ip:port`) and IPv6 grouped by /64 (one subscriber's block). The adapter
-sets it per request in `client_address`; without a header (the local host) every caller is "unknown". Front
-Door appends to an `X-Forwarded-For` the client sent, so a client can name itself anything: one that
-invents a new address per attempt evades both budgets (each name has failed once) and costs what any
-request costs, one point read. What the limits do stop is the common case: an Entra job left with a rotated
-token, a misconfigured script or a scanner hammering from its real address. The secrets are 256-bit random,
-so limiting is about cost and noise, not about making guessing infeasible — it already is.
+The client is the address the platform adds: the LAST entry of `X-Forwarded-For` (Azure's front ends, App
+Service and Front Door, append the address that connected to them to whatever the client sent, so every
+earlier entry is the caller's own claim), without its port (App Service appends `ip:port`) and IPv6 grouped
+by /64 (one subscriber's block). The adapter sets it per request in `client_address`; without a header (the
+local host) every caller is "unknown". What the limits stop: an Entra job left with a rotated token, a
+misconfigured script or a scanner hammering from its real address. The secrets are 256-bit random, so
+limiting is about cost and noise, not about making guessing infeasible — it already is.
 
 Kept in process memory, not in Table Storage, on purpose: a counter row per failure would make every failed
 attempt a storage write (the attacker would set the price of our storage bill and load the tenant's
@@ -49,8 +49,9 @@ client_address: ContextVar[str] = ContextVar("client_address", default=UNKNOWN)
 
 
 def client_of(headers: Mapping[str, str]) -> str:
-    """The client's address from `X-Forwarded-For` (first entry, port dropped, IPv6 as its /64)."""
-    forwarded = (headers.get("x-forwarded-for") or "").split(",")[0].strip()
+    """The client's address from `X-Forwarded-For`: the last entry, the one the platform appended (port dropped,
+    IPv6 as its /64). Earlier entries are whatever the caller sent and are never used."""
+    forwarded = (headers.get("x-forwarded-for") or "").split(",")[-1].strip()
     if not forwarded:
         return UNKNOWN
     text = forwarded
@@ -110,6 +111,13 @@ class FailureLimiter:
     def record_failure(self, scope: str, client: str | None = None) -> None:
         self.failed(scope, client or client_address.get())
 
+    def wrong_credential(self, scope: str, client: str | None = None) -> None:
+        """A wrong credential was presented: raise 429 when this client is over its budget, else count it (the
+        caller then refuses with its own 401/403). Never called for a correct credential."""
+        client = client or client_address.get()
+        self.check(scope, client)
+        self.failed(scope, client)
+
     def reset(self) -> None:
         with self._lock:
             self._clients.clear()
@@ -144,3 +152,60 @@ class FailureLimiter:
 
 
 failed_authentications = FailureLimiter()
+
+
+class WindowCounter:
+    """At most `limit` events per sliding `window` seconds per key, in process memory (at most `max_keys` keys,
+    least recently used forgotten first); thread-safe."""
+
+    def __init__(self, limit: int, window: float = 60.0, max_keys: int = 10_000,
+                 clock: Callable[[], float] = time.monotonic):
+        self.limit, self.window, self.max_keys, self.clock = limit, window, max_keys, clock
+        self._lock = threading.Lock()
+        self._keys: OrderedDict[object, deque[float]] = OrderedDict()
+
+    def wait(self, key) -> int | None:
+        """Seconds until `key` may have another event; None (and the event is counted) when it may now."""
+        now = self.clock()
+        with self._lock:
+            times = self._keys.get(key)
+            if times is None:
+                if len(self._keys) >= self.max_keys:
+                    self._keys.popitem(last=False)
+                times = self._keys[key] = deque(maxlen=self.limit)
+            else:
+                self._keys.move_to_end(key)
+            while times and times[0] <= now - self.window:
+                times.popleft()
+            if len(times) >= self.limit:
+                return max(1, math.ceil(times[0] + self.window - now))
+            times.append(now)
+            return None
+
+    def reset(self) -> None:
+        with self._lock:
+            self._keys.clear()
+
+
+# Anonymous `GET /sso/{t}/login` writes a pending-request row into the tenant's partition, which its real
+# sign-ins and Entra's provisioning share: a flood must not throttle it. Per client address (the platform's)
+# and tenant 300 a minute, generous for a whole office behind one NAT; per tenant and instance 3,000 a minute
+# (50/s, a fortieth of a partition's ~2,000 writes/s).
+LOGIN_STARTS_PER_CLIENT, LOGIN_STARTS_PER_TENANT = 300, 3000
+login_starts_by_client = WindowCounter(LOGIN_STARTS_PER_CLIENT)
+login_starts_by_tenant = WindowCounter(LOGIN_STARTS_PER_TENANT, max_keys=1_000)
+
+
+def count_login_start(tenant_id: str) -> None:
+    """Count one anonymous sign-in start (one row write); 429 with Retry-After when over either budget."""
+    client = client_address.get()
+    # Without the platform's address (the local host) every caller is one "unknown": only the tenant budget.
+    wait = login_starts_by_client.wait((tenant_id, client)) if client != UNKNOWN else None
+    if wait is None:
+        wait = login_starts_by_tenant.wait(tenant_id)
+    if wait is not None:
+        error = TooManyRequests(f"Too many sign-ins were started from here in the last minute. Wait {wait} seconds "
+                                "and start the sign-in again.", headers={"Retry-After": str(wait)})
+        error.title, error.reason = "Please wait a moment", "too_many_login_starts"
+        raise error
+

@@ -8,15 +8,19 @@ reaches a server log. The page exchanges the token once (`open_session`) for a w
 * the CSRF token is a second HMAC of the session id under another derived key: the page sends it as
   `X-CSRF-Token`, which a cross-site form cannot, and it needs no storage.
 
-Checking a session is pure computation, so an admin call costs the same storage round trips with a session
-as with the admin key. A session lasts `SESSION_LIFETIME`; a new link revokes the previous link, not the
-sessions already open (they expire on their own).
+A session lasts `SESSION_LIFETIME`, and the server can end it earlier: each link carries the tenant's
+`wizard_generation` at the time it was issued (a new link increments it), and so does the session opened with
+it (its id starts `g<generation>-`). A session older than the tenant's generation is refused, so a new setup
+link ends every wizard session opened before it, and "end session" (DELETE) increments the generation and
+so ends this session on the server, not just its cookie. Checking a session reads the tenant row, which the
+admin call reads anyway.
 """
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -32,6 +36,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _VERSION = "v1"
 _ASK_FOR_A_NEW_LINK = "Ask your operator for a new setup link, or paste your tenant admin key instead."
 NO_TOKEN = "The setup link carries no token. " + _ASK_FOR_A_NEW_LINK
+_GENERATION = re.compile(r"^g(\d{1,9})-")
 
 
 class SetupNotConfigured(GatehouseError):
@@ -52,6 +57,12 @@ class WizardSession:
     session_id: str
     expires_at: datetime
     cookie_value: str
+
+    @property
+    def generation(self) -> int:
+        """The tenant's wizard generation when this session's link was issued (0 for sessions without one)."""
+        match = _GENERATION.match(self.session_id)
+        return int(match.group(1)) if match else 0
 
     @property
     def csrf_token(self) -> str:
@@ -89,13 +100,15 @@ def _mac(purpose: bytes, message: str) -> str:
 # ---- links ---------------------------------------------------------------------------------------------
 
 def issue_setup_link(tenant_id: str) -> tuple[str, datetime]:
-    """A new one-time link to the wizard (replacing the tenant's previous link) and when it expires."""
+    """A new one-time link to the wizard (replacing the tenant's previous link and ending every wizard session
+    opened before it) and when it expires."""
     _key(b"session")  # refuse early when sessions could not be signed anyway
-    tenant = tenants.get_tenant(tenant_id)
+    tenant = tenants.end_wizard_sessions(tenant_id)
     token = credentials.new_secret("setup")
     now = _now()
     expires_at = now + LINK_LIFETIME
-    store.put_link(tenant.tenant_id, credentials.hash_secret(token), now, expires_at)
+    store.put_link(tenant.tenant_id, credentials.hash_secret(token), now, expires_at,
+                   generation=tenant.wizard_generation or 0)
     return f"{tenant.urls()['setup_url']}#t={token}", expires_at
 
 
@@ -117,11 +130,11 @@ def open_session(tenant_id: str, token: object) -> WizardSession:
     if not store.mark_used(tenant_id, link["etag"], now):
         raise SetupLinkRefused("This setup link has already been used; a link opens the wizard only once. "
                                + _ASK_FOR_A_NEW_LINK, field="token")
-    return _new_session(tenant_id, now + SESSION_LIFETIME)
+    return _new_session(tenant_id, now + SESSION_LIFETIME, link.get("generation") or 0)
 
 
-def _new_session(tenant_id: str, expires_at: datetime) -> WizardSession:
-    session_id = secrets.token_urlsafe(24)
+def _new_session(tenant_id: str, expires_at: datetime, generation: int = 0) -> WizardSession:
+    session_id = f"g{generation}-{secrets.token_urlsafe(24)}"
     unsigned = f"{_VERSION}.{tenant_id}.{session_id}.{int(expires_at.timestamp())}"
     return WizardSession(tenant_id, session_id, expires_at, f"{unsigned}.{_mac(b'session', unsigned)}")
 
@@ -157,7 +170,28 @@ def authenticate_session(tenant_id: str, cookie_value: str, *, method: str, csrf
     tenant = tenants.find_tenant(tenant_id)
     if tenant is None:
         raise Forbidden("This setup session's tenant no longer exists.")
+    if session.generation < (tenant.wizard_generation or 0):
+        raise Unauthorized("This setup session has ended: it was closed, or a newer setup link was issued. "
+                           + _ASK_FOR_A_NEW_LINK)
     return tenant
+
+
+def current_session(tenant_id: str, cookie_value: str | None) -> WizardSession | None:
+    """The session of this cookie if it is valid and has not been ended on the server (one tenant read)."""
+    session = read_session(tenant_id, cookie_value)
+    if session is None:
+        return None
+    tenant = tenants.find_tenant(tenant_id)
+    if tenant is None or session.generation < (tenant.wizard_generation or 0):
+        return None
+    return session
+
+
+def end_session(tenant_id: str, cookie_value: str | None) -> None:
+    """"End session": a current session of this tenant is ended on the server, not only in the browser."""
+    session = current_session(tenant_id, cookie_value)
+    if session is not None:
+        tenants.end_wizard_sessions(tenant_id, before=session.generation + 1)
 
 
 def cookie_name(tenant_id: str) -> str:

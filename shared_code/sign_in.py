@@ -19,9 +19,15 @@ Assertion consumer (`complete_sign_in`), in this order:
    parallel posts of one assertion sign in exactly once;
 3. InResponseTo present → it must name a pending request of this tenant, not expired, whose relay id is the
    RelayState that came back and whose browser hash is this browser's cookie nonce; then it is spent by an
-   update with its ETag (once). Absent → an IdP-initiated sign-in (Entra's "Test" button, My Apps): allowed;
-4. who signs in: the employee whose SCIM externalId is the objectId claim, else whose userName or work email
-   is the NameID or email claim (an employee provisioned with another objectId is never taken over);
+   update with its ETag (once). Absent → an unsolicited response (Entra's My Apps, its "Test" button): it
+   never signs this browser in by itself, because nothing ties it to this browser (whoever is assigned to the
+   app could post their own response from a victim's browser: login CSRF). It starts an SP-initiated login in
+   this browser instead, landing where its RelayState pointed; Entra completes that without a prompt when the
+   employee has an Entra session;
+4. who signs in: the employee whose SCIM externalId is the objectId claim, else the one whose userName is the
+   NameID (Entra's UPN, unique in the Entra tenant), compared with ASCII-only case folding (so the Kelvin sign
+   U+212A is not a "K" and "ſ" not an "s"). Never the email claim (Entra admins and on-premises sync can set
+   it to another person's address), and never an employee provisioned with another objectId;
 5. may they: not dismissed (active=false), and once SSO is enforced their email is in the corporate domains
    (an employee the admin "allowed" has accepted the loss of access: still refused);
 6. a self-check answers with a success page and marks the tenant's self-check passed; anything else gets a
@@ -32,6 +38,7 @@ Every refusal is a GatehouseError with a `reason` (for logs and tests) and a mes
 """
 from __future__ import annotations
 
+import contextvars
 import hmac
 import re
 import secrets
@@ -40,7 +47,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from urllib.parse import unquote, urlencode, urlsplit, urlunsplit
 
-from shared_code import credentials, saml, sessions
+from shared_code import credentials, rate_limit, saml, sessions
 from shared_code import tenants as tenant_service
 from shared_code.errors import Conflict, Forbidden, GatehouseError, NotFound, Unauthorized
 from shared_code.storage import directory
@@ -51,10 +58,23 @@ from shared_code.tenants import ENABLED, Tenant
 # Storage round trips (~5-20 ms each) dominate a sign-in, not the SAML checks (~1 ms); independent ones overlap.
 _round_trips = ThreadPoolExecutor(max_workers=16, thread_name_prefix="sign-in")
 
+
+def _overlap(fn, *args):
+    """Start one round trip on the pool, in this request's context (its storage deadline goes along)."""
+    return _round_trips.submit(contextvars.copy_context().run, fn, *args)
+
 PENDING_REQUEST_LIFETIME = timedelta(minutes=10)
 SELF_CHECK_LINK_LIFETIME = timedelta(minutes=30)
 MAX_TARGET_CHARS = 2048
-SESSION, SELF_CHECK, OIDC, THIRD_PARTY_LOGIN = "session", "self_check", "oidc", "third_party_login"
+SESSION, SELF_CHECK, UNSOLICITED = "session", "self_check", "unsolicited"
+OIDC, THIRD_PARTY_LOGIN = "oidc", "third_party_login"
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def ascii_fold(text: str) -> str:
+    """Case folding for ASCII letters only: Unicode folding maps U+212A KELVIN SIGN to "k" and U+017F LONG S
+    to "s", so a NameID written with them would match another person's userName."""
+    return text.translate(_ASCII_LOWER)
 
 AGAIN = "Start the sign-in again from the app's sign-in page; if it keeps happening, tell your administrator."
 _SELF_CHECK_TOKEN = re.compile(r"^gh_selfcheck_[A-Za-z0-9_-]{20,100}$")
@@ -112,6 +132,10 @@ def _tenant_with_idp(tenant_id: str) -> Tenant:
     tenant = _tenant(tenant_id)
     if not tenant.idp:
         raise _not_set_up()
+    from shared_code.idp_connection import sso_url_allowed
+
+    if not sso_url_allowed(tenant.idp.get("sso_url") or ""):
+        raise _not_set_up()  # stored before https was required: never redirect a browser to http://
     return tenant
 
 
@@ -185,7 +209,16 @@ def start_login(tenant_id: str, requested_target: str | None, browser_nonce: str
     `oidc`, on behalf of an OpenID Connect authorization request (shared_code/oidc/authorization.py), which
     the pending request carries to the ACS."""
     now = now or datetime.now(timezone.utc)
-    tenant = _tenant_with_idp(tenant_id)
+    return _start_login(_tenant_with_idp(tenant_id), requested_target, browser_nonce,
+                        self_check_token=self_check_token, session_token=session_token, now=now, oidc=oidc,
+                        force_authn=force_authn, login_hint=login_hint)
+
+
+def _start_login(tenant: Tenant, requested_target: str | None, browser_nonce: str | None, *,
+                 self_check_token: str | None = None, session_token: str | None = None,
+                 now: datetime, oidc: dict | None = None, force_authn: bool = False,
+                 login_hint: str | None = None) -> LoginRedirect:
+    tenant_id = tenant.tenant_id
     if self_check_token is not None:
         if sessions.read_session(session_token, tenant_id) is not None:
             # The seed's rule: a self-check in a window that is already signed in proves nothing.
@@ -194,6 +227,7 @@ def start_login(tenant_id: str, requested_target: str | None, browser_nonce: str
             error.title, error.reason = "Open the link in a private window", "self_check_not_private"
             raise error
         _spend_self_check_link(tenant_id, self_check_token, now)
+    rate_limit.count_login_start(tenant_id)  # each start writes a row into the tenant's partition
     nonce = browser_nonce or sessions.new_browser_nonce()
     relay_state = secrets.token_urlsafe(18)  # 24 characters, opaque
     redirect = saml.build_authn_request(service_provider(tenant), saml.IdpMetadata.from_dict(tenant.idp),
@@ -209,16 +243,19 @@ def start_login(tenant_id: str, requested_target: str | None, browser_nonce: str
 
 @dataclass(frozen=True)
 class SignInOutcome:
-    """A successful sign-in: a session to set and where to go, or a passed self-check."""
+    """A successful sign-in: a session to set and where to go, or a passed self-check; or, for an unsolicited
+    response, the SP-initiated login this browser starts instead (no employee, no session)."""
 
-    kind: str  # SESSION, SELF_CHECK, OIDC (a code for the product) or THIRD_PARTY_LOGIN (My Apps → product)
+    kind: str  # SESSION, SELF_CHECK, OIDC (a code for the product), THIRD_PARTY_LOGIN (My Apps → the product)
+    #            or UNSOLICITED (My Apps without a product login: this browser starts its own sign-in)
     tenant: Tenant
-    employee: directory.Employee
+    employee: directory.Employee | None
     initiated_by: str  # "sp" or "idp"
     redirect_to: str | None = None
     session_token: str | None = None
     oidc: dict | None = None  # the OpenID Connect authorization request this sign-in answers
     saml_session: tuple | None = None  # (NameID, SessionIndex, NameID Format) for a LogoutRequest later
+    login: LoginRedirect | None = None
 
 
 def complete_sign_in(tenant_id: str, saml_response: str, relay_state: str | None, browser_nonce: str | None,
@@ -227,49 +264,45 @@ def complete_sign_in(tenant_id: str, saml_response: str, relay_state: str | None
     now = now or datetime.now(timezone.utc)
     tenant = _tenant_with_idp(tenant_id)
     verified = saml.consume(saml_response, service_provider(tenant), saml.IdpMetadata.from_dict(tenant.idp), now)
+    if verified.in_response_to is None:
+        # Unsolicited (My Apps): nothing binds it to this browser, so it signs nobody in. When the product
+        # registered an initiate_login_uri, the browser goes there and the product starts its own OpenID Connect
+        # sign-in (OIDC Core §4); otherwise this browser asks Entra itself and lands where My Apps meant it to go.
+        from shared_code.oidc import third_party_login
+
+        product_login = third_party_login.initiate_login_url(tenant_id)
+        if product_login is not None:
+            return SignInOutcome(THIRD_PARTY_LOGIN, tenant, None, "idp", product_login)
+        login = _start_login(tenant, relay_state, browser_nonce, now=now)
+        return SignInOutcome(UNSOLICITED, tenant, None, "idp", login=login)
     # Only a verified response gets here. Its three storage round trips do not depend on each other: start them
     # at once, then decide in the documented order (a replay is refused whatever the other two found).
-    accepted = _round_trips.submit(store.accept_assertion_once, tenant_id, verified.assertion_id,
-                                   verified.not_on_or_after)
-    pending_read = (_round_trips.submit(store.get_pending_request, tenant_id, verified.in_response_to)
-                    if verified.in_response_to is not None else None)
-    by_object_id = (_round_trips.submit(directory.find_user_by_external_id, tenant_id, verified.object_id)
+    accepted = _overlap(store.accept_assertion_once, tenant_id, verified.assertion_id, verified.not_on_or_after)
+    pending_read = _overlap(store.get_pending_request, tenant_id, verified.in_response_to)
+    by_object_id = (_overlap(directory.find_user_by_external_id, tenant_id, verified.object_id)
                     if verified.object_id else None)
     if not accepted.result():
         raise SignInRefused("replayed", "This sign-in response has been used already; a response counts once. "
                             + AGAIN)
-    pending = None
-    if pending_read is not None:
-        pending = _spend_pending_request(tenant_id, pending_read.result(), relay_state, browser_nonce, now)
+    pending = _spend_pending_request(tenant_id, pending_read.result(), relay_state, browser_nonce, now)
     try:
         employee = who_signs_in(tenant_id, verified, by_object_id.result() if by_object_id else None)
         check_may_sign_in(tenant, employee)
     except GatehouseError as error:
-        if pending is not None and pending.self_check:
+        if pending.self_check:
             error.title = "The self-check failed"
-        if pending is not None and pending.oidc is not None:
+        if pending.oidc is not None:
             error.oidc = pending.oidc  # the ACS answers the product (access_denied), not a page
         raise
-    initiated_by = "sp" if pending is not None else "idp"
-    if pending is not None and pending.self_check:
+    if pending.self_check:
         tenant = tenant_service.mark_self_check_passed(tenant_id)
-        return SignInOutcome(SELF_CHECK, tenant, employee, initiated_by)
-    if pending is not None and pending.oidc is not None:
-        return SignInOutcome(OIDC, tenant, employee, initiated_by, oidc=pending.oidc,
-                             saml_session=(verified.name_id, verified.session_index,
-                                           verified.name_id_format))
-    if pending is None:
-        from shared_code.oidc import third_party_login  # My Apps → the product's own login (OIDC Core §4)
-
-        url = third_party_login.initiate_login_url(tenant_id)
-        if url is not None:
-            return SignInOutcome(THIRD_PARTY_LOGIN, tenant, employee, initiated_by, url)
-    if pending is not None:
-        target = safe_target(tenant.app_url, pending.target)  # app_url may have changed since the login began
-    else:
-        target = safe_target(tenant.app_url, relay_state)
+        return SignInOutcome(SELF_CHECK, tenant, employee, "sp")
+    if pending.oidc is not None:
+        return SignInOutcome(OIDC, tenant, employee, "sp", oidc=pending.oidc,
+                             saml_session=(verified.name_id, verified.session_index, verified.name_id_format))
+    target = safe_target(tenant.app_url, pending.target)  # app_url may have changed since the login began
     token, _ = sessions.issue_session(tenant_id, employee.id, now.timestamp())
-    return SignInOutcome(SESSION, tenant, employee, initiated_by, target or tenant.app_url, token)
+    return SignInOutcome(SESSION, tenant, employee, "sp", target or tenant.app_url, token)
 
 
 def _spend_pending_request(tenant_id: str, pending: store.PendingRequest | None, relay_state: str | None,
@@ -301,24 +334,25 @@ _LOOK_IT_UP = object()
 
 
 def who_signs_in(tenant_id: str, verified, by_object_id=_LOOK_IT_UP) -> directory.Employee:
-    """The provisioned employee this verified sign-in is about: by objectId (= SCIM externalId), then by
-    NameID / email against userName or work email (case-insensitive). `by_object_id` is the result (an
-    Employee or None) of the objectId lookup when the caller has made it already."""
+    """The provisioned employee this verified sign-in is about: the one whose externalId is the objectId
+    claim, else the one whose userName is the NameID (ASCII-only case folding), unless that employee was
+    provisioned from another Entra account. Never by the email claim or a work email. `by_object_id` is the
+    result (an Employee or None) of the objectId lookup when the caller has made it already."""
     if by_object_id is _LOOK_IT_UP:
         by_object_id = directory.find_user_by_external_id(tenant_id, verified.object_id) if verified.object_id \
             else None
     if by_object_id is not None:
         return by_object_id
-    for name in dict.fromkeys(n for n in (verified.name_id, verified.email) if n):
-        employee = directory.find_user_by_email(tenant_id, name)
-        if employee is None:
-            continue
-        if employee.external_id and verified.object_id and \
-                employee.external_id.lower() != verified.object_id.lower():
-            # Same address, another Entra account (a reused mailbox, a recreated user): never a takeover.
+    name = verified.name_id
+    # The userName index folds case the Unicode way; keep only a match that ASCII folding also makes.
+    employee = directory.find_user_by_user_name(tenant_id, name) if name else None
+    if employee is not None and ascii_fold(employee.user_name) == ascii_fold(name):
+        if employee.external_id and ascii_fold(employee.external_id) != ascii_fold(verified.object_id or ""):
+            # Same UPN, another Entra account (a reused mailbox, a recreated user), or no objectId to prove it
+            # is the same one: never a takeover.
             raise SignInRefused("other_entra_account", "Your Entra account is not the one this app's account for "
-                                f"{name} was provisioned from. Ask your administrator to re-provision you in "
-                                "Entra (Provision on demand), then sign in again.")
+                                f"{employee.user_name} was provisioned from. Ask your administrator to "
+                                "re-provision you in Entra (Provision on demand), then sign in again.")
         return employee
     raise SignInRefused("not_provisioned", "You have not been provisioned to this app yet; ask your administrator "
                         "to assign you in Entra (the app's Users and groups, then Provision on demand).",
@@ -350,6 +384,11 @@ def signed_in_employee(tenant_id: str, session_token: str | None) -> directory.E
     session = sessions.read_session(session_token, tenant_id)
     if session is None:
         raise Unauthorized("You are not signed in to this tenant. Sign in through the app's sign-in page.")
+    tenant = tenant_service.find_tenant(tenant_id)
+    if tenant is None or session.issued_at < (tenant.sessions_valid_from or 0):
+        # The tenant's SSO was cancelled or its IdP changed since: whoever that IdP signed in signs in again.
+        raise Unauthorized("Your session has ended because your company changed its sign-in settings. Sign in "
+                           "again through the app's sign-in page.")
     employee = directory.get_user(tenant_id, session.employee_id)
     if employee is None or not employee.active:
         raise Unauthorized("Your session has ended because your account is no longer active. Ask your "

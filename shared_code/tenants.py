@@ -49,6 +49,10 @@ class Tenant:
     self_check_at: str | None = None
     enabled_at: str | None = None
     scim_token_created_at: str | None = None
+    certificate_changes: list | None = None  # who changed the IdP's signing certificates, when (idp_connection)
+    sessions_valid_from: int | None = None  # employee sessions issued earlier have ended (IdP changed, cancelled)
+    wizard_generation: int | None = None  # wizard sessions of earlier generations have ended (setup_access)
+    admin_key_rotated_at: str | None = None
     etag: str | None = field(default=None, repr=False)
 
     @classmethod
@@ -91,7 +95,7 @@ class Tenant:
 
     def sso_summary(self) -> dict[str, Any]:
         return {"tenant_id": self.tenant_id, "name": self.name, "app_url": self.app_url, "status": self.status,
-                **self.urls(), "steps": self.steps()}
+                **self.urls(), "steps": self.steps(), "certificate_changes": list(self.certificate_changes or [])}
 
 
 # ---- creation and authentication ------------------------------------------------------------------------
@@ -138,9 +142,8 @@ def authenticate_operator(key: str | None) -> None:
     if not key:
         raise Unauthorized("The operator key is required (Authorization: Bearer <PLATFORM_ADMIN_KEY>).")
     expected = get_settings().platform_admin_key
-    rate_limit.failed_authentications.check(rate_limit.OPERATOR)
     if not credentials.same_secret(key, expected):
-        rate_limit.failed_authentications.record_failure(rate_limit.OPERATOR)
+        rate_limit.failed_authentications.wrong_credential(rate_limit.OPERATOR)
         raise Forbidden("This operator key is not valid.")
 
 
@@ -156,13 +159,12 @@ def _record_for(tenant_id: str) -> dict | None:
 
 
 def _tenant_holding(tenant_id: str, secret: str, hash_column: str, refusal: Exception) -> Tenant:
-    """The tenant whose stored hash in `hash_column` matches `secret`, else `refusal`. Rate-limited before any
-    storage read; a wrong secret, an unknown tenant and another tenant's secret cost the same and look alike."""
-    scope = _limit_scope(tenant_id)
-    rate_limit.failed_authentications.check(scope)
+    """The tenant whose stored hash in `hash_column` matches `secret`, else `refusal` (or 429 once this client
+    has failed too often). A wrong secret, an unknown tenant and another tenant's secret cost the same and
+    look alike; a correct secret is never limited."""
     record = _record_for(tenant_id)
     if not credentials.secret_matches(secret, (record or {}).get(hash_column)) or record is None:
-        rate_limit.failed_authentications.record_failure(scope)
+        rate_limit.failed_authentications.wrong_credential(_limit_scope(tenant_id))
         raise refusal
     return Tenant.from_record(record)
 
@@ -174,11 +176,21 @@ def authenticate_admin(tenant_id: str, key: str | None) -> Tenant:
     return _tenant_holding(tenant_id, key, "admin_key_hash", Forbidden(_NOT_YOURS))
 
 
+def is_operator_key(key: str | None) -> bool:
+    """Whether `key` is the operator key (constant time); callers that also take admin keys fall back to those."""
+    return bool(key) and credentials.same_secret(key, get_settings().platform_admin_key)
+
+
 def authenticate_admin_or_operator(tenant_id: str, key: str | None) -> Tenant:
-    """Operator keys may act on any tenant (support); admin keys only on their own."""
-    if key and credentials.same_secret(key, get_settings().platform_admin_key):
+    """Operator keys may act on any tenant (support); admin keys only on their own. A key that is neither counts
+    as a failed guess of both."""
+    if is_operator_key(key):
         return get_tenant(tenant_id)
-    return authenticate_admin(tenant_id, key)
+    try:
+        return authenticate_admin(tenant_id, key)
+    except Forbidden:
+        rate_limit.failed_authentications.record_failure(rate_limit.OPERATOR)
+        raise
 
 
 def authenticate_scim(tenant_id: str, token: str | None) -> Tenant:
@@ -216,6 +228,25 @@ def rotate_scim_token(tenant_id: str) -> tuple[Tenant, str]:
     return tenant, token
 
 
+def rotate_admin_key(tenant_id: str) -> tuple[Tenant, str]:
+    """The operator's new admin key for a tenant: the old one stops working at once (a leaked key is revoked by
+    rotating it). Shown once, stored as a hash."""
+    admin_key = credentials.new_secret("admin")
+    tenant = modify(tenant_id, lambda _: {"admin_key_hash": credentials.hash_secret(admin_key),
+                                         "admin_key_rotated_at": utcnow().isoformat()})
+    return tenant, admin_key
+
+
+def end_wizard_sessions(tenant_id: str, before: int | None = None) -> Tenant:
+    """End the tenant's setup-wizard sessions on the server: those of a generation below `before`, or every
+    one so far (the next link then opens the new generation)."""
+    def change(tenant: Tenant) -> dict:
+        current = tenant.wizard_generation or 0
+        wanted = current + 1 if before is None else max(current, before)
+        return {} if wanted == current else {"wizard_generation": wanted}
+    return modify(tenant_id, change)
+
+
 def set_default_department(tenant_id: str, department: Any) -> Tenant:
     if not isinstance(department, str) or not department.strip() or len(department) > DEPARTMENT_MAX_CHARS:
         raise BadRequest(DEPARTMENT_REQUIRED, field="department")
@@ -249,7 +280,8 @@ def cancel_setup(tenant_id: str) -> Tenant:
     def change(tenant: Tenant) -> dict:
         if tenant.status == ENABLED:
             raise Conflict("SSO is enabled for all employees; only the operator (technical support) can turn it off.")
-        return {"status": DRAFT, "idp": None, "metadata_url": None, "self_check_at": None}
+        return {"status": DRAFT, "idp": None, "metadata_url": None, "self_check_at": None,
+                "sessions_valid_from": int(utcnow().timestamp()) + 1}  # employees signed in by it sign in again
     return modify(tenant_id, change)
 
 

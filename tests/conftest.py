@@ -104,10 +104,19 @@ class Azurite:
         wait_for_port(self.queue_port, process=self.queue_process)
 
     def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGCONT)  # a frozen Azurite would never see the SIGINT
         # SIGINT lets Azurite save to disk; SIGTERM loses up to 5 s of acknowledged writes.
         stop_process_group(self.process, signal.SIGINT)
         stop_process_group(self.queue_process, signal.SIGINT)
         self.process = self.queue_process = None
+
+    def freeze(self) -> None:
+        """A hung store: SIGSTOP, so the kernel still accepts connections but nothing ever answers."""
+        os.killpg(self.process.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        os.killpg(self.process.pid, signal.SIGCONT)
 
     @classmethod
     @contextmanager

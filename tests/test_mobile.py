@@ -134,12 +134,29 @@ def test_an_authority_url_in_a_national_cloud_keeps_its_sign_in_host():
     assert config.authority_url == f"https://login.microsoftonline.us/{TENANT_ID}"
 
 
-def test_the_authority_marked_default_is_the_one_checked():
-    config = validate({"msal_configuration": entra_configuration(authorities=[
-        {"type": "B2C", "authority_url": "https://contoso.b2clogin.com/tfp/contoso.onmicrosoft.com/B2C_1_SISO/"},
-        {"type": "AAD", "audience": {"type": "AzureADMyOrg", "tenant_id": TENANT_ID}, "default": True},
-    ])})
-    assert config.tenant == TENANT_ID
+@pytest.mark.parametrize("other", [
+    {"type": "B2C", "authority_url": "https://contoso.b2clogin.com/tfp/contoso.onmicrosoft.com/B2C_1_SISO/"},
+    {"type": "AAD", "audience": {"type": "AzureADandPersonalMicrosoftAccount"}},
+    {"type": "AAD", "audience": {"type": "AzureADMyOrg", "tenant_id": "9188040d-6c67-4c5b-b112-36a304b66dad"}},
+    {"type": "AAD", "authority_url": "https://login.microsoftonline.com/common"},
+], ids=["anyones-b2c-host", "personal-accounts", "the-personal-accounts-tenant", "common"])
+def test_every_authority_is_checked_not_only_the_default(other):
+    """MSAL can sign in through any listed authority, so a second one for strangers is refused too."""
+    error = msal_refusal(entra_configuration(authorities=[
+        other, {"type": "AAD", "audience": {"type": "AzureADMyOrg", "tenant_id": TENANT_ID}, "default": True}]))
+    assert error.field.startswith("msal_configuration.authorities[0]")
+
+
+def test_an_authority_must_name_the_tenants_own_entra_tenant_once_it_is_known():
+    assert validate({"msal_configuration": entra_configuration()}, entra_tenant_id=TENANT_ID.upper()).tenant == TENANT_ID
+    error = refusal({"msal_configuration": entra_configuration()}, entra_tenant_id="0f0e0d0c-0b0a-4090-8070-605040302010")
+    assert "this tenant's Entra tenant" in error.message and error.field == "msal_configuration.authorities[0]"
+
+
+def test_pii_logging_is_refused():
+    error = msal_refusal(entra_configuration(logging={"pii_enabled": True, "log_level": "VERBOSE"}))
+    assert error.field == "msal_configuration.logging.pii_enabled" and "personal data" in error.message
+    assert validate({"msal_configuration": entra_configuration(logging={"pii_enabled": False})})
 
 
 def test_surrounding_spaces_around_the_ios_redirect_uri_are_ignored():

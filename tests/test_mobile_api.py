@@ -249,3 +249,21 @@ def test_an_unknown_tenant_looks_like_an_unconfigured_one(app_url):
         response = served(app_url, tenant_id, "android")
         assert response.status_code == 404 and "not set up" in response.json()["message"]
     assert served(app_url, "no-such-tenant-000000", "windows").status_code == 400
+
+
+def test_once_entra_is_connected_the_authority_must_be_that_entra_tenant(new_tenant, entra_msal):
+    from tests.support.idp import TestIdp
+
+    tenant = new_tenant()
+    idp = TestIdp(key_label="mobile-authority")
+    assert tenant.api("POST", "sso/idp-metadata", json={"metadata_xml": idp.metadata_xml().decode()}).status_code == 200
+    foreign = tenant.api("PUT", "mobile", json={"msal_configuration": entra_msal})  # names another Entra tenant
+    assert foreign.status_code == 422 and foreign.json()["field"] == "msal_configuration.authorities[0]"
+    own = _with(entra_msal, "authorities.0.audience.tenant_id", idp.entra_tenant_id)
+    assert tenant.api("PUT", "mobile", json={"msal_configuration": own}).status_code == 200
+
+
+def test_a_deeply_nested_msal_configuration_is_a_422_not_a_500(new_tenant):
+    tenant = new_tenant()
+    response = tenant.api("PUT", "mobile", json={"msal_configuration": "[" * 10_000})
+    assert response.status_code == 422, response.text

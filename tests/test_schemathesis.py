@@ -163,6 +163,9 @@ schema.config.phases.coverage.unexpected_methods = {"get", "put", "post", "delet
 # If-Match that names no version the resource had. A schema-valid request answered 400 is still a failure.
 schema.config.checks.positive_data_acceptance.expected_statuses = [
     *schema.config.checks.positive_data_acceptance.expected_statuses, "412", "422"]
+# Invalid data may also be refused for its size: a generated body over the documented limit is a 413.
+schema.config.checks.negative_data_rejection.expected_statuses = [
+    *schema.config.checks.negative_data_rejection.expected_statuses, "413"]
 
 
 @schema.parametrize()

@@ -259,3 +259,37 @@ def test_a_session_signed_with_another_key_is_refused(app_settings, monkeypatch)
     monkeypatch.setattr(setup_access, "get_settings", lambda: unset)
     with pytest.raises(setup_access.SetupNotConfigured):
         setup_access.read_session("acme-0a1b2c", session.cookie_value)
+
+
+def test_ending_the_session_ends_it_on_the_server_not_only_its_cookie(app_url, wizard):
+    tenant, browser, csrf = wizard
+    cookie = browser.cookies.get(f"gh_setup_{tenant.tenant_id}")
+    assert browser.delete(f"{app_url}/api/setup/{tenant.tenant_id}/session", timeout=10).status_code == 204
+    # Someone who copied the cookie before "End session" cannot use it afterwards.
+    replayed = requests.get(f"{app_url}/api/tenants/{tenant.tenant_id}/sso", timeout=10,
+                            headers={"Cookie": f"gh_setup_{tenant.tenant_id}={cookie}"})
+    assert replayed.status_code == 401 and "ended" in replayed.json()["message"]
+
+
+def test_a_new_setup_link_ends_the_wizard_sessions_opened_before_it(app_url, operator_key, wizard):
+    tenant, browser, csrf = wizard
+    api = f"{app_url}/api/tenants/{tenant.tenant_id}"
+    assert browser.get(f"{api}/sso", timeout=10).status_code == 200
+    link = issue_link(app_url, operator_key, tenant.tenant_id)  # e.g. the first link leaked
+    ended = browser.put(f"{api}/default-department", json={"department": "Sales"}, headers={"X-CSRF-Token": csrf},
+                        timeout=10)
+    assert ended.status_code == 401 and "newer setup link" in ended.json()["message"]
+    assert browser.get(f"{app_url}/api/setup/{tenant.tenant_id}/session", timeout=10).status_code == 401
+    newer, opened = open_session(app_url, tenant.tenant_id, token_of(link))
+    assert opened.status_code == 201
+    assert newer.put(f"{api}/default-department", json={"department": "Sales"}, timeout=10,
+                     headers={"X-CSRF-Token": opened.json()["csrf_token"]}).status_code == 200
+
+
+def test_deeply_nested_json_before_authentication_is_a_400(app_url, new_tenant):
+    tenant = new_tenant()
+    for body in (b"[" * 60_000, b"{" + b'"t":{' * 100 + b"}" * 101):
+        response = requests.post(f"{app_url}/api/setup/{tenant.tenant_id}/session", data=body, timeout=10,
+                                 headers={"Content-Type": "application/json"})
+        assert response.status_code == 400, response.text
+        assert response.json()["error"] == "bad_request" and "Traceback" not in response.text

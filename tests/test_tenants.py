@@ -109,3 +109,20 @@ def test_unknown_route_and_wrong_method_are_client_errors(app_url, new_tenant):
     tenant = new_tenant()
     assert requests.get(f"{app_url}/api/nothing-here", timeout=10).status_code == 404
     assert tenant.api("DELETE", "sso").status_code in (404, 405)
+
+
+def test_the_operator_rotates_an_admin_key_and_the_old_one_stops_working(app_url, new_tenant, operator_key):
+    tenant = new_tenant("Rotated Key")
+    url = f"{app_url}/api/tenants/{tenant.tenant_id}/admin-key"
+    assert requests.post(url, headers={"Authorization": f"Bearer {tenant.admin_key}"}, timeout=10).status_code == 403
+    rotated = requests.post(url, headers={"Authorization": f"Bearer {operator_key}"}, timeout=10)
+    assert rotated.status_code == 201, rotated.text
+    body = rotated.json()
+    assert body["tenant_id"] == tenant.tenant_id and body["admin_key"].startswith("gh_admin_") and body["rotated_at"]
+    assert tenant.api("GET", "sso").status_code == 403  # the leaked key is revoked
+    new = requests.get(f"{app_url}/api/tenants/{tenant.tenant_id}/sso", timeout=10,
+                       headers={"Authorization": f"Bearer {body['admin_key']}"})
+    assert new.status_code == 200
+    missing = requests.post(f"{app_url}/api/tenants/no-such-tenant-000/admin-key", timeout=10,
+                            headers={"Authorization": f"Bearer {operator_key}"})
+    assert missing.status_code == 404

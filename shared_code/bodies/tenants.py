@@ -85,6 +85,18 @@ class ProductConnection(Answer):
     clients: list[Client]
 
 
+class CertificateChange(Answer):
+    """One change of the IdP's signing certificates (or of the IdP): when, by whom, from what, which came and went."""
+
+    at: str = Field(json_schema_extra={"format": "date-time"})
+    by: Literal["tenant_admin", "operator", "daily_refresh"]
+    source: Literal["metadata_url", "metadata_xml"]
+    idp_entity_id: str
+    previous_idp_entity_id: str | None = None
+    added: list[str] = Field(description="SHA-256 fingerprints of the certificates that came")
+    removed: list[str] = Field(description="SHA-256 fingerprints of the certificates that went")
+
+
 class SsoSetup(_Urls):
     """The tenant's SSO setup: the URLs to paste into Entra, the status and each setup step's state."""
 
@@ -95,6 +107,10 @@ class SsoSetup(_Urls):
     steps: dict[str, SetupStep] = Field(description="Each setup step's state: service_provider, idp_metadata, "
                                                     "scim_token, domains, default_department, mobile (optional), "
                                                     "self_check, enabled.")
+    certificate_changes: list[CertificateChange] = Field(
+        default_factory=list, description="Every change of the IdP's signing certificates (the latest 50), oldest "
+                                          "first. Once SSO is enabled they change only through the metadata URL on "
+                                          "record or by the operator.")
 
     product: ProductConnection | None = may_be_left_out(
         description="The product's OpenID Connect connection: read-only, in GET /sso only.")
@@ -132,3 +148,13 @@ class DefaultDepartment(Body):
 
 class SavedDepartment(Answer):
     department: str
+
+
+class AdminKeyRotated(Answer):
+    """The operator's rotation of a tenant's admin key: the new key, in plain form only here."""
+
+    tenant_id: str
+    admin_key: str = Field(min_length=32, description="The tenant's new admin key, shown once; the previous key "
+                                                      "no longer works.")
+    rotated_at: str = Field(json_schema_extra={"format": "date-time"})
+

@@ -16,10 +16,13 @@ SETUP_LINKS = "setuplinks"
 ROW = "setup-link"
 
 
-def put_link(tenant_id: str, token_hash: str, created_at: datetime, expires_at: datetime) -> None:
-    """Store a tenant's new link, replacing (and so revoking) any earlier one. One round trip."""
+def put_link(tenant_id: str, token_hash: str, created_at: datetime, expires_at: datetime,
+             generation: int = 0) -> None:
+    """Store a tenant's new link, replacing (and so revoking) any earlier one. One round trip. `generation` is
+    the tenant's wizard generation the session opened with this link will carry (setup_access)."""
     tables.upsert(SETUP_LINKS, {"PartitionKey": tenant_id, "RowKey": ROW, "token_hash": token_hash,
-                                "created_at": created_at, "expires_at": expires_at}, replace=True)
+                                "created_at": created_at, "expires_at": expires_at, "generation": generation},
+                  replace=True)
 
 
 def get_link(tenant_id: str) -> dict | None:
@@ -29,6 +32,7 @@ def get_link(tenant_id: str) -> dict | None:
         return None
     return {"token_hash": entity.get("token_hash"), "created_at": entity.get("created_at"),
             "expires_at": entity.get("expires_at"), "used_at": entity.get("used_at"),
+            "generation": entity.get("generation") or 0,
             "etag": tables.etag_of(entity)}
 
 

@@ -60,27 +60,24 @@ def _utc(value: datetime) -> datetime:
 
 # ---- replay cache ------------------------------------------------------------------------------------------
 
-def accept_assertion_once(tenant_id: str, assertion_id: str, keep_until: datetime) -> bool:
-    """Record the assertion as used; False when it was used before (the insert is the atomic check)."""
-    entity = {"PartitionKey": tenant_id, "RowKey": ASSERTION + _digest(assertion_id), "kind": "assertion",
-              "expires_at": _utc(keep_until)}
+def _accept_once(tenant_id: str, row_key: str, kind: str, keep_until: datetime) -> bool:
+    """Record a one-time credential as used; False when it was used before (the insert is the atomic check)."""
     try:
-        tables.insert(TABLE, entity)
+        tables.insert(TABLE, {"PartitionKey": tenant_id, "RowKey": row_key, "kind": kind,
+                              "expires_at": _utc(keep_until)})
     except ResourceExistsError:
         return False
     return True
+
+
+def accept_assertion_once(tenant_id: str, assertion_id: str, keep_until: datetime) -> bool:
+    """Record the assertion as used; False when it was used before."""
+    return _accept_once(tenant_id, ASSERTION + _digest(assertion_id), "assertion", keep_until)
 
 
 def accept_entra_token_once(tenant_id: str, token_id: str, keep_until: datetime) -> bool:
-    """Record an Entra ID token (by its `uti`) as exchanged; False when it was exchanged before (the insert is the
-    atomic check, as for assertions)."""
-    entity = {"PartitionKey": tenant_id, "RowKey": ENTRA_TOKEN + _digest(token_id), "kind": "entratoken",
-              "expires_at": _utc(keep_until)}
-    try:
-        tables.insert(TABLE, entity)
-    except ResourceExistsError:
-        return False
-    return True
+    """Record an Entra ID token (by its `uti`) as exchanged; False when it was exchanged before."""
+    return _accept_once(tenant_id, ENTRA_TOKEN + _digest(token_id), "entratoken", keep_until)
 
 
 # ---- pending AuthnRequests ---------------------------------------------------------------------------------

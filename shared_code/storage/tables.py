@@ -5,9 +5,19 @@ Connection: `TABLES_CONNECTION_STRING` (Azurite locally), else `TABLES_ENDPOINT`
 start). An unreachable or failing store raises `StorageUnavailable` (503 + Retry-After) and nothing is
 half-written: multi-row changes go through one entity-group transaction.
 
-After a round trip fails to reach the store at all (its retries spent), every storage call on this instance
-fails at once for `UNREACHABLE_SECONDS` instead of trying again: during an outage each request then answers
-its 503 in milliseconds instead of holding a worker through the retries while the others queue behind it.
+Every HTTP request has one deadline for all of its storage work, attempts and retries together
+(`request_deadline`, set by functions/_http.py, `REQUEST_STORAGE_SECONDS`), and each storage call within it
+(all its attempts) at most `CALL_STORAGE_SECONDS`: each attempt's connect and read timeouts are cut to the time
+left, and a call that finds none left raises StorageUnavailable. A hung store (one that accepts connections and
+never answers, like a SIGSTOPped Azurite) then gives a 503 about `CALL_STORAGE_SECONDS` after the call that
+meets it began, and never later than the request's deadline, instead of the client's read timeout times its
+attempts (60 s: Entra counts that as a failed request); a large but healthy request (500 members added in one
+PATCH: several transactions) may still use the whole request budget.
+
+After a round trip fails to reach the store at all, or gets no answer in time (its retries spent, or the
+deadline gone), every storage call on this instance fails at once for `UNREACHABLE_SECONDS` instead of trying
+again: during an outage each request then answers its 503 in milliseconds instead of holding a worker through
+the retries while the others queue behind it.
 
 The HTTP transport ignores proxy and netrc settings from the environment: requests would otherwise read
 os.environ and look for ~/.netrc on every round trip (a tenth of a simple request's CPU), and the app talks
@@ -19,6 +29,7 @@ import os
 import threading
 import time
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 from azure.core.exceptions import (
@@ -30,6 +41,7 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
     ServiceRequestError,
     ServiceResponseError,
+    ServiceResponseTimeoutError,
 )
 from azure.data.tables import TableClient, TableServiceClient, TableTransactionError, UpdateMode
 
@@ -57,24 +69,65 @@ UNREACHABLE_SECONDS = 1.0
 _unreachable_until = 0.0  # time.monotonic() before which the store is taken to be unreachable
 
 
-def _count_round_trip(request) -> None:
-    """Counts HTTP round trips to Table Storage, retries included (benchmarks read it; one integer add)."""
+# Seconds one HTTP request may spend on storage in all (leaves room in the 10 s answer for the rest of the work),
+# and one storage call of it, all attempts together (a healthy round trip takes milliseconds).
+REQUEST_STORAGE_SECONDS = 9.0
+CALL_STORAGE_SECONDS = 5.0
+_deadline: ContextVar[float | None] = ContextVar("storage_deadline", default=None)
+_call_deadline: ContextVar[float | None] = ContextVar("storage_call_deadline", default=None)
+
+
+class DeadlineExceeded(Exception):
+    """The request's storage time is spent. Not an AzureError, so the SDK's retry policy does not retry it."""
+
+
+@contextmanager
+def request_deadline(seconds: float = REQUEST_STORAGE_SECONDS) -> Iterator[None]:
+    """Bound every storage call made inside (in this context) to `seconds` from now, all attempts together."""
+    token = _deadline.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def _time_left() -> float | None:
+    deadline = _deadline.get()
+    if deadline is None:
+        return None
+    call = _call_deadline.get()
+    return min(deadline, call if call is not None else deadline) - time.monotonic()
+
+
+def _before_each_attempt(request) -> None:
+    """The SDK's raw_request_hook, run before every attempt (retries included, after the retry policy): counts
+    round trips for the benchmarks and cuts this attempt's connect and read timeouts to the request's time left."""
     global _round_trips
     _round_trips += 1
+    left = _time_left()
+    if left is None:
+        return
+    if left <= 0.05:
+        raise DeadlineExceeded()
+    options = request.context.options
+    options["connection_timeout"] = min(options.get("connection_timeout") or _CONNECT_SECONDS, left)
+    options["read_timeout"] = min(options.get("read_timeout") or _READ_SECONDS, left)
 
 
 def round_trips() -> int:
     return _round_trips
 
 
-# Azure SDK defaults retry for ~1 minute; a request should instead fail fast into an honest 503.
+# Azure SDK defaults retry for ~1 minute; a request should instead fail fast into an honest 503. (Without a
+# request deadline, e.g. in a timer, an attempt may take the full read timeout.)
+_CONNECT_SECONDS, _READ_SECONDS = 3, 20
 _CLIENT_OPTIONS: dict[str, Any] = {
     "retry_total": 2,
     "retry_backoff_factor": 0.2,
     "retry_backoff_max": 1,
-    "connection_timeout": 3,
-    "read_timeout": 20,
-    "raw_request_hook": _count_round_trip,
+    "connection_timeout": _CONNECT_SECONDS,
+    "read_timeout": _READ_SECONDS,
+    "raw_request_hook": _before_each_attempt,
     "use_env_settings": False,  # no proxy/netrc lookups per round trip (see the module docstring)
 }
 
@@ -137,12 +190,24 @@ def storage_errors() -> Iterator[None]:
     global _unreachable_until
     if time.monotonic() < _unreachable_until:
         raise StorageUnavailable()  # it was unreachable a moment ago: answer now, try again after the pause
+    left = _time_left()
+    if left is not None and left <= 0.05:
+        raise StorageUnavailable()  # this request's storage time is spent
+    started = time.monotonic()
+    call = _call_deadline.set(started + CALL_STORAGE_SECONDS if left is not None else None)
     try:
         yield
     except (ResourceNotFoundError, ResourceExistsError, ResourceModifiedError, TableTransactionError):
         raise
-    except ServiceRequestError as error:  # no connection at all, after the client's retries
+    except (ServiceRequestError, ServiceResponseTimeoutError) as error:
+        # No connection, or no answer in time (a hung store), after the client's retries.
         _unreachable_until = time.monotonic() + UNREACHABLE_SECONDS
+        raise StorageUnavailable() from error
+    except DeadlineExceeded as error:
+        # Out of time. After a second of waiting in this call the store is not answering: pause like above. A
+        # large request that ran out of budget while its round trips answered pauses nobody else.
+        if time.monotonic() - started >= 1.0:
+            _unreachable_until = time.monotonic() + UNREACHABLE_SECONDS
         raise StorageUnavailable() from error
     except (ServiceResponseError, ClientAuthenticationError) as error:
         raise StorageUnavailable() from error
@@ -154,6 +219,8 @@ def storage_errors() -> Iterator[None]:
         raise StorageUnavailable() from error
     except (ConnectionError, TimeoutError, OSError) as error:
         raise StorageUnavailable() from error
+    finally:
+        _call_deadline.reset(call)
 
 
 def call(name: str, operation: Callable[[TableClient], T]) -> T:

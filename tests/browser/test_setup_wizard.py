@@ -48,6 +48,9 @@ def shots(test_output: Path) -> Callable:
     return shoot
 
 
+ENTRA_TENANT_ID = "72f988bf-86f1-41af-91ab-2d7cd011db46"
+
+
 def setup_link(app_url: str, operator_key: str, tenant_id: str) -> str:
     response = requests.post(f"{app_url}/api/tenants/{tenant_id}/setup-link",
                              headers={"Authorization": f"Bearer {operator_key}"}, timeout=10)
@@ -124,7 +127,8 @@ def test_setup_link_walks_the_admin_through_every_step(chromium, app_url, operat
     assert page.evaluate("navigator.clipboard.readText()") == tenant.created["acs_url"]
     shots(page, "1-entra-application", "step-1")
 
-    with IdpServer(TestIdp(), host="localhost") as idp:
+    # The Entra tenant of the MSAL configuration pasted in step 6: its authority must name the connected one.
+    with IdpServer(TestIdp(entra_tenant_id=ENTRA_TENANT_ID), host="localhost") as idp:
         idp.sign_in_as(admin["email"], admin["object_id"], admin["email"], display_name=admin["name"])
         metadata_url = idp.publish_metadata()
         # (2) Check now: first a URL that serves nothing (the error sits next to the field), then the real one.
@@ -259,8 +263,7 @@ def msal_configuration(package: str, signature: str) -> str:
         "authorization_user_agent": "DEFAULT",
         "redirect_uri": f"msauth://{package}/{quote(signature, safe='')}",
         "broker_redirect_uri_registered": True,
-        "authorities": [{"type": "AAD", "audience": {"type": "AzureADMyOrg",
-                                                     "tenant_id": "72f988bf-86f1-41af-91ab-2d7cd011db46"}}],
+        "authorities": [{"type": "AAD", "audience": {"type": "AzureADMyOrg", "tenant_id": ENTRA_TENANT_ID}}],
     }, indent=2)
 
 

@@ -86,3 +86,53 @@ def test_an_employee_signs_in_sp_initiated_through_the_idp_page_and_sees_themsel
     assert refused.status == 401
     other.close()
     context.close()
+
+
+def _provision(scim_url: str, scim_token: str, user_name: str, object_id: str) -> dict:
+    response = requests.post(f"{scim_url}/Users", timeout=10, json={
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": user_name, "externalId": object_id,
+        "displayName": user_name.split("@")[0], "active": True,
+        "emails": [{"value": user_name, "type": "work", "primary": True}]},
+        headers={"Authorization": f"Bearer {scim_token}", "Content-Type": "application/scim+json"})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def test_a_my_apps_response_replayed_in_another_browser_signs_in_only_that_browsers_own_employee(
+        chromium, entra, app_url, operator_key, test_output):
+    """Login CSRF: Mallory, assigned to the app, takes her own unsolicited (My Apps) response and makes Alice's
+    browser post it. The ACS must not sign Alice's browser in as Mallory: it starts a login in that browser,
+    which Entra completes as whoever that browser is signed in to Entra as (Alice), landing where My Apps said."""
+    entra.publish("/acme", APP_HOME.format("Home"), content_type="text/html")
+    entra.publish("/acme/projects/7", APP_HOME.format("Project 7"), content_type="text/html")
+    created = requests.post(f"{app_url}/api/tenants", json={"name": "Acme CSRF", "app_url": entra.url + "/acme"},
+                            headers={"Authorization": f"Bearer {operator_key}"}, timeout=10).json()
+    tenant_id, admin = created["tenant_id"], {"Authorization": f"Bearer {created['admin_key']}"}
+    connected = requests.post(f"{app_url}/api/tenants/{tenant_id}/sso/idp-metadata", headers=admin, timeout=30,
+                              json={"metadata_url": entra.publish_metadata()})
+    assert connected.status_code == 200, connected.text
+    token = requests.post(f"{app_url}/api/tenants/{tenant_id}/scim/token", headers=admin, timeout=10).json()
+    alice_oid, mallory_oid = str(uuid.uuid4()), str(uuid.uuid4())
+    alice = _provision(token["scim_tenant_url"], token["secret_token"], "alice@acme.example.com", alice_oid)
+    _provision(token["scim_tenant_url"], token["secret_token"], "mallory@acme.example.com", mallory_oid)
+
+    # Mallory's own genuine My Apps response (no InResponseTo), on a page that auto-posts it to the ACS.
+    mallorys = entra.idp.response(created["sp_entity_id"], created["acs_url"], "mallory@acme.example.com",
+                                  mallory_oid)
+    entra.publish("/lure", f'<!doctype html><form method="POST" action="{created["acs_url"]}">'
+                  f'<input type="hidden" name="SAMLResponse" value="{mallorys}">'
+                  '<input type="hidden" name="RelayState" value="/acme/projects/7"></form>'
+                  '<script>document.forms[0].submit()</script>', content_type="text/html")
+    entra.sign_in_as("alice@acme.example.com", alice_oid)  # Alice's browser has her own Entra session
+
+    context = chromium.new_context()
+    page = context.new_page()
+    page.goto(entra.url + "/lure")
+    page.wait_for_url(entra.url + "/acme/projects/7")  # My Apps' landing survives the detour through Entra
+    assert len(entra.received) == 1, "the unsolicited response did not start a login in this browser"
+    page.goto(f"{app_url}/api/sso/{tenant_id}/me")
+    assert json.loads(page.text_content("body"))["id"] == alice["id"]  # Alice, never Mallory
+    shots = test_output / "sso"
+    shots.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shots / "unsolicited-replayed-me.png"))
+    context.close()

@@ -32,9 +32,9 @@ def test_twenty_wrong_scim_tokens_from_one_address_then_429_while_another_addres
     assert refused.headers["Content-Type"].startswith("application/scim+json")
     assert refused.json()["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
     assert refused.json()["status"] == "429"
-    # The address over its budget learns nothing more this minute, not even with the right token ...
-    assert_429(scim.request("GET", "/Users"))
-    # ... while the tenant's real client elsewhere is served.
+    # A correct token is never refused, not even from the address over its budget ...
+    assert scim.request("GET", "/Users").status_code == 200
+    # ... and the tenant's real client elsewhere is served too.
     assert scim.request("GET", "/Users", address="203.0.113.10").status_code == 200
 
 
@@ -53,7 +53,7 @@ def test_the_port_app_service_appends_does_not_make_each_connection_a_new_client
     wrong = "gh_scim_" + uuid.uuid4().hex
     for port in range(PER_CLIENT):
         assert scim.request("GET", "/Users", token=wrong, address=f"198.18.0.9:{40000 + port}").status_code == 401
-    assert_429(scim.request("GET", "/Users", token=wrong, address="198.18.0.9:50000, 10.0.0.1"))
+    assert_429(scim.request("GET", "/Users", token=wrong, address="10.0.0.1, 198.18.0.9:50000"))
 
 
 def test_a_missing_token_is_not_a_guess_and_is_never_limited(scim_tenant):
@@ -145,10 +145,58 @@ def test_memory_is_bounded_the_least_recently_failed_are_forgotten_first():
     assert all(len(times) <= 1000 for times in limiter._scopes.values())
 
 
-def test_the_client_address_is_the_first_forwarded_entry_without_port_and_ipv6_by_its_64_block():
-    assert client_of({"x-forwarded-for": "203.0.113.7:52144, 10.0.0.4"}) == "203.0.113.7"
+def test_spoofed_forwarded_entries_cannot_lock_out_the_client_they_name(scim_tenant):
+    """The platform appends the address that connected; an attacker can only prepend. Twenty failures sent in
+    Entra's name (as the first entry) count against the attacker's own address, the one the platform added."""
+    _, scim = scim_tenant
+    wrong = "gh_scim_" + uuid.uuid4().hex
+    for _ in range(PER_CLIENT + 5):
+        scim.request("GET", "/Users", token=wrong, address="52.0.0.77, 198.51.100.66")
+    assert scim.request("GET", "/Users", address="52.0.0.77").status_code == 200
+    assert scim.request("GET", "/Users", token=wrong, address="52.0.0.77").status_code == 401  # not 429
+    assert_429(scim.request("GET", "/Users", token=wrong, address="52.0.0.77, 198.51.100.66"))
+
+
+def test_wrong_keys_where_the_operator_key_is_accepted_count_as_operator_guesses_too(new_tenant, app_url,
+                                                                                    operator_key):
+    tenant = new_tenant("Operator Guesses")
+    guess = {"Authorization": "Bearer " + uuid.uuid4().hex, "X-Forwarded-For": "192.0.2.210"}
+    for _ in range(PER_CLIENT):
+        assert tenant.api("GET", "sso", headers=guess).status_code == 403  # the admin or operator key
+    body = {"name": "Never", "app_url": "https://never.example.com"}
+    assert_429(requests.post(f"{app_url}/api/tenants", json=body, headers=guess, timeout=10))
+    right = {"Authorization": f"Bearer {operator_key}", "X-Forwarded-For": "192.0.2.210"}
+    assert requests.post(f"{app_url}/api/tenants", json=body, headers=right, timeout=10).status_code == 201
+
+
+def test_the_client_address_is_the_last_forwarded_entry_without_port_and_ipv6_by_its_64_block():
+    assert client_of({"x-forwarded-for": "10.0.0.4, 203.0.113.7:52144"}) == "203.0.113.7"
+    assert client_of({"x-forwarded-for": "203.0.113.7:52144, 10.0.0.4"}) == "10.0.0.4"
     assert client_of({"x-forwarded-for": "[2001:db8:1:2:aaaa::1]:443"}) == "2001:db8:1:2::/64"
     assert client_of({"x-forwarded-for": "2001:db8:1:2:bbbb::9"}) == "2001:db8:1:2::/64"
     assert client_of({"x-forwarded-for": "::ffff:192.0.2.1"}) == "192.0.2.1"
     assert client_of({}) == "unknown"
     assert len(client_of({"x-forwarded-for": "x" * 10_000})) <= 65
+
+
+def test_anonymous_login_starts_are_bounded_per_address_and_tenant(new_tenant, app_url):
+    """Each GET /sso/{t}/login writes a row into the partition the tenant's sign-ins and provisioning share."""
+    from shared_code.rate_limit import LOGIN_STARTS_PER_CLIENT
+    from tests.support.idp import TestIdp
+
+    tenant = new_tenant("Login Flood")
+    assert tenant.api("POST", "sso/idp-metadata",
+                      json={"metadata_xml": TestIdp(key_label="flood").metadata_xml().decode()}).status_code == 200
+    url = f"{app_url}/api/sso/{tenant.tenant_id}/login"
+    flood = {"X-Forwarded-For": "198.51.100.99"}
+
+    def start(headers) -> requests.Response:
+        return requests.get(url, headers=headers, allow_redirects=False, timeout=10)
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(lambda _: start(flood).status_code, range(LOGIN_STARTS_PER_CLIENT)))
+    assert statuses == [302] * LOGIN_STARTS_PER_CLIENT
+    refused = start(flood)
+    assert_429(refused)
+    assert refused.headers["Content-Type"].startswith("text/html") and "Location" not in refused.headers
+    assert start({"X-Forwarded-For": "198.51.100.100"}).status_code == 302  # a colleague elsewhere signs in

@@ -403,6 +403,20 @@ def test_status_not_success_from_entra(idp, sp, metadata):
     error = rejected("status_not_success", doc, sp, metadata)
     assert "add you as a user of this application in Entra" in error.message
     assert "AADSTS50105" in error.message and "\n" not in error.message
+    assert "Your administrator has configured" not in error.message  # unsigned text is never quoted
+
+
+def test_unverified_text_is_never_quoted_on_the_error_page(idp, sp, metadata):
+    """Status message and issuer are read before any signature check: whoever posts a response could make
+    our page say anything (a phishing line under our name). Only our own words, and Entra's bare error code."""
+    lure = "AADSTS90000: Your account is locked. Call +1 555 0100 or visit https://evil.example/unlock"
+    doc = idp.response_xml(sp.entity_id, sp.acs_url, status=tidp.STATUS_RESPONDER, status_message=lure,
+                           sign_response=False, sign_assertion=False)
+    error = rejected("status_not_success", doc, sp, metadata)
+    assert "evil.example" not in error.message and "555" not in error.message and "locked" not in error.message
+    forged = idp.response_xml(sp.entity_id, sp.acs_url, issuer="https://sts.windows.net/ Call +1 555 0100 now/")
+    error = rejected("wrong_issuer", forged, sp, metadata)
+    assert "555" not in error.message and "sts.windows.net" not in error.message
 
 
 def test_status_responder_without_message(idp, sp, metadata):

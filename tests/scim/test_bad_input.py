@@ -31,6 +31,14 @@ def test_malformed_json_is_invalid_syntax(scim):
     assert scim.get("/Users").json()["totalResults"] == 0
 
 
+@pytest.mark.parametrize("body", [b"[" * 60_000, b'{"schemas": ' + b"[" * 200 + b"]" * 200 + b"}"],
+                         ids=["60-kb-of-brackets", "200-levels"])
+def test_deeply_nested_json_is_invalid_syntax_not_a_500(scim, body):
+    response = scim.request("POST", "/Users", data=body, headers={"Content-Type": "application/scim+json"})
+    assert_scim_error(response, 400, "invalidSyntax")
+    assert "Traceback" not in response.text
+
+
 @pytest.mark.parametrize("body", [
     {"userName": "x@contoso.example"},
     {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "userName": "x@contoso.example"},

@@ -126,6 +126,28 @@ class SsoTenant:
         binding = set_cookies(response).get(LOGIN_BINDING)
         return Login(response, request.get("ID"), relay_state, binding.value if binding else None, request)
 
+    def answer_login(self, user: dict | str, target: str | None = None, *, object_id: str | None = None,
+                     idp: TestIdp | None = None, **options) -> requests.Response:
+        """An SP-initiated sign-in as a browser makes it: the login, then Entra's answer for `user` (a provisioned
+        employee, or a NameID with `object_id`) posted from the same browser, signed by `idp` (the tenant's IdP
+        unless given). Returns the ACS's answer as is."""
+        login = self.login(target=target)
+        if not isinstance(user, str):
+            user, object_id = user["userName"], user.get("externalId")
+        saml_response = (idp or self.idp).response(self.sp_entity_id, self.acs_url, user, object_id,
+                                                   in_response_to=login.request_id, **options)
+        return self.post_acs(saml_response, login.relay_state, {LOGIN_BINDING: login.binding})
+
+    def follow_unsolicited(self, answer: requests.Response, user: dict) -> requests.Response:
+        """What the browser does with the ACS's answer to an unsolicited response: follow the redirect to Entra
+        (an SP-initiated login, with its login-binding cookie), and post Entra's answer for `user` back."""
+        assert answer.status_code in (302, 303), (answer.status_code, answer.text[:300])
+        assert "Set-Cookie" in answer.headers and SESSION not in set_cookies(answer)
+        request, relay_state = decode_authn_request(answer.headers["Location"])
+        binding = set_cookies(answer)[LOGIN_BINDING].value
+        return self.post_acs(self.response_for(user, in_response_to=request.get("ID")), relay_state,
+                             {LOGIN_BINDING: binding})
+
     def sign_in(self, user: dict, **options) -> requests.Response:
         """A complete SP-initiated sign-in; the 303 response carries the session cookie."""
         login = self.login()

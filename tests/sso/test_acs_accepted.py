@@ -1,8 +1,10 @@
 """Good sign-ins over HTTP: every shape Entra sends is accepted once, gives a session cookie with the right
-attributes, lands on a safe target, and /me shows the employee while the session lasts."""
+attributes, lands on a safe target, and /me shows the employee while the session lasts. An unsolicited response
+(My Apps) gives no session by itself: it starts an SP-initiated login in that browser."""
 from __future__ import annotations
 
 import time
+import uuid
 
 import pytest
 import requests
@@ -12,8 +14,11 @@ from tests.sso.conftest import LOGIN_BINDING, SESSION, assert_refused, session_o
 
 @pytest.mark.parametrize("sign_assertion,sign_response", [(True, False), (False, True), (True, True)],
                          ids=["assertion-signed", "response-signed", "both-signed"])
-def test_idp_initiated_sign_in_of_each_signed_shape_gives_a_session(sso, alice, sign_assertion, sign_response):
-    response = sso.post_acs(sso.response_for(alice, sign_assertion=sign_assertion, sign_response=sign_response))
+def test_an_unsolicited_response_of_each_signed_shape_starts_a_login_that_signs_in(sso, alice, sign_assertion,
+                                                                                  sign_response):
+    unsolicited = sso.post_acs(sso.response_for(alice, sign_assertion=sign_assertion, sign_response=sign_response))
+    assert unsolicited.status_code == 303 and SESSION not in set_cookies(unsolicited)
+    response = sso.follow_unsolicited(unsolicited, alice)
     assert response.status_code == 303, response.text
     assert response.headers["Location"] == "https://acme.example.com"
     me = sso.me(session_of(response))
@@ -36,7 +41,7 @@ def test_sp_initiated_sign_in_answers_the_login_request_and_lands_on_its_target(
 
 
 def test_the_session_cookie_is_httponly_lax_short_lived_and_scoped_to_the_tenant(sso, alice):
-    response = sso.post_acs(sso.response_for(alice))
+    response = sso.answer_login(alice)
     cookie = set_cookies(response)[SESSION]
     assert "httponly" in cookie.attributes
     assert cookie.attributes["samesite"] == "Lax"
@@ -48,27 +53,26 @@ def test_the_session_cookie_is_httponly_lax_short_lived_and_scoped_to_the_tenant
 
 def test_an_employee_provisioned_without_object_id_signs_in_by_user_name(sso):
     bob = sso.provision("Bob@Acme.Example.com", object_id=False, display_name="Bob")
-    response = sso.post_acs(sso.idp.response(sso.sp_entity_id, sso.acs_url, "bob@acme.example.com"))
+    response = sso.answer_login("bob@acme.example.com")
     assert response.status_code == 303, response.text
     assert sso.me(session_of(response)).json()["id"] == bob["id"]
 
 
-def test_an_employee_is_found_by_work_email_when_the_name_id_is_not_an_email(sso):
-    carol = sso.provision("carol.upn@acme.example.com", object_id=False, email="carol@acme.example.com")
-    saml_response = sso.idp.response(sso.sp_entity_id, sso.acs_url, "9f3b0c1a-persistent-id",
-                                     email="carol@acme.example.com",
-                                     name_id_format="urn:oasis:names:tc:SAML:2.0:nameid-format:persistent")
-    response = sso.post_acs(saml_response)
-    assert response.status_code == 303, response.text
-    assert sso.me(session_of(response)).json()["id"] == carol["id"]
+def test_the_email_claim_and_work_emails_never_match_an_employee(sso):
+    # Entra admins and on-premises sync can set anyone's email claim: only objectId and NameID identify.
+    sso.provision("carol.upn@acme.example.com", object_id=False, email="carol@acme.example.com")
+    persistent = sso.answer_login("9f3b0c1a-persistent-id", email="carol@acme.example.com",
+                                  name_id_format="urn:oasis:names:tc:SAML:2.0:nameid-format:persistent")
+    assert_refused(persistent, 403, "not been provisioned")
+    by_work_email = sso.answer_login("carol@acme.example.com", object_id=str(uuid.uuid4()))
+    assert_refused(by_work_email, 403, "not been provisioned")
 
 
 def test_the_object_id_wins_over_a_name_id_that_names_someone_else(sso):
     dave = sso.provision("dave@acme.example.com")
     erin = sso.provision("erin@acme.example.com")
     # Entra's NameID is Erin's address, but the objectId is Dave's: objectId is the identity that counts.
-    saml_response = sso.idp.response(sso.sp_entity_id, sso.acs_url, "erin@acme.example.com", dave["externalId"])
-    response = sso.post_acs(saml_response)
+    response = sso.answer_login("erin@acme.example.com", object_id=dave["externalId"])
     assert sso.me(session_of(response)).json()["id"] == dave["id"] != erin["id"]
 
 
@@ -90,8 +94,8 @@ def test_the_object_id_wins_over_a_name_id_that_names_someone_else(sso):
     ("javascript:alert(1)", "https://acme.example.com"),
     ("evil.example", "https://acme.example.com"),
 ])
-def test_idp_initiated_relay_state_redirects_only_inside_the_tenants_app(sso, alice, relay_state, expected):
-    response = sso.post_acs(sso.response_for(alice), relay_state)
+def test_an_unsolicited_relay_state_lands_only_inside_the_tenants_app(sso, alice, relay_state, expected):
+    response = sso.follow_unsolicited(sso.post_acs(sso.response_for(alice), relay_state), alice)
     assert response.status_code == 303, response.text
     assert response.headers["Location"] == expected
 
@@ -113,9 +117,9 @@ def test_targets_stay_below_an_app_url_with_a_path(new_tenant, app_url):
     tenant = SsoTenant(new_tenant("Pathy", "https://apps.example.com/acme"), TestIdp(key_label="sso-tests"), app_url)
     assert tenant.connect().status_code == 200
     user = tenant.provision("pat@acme.example.com")
-    inside = tenant.post_acs(tenant.response_for(user), "/acme/reports")
-    outside = tenant.post_acs(tenant.response_for(user), "/other-tenant/reports")
-    climbing = tenant.post_acs(tenant.response_for(user), "/acme/../other-tenant/reports")
+    inside = tenant.answer_login(user, "/acme/reports")
+    outside = tenant.answer_login(user, "/other-tenant/reports")
+    climbing = tenant.answer_login(user, "/acme/../other-tenant/reports")
     assert inside.headers["Location"] == "https://apps.example.com/acme/reports"
     assert outside.headers["Location"] == climbing.headers["Location"] == "https://apps.example.com/acme"
 
@@ -132,7 +136,7 @@ def test_two_browser_tabs_can_each_finish_their_own_login(sso, alice):
 
 def test_me_without_a_session_or_with_a_forged_one_is_401(sso, alice, new_tenant):
     assert sso.me(None).status_code == 401
-    session = session_of(sso.post_acs(sso.response_for(alice)))
+    session = session_of(sso.answer_login(alice))
     body, _, mac = session.rpartition(".")
     assert sso.me(body + "." + mac[::-1]).status_code == 401
     assert sso.me(session[:-2] + ("AA" if not session.endswith("AA") else "BB")).status_code == 401
@@ -144,7 +148,7 @@ def test_me_without_a_session_or_with_a_forged_one_is_401(sso, alice, new_tenant
 
 
 def test_a_session_of_one_tenant_is_worthless_at_another(sso, alice, new_tenant):
-    session = session_of(sso.post_acs(sso.response_for(alice)))
+    session = session_of(sso.answer_login(alice))
     other = new_tenant("Other")
     response = requests.get(f"{sso.base_url}/api/sso/{other.tenant_id}/me", headers={"Cookie": f"{SESSION}={session}"},
                             timeout=10)
@@ -157,21 +161,21 @@ def test_a_login_binding_cookie_is_not_a_session(sso, alice):
 
 
 def test_dismissal_ends_the_session_at_the_next_request(sso, alice):
-    session = session_of(sso.post_acs(sso.response_for(alice)))
+    session = session_of(sso.answer_login(alice))
     assert sso.me(session).status_code == 200
     sso.set_active(alice, False)
     assert sso.me(session).status_code == 401
 
 
 def test_a_session_from_before_a_dismissal_stays_ended_after_a_rehire(sso, alice):
-    before = session_of(sso.post_acs(sso.response_for(alice)))
+    before = session_of(sso.answer_login(alice))
     sso.set_active(alice, False)
     sso.set_active(alice, True)
     refused = sso.me(before)
     assert refused.status_code == 401
     assert "deactivated after you signed in" in refused.json()["message"]
     time.sleep(1.05)  # sessions carry whole seconds, and a dismissal also ends those of its own second
-    after = session_of(sso.post_acs(sso.response_for(alice)))
+    after = session_of(sso.answer_login(alice))
     assert sso.me(after).status_code == 200
 
 

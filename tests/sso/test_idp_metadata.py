@@ -122,17 +122,60 @@ def _enable(tenant: SsoTenant) -> dict:
     return admin
 
 
-def test_an_enabled_tenant_accepts_a_new_certificate_of_the_same_idp(tenant):
-    assert tenant.connect().status_code == 200
+def _rolled(tenant: SsoTenant, label: str = "sso-tests-rolled") -> TestIdp:
+    """The same Entra application (entity ID) with another signing certificate."""
+    rolled = TestIdp(tenant.idp.entity_id, tenant.idp.entra_tenant_id, key_label=label)
+    rolled.sso_url = tenant.idp.sso_url
+    return rolled
+
+
+def test_an_enabled_tenant_takes_a_new_certificate_only_from_the_metadata_url_on_record(tenant, idp_server,
+                                                                                       operator_key):
+    url = idp_server.publish_metadata()
+    assert tenant.connect(metadata_url=url).status_code == 200
     admin = _enable(tenant)
-    rolled = TestIdp(tenant.idp.entity_id, tenant.idp.entra_tenant_id, key_label="sso-tests-rolled")
-    assert_refused(tenant.post_acs(rolled.response(tenant.sp_entity_id, tenant.acs_url, admin["userName"],
-                                                   admin["externalId"])), 403, "certificate")
-    response = tenant.connect(rolled)
+    # The swap: the same (public) entity ID, the attacker's certificate, pasted as XML.
+    swapped = _rolled(tenant, "sso-tests-attacker")
+    refused = tenant.connect(swapped)
+    assert refused.status_code == 409, refused.text
+    assert "Metadata URL on record" in refused.json()["message"]
+    assert_refused(tenant.answer_login(admin, idp=swapped), 403, "certificate")
+    # ... nor by pointing the metadata URL somewhere else.
+    with IdpServer(swapped) as elsewhere:
+        moved = tenant.connect(metadata_url=elsewhere.publish_metadata())
+    assert moved.status_code == 409 and "URL on record" in moved.json()["message"]
+    sso = tenant.handle.api("GET", "sso").json()
+    assert sso["steps"]["idp_metadata"]["done"] and len(sso["certificate_changes"]) == 1  # the first connection
+
+    # Entra rolls its certificate: "Check now" with the URL on record picks it up, and the record says so.
+    rolled = _rolled(tenant)
+    idp_server.publish(METADATA_PATH, rolled.metadata_xml())
+    response = tenant.connect(metadata_url=url)
     assert response.status_code == 200, response.text
-    assert tenant.post_acs(rolled.response(tenant.sp_entity_id, tenant.acs_url, admin["userName"],
-                                           admin["externalId"])).status_code == 303
-    assert tenant.handle.api("GET", "sso").json()["status"] == "enabled"
+    assert tenant.answer_login(admin, idp=rolled).status_code == 303
+    sso = tenant.handle.api("GET", "sso").json()
+    assert sso["status"] == "enabled"
+    first, rollover = sso["certificate_changes"]
+    assert first["by"] == "tenant_admin" and first["added"] == [tenant.idp.identity.sha256]
+    assert rollover["by"] == "tenant_admin" and rollover["source"] == "metadata_url" and rollover["at"]
+    assert rollover["added"] == [rolled.identity.sha256] and rollover["removed"] == [tenant.idp.identity.sha256]
+
+    # Support (the operator key) can change the certificates from pasted XML; that is recorded too.
+    by_support = requests.post(f"{tenant.base_url}/api/tenants/{tenant.tenant_id}/sso/idp-metadata", timeout=30,
+                               json={"metadata_xml": tenant.idp.metadata_xml().decode()},
+                               headers={"Authorization": f"Bearer {operator_key}"})
+    assert by_support.status_code == 200, by_support.text
+    assert tenant.handle.api("GET", "sso").json()["certificate_changes"][-1]["by"] == "operator"
+
+
+def test_pasting_the_same_certificates_after_enabling_keeps_the_metadata_url_refreshed(tenant, idp_server):
+    url = idp_server.publish_metadata()
+    assert tenant.connect(metadata_url=url).status_code == 200
+    _enable(tenant)
+    assert tenant.connect().status_code == 200  # the same certificates, pasted: nothing changes
+    rolled = _rolled(tenant)
+    idp_server.publish(METADATA_PATH, rolled.metadata_xml())
+    assert tenant.connect(metadata_url=url).status_code == 200  # the URL is still the one on record
 
 
 def test_an_enabled_tenant_cannot_switch_to_another_idp(tenant):
@@ -182,17 +225,16 @@ def test_the_daily_refresh_picks_up_a_certificate_rollover_and_logs_a_failing_te
         assert broken.connect(metadata_url=broken_server.publish_metadata()).status_code == 200
         broken_server.publish(METADATA_PATH, b"gone", status=500, content_type="text/plain")
         # Entra rolls its certificate: the metadata URL now lists only the new one.
-        rolled = TestIdp(tenant.idp.entity_id, tenant.idp.entra_tenant_id, key_label="sso-tests-rolled")
-        rolled.sso_url = tenant.idp.sso_url
+        rolled = _rolled(tenant)
         idp_server.publish(METADATA_PATH, rolled.metadata_xml())
 
         def signed_by_the_new_key() -> requests.Response:
-            return tenant.post_acs(rolled.response(tenant.sp_entity_id, tenant.acs_url, admin["userName"],
-                                                   admin["externalId"]))
+            return tenant.answer_login(admin, idp=rolled)
 
         assert signed_by_the_new_key().status_code == 403
         _run_refresh_timer(app_url, tenant)
         assert signed_by_the_new_key().status_code == 303
+    assert tenant.handle.api("GET", "sso").json()["certificate_changes"][-1]["by"] == "daily_refresh"
     log = local_host.log_text()
     assert f'"tenant": "{broken.tenant_id}", "outcome": "failed"' in log
     assert f'"tenant": "{tenant.tenant_id}", "outcome": "refreshed"' in log
@@ -210,3 +252,118 @@ def test_the_daily_refresh_never_switches_the_idp_behind_the_admins_back(tenant,
     assert needle in local_host.log_text()
     assert _checked_at(tenant) == before
     assert tenant.handle.api("GET", "sso").json()["steps"]["idp_metadata"]["idp_entity_id"] == tenant.idp.entity_id
+
+
+def test_connecting_another_idp_or_cancelling_sso_ends_the_employees_sessions(tenant):
+    from tests.sso.conftest import session_of
+
+    assert tenant.connect().status_code == 200
+    alice = tenant.provision("alice@meta.example.com")
+    by_old = session_of(tenant.sign_in(alice))
+    assert tenant.me(by_old).status_code == 200
+    tenant.idp = TestIdp(key_label="sso-tests-other")  # the admin connects another Entra application
+    assert tenant.connect().status_code == 200
+    ended = tenant.me(by_old)
+    assert ended.status_code == 401 and "sign-in settings" in ended.json()["message"]
+    time.sleep(1.05)  # sessions carry whole seconds; the change ends those of its own second too
+    by_new = session_of(tenant.sign_in(alice))
+    assert tenant.me(by_new).status_code == 200
+    assert tenant.handle.api("POST", "sso/cancel").status_code == 200
+    assert tenant.me(by_new).status_code == 401
+
+
+class TricklingMetadataServer:
+    """Serves real metadata until `trickle()`; then answers 200 and sends a byte every half second until
+    `release()`: a fetch that only checks its time limit between chunks never ends meanwhile."""
+
+    def __init__(self, idp: TestIdp):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        import threading
+
+        self.metadata = idp.metadata_xml()
+        self.trickling, self.released = threading.Event(), threading.Event()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - http.server's name
+                self.send_response(200)
+                self.send_header("Content-Type", "application/samlmetadata+xml")
+                self.send_header("Content-Length", str(len(server.metadata) if not server.trickling.is_set()
+                                                       else 1 << 20))
+                self.end_headers()
+                if not server.trickling.is_set():
+                    self.wfile.write(server.metadata)
+                    return
+                while not server.released.wait(0.5):
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+
+            def log_message(self, *args):
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}{METADATA_PATH}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def trickle(self) -> None:
+        self.trickling.set()
+
+    def release(self) -> None:
+        self.released.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def test_a_trickling_metadata_server_stalls_neither_the_other_tenants_refresh_nor_the_purge(new_tenant, app_url):
+    import datetime as dt
+
+    from shared_code import sign_in
+    from shared_code.storage import sign_ins, tables
+
+    # "aaa" sorts first in the walk over tenants: the refresh meets the slow one before the good one.
+    slow = SsoTenant(new_tenant("aaa slow metadata"), TestIdp(key_label="sso-tests"), app_url)
+    good = SsoTenant(new_tenant("zzz good metadata"), TestIdp(key_label="sso-tests"), app_url)
+    trickling = TricklingMetadataServer(slow.idp)
+    try:
+        assert slow.connect(metadata_url=trickling.url).status_code == 200
+        with IdpServer(good.idp) as good_server:
+            assert good.connect(metadata_url=good_server.publish_metadata()).status_code == 200
+            stale = sign_in.start_login(good.tenant_id, None, None,
+                                        now=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=2))
+            from tests.support.idp import decode_authn_request
+
+            stale_row = sign_ins.REQUEST + decode_authn_request(stale.url)[0].get("ID")
+            trickling.trickle()
+            # While the slow tenant's fetch trickles on, the good tenant is refreshed ...
+            _run_refresh_timer(app_url, good, timeout=25)
+            # ... and expired sign-in rows are purged.
+            assert requests.post(f"{app_url}/admin/functions/purge_sign_in_state", json={},
+                                 timeout=10).status_code == 202
+            deadline = time.monotonic() + 25
+            while tables.get(tables.SIGN_INS, good.tenant_id, stale_row) is not None:
+                assert time.monotonic() < deadline, "the purge did not run while a metadata fetch trickled"
+                time.sleep(0.2)
+            assert not trickling.released.is_set()  # all of it happened while the slow fetch was still going
+    finally:
+        trickling.release()
+
+
+def test_an_http_single_sign_on_url_is_refused_outside_local_development(app_settings, monkeypatch):
+    """/login redirects browsers to the IdP's sign-in URL: an http:// one is an open redirect."""
+    import dataclasses
+
+    from shared_code import idp_connection, saml
+    from shared_code.settings import get_settings
+
+    idp = TestIdp(key_label="sso-tests")
+    idp.sso_url = "http://login.example.net/saml2"
+    production = dataclasses.replace(get_settings(), allow_private_metadata_urls=False)
+    monkeypatch.setattr(idp_connection, "get_settings", lambda: production)
+    with pytest.raises(saml.MetadataError, match="must use https"):
+        idp_connection.read_metadata(metadata_xml=idp.metadata_xml().decode())
+    assert not idp_connection.sso_url_allowed("http://login.example.net/saml2")
+    idp.sso_url = "https://login.example.net/saml2"
+    assert idp_connection.read_metadata(metadata_xml=idp.metadata_xml().decode())[0].sso_url == idp.sso_url
+    monkeypatch.setattr(idp_connection, "get_settings", get_settings)  # local development: http allowed
+    assert idp_connection.sso_url_allowed("http://127.0.0.1:8080/saml2")

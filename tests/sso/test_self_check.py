@@ -69,12 +69,12 @@ def test_a_self_check_by_someone_not_provisioned_fails_with_the_reason(sso):
 
 def test_an_ordinary_sign_in_is_not_a_self_check(sso, alice):
     sso.sign_in(alice)
-    sso.post_acs(sso.response_for(alice))
+    sso.answer_login(alice)
     assert sso.handle.api("GET", "sso").json()["status"] == "draft"
 
 
 def test_the_self_check_link_asks_for_a_private_window_when_the_browser_is_signed_in(sso, alice):
-    session = session_of(sso.post_acs(sso.response_for(alice)))
+    session = session_of(sso.answer_login(alice))
     link = sso.handle.api("POST", "sso/test-link").json()["url"]
     assert_refused(open_link(link, {SESSION: session}), 409, "private", "incognito")
     # The link was not spent by that: a private window can still use it.

@@ -76,7 +76,7 @@ def test_no_target_ever_leaves_the_apps_origin(requested):
         assert "\\" not in target
 
 
-def test_the_daily_timer_purges_expired_sign_in_rows(sso, app_url):
+def test_the_purge_timer_purges_expired_sign_in_rows(sso, app_url):
     long_ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=2)
     stale = sign_in.start_login(sso.tenant_id, None, None, now=long_ago)
     fresh = sign_in.start_login(sso.tenant_id, None, None)
@@ -89,7 +89,7 @@ def test_the_daily_timer_purges_expired_sign_in_rows(sso, app_url):
         return tables.get(tables.SIGN_INS, sso.tenant_id, sign_ins.REQUEST + request_id)
 
     assert row(stale.url) is not None
-    assert requests.post(f"{app_url}/admin/functions/refresh_idp_metadata", json={}, timeout=10).status_code == 202
+    assert requests.post(f"{app_url}/admin/functions/purge_sign_in_state", json={}, timeout=10).status_code == 202
     deadline = time.monotonic() + 60
     while row(stale.url) is not None and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -57,7 +57,7 @@ def test_cancel_is_refused_once_sso_is_enabled_and_sso_stays_enforced(sso, alice
                                headers={"X-CSRF-Token": opened.json()["csrf_token"]})
     assert from_wizard.status_code == 409 and "only the operator" in from_wizard.json()["message"], from_wizard.text
     assert _sso_status(sso) == "enabled"
-    assert_refused(sso.post_acs(sso.response_for(outsider)), 403, "not a corporate domain")
+    assert_refused(sso.answer_login(outsider), 403, "not a corporate domain")
 
 
 def test_no_tenant_admin_route_turns_an_enabled_sso_off(sso, alice, app_settings):
@@ -100,7 +100,7 @@ def test_the_operator_disables_sso_and_the_answer_says_what_it_did(sso, alice, o
     assert (body["disabled"], body["previous_status"], body["status"]) == (True, "enabled", "testing")
     assert "no longer enforced" in body["message"] and "testing" in body["message"]
     assert _sso_status(sso) == "testing"
-    assert sso.post_acs(sso.response_for(outsider)).status_code == 303  # the domain rule is no longer enforced
+    assert sso.answer_login(outsider).status_code == 303  # the domain rule is no longer enforced
 
     again = requests.post(url, headers={"Authorization": f"Bearer {operator_key}"}, timeout=30).json()
     assert (again["disabled"], again["previous_status"], again["status"]) == (False, "testing", "testing")
@@ -111,7 +111,7 @@ def test_the_operator_disables_sso_and_the_answer_says_what_it_did(sso, alice, o
 def test_an_employee_whose_outside_email_was_fixed_signs_in_once_sso_is_enforced(sso, alice, how):
     olga = sso.provision("olga@acme.example.com", email="olga@gmail.com")
     _enforce_sso(sso, alice, ["acme.example.com"])
-    assert_refused(sso.post_acs(sso.response_for(olga)), 403, "not a corporate domain")
+    assert_refused(sso.answer_login(olga), 403, "not a corporate domain")
     audit = sso.handle.api("POST", "domain-audit")
     assert audit.status_code in (200, 201), audit.text
     assert "olga@gmail.com" in audit.text
@@ -127,7 +127,7 @@ def test_an_employee_whose_outside_email_was_fixed_signs_in_once_sso_is_enforced
             headers={"Authorization": f"Bearer {sso._scim_token}", "Content-Type": "application/scim+json"})
         assert fixed.status_code in (200, 204), fixed.text
 
-    response = sso.post_acs(sso.response_for(olga))
+    response = sso.answer_login(olga)
     assert response.status_code == 303, response.text
     assert sso.me(session_of(response)).json()["userName"] == olga["userName"]
     assert "olga@gmail.com" not in sso.handle.api("POST", "domain-audit").text

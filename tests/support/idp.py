@@ -434,7 +434,8 @@ class TestIdp:
         tenant_claim = self.entra_tenant_id if tenant_id_claim is None else tenant_id_claim
         if not isinstance(tenant_claim, _Omit):
             attributes[CLAIM_TENANT_ID] = [tenant_claim]
-        attributes[CLAIM_OBJECT_ID] = [object_id or str(uuid.uuid4())]
+        if not isinstance(object_id, _Omit):  # OMIT: a response without the objectidentifier claim
+            attributes[CLAIM_OBJECT_ID] = [object_id or str(uuid.uuid4())]
         attributes[CLAIM_IDENTITY_PROVIDER] = [self.entity_id]
         if display_name:
             attributes[CLAIM_DISPLAY_NAME] = [display_name]

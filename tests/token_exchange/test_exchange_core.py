@@ -14,6 +14,7 @@ import pytest
 from shared_code.oidc.errors import OAuthError
 from shared_code.oidc.token_exchange import exchange
 from tests.support.entra import OMIT, EntraStandIn, new_key
+from tests.support.idp import TestIdp
 
 PERSONAL = "9188040d-6c67-4c5b-b112-36a304b66dad"
 
@@ -231,11 +232,13 @@ def test_ten_parallel_exchanges_of_one_token_sign_in_exactly_once(mobile, alice)
 
 
 def test_an_msal_configuration_for_another_entra_tenant_than_the_connected_one_is_named(mobile, alice):
-    other = str(uuid.uuid4())
-    msal = {**mobile.msal, "authorities": [{"type": "AAD", "audience": {"type": "AzureADMyOrg", "tenant_id": other}}]}
-    assert mobile.handle.api("PUT", "mobile", json={"msal_configuration": msal}).status_code == 200
-    token = mobile.entra.id_token(other, mobile.client_id, alice["externalId"])
-    refused(mobile, mobile.form(token), "inconsistent", other, mobile.entra_tenant_id)
+    """The MSAL configuration must name the connected Entra tenant when it is saved; connecting another IdP later
+    (allowed before SSO is enabled) leaves the two disagreeing, and the refusal names both tenants."""
+    other_idp = TestIdp(key_label="token-exchange-other-tenant")
+    response = mobile.handle.api("POST", "sso/idp-metadata", json={"metadata_xml": other_idp.metadata_xml().decode()})
+    assert response.status_code == 200, response.text
+    token = mobile.entra.id_token(mobile.entra_tenant_id, mobile.client_id, alice["externalId"])
+    refused(mobile, mobile.form(token), "inconsistent", mobile.entra_tenant_id, other_idp.entra_tenant_id)
 
 
 def test_a_spent_token_is_remembered_until_it_expires_and_then_purged(mobile, alice):
