@@ -8,6 +8,8 @@ Benchmarks, in order (see bench/README.md for what each ratio means):
   acs        bench/acs.py              SAML response validation vs pysaml2 and python3-saml
   acs-http   bench/acs_http.py         the ACS over HTTP (IdP- and SP-initiated) vs GET metadata, under pytest
   scim       bench/scim.py             SCIM create / lookup / PATCH vs the in-memory scim2-server
+  events     bench/events.py           SCIM create / PATCH with their events vs the storage floor; change →
+                                       webhook delivery p50 / p95
   oidc       bench/oidc.py             the product's OIDC sign-in vs its bare storage round trips
   filter     bench/filter.py           the costliest 4,096-character filters vs parsing `userName eq "…"`
   audit      bench/audit.py --employees 2000 --tenants 100   the domain audit per 1,000 employees vs the bare
@@ -47,6 +49,8 @@ BENCHMARKS = [
      ["-m", "pytest", "bench/acs_http.py", "-p", "tests.conftest", "-p", "tests.sso.conftest", "-q", "-s",
       "-p", "no:cacheprovider"]),
     ("scim", "SCIM operations", ["bench/scim.py"]),
+    ("events", "Directory events: request path next to the storage floor, change to webhook delivery",
+     ["bench/events.py"]),
     ("oidc", "The product's sign-in (ACS → code → token) next to its storage round trips", ["bench/oidc.py"]),
     ("filter", "SCIM filter parsing at the longest length allowed", ["bench/filter.py"]),
     # Seeding 10,000 employees into Azurite takes many minutes here; 2,000 give the same per-1,000 figures.

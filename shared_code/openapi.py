@@ -897,6 +897,94 @@ def _components() -> dict:
     }
 
 
+# ---- directory events and webhooks (issue 14): schemas from the pydantic models of shared_code/events ----------
+
+def _pydantic_schemas(*models) -> dict:
+    """Component schemas of pydantic models, their nested models lifted into components too."""
+    out: dict[str, Any] = {}
+    for model in models:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        out.update(schema.pop("$defs", {}))
+        out[model.__name__] = schema
+    return out
+
+
+def _events_components() -> dict:
+    from shared_code.events import api as events_api
+    from shared_code.webhooks import endpoint as webhook
+
+    schemas = _pydantic_schemas(events_api.EventPage, events_api.Event, webhook.WebhookRequest,
+                                webhook.WebhookSecret, webhook.WebhookStatus, webhook.TestDelivery,
+                                *events_api.DATA_MODELS)
+    # `data` by `type` (JSON Schema 2020-12 if/then: OpenAPI 3.1 validators and receivers' tools read it).
+    schemas["Event"]["allOf"] = [
+        {"if": {"properties": {"type": {"enum": types}}},
+         "then": {"properties": {"data": _ref(model.__name__)}}}
+        for model, types in events_api.DATA_MODELS.items()]
+    return schemas
+
+
+def _events_paths() -> dict:
+    from shared_code.events import api as events_api
+
+    return {
+        "/tenants/{tenant}/events": {"parameters": [_TENANT], "get": _operation(
+            "list_events", "The tenant's directory events, oldest first, from a cursor", "Events",
+            ADMIN_OR_OPERATOR,
+            {**_ok(_ref("EventPage"), "Up to `limit` events after the cursor, and the cursor to read on."),
+             **_errors("BadRequest", "Unauthorized", "Forbidden", "NotFound", "Unprocessable",
+                       "StorageUnavailable")},
+            parameters=[
+                {"name": "after", "in": "query", "schema": {"type": "string", "maxLength": 64},
+                 "description": "A `next` this API returned; without it, reading starts at the oldest event "
+                                "kept (events are kept 30 days)."},
+                {"name": "limit", "in": "query",
+                 "schema": {"type": "integer", "minimum": 1, "maximum": events_api.MAX_LIMIT,
+                            "default": events_api.DEFAULT_LIMIT}}],
+            description="A reader that keeps `next` and polls sees every event exactly once, in `sequence` "
+                        "order, even while changes are being written (sequence numbers are handed out in "
+                        "commit order). Event types and their `data`: " + ", ".join(
+                            events_api.EVENT_TYPES) + ". Webhooks deliver the same events with the same ids.")},
+        **_webhook_paths(),
+    }
+
+
+def _webhook_paths() -> dict:
+    errors = _errors("Unauthorized", "Forbidden", "NotFound", "StorageUnavailable")
+    delivery = ("Each event of the Events API is POSTed as its JSON (the `Event` schema), in sequence order, at "
+                "least once (dedupe by `webhook-id`, the event id), signed per Standard Webhooks 1.0: headers "
+                "`webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256 of "
+                "id.timestamp.body>` (two, space-separated, for 24 h after a rotation). A 2xx is delivered; "
+                "anything else is retried with exponential backoff and jitter (a 429/503 Retry-After is honoured) "
+                "for up to 3 days, then the endpoint is disabled; a 410 disables it at once. A PUT re-enables it "
+                "and delivery resumes where it stopped. Timeout 10 s per attempt.")
+    return {
+        "/tenants/{tenant}/webhook": {
+            "parameters": [_TENANT],
+            "put": _operation(
+                "put_webhook", "Set the tenant's webhook endpoint (creates it with a new secret, or changes its "
+                               "URL and re-enables it)", "Events", OPERATOR,
+                {**_ok(_ref("WebhookSecret"), "The endpoint and its signing secret."),
+                 **_errors("BadRequest", "Unauthorized", "Forbidden", "NotFound", "Unprocessable",
+                           "PayloadTooLarge", "StorageUnavailable")},
+                body=_json_body(_ref("WebhookRequest")), description=delivery),
+            "get": _operation(
+                "get_webhook", "The webhook: enabled or why not, delivery position, the last attempts", "Events",
+                OPERATOR, {**_ok(_ref("WebhookStatus"), "The endpoint's state (never its secret)."), **errors}),
+            "delete": _operation(
+                "delete_webhook", "Remove the webhook (the Events API keeps every event)", "Events", OPERATOR,
+                {"204": {"description": "Removed."}, **errors}),
+        },
+        "/tenants/{tenant}/webhook/rotate-secret": {"parameters": [_TENANT], "post": _operation(
+            "rotate_webhook_secret", "A new signing secret; the previous one keeps signing too for 24 h", "Events",
+            OPERATOR, {**_ok(_ref("WebhookSecret"), "The new secret and when the old one stops signing."),
+                       **errors})},
+        "/tenants/{tenant}/webhook/test": {"parameters": [_TENANT], "post": _operation(
+            "test_webhook", "Send one signed `webhook.test` delivery now", "Events", OPERATOR,
+            {**_ok(_ref("TestDelivery"), "What the receiver answered."), **errors})},
+    }
+
+
 # ---- the OpenID Provider (issue 13): the product's clients, discovery and JWKS -------------------------------
 
 def _oidc_schemas() -> dict:
@@ -969,7 +1057,7 @@ def _credential_paths() -> dict:
 
 @lru_cache(maxsize=4)
 def _document_text(base_url: str) -> str:
-    paths = {**_admin_paths(), **_scim_paths(), **_oidc_paths(), **_credential_paths()}
+    paths = {**_admin_paths(), **_scim_paths(), **_oidc_paths(), **_credential_paths(), **_events_paths()}
     document = {
         "openapi": "3.1.0",
         "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
@@ -990,6 +1078,8 @@ def _document_text(base_url: str) -> str:
         "paths": paths,
         "components": _components(),
     }
+    document["components"]["schemas"].update(_events_components())
+    document["tags"].append({"name": "Events"})
     return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
 
 

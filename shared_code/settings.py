@@ -25,6 +25,9 @@ SETTING_NAMES = (
     "GATEHOUSE_QUEUES",
     "WEBHOOK_SWEEP_SCHEDULE",
     "OIDC_BACKCHANNEL_RETRY_SCHEDULE",
+    "GATEHOUSE_QUEUES__queueServiceUri",  # the identity-based form on Azure (webhook deliveries)
+    "GATEHOUSE_QUEUES__credential",
+    "GATEHOUSE_QUEUES__clientId",
 )
 
 
@@ -42,6 +45,10 @@ class Settings:
     mobile_android_signature_hash: str
     entra_login_url: str = "https://login.microsoftonline.com"
     oidc_signing_keys: str = ""  # JSON array of PEM RSA private keys; read by shared_code.oidc.keys
+    gatehouse_queues: str = ""
+    gatehouse_queues_service_uri: str = ""
+    gatehouse_queues_credential: str = ""
+    gatehouse_queues_client_id: str = ""
 
     @property
     def is_https(self) -> bool:
@@ -75,4 +82,8 @@ def get_settings() -> Settings:
         mobile_android_signature_hash=env.get("MOBILE_ANDROID_SIGNATURE_HASH", "").strip(),
         entra_login_url=(env.get("ENTRA_LOGIN_URL", "").strip() or "https://login.microsoftonline.com").rstrip("/"),
         oidc_signing_keys=_secret(env.get("OIDC_SIGNING_KEYS")),
+        gatehouse_queues=env.get("GATEHOUSE_QUEUES", "").strip(),
+        gatehouse_queues_service_uri=env.get("GATEHOUSE_QUEUES__queueServiceUri", "").strip(),
+        gatehouse_queues_credential=env.get("GATEHOUSE_QUEUES__credential", "").strip(),
+        gatehouse_queues_client_id=env.get("GATEHOUSE_QUEUES__clientId", "").strip(),
     )

@@ -25,6 +25,7 @@ from tests.support import oidc_keys
 
 ROOT = Path(__file__).resolve().parent.parent
 AZURITE = ROOT / "node_modules" / ".bin" / "azurite-table"
+AZURITE_QUEUE = ROOT / "node_modules" / ".bin" / "azurite-queue"
 OPERATOR_KEY = "test-operator-key-" + uuid.uuid4().hex
 DEV_ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
@@ -68,17 +69,24 @@ def check_consistency(settings: dict[str, str], timeout: float = 60) -> subproce
 
 
 class Azurite:
-    """A real Azurite Table service on loopback; `stop()`/`start()` simulate a storage outage."""
+    """A real Azurite (Table and Queue services) on loopback; `stop()`/`start()` simulate a storage outage."""
 
     def __init__(self, location: Path):
         self.port = free_port()
+        self.queue_port = free_port()
         self.location = location
         self.process: subprocess.Popen | None = None
+        self.queue_process: subprocess.Popen | None = None
 
     @property
     def connection_string(self) -> str:
         return ("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
                 f"AccountKey={DEV_ACCOUNT_KEY};TableEndpoint=http://127.0.0.1:{self.port}/devstoreaccount1;")
+
+    @property
+    def queue_connection_string(self) -> str:
+        return ("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+                f"AccountKey={DEV_ACCOUNT_KEY};QueueEndpoint=http://127.0.0.1:{self.queue_port}/devstoreaccount1;")
 
     def start(self) -> None:
         if not AZURITE.exists():
@@ -88,13 +96,20 @@ class Azurite:
              str(self.location), "--skipApiVersionCheck", "--loose", "--disableProductStyleUrl", "--silent", "--disableTelemetry"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         wait_for_port(self.port, process=self.process)
+        self.queue_process = subprocess.Popen(
+            [str(AZURITE_QUEUE), "--queueHost", "127.0.0.1", "--queuePort", str(self.queue_port), "--location",
+             str(self.location), "--skipApiVersionCheck", "--loose", "--disableProductStyleUrl", "--silent",
+             "--disableTelemetry"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        wait_for_port(self.queue_port, process=self.queue_process)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGCONT)  # a frozen Azurite would never see the SIGINT
         # SIGINT lets Azurite save to disk; SIGTERM loses up to 5 s of acknowledged writes.
         stop_process_group(self.process, signal.SIGINT)
-        self.process = None
+        stop_process_group(self.queue_process, signal.SIGINT)
+        self.process = self.queue_process = None
 
     def freeze(self) -> None:
         """A hung store: SIGSTOP, so the kernel still accepts connections but nothing ever answers."""
@@ -148,6 +163,8 @@ def app_settings(azurite: Azurite, entra_stand_in) -> dict[str, str]:
         "MOBILE_IOS_BUNDLE_ID": "com.example.gatehouse",
         "MOBILE_ANDROID_PACKAGE_NAME": "com.example.gatehouse",
         "MOBILE_ANDROID_SIGNATURE_HASH": "2pmj9i4rSx0yEb/viWBYkE/ZQrk=",
+        "GATEHOUSE_QUEUES": azurite.queue_connection_string,
+        "WEBHOOK_SWEEP_SCHEDULE": "*/5 * * * * *",  # every 5 s: tests wait for what a lost message left behind
         "ENTRA_LOGIN_URL": entra_stand_in.url,
         # The first key signs; the second plays a retired key that stays published during a rollover.
         "OIDC_SIGNING_KEYS": oidc_keys.setting("op-current", "op-retired"),

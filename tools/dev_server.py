@@ -1,4 +1,5 @@
-"""`make run`: Azurite's Table service on loopback plus the Function App on the local host, in the foreground.
+"""`make run`: Azurite's Table and Queue services on loopback plus the Function App on the local host, in the
+foreground.
 
 Azurite keeps its data in `.azurite/` so a restart keeps your tenants. Ctrl-C stops both.
 """
@@ -48,6 +49,22 @@ def main() -> int:
                 break
             time.sleep(0.1)
         print(f"Azurite Table service on http://127.0.0.1:{table_port} (data in .azurite/)")
+
+    match = re.search(r"QueueEndpoint=http://127\.0\.0\.1:(\d+)", values.get("GATEHOUSE_QUEUES", ""))
+    queue_port = int(match.group(1)) if match else 10001
+    if _listening(queue_port):
+        print(f"Queue Storage already answers on 127.0.0.1:{queue_port}; using it.")
+    else:
+        # Webhook deliveries ride the `webhook-deliveries` queue; the local host polls it like the real host.
+        children.append(subprocess.Popen(
+            [str(ROOT / "node_modules/.bin/azurite-queue"), "--queueHost", "127.0.0.1", "--queuePort",
+             str(queue_port), "--location", str(ROOT / ".azurite"), "--skipApiVersionCheck", "--loose",
+             "--disableProductStyleUrl", "--silent", "--disableTelemetry"], start_new_session=True))
+        for _ in range(100):
+            if _listening(queue_port):
+                break
+            time.sleep(0.1)
+        print(f"Azurite Queue service on http://127.0.0.1:{queue_port}")
 
     env = dict(os.environ)
     # The sample's base URL names port 7071; on another PORT the setup URLs must name the port really served.

@@ -10,7 +10,9 @@ parts of the real host that Gatehouse relies on, using only the stdlib and `azur
 * query keys that repeat are joined with commas, bodies arrive as raw bytes, responses may carry several
   `Set-Cookie` headers, unhandled exceptions become a bare 500;
 * sync functions run in a thread pool and `async def` functions on one event loop, as in the worker;
-* non-HTTP (timer) functions run on demand via `POST /admin/functions/{name}`, answering 202.
+* non-HTTP (timer) functions run on demand via `POST /admin/functions/{name}`, answering 202;
+* timer functions also run on their schedule, and queue-triggered functions poll their queue
+  (tools/local_triggers.py), as the real host runs them.
 
 Deliberate deviation from the real host: a path that matches a route whose methods exclude the request's
 method answers 405 with `Allow` (the real host answers 404 there, see azure-functions-host#10098).
@@ -1022,7 +1024,12 @@ def main(argv: list[str] | None = None) -> int:
     # Both signals explicitly: a host started with SIGINT ignored (a background job) still stops on Ctrl-C.
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    from tools.local_triggers import Triggers  # timers on their schedule, queue functions polling their queue
+
+    triggers = Triggers(local_host, app_dir)
+    triggers.start()
     local_host.serve()
+    triggers.stop()
     log.info("stopping")
     if not local_host.wait_for_idle(timeout=2.0):
         # A function still running would keep the pool's threads (and the process) alive; the real host

@@ -28,6 +28,7 @@ from typing import Any, Iterable
 
 from azure.data.tables import UpdateMode
 
+from shared_code.events import outbox, shapes
 from shared_code.storage import tables
 
 TABLE = tables.AUDITS
@@ -127,8 +128,17 @@ def complete_run(run: AuditRun, *, checked: int, allowed: int, outside: list[dic
     if not batches:
         batches.append([])
     batches[-1].append(header)  # one small operation more than the rows' share of a transaction
+    completed = shapes.Change(shapes.DOMAIN_AUDIT_COMPLETED, {
+        "run_id": run.run_id, "trigger": run.trigger, "finished_at": finished,
+        "domains": run.domains.get("domains", []), "checked": checked, "allowed": allowed,
+        "outside_count": len(outside),
+        # The first 500 (by email): an event is one 64 KiB property; GET .../domain-audit has them all.
+        "outside_ids": [entry.get("id") for entry in stored[:500] if isinstance(entry, dict)],
+        "outside_ids_truncated": len(outside) > 500})
+    batches[-1] += outbox.stage(run.tenant_id, [completed])  # its event, in the header's transaction
     for batch in batches:
         tables.transact(TABLE, batch)
+    outbox.flush_after_change(TABLE, run.tenant_id)
     run.status, run.finished_at = COMPLETE, finished
     run.checked, run.allowed, run.outside_count, run.outside_rows = checked, allowed, len(outside), len(rows)
     run.outside = stored

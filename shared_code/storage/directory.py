@@ -17,6 +17,9 @@ Index rows are copies, not pointers, so a lookup by userName, externalId or id i
 change of a user or group writes its row and its copies in one entity-group transaction (all or nothing).
 Ids start with the creation time in microseconds, so listing in RowKey order is stable while users are added.
 
+Every transaction that changes what the product sees also writes its events (shared_code/events/log.py:
+`event:<sequence>` rows and the `eventlog` head in this same partition), so no change is without its event.
+
 Changes that touch more than 100 rows (a group of thousands, a user in dozens of groups) cannot be one
 transaction; they are ordered so an interrupted request leaves a state its retry converges from:
 - adding members: batches of (member row, reverse row, a touch of the user row that fails when the user does
@@ -42,6 +45,8 @@ from azure.core import MatchConditions
 from azure.data.tables import TableTransactionError, UpdateMode
 
 from shared_code.errors import BadRequest, Conflict, NotFound, StorageUnavailable
+from shared_code.events import log as event_log
+from shared_code.events import shapes as events
 from shared_code.storage import tables
 
 TABLE = tables.DIRECTORY
@@ -290,11 +295,12 @@ def _replace_rows(old: dict[str, dict], new: dict[str, dict], primary: str, etag
 
 
 def _submit(tenant_id: str, ops: list[tuple], *, taken: dict[str, tuple[str, str]] | None = None,
-            touched_users: dict[str, str] | None = None, gone_ok: set[str] | None = None) -> list:
-    """One transaction. Maps its failures: a created index row that exists → Taken; a conditional write
-    that lost the race → Changed; a touch of a missing user row → NotAUser."""
+            touched_users: dict[str, str] | None = None, gone_ok: set[str] | None = None,
+            changes: list[events.Change] | None = None) -> list:
+    """One transaction, with the events of `changes`. Maps its failures: a created index row that exists →
+    Taken; a conditional write that lost the race → Changed; a touch of a missing user row → NotAUser."""
     try:
-        return tables.transact(TABLE, ops)
+        return event_log.transact(tenant_id, ops, changes or [])
     except TableTransactionError as error:
         code = str(getattr(error, "error_code", "") or "")
         index = getattr(error, "index", 0) or 0
@@ -312,13 +318,13 @@ def _submit(tenant_id: str, ops: list[tuple], *, taken: dict[str, tuple[str, str
         raise
 
 
-def _delete_all(tenant_id: str, ops: list[tuple], primary: str) -> None:
+def _delete_all(tenant_id: str, ops: list[tuple], primary: str, changes: list[events.Change] | None = None) -> None:
     """One transaction that deletes `primary` (conditionally) and rows derived from it; a derived row that is
     already gone (a concurrent delete, or a copy lost to an earlier failure) is dropped from it, not fatal."""
     derived = {op[1]["RowKey"] for op in ops} - {primary}
     while True:
         try:
-            _submit(tenant_id, ops, gone_ok=derived)
+            _submit(tenant_id, ops, gone_ok=derived, changes=changes)
             return
         except _Missing as missing:
             ops = [op for op in ops if op[1]["RowKey"] != missing.key]
@@ -382,7 +388,8 @@ def create_user(tenant_id: str, data: dict) -> UserRecord:
     taken = {user_name_key(data["userName"]): ("userName", data["userName"])}
     if data.get("externalId"):
         taken[external_id_key(data["externalId"])] = ("externalId", data["externalId"])
-    results = _submit(tenant_id, [("create", row) for row in rows.values()], taken=taken)
+    results = _submit(tenant_id, [("create", row) for row in rows.values()], taken=taken,
+                      changes=events.employee_changes(None, rows[USER + record.id]))
     record.etag = (results[0] or {}).get("etag") if results else None
     return record
 
@@ -431,7 +438,8 @@ def save_user(tenant_id: str, old: UserRecord, data: dict, *, bump: bool = True,
         taken[user_name_key(data["userName"])] = ("userName", data["userName"])
     if data.get("externalId") and data.get("externalId") != old.data.get("externalId"):
         taken[external_id_key(data["externalId"])] = ("externalId", data["externalId"])
-    results = _submit(tenant_id, _replace_rows(old_rows, new_rows, USER + old.id, old.etag), taken=taken)
+    results = _submit(tenant_id, _replace_rows(old_rows, new_rows, USER + old.id, old.etag), taken=taken,
+                      changes=events.employee_changes(old_rows[USER + old.id], new_rows[USER + old.id]))
     record.etag = (results[0] or {}).get("etag") if results else None
     return record
 
@@ -451,13 +459,14 @@ def delete_user(tenant_id: str, user_id: str, check=None) -> bool:
         rows = _user_rows(tenant_id, record)
         user_ops = [("delete", {"PartitionKey": tenant_id, "RowKey": key}, _conditional(record.etag)
                      if key == USER + user_id else {}) for key in rows]
-        if len(user_ops) + len(membership_keys) <= BATCH:
+        deleted = [events.Change(events.EMPLOYEE_DELETED, events.employee_data(rows[USER + user_id]))]
+        if len(user_ops) + len(membership_keys) + 2 <= BATCH:  # + the event and the event log's head
             _delete_all(tenant_id, user_ops + [("delete", {"PartitionKey": tenant_id, "RowKey": k})
-                                               for k in membership_keys], USER + user_id)
+                                               for k in membership_keys], USER + user_id, deleted)
             return True
         # Too many groups for one transaction: memberships first (a retry finds fewer), then the user.
-        _delete_rows(tenant_id, membership_keys)
-        _delete_all(tenant_id, user_ops, USER + user_id)  # Changed if a membership was added meanwhile
+        _remove_memberships(tenant_id, [(g, user_id) for g in groups])
+        _delete_all(tenant_id, user_ops, USER + user_id, deleted)  # Changed if a membership was added meanwhile
         return True
     return _retrying(attempt)
 
@@ -545,27 +554,59 @@ def create_group(tenant_id: str, data: dict, members: list[dict]) -> GroupRecord
     taken = {group_name_key(data["displayName"]): ("displayName", data["displayName"])}
     group_ops = [("create", row) for row in rows.values()]
     members = list({m["value"]: m for m in members}.values())
-    if len(group_ops) + 3 * len(members) <= BATCH:
+    created = [events.Change(events.GROUP_CREATED, events.group_data(record.id, data))]
+    if len(group_ops) + 3 * len(members) + 3 <= BATCH:  # + two events and the event log's head
         ops, touched = _membership_ops(tenant_id, record.id, members, [])
-        results = _submit(tenant_id, group_ops + ops, taken=taken, touched_users=touched)
+        if members:
+            created.append(events.members_change(events.GROUP_MEMBERS_ADDED, record.id, data,
+                                                 [m["value"] for m in members]))
+        results = _submit(tenant_id, group_ops + ops, taken=taken, touched_users=touched, changes=created)
         record.etag = results[0].get("etag")
         return record
     # A large initial member list (Entra never sends one): check the users, create the group, then add
     # members in batches; an interruption leaves the group with part of its members (a PATCH completes it).
     _check_users_exist(tenant_id, [m["value"] for m in members])
-    results = _submit(tenant_id, group_ops, taken=taken)
+    results = _submit(tenant_id, group_ops, taken=taken, changes=created)
     record.etag = results[0].get("etag")
-    _write_members(tenant_id, record.id, members, [])
+    _write_members(tenant_id, record.id, members, [], data)
     return record
 
 
-def _write_members(tenant_id: str, group_id: str, adds: list[dict], removes: list[str]) -> None:
-    per_batch = BATCH // 3
-    for chunk in _chunks(removes, BATCH // 2):
-        _delete_rows(tenant_id, [k for u in chunk for k in (f"{MEMBER}{group_id}:{u}", f"{MEMBER_OF}{u}:{group_id}")])
-    for chunk in _chunks(adds, per_batch):
+def _write_members(tenant_id: str, group_id: str, adds: list[dict], removes: list[str], data: dict) -> None:
+    """Member changes too large for one transaction, in batches; each batch writes its own event."""
+    _remove_memberships(tenant_id, [(group_id, u) for u in removes], {group_id: data})
+    for chunk in _chunks(adds, (BATCH - 2) // 3):
         ops, touched = _membership_ops(tenant_id, group_id, chunk, [])
-        _submit(tenant_id, ops, touched_users=touched)
+        _submit(tenant_id, ops, touched_users=touched, changes=[events.members_change(
+            events.GROUP_MEMBERS_ADDED, group_id, data, [m["value"] for m in chunk])])
+
+
+def _remove_memberships(tenant_id: str, pairs: list[tuple[str, str]], groups: dict[str, dict] | None = None) -> None:
+    """Delete memberships (group id, user id) in batches, each with a group.members_removed event per group;
+    a membership deleted meanwhile by someone else is left out (its event was theirs)."""
+    if groups is None:
+        found = _existing(tenant_id, [GROUP + g for g in {g for g, _ in pairs}], select=["id", "scim"])
+        groups = {entity["id"]: json.loads(entity["scim"]) for entity in found.values()}
+    for chunk in _chunks(pairs, (BATCH - 2) // 3):
+        for _ in range(ATTEMPTS):
+            ops = [("delete", {"PartitionKey": tenant_id, "RowKey": key}) for g, u in chunk
+                   for key in (f"{MEMBER}{g}:{u}", f"{MEMBER_OF}{u}:{g}")]
+            removed: dict[str, list[str]] = {}
+            for g, u in chunk:
+                removed.setdefault(g, []).append(u)
+            changes = [events.members_change(events.GROUP_MEMBERS_REMOVED, g, groups.get(g) or {}, users)
+                       for g, users in removed.items()]
+            try:
+                _submit(tenant_id, ops, changes=changes)
+                break
+            except Changed:  # one of them is gone: keep only memberships still there
+                present = _existing(tenant_id, [f"{MEMBER}{g}:{u}" for g, u in chunk], select=["RowKey"])
+                chunk = [(g, u) for g, u in chunk if f"{MEMBER}{g}:{u}" in present]
+                if not chunk:
+                    break
+        else:
+            raise StorageUnavailable("These memberships are being changed by several requests at once; please retry.",
+                                     retry_after=1)
 
 
 def save_group(tenant_id: str, old: GroupRecord, data: dict, adds: dict[str, dict], removes: set[str],
@@ -587,17 +628,24 @@ def save_group(tenant_id: str, old: GroupRecord, data: dict, adds: dict[str, dic
     if old.data["displayName"].casefold() != data["displayName"].casefold():
         taken[group_name_key(data["displayName"])] = ("displayName", data["displayName"])
     group_ops = _replace_rows(old_rows, new_rows, GROUP + old.id, old.etag)
-    if len(group_ops) + 3 * len(adding) + 2 * len(removing) <= BATCH:
+    updated = [events.Change(events.GROUP_UPDATED, events.group_data(old.id, data))] if data != old.data else []
+    if len(group_ops) + 3 * len(adding) + 2 * len(removing) + 4 <= BATCH:  # + three events and the head
         ops, touched = _membership_ops(tenant_id, old.id, adding, removing)
-        results = _submit(tenant_id, group_ops + ops, taken=taken, touched_users=touched)
+        changes = list(updated)
+        if adding:
+            changes.append(events.members_change(events.GROUP_MEMBERS_ADDED, old.id, data,
+                                                 [m["value"] for m in adding]))
+        if removing:
+            changes.append(events.members_change(events.GROUP_MEMBERS_REMOVED, old.id, data, removing))
+        results = _submit(tenant_id, group_ops + ops, taken=taken, touched_users=touched, changes=changes)
         record.etag = results[0].get("etag")
         return record
     # More than one transaction: check the users first, so bad input fails before anything is written;
     # then the group row (which also claims the version), then the membership batches.
     _check_users_exist(tenant_id, [m["value"] for m in adding])
-    results = _submit(tenant_id, group_ops, taken=taken)
+    results = _submit(tenant_id, group_ops, taken=taken, changes=updated)
     record.etag = results[0].get("etag")
-    _write_members(tenant_id, old.id, adding, removing)
+    _write_members(tenant_id, old.id, adding, removing, data)
     return record
 
 
@@ -615,15 +663,18 @@ def delete_group(tenant_id: str, group_id: str, check=None) -> bool:
         rows = _group_rows(tenant_id, record)
         group_ops = [("delete", {"PartitionKey": tenant_id, "RowKey": key},
                       _conditional(record.etag) if key == GROUP + group_id else {}) for key in rows]
-        if len(group_ops) + len(membership_keys) <= BATCH:
+        # A hidden group's deletion was announced when it was hidden; the rest is cleaning up.
+        deleted = [] if record.deleting else [events.Change(events.GROUP_DELETED,
+                                                            events.group_data(group_id, record.data))]
+        if len(group_ops) + len(membership_keys) + 2 <= BATCH:
             _delete_all(tenant_id, group_ops + [("delete", {"PartitionKey": tenant_id, "RowKey": k})
-                                                for k in membership_keys], GROUP + group_id)
+                                                for k in membership_keys], GROUP + group_id, deleted)
             return True
         if not record.deleting:
             # Hide the group and free its name first: from here on, only finishing the delete is possible.
             hidden = GroupRecord(record.id, record.data, record.created, now(), record.version + 1, deleting=True)
             results = _submit(tenant_id, _replace_rows(rows, _group_rows(tenant_id, hidden), GROUP + group_id,
-                                                       record.etag))
+                                                       record.etag), changes=deleted)
             record = hidden
             record.etag = results[0].get("etag")
         _delete_rows(tenant_id, membership_keys)

@@ -4,9 +4,12 @@ from __future__ import annotations
 import json
 from typing import Any, Callable, Iterator
 
+from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
+from azure.data.tables import TableTransactionError, UpdateMode
 
 from shared_code.errors import Conflict, StorageUnavailable
+from shared_code.events import outbox, shapes
 from shared_code.storage import tables
 
 ROW = "tenant"
@@ -56,14 +59,28 @@ def modify_tenant_record(tenant_id: str, change: Callable[[dict], dict[str, Any]
         changes = change(record)
         if not changes:
             return record
+        before = dict(record)
         record.update(changes)
         # Replace the whole row so that a column set to None is removed, not left behind by a merge.
         row = _encode(tenant_id, {key: value for key, value in record.items() if value is not None})
+        events = shapes.tenant_changes(before, record)
         try:
-            result = tables.update(tables.TENANTS, row, etag=record["etag"], replace=True)
+            if events:  # the row and its events' outbox rows in one transaction (shared_code/events/outbox.py)
+                result = tables.transact(tables.TENANTS, [
+                    ("update", row, {"mode": UpdateMode.REPLACE, "etag": record["etag"],
+                                     "match_condition": MatchConditions.IfNotModified}),
+                    *outbox.stage(tenant_id, events)])[0]
+            else:
+                result = tables.update(tables.TENANTS, row, etag=record["etag"], replace=True)
         except ResourceModifiedError:
             continue
+        except TableTransactionError as error:
+            if "ConditionNotMet" in str(error.error_code) or "UpdateConditionNotSatisfied" in str(error.error_code):
+                continue
+            raise
         record["etag"] = (result or {}).get("etag", record["etag"])
+        if events:
+            outbox.flush_after_change(tables.TENANTS, tenant_id)
         return record
     raise StorageUnavailable("The tenant is being changed by several requests at once; please retry.", retry_after=1)
 

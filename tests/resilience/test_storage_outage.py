@@ -38,7 +38,8 @@ class Outage:
 def outage(app_settings, test_output):
     with Azurite.temporary(prefix="gatehouse-outage-") as azurite:
         port = free_port()
-        settings = {**app_settings, "TABLES_CONNECTION_STRING": azurite.connection_string, "PORT": str(port),
+        settings = {**app_settings, "TABLES_CONNECTION_STRING": azurite.connection_string,
+                    "GATEHOUSE_QUEUES": azurite.queue_connection_string, "PORT": str(port),
                     "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}
         host = LocalHost(settings, test_output / "outage-local-host.log")
         host.start()

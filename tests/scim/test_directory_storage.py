@@ -10,6 +10,7 @@ import pytest
 from entra_client import load
 
 from shared_code import tenants
+from shared_code.events import log as event_log
 from shared_code.scim import service
 from shared_code.scim.schemas import GROUP_KIND, USER_KIND
 from shared_code.storage import directory, tables
@@ -18,6 +19,9 @@ PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 
 
 def round_trips(action) -> tuple[object, int]:
+    # As an instance that has written for these tenants before, and so knows where their event logs stand
+    # (the first write of an instance, or the first after another instance wrote, reads the log's head once).
+    event_log.prime_known()
     before = tables.round_trips()
     result = action()
     return result, tables.round_trips() - before
@@ -26,6 +30,7 @@ def round_trips(action) -> tuple[object, int]:
 @pytest.fixture
 def tenant(scim):
     """The caller as the service sees it once the token is checked (so counts leave the check out)."""
+    event_log.prime(scim.tenant.tenant_id)
     return service.Caller.of(tenants.get_tenant(scim.tenant.tenant_id))
 
 
@@ -36,9 +41,10 @@ def test_every_row_of_a_tenant_lives_in_its_own_partition(scim):
     assert added.status_code == 204, added.text
     rows = list(tables.query(tables.DIRECTORY, "PartitionKey eq @pk", {"pk": scim.tenant.tenant_id},
                              select=["RowKey"]))
-    prefixes = sorted(r["RowKey"].split(":")[0] for r in rows)
+    prefixes = sorted({r["RowKey"].split(":")[0] for r in rows} - {"event", "eventlog"})  # its events too
     assert prefixes == ["email", "externalid", "group", "groupname", "member", "memberof", "user", "username"] \
         or prefixes == ["externalid", "group", "groupname", "member", "memberof", "user", "username"]
+    assert any(r["RowKey"] == "eventlog" for r in rows)
 
 
 def test_lookups_by_user_name_external_id_and_id_are_one_point_read(scim, tenant):

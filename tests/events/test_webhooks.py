@@ -1,0 +1,113 @@
+"""Webhooks: the operator's endpoint API, Standard Webhooks signatures checked with the `standardwebhooks`
+package, the secret rotation, the test delivery, and delivery's answers to a receiver that fails."""
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+
+import pytest
+import requests
+from product import Operator, WebhookReceiver, wait_until
+from standardwebhooks import Webhook
+
+
+@pytest.fixture
+def operator(scim, operator_key) -> Operator:
+    return Operator(scim.tenant.base_url, operator_key, scim.tenant.tenant_id)
+
+
+@pytest.fixture
+def receiver():
+    server = WebhookReceiver()
+    yield server
+    server.stop()
+
+
+def connect(operator: Operator, receiver: WebhookReceiver) -> str:
+    response = operator.put(receiver.url)
+    assert response.status_code == 200, response.text
+    secret = response.json()["secret"]
+    receiver.secret = secret
+    return secret
+
+
+def test_only_the_operator_manages_the_webhook_and_the_url_follows_the_outbound_rules(scim, operator, receiver):
+    admin = requests.put(operator.url, json={"url": receiver.url}, timeout=30,
+                         # its own client address: a wrong operator key counts against the client that sent it,
+                         # and the rest of the suite (no address: "unknown") must not inherit the failure
+                         headers={"Authorization": f"Bearer {scim.tenant.admin_key}",
+                                  "X-Forwarded-For": "203.0.113.14"})
+    assert admin.status_code in (401, 403)
+    for bad in ("ftp://example.com/x", "https://user:pw@example.com/x", "not a url"):
+        response = operator.put(bad)
+        assert response.status_code == 422 and response.json()["field"] == "url", response.text
+    extra = requests.put(operator.url, json={"url": receiver.url, "secret": "mine"}, headers=operator.headers,
+                         timeout=30)
+    assert extra.status_code == 422 and extra.json()["field"] == "secret"
+    assert requests.get(operator.url, headers=operator.headers, timeout=30).status_code == 404
+    body = operator.put(receiver.url).json()
+    assert body["url"] == receiver.url and body["secret"].startswith("whsec_")
+    status = operator.get()
+    assert status["enabled"] is True and "secret" not in str(status).replace("previous_secret_expires_at", "")
+    assert requests.delete(operator.url, headers=operator.headers, timeout=30).status_code == 204
+    assert requests.get(operator.url, headers=operator.headers, timeout=30).status_code == 404
+
+
+def test_events_are_delivered_signed_in_order_with_the_events_api_ids(scim, operator, receiver, reader):
+    connect(operator, receiver)
+    user = scim.create_user(displayName="Webhooked")
+    scim.create_group(members=[{"value": user["id"]}])
+    wait_until(lambda: len(receiver.copy.applied) == 3)
+    from_api = reader.poll()
+    delivered = [event for _, event in receiver.arrivals]
+    assert [e["id"] for e in delivered] == [e["id"] for e in from_api]
+    assert delivered == from_api  # the same event, byte for byte as JSON
+    assert receiver.rejected_signatures == 0 and receiver.copy.out_of_order == []
+    status = wait_until(lambda: (s := operator.get())["pending"] == 0 and s)
+    assert status["delivered_sequence"] == 3 and status["last_attempts"][0]["outcome"] == "delivered"
+
+
+def test_the_test_delivery_and_a_rotation_that_signs_with_both_secrets(scim, operator, receiver):
+    old = connect(operator, receiver)
+    test = operator.post("test")
+    assert test.status_code == 200 and test.json()["delivered"] is True, test.text
+    rotated = operator.post("rotate-secret").json()
+    assert rotated["secret"] != old and rotated["secret"].startswith("whsec_")
+    assert datetime.fromisoformat(rotated["previous_secret_expires_at"].replace("Z", "+00:00")) > datetime.now(
+        timezone.utc)
+    receiver.secret = old  # a receiver that has not switched yet still verifies
+    assert operator.post("test").json()["delivered"] is True
+    receiver.secret = rotated["secret"]
+    assert operator.post("test").json()["delivered"] is True
+    # both signatures, space-separated, each checkable with its own secret
+    headers = {"webhook-id": "msg_x", "webhook-timestamp": str(int(time.time()))}
+    signature = " ".join(Webhook(s).sign("msg_x", datetime.now(timezone.utc), "{}") for s in (old, rotated["secret"]))
+    for secret in (old, rotated["secret"]):
+        Webhook(secret).verify("{}", {**headers, "webhook-signature": signature})
+
+
+def test_retry_after_is_honoured_then_delivery_resumes(scim, operator, receiver):
+    connect(operator, receiver)
+    receiver.mode = ("status", 503, 2)
+    scim.create_user()
+    status = wait_until(lambda: (s := operator.get())["last_attempts"] and s)
+    assert status["last_attempts"][0]["status"] == 503 and status["next_attempt_at"]
+    waited = (datetime.fromisoformat(status["next_attempt_at"].replace("Z", "+00:00"))
+              - datetime.fromisoformat(status["last_attempts"][0]["at"].replace("Z", "+00:00"))).total_seconds()
+    assert 1.5 <= waited <= 3.5  # Retry-After: 2, not the backoff's own delay
+    receiver.mode = "ok"
+    wait_until(lambda: len(receiver.copy.applied) == 1)
+    assert operator.get()["pending"] == 0
+
+
+def test_410_disables_the_endpoint_and_a_put_resumes_where_it_stopped(scim, operator, receiver):
+    connect(operator, receiver)
+    receiver.mode = "gone"
+    scim.create_user()
+    status = wait_until(lambda: (s := operator.get())["enabled"] is False and s)
+    assert "410" in status["disabled_reason"] and status["pending"] == 1
+    scim.create_user()
+    receiver.mode = "ok"
+    assert operator.put(receiver.url).status_code == 200
+    wait_until(lambda: len(receiver.copy.applied) == 2)
+    assert [e["sequence"] for _, e in receiver.arrivals] == [1, 2]
