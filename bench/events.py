@@ -20,7 +20,6 @@ import argparse
 import os
 import statistics
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -31,6 +30,7 @@ sys.path.insert(0, str(ROOT / "tests" / "events"))
 
 import requests  # noqa: E402
 
+from bench.in_process import serve_app  # noqa: E402
 from tests.conftest import OPERATOR_KEY, Azurite, free_port  # noqa: E402
 
 CORE = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -46,19 +46,9 @@ def start(azurite: Azurite):
                        "PLATFORM_ADMIN_KEY": OPERATOR_KEY, "SESSION_SIGNING_KEY": "bench-" + uuid.uuid4().hex,
                        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}", "ALLOW_PRIVATE_METADATA_URLS": "true",
                        "DOMAIN_AUDIT_SCHEDULE": "0 0 3 * * *", "IDP_METADATA_REFRESH_SCHEDULE": "0 30 2 * * *"})
-    from shared_code.settings import get_settings
-    from shared_code.storage import tables
-    from tools.local_host import LocalHost, read_route_prefix
     from tools.local_triggers import Triggers
 
-    get_settings.cache_clear()
-    tables.reset_clients()
-    import function_app
-
-    host = LocalHost(function_app.app, read_route_prefix(ROOT / "host.json"), str(ROOT))
-    host.bind("127.0.0.1", port)
-    threading.Thread(target=host.serve, daemon=True).start()
-    host.ready.wait(10)
+    host = serve_app(port)
     return f"http://127.0.0.1:{port}", lambda: Triggers(host, str(ROOT)).start()
 
 

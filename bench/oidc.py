@@ -21,11 +21,9 @@ import os
 import secrets
 import statistics
 import sys
-import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -34,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 import requests  # noqa: E402
 
+from bench.in_process import serve_app  # noqa: E402
 from tests.conftest import OPERATOR_KEY, Azurite, free_port  # noqa: E402
 from tests.support import oidc_keys  # noqa: E402
 from tests.support.idp import TestIdp, decode_authn_request  # noqa: E402
@@ -47,18 +46,7 @@ def start_gatehouse(azurite: Azurite) -> str:
                        "PLATFORM_ADMIN_KEY": OPERATOR_KEY, "SESSION_SIGNING_KEY": "bench-" + uuid.uuid4().hex,
                        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}", "ALLOW_PRIVATE_METADATA_URLS": "true",
                        "OIDC_SIGNING_KEYS": oidc_keys.setting("bench-op")})
-    from shared_code.settings import get_settings
-    from shared_code.storage import tables
-    from tools.local_host import LocalHost, read_route_prefix
-
-    get_settings.cache_clear()
-    tables.reset_clients()
-    import function_app
-
-    host = LocalHost(function_app.app, read_route_prefix(ROOT / "host.json"), str(ROOT))
-    host.bind("127.0.0.1", port)
-    threading.Thread(target=host.serve, daemon=True).start()
-    host.ready.wait(10)
+    serve_app(port)
     return f"http://127.0.0.1:{port}"
 
 

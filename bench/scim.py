@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 import requests  # noqa: E402
 
+from bench.in_process import serve_app  # noqa: E402
 from tests.conftest import OPERATOR_KEY, Azurite, free_port  # noqa: E402
 
 CORE = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -41,18 +42,7 @@ def start_gatehouse(azurite: Azurite) -> str:
     os.environ.update({"TABLES_CONNECTION_STRING": azurite.connection_string, "TABLES_ENDPOINT": "",
                        "PLATFORM_ADMIN_KEY": OPERATOR_KEY, "SESSION_SIGNING_KEY": "bench-" + uuid.uuid4().hex,
                        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}", "ALLOW_PRIVATE_METADATA_URLS": "true"})
-    from shared_code.settings import get_settings
-    from shared_code.storage import tables
-    from tools.local_host import LocalHost, read_route_prefix
-
-    get_settings.cache_clear()
-    tables.reset_clients()
-    import function_app
-
-    host = LocalHost(function_app.app, read_route_prefix(ROOT / "host.json"), str(ROOT))
-    host.bind("127.0.0.1", port)
-    threading.Thread(target=host.serve, daemon=True).start()
-    host.ready.wait(10)
+    serve_app(port)
     base = f"http://127.0.0.1:{port}"
     tenant = requests.post(f"{base}/api/tenants", json={"name": "Bench", "app_url": "https://bench.example.com"},
                            headers={"Authorization": f"Bearer {OPERATOR_KEY}"}, timeout=30).json()
