@@ -207,6 +207,24 @@ class LocalHost:
         return self.log_path.read_text(errors="replace")
 
 
+@contextmanager
+def private_app(app_settings: dict[str, str], test_output: Path, name: str,
+                **extra: str) -> Iterator[tuple[Azurite, LocalHost, dict[str, str]]]:
+    """The app on an Azurite of its own (Tables and Queues), for tests that stop, freeze or restart them without
+    touching the suite's shared ones; yields (azurite, host, settings)."""
+    with Azurite.temporary(prefix=f"gatehouse-{name}-") as azurite:
+        port = free_port()
+        settings = {**app_settings, "TABLES_CONNECTION_STRING": azurite.connection_string,
+                    "GATEHOUSE_QUEUES": azurite.queue_connection_string, "PORT": str(port),
+                    "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}", **extra}
+        host = LocalHost(settings, test_output / f"{name}-local-host.log")
+        host.start()
+        try:
+            yield azurite, host, settings
+        finally:
+            host.stop()
+
+
 @pytest.fixture(scope="session")
 def test_output() -> Path:
     path = ROOT / "test-output"

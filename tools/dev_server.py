@@ -29,6 +29,24 @@ def _listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def _azurite(service: str, port: int, children: list[subprocess.Popen]) -> None:
+    """Start Azurite's Table or Queue service on `port` (data in .azurite/), unless something answers there."""
+    if _listening(port):
+        print(f"{service} Storage already answers on 127.0.0.1:{port}; using it.")
+        return
+    (ROOT / ".azurite").mkdir(exist_ok=True)
+    kind = service.lower()
+    children.append(subprocess.Popen(
+        [str(ROOT / f"node_modules/.bin/azurite-{kind}"), f"--{kind}Host", "127.0.0.1", f"--{kind}Port", str(port),
+         "--location", str(ROOT / ".azurite"), "--skipApiVersionCheck", "--loose", "--disableProductStyleUrl",
+         "--silent", "--disableTelemetry"], start_new_session=True))
+    for _ in range(100):
+        if _listening(port):
+            break
+        time.sleep(0.1)
+    print(f"Azurite {service} service on http://127.0.0.1:{port} (data in .azurite/)")
+
+
 def main() -> int:
     values = _settings()
     port = int(os.environ.get("PORT") or 7071)
@@ -36,35 +54,10 @@ def main() -> int:
     table_port = int(match.group(1)) if match else 10002
     children: list[subprocess.Popen] = []
 
-    if _listening(table_port):
-        print(f"Table Storage already answers on 127.0.0.1:{table_port}; using it.")
-    else:
-        (ROOT / ".azurite").mkdir(exist_ok=True)
-        children.append(subprocess.Popen(
-            [str(ROOT / "node_modules/.bin/azurite-table"), "--tableHost", "127.0.0.1", "--tablePort",
-             str(table_port), "--location", str(ROOT / ".azurite"), "--skipApiVersionCheck", "--loose",
-             "--disableProductStyleUrl", "--silent", "--disableTelemetry"], start_new_session=True))
-        for _ in range(100):
-            if _listening(table_port):
-                break
-            time.sleep(0.1)
-        print(f"Azurite Table service on http://127.0.0.1:{table_port} (data in .azurite/)")
-
+    _azurite("Table", table_port, children)
     match = re.search(r"QueueEndpoint=http://127\.0\.0\.1:(\d+)", values.get("GATEHOUSE_QUEUES", ""))
-    queue_port = int(match.group(1)) if match else 10001
-    if _listening(queue_port):
-        print(f"Queue Storage already answers on 127.0.0.1:{queue_port}; using it.")
-    else:
-        # Webhook deliveries ride the `webhook-deliveries` queue; the local host polls it like the real host.
-        children.append(subprocess.Popen(
-            [str(ROOT / "node_modules/.bin/azurite-queue"), "--queueHost", "127.0.0.1", "--queuePort",
-             str(queue_port), "--location", str(ROOT / ".azurite"), "--skipApiVersionCheck", "--loose",
-             "--disableProductStyleUrl", "--silent", "--disableTelemetry"], start_new_session=True))
-        for _ in range(100):
-            if _listening(queue_port):
-                break
-            time.sleep(0.1)
-        print(f"Azurite Queue service on http://127.0.0.1:{queue_port}")
+    # Webhook deliveries ride the `webhook-deliveries` queue; the local host polls it like the real host.
+    _azurite("Queue", int(match.group(1)) if match else 10001, children)
 
     env = dict(os.environ)
     # The sample's base URL names port 7071; on another PORT the setup URLs must name the port really served.

@@ -62,6 +62,16 @@ class Setup:
         product.client_id, product.client_secret = response.json()["client_id"], response.json()["client_secret"]
 
 
+def _signed_in(chromium, product):
+    """A fresh browser that signed Alice in to the product through its own /login (authorize → Entra → ACS)."""
+    context = chromium.new_context()
+    page = context.new_page()
+    page.goto(f"{product.url}/login")
+    page.wait_for_url(f"{product.url}/home")
+    assert page.text_content("#who") == "alice@acme.example.com"
+    return context, page
+
+
 def test_the_product_signs_an_employee_in_with_any_oidc_library(chromium, entra, app_url, operator_key,
                                                                  test_output):
     setup = Setup(app_url, operator_key, entra)
@@ -69,11 +79,7 @@ def test_the_product_signs_an_employee_in_with_any_oidc_library(chromium, entra,
     shots.mkdir(parents=True, exist_ok=True)
     with SampleProduct(setup.issuer) as product:
         setup.register(product)
-        context = chromium.new_context()
-        page = context.new_page()
-        page.goto(f"{product.url}/login")
-        page.wait_for_url(f"{product.url}/home")
-        assert page.text_content("#who") == "alice@acme.example.com"
+        context, page = _signed_in(chromium, product)
         page.screenshot(path=str(shots / "product-signed-in.png"))
         (claims,) = [s["claims"] for s in product.sessions.values()]
         assert claims["sub"] == setup.user["id"] and claims["tenant"] == setup.tenant_id
@@ -93,11 +99,7 @@ def test_dismissal_over_scim_reaches_the_product_by_back_channel_logout(chromium
     setup = Setup(app_url, operator_key, entra)
     with SampleProduct(setup.issuer) as product:
         setup.register(product)
-        context = chromium.new_context()
-        page = context.new_page()
-        page.goto(f"{product.url}/login")
-        page.wait_for_url(f"{product.url}/home")
-        assert page.text_content("#who") == "alice@acme.example.com"
+        context, page = _signed_in(chromium, product)
         dismissed = requests.patch(f"{setup.scim[0]}/Users/{setup.user['id']}", headers=setup.scim[1], timeout=10,
                                    json={"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
                                          "Operations": [{"op": "replace", "path": "active", "value": False}]})

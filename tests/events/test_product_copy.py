@@ -18,24 +18,15 @@ import requests
 from entra_client import ScimClient, load
 from product import DirectoryCopy, EventReader, Operator, WebhookReceiver, wait_until
 
-from tests.conftest import Azurite, LocalHost, TenantHandle, free_port
+from tests.conftest import TenantHandle, private_app
 
 USERS = 12
 
 
 @pytest.fixture(scope="module")
 def world(app_settings, test_output):
-    with Azurite.temporary(prefix="gatehouse-events-") as azurite:
-        port = free_port()
-        settings = {**app_settings, "TABLES_CONNECTION_STRING": azurite.connection_string,
-                    "GATEHOUSE_QUEUES": azurite.queue_connection_string, "PORT": str(port),
-                    "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}
-        host = LocalHost(settings, test_output / "events-local-host.log")
-        host.start()
-        try:
-            yield azurite, host, settings
-        finally:
-            host.stop()
+    with private_app(app_settings, test_output, "events") as app:
+        yield app
 
 
 def replay(send, attempts: int = 120):

@@ -8,7 +8,6 @@ import base64
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
@@ -156,16 +155,23 @@ def test_duplicate_parameters_are_refused(op):
     assert response.status_code == 303 and query(response.headers["Location"])["error"] == "invalid_request"
 
 
-def test_dismissed_employee_is_sent_back_with_access_denied_and_never_gets_a_code(op):
-    user = op.sso.provision("bob@acme.example.com", active=False)
+def _sign_in_answered_by_the_acs(op, user):
+    """An authorization request, then Entra's signed answer for `user` posted to the ACS from the same browser;
+    returns the ACS's answer and the request's parameters."""
+    from tests.sso.conftest import LOGIN_BINDING, set_cookies
+
     params = op.params()
     params.pop("_verifier")
     started = op.authorize(params)
     request, relay_state = decode_authn_request(started.headers["Location"])
-    from tests.sso.conftest import LOGIN_BINDING, set_cookies
-
     answer = op.sso.post_acs(op.sso.response_for(user, in_response_to=request.get("ID")), relay_state,
                              {LOGIN_BINDING: set_cookies(started)[LOGIN_BINDING].value})
+    return answer, params
+
+
+def test_dismissed_employee_is_sent_back_with_access_denied_and_never_gets_a_code(op):
+    user = op.sso.provision("bob@acme.example.com", active=False)
+    answer, params = _sign_in_answered_by_the_acs(op, user)
     assert answer.status_code == 303
     got = query(answer.headers["Location"])
     assert got["error"] == "access_denied" and "code" not in got and got["state"] == params["state"]
@@ -283,14 +289,7 @@ def test_once_sso_is_enforced_an_address_outside_the_corporate_domains_is_access
     insider = op.sso.provision("carol@acme.example.com")
     _enforce_sso(op.sso, insider, ["acme.example.com"])
     outsider = op.sso.provision("dave@gmail.example")
-    params = op.params()
-    params.pop("_verifier")
-    started = op.authorize(params)
-    request, relay_state = decode_authn_request(started.headers["Location"])
-    from tests.sso.conftest import LOGIN_BINDING, set_cookies
-
-    answer = op.sso.post_acs(op.sso.response_for(outsider, in_response_to=request.get("ID")), relay_state,
-                             {LOGIN_BINDING: set_cookies(started)[LOGIN_BINDING].value})
+    answer, _ = _sign_in_answered_by_the_acs(op, outsider)
     got = query(answer.headers["Location"])
     assert answer.status_code == 303 and got["error"] == "access_denied" and "code" not in got
     assert op.redeem(op.sign_in(insider)).status_code == 200

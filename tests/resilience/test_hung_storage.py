@@ -18,7 +18,7 @@ import pytest
 import requests
 from scim_traffic import ERROR, Scim, patch_body, user_body
 
-from tests.conftest import Azurite, LocalHost, check_consistency, free_port
+from tests.conftest import check_consistency, private_app
 from tests.support.idp import TestIdp
 
 ANSWER_WITHIN = 10.0  # seconds: the bound the issue sets for every endpoint while the store hangs
@@ -26,16 +26,8 @@ ANSWER_WITHIN = 10.0  # seconds: the bound the issue sets for every endpoint whi
 
 @pytest.fixture(scope="module")
 def hung(app_settings, test_output):
-    with Azurite.temporary(prefix="gatehouse-hung-") as azurite:
-        port = free_port()
-        settings = {**app_settings, "TABLES_CONNECTION_STRING": azurite.connection_string, "PORT": str(port),
-                    "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}
-        host = LocalHost(settings, test_output / "hung-storage-local-host.log")
-        host.start()
-        try:
-            yield azurite, host, settings
-        finally:
-            host.stop()
+    with private_app(app_settings, test_output, "hung-storage") as app:
+        yield app
 
 
 @dataclass

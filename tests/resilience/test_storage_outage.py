@@ -18,7 +18,7 @@ import pytest
 import requests
 from scim_traffic import ERROR, Scim, add_members, group_body, patch_body, user_body
 
-from tests.conftest import Azurite, LocalHost, check_consistency, free_port
+from tests.conftest import Azurite, LocalHost, check_consistency, private_app
 from tests.support.idp import TestIdp
 
 USERS = 24
@@ -36,17 +36,8 @@ class Outage:
 
 @pytest.fixture(scope="module")
 def outage(app_settings, test_output):
-    with Azurite.temporary(prefix="gatehouse-outage-") as azurite:
-        port = free_port()
-        settings = {**app_settings, "TABLES_CONNECTION_STRING": azurite.connection_string,
-                    "GATEHOUSE_QUEUES": azurite.queue_connection_string, "PORT": str(port),
-                    "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}
-        host = LocalHost(settings, test_output / "outage-local-host.log")
-        host.start()
-        try:
-            yield Outage(azurite, host, settings)
-        finally:
-            host.stop()
+    with private_app(app_settings, test_output, "outage") as app:
+        yield Outage(*app)
 
 
 # --- Entra's side ---------------------------------------------------------------------------------------------------
