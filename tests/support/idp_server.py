@@ -159,7 +159,7 @@ class IdpServer:
                                    force_authn=request.get("ForceAuthn") in ("true", "1"),
                                    is_passive=request.get("IsPassive") in ("true", "1"))
         self.received.append(received)
-        session = self.sessions.get(cookie or "")
+        session, created = self.sessions.get(cookie or ""), None  # created: a new session's cookie to set
         if received.is_passive:
             if session is None or received.force_authn:  # nothing to sign in with, and no page may be shown
                 saml_response = self.idp.response(
@@ -170,16 +170,16 @@ class IdpServer:
         elif session is None or received.force_authn or session["user"] is not self.user:
             # The person authenticates (again): a new session, AuthnInstant now unless the test chose one.
             chosen = self.user.get("authn_instant")
-            cookie = new_id()
-            session = self.sessions[cookie] = {"user": self.user,
-                                               "authn_instant": chosen or dt.datetime.now(dt.timezone.utc)}
+            created = new_id()
+            session = self.sessions[created] = {"user": self.user,
+                                                "authn_instant": chosen or dt.datetime.now(dt.timezone.utc)}
         user = dict(session["user"])
         user.pop("authn_instant", None)
         saml_response = self.idp.response(received.issuer, received.acs_url, user.pop("name_id"),
                                           user.pop("object_id", None), user.pop("email", None),
                                           in_response_to=received.request_id,
                                           authn_instant=session["authn_instant"], **user)
-        return self._auto_post(received, saml_response, relay_state), cookie
+        return self._auto_post(received, saml_response, relay_state), created
 
     @staticmethod
     def _auto_post(received: ReceivedRequest, saml_response: str, relay_state: str | None) -> bytes:
