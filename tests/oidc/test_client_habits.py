@@ -144,6 +144,17 @@ def test_logout_with_client_id_and_a_registered_return_address_goes_back_with_st
     assert response.headers["Location"] == "https://product.example.com/bye?state=bye-1"
 
 
+def test_logout_without_hint_or_state_and_with_an_added_query(op):
+    base = {"client_id": op.client["client_id"], "post_logout_redirect_uri": "https://product.example.com/bye"}
+    response = requests.get(f"{op.issuer}/logout", params=base, allow_redirects=False, timeout=30)
+    assert response.status_code == 303 and response.headers["Location"] == "https://product.example.com/bye"
+    added = {**base, "post_logout_redirect_uri": "https://product.example.com/bye?extra=1"}
+    assert_refused(requests.get(f"{op.issuer}/logout", params=added, allow_redirects=False, timeout=30), 400,
+                   "not registered")
+    only_state = requests.get(f"{op.issuer}/logout", params={"state": "s"}, allow_redirects=False, timeout=30)
+    assert only_state.status_code == 200 and "signed out" in only_state.text  # nowhere to return to: our page
+
+
 def test_logout_with_no_parameters_is_a_signed_out_page(op):
     for response in (requests.get(f"{op.issuer}/logout", timeout=30, allow_redirects=False),
                      requests.post(f"{op.issuer}/logout", data={}, timeout=30, allow_redirects=False,
@@ -207,3 +218,12 @@ def test_a_correct_client_secret_gets_through_after_others_guessed_wrong_from_th
     right = requests.post(f"{op.issuer}/token", data=form, headers=same_address, timeout=30,
                           auth=(op.client["client_id"], op.client["client_secret"]))
     assert right.status_code == 200, right.text  # ... the client with its secret is not
+
+
+def test_parameters_we_do_not_act_on_are_ignored_not_refused(op, employee):
+    """display, ui_locales, claims_locales, acr_values, claims and unknown parameters (OIDC Core §3.1.2.1; the
+    oidcc-display-*, -ui-locales, -claims-locales, -acr-values, -unknown-parameter modules) still sign in."""
+    code = _code(op, employee, _base(op, nonce="n", state="s", display="popup", ui_locales="de-CH en",
+                                     claims_locales="fr", acr_values="urn:mace:incommon:iap:silver", foo="bar",
+                                     claims='{"userinfo":{"name":{"essential":true}}}', scope="profile openid"))
+    assert _redeem(op, code).status_code == 200

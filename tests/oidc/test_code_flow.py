@@ -126,6 +126,7 @@ def test_unknown_client_or_unregistered_redirect_uri_is_a_page_never_a_redirect(
 
 @pytest.mark.parametrize("overrides, error", [
     ({"response_type": "token"}, "unsupported_response_type"),
+    ({"response_type": None}, "unsupported_response_type"),  # oidcc-response-type-missing
     ({"scope": "email"}, "invalid_scope"),
     ({"code_challenge": None, "code_challenge_method": None, "nonce": None}, "invalid_request"),  # neither
     ({"code_challenge": None}, "invalid_request"),  # a method without a challenge

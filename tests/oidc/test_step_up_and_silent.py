@@ -195,3 +195,22 @@ def test_id_token_hint_names_who_must_come_back(op, entra, new_tenant):
     params, _ = _params(op, prompt="none", id_token_hint=tokens["id_token"])
     _, answer = _walk(op, params, estsauth=entra.start_session())
     _login_required(op, answer, params)
+
+
+def test_after_rp_initiated_logout_a_silent_sign_in_is_login_required(op, entra):
+    """oidcc-rp-initiated-logout's last step: the logout went through Entra, whose session ended too."""
+    session = entra.start_session()
+    params, verifier = _params(op)
+    _, answer = _walk(op, params, estsauth=session)
+    tokens = op.token({"grant_type": "authorization_code", "code": query(answer.headers["Location"])["code"],
+                       "redirect_uri": params["redirect_uri"], "code_verifier": verifier}).json()
+    logout = requests.get(f"{op.issuer}/logout", allow_redirects=False, timeout=30, params={
+        "id_token_hint": tokens["id_token"], "post_logout_redirect_uri": "https://product.example.com/bye",
+        "state": "bye"})
+    at_entra = requests.get(logout.headers["Location"], allow_redirects=False, timeout=30,
+                            headers={"Cookie": f"{SESSION_COOKIE}={session}"})
+    back = requests.get(at_entra.headers["Location"], allow_redirects=False, timeout=30)
+    assert back.headers["Location"] == "https://product.example.com/bye?state=bye"
+    params, _ = _params(op, prompt="none")
+    _, answer = _walk(op, params, estsauth=session)
+    _login_required(op, answer, params)

@@ -213,6 +213,9 @@ class IdpServer:
 
     def _logout_answer(self, request: etree._Element, query: dict) -> str:
         self.logout_requests.append(request)
+        name_id = request.findtext(f"{{{NS_SAML}}}NameID")
+        for cookie in [c for c, session in self.sessions.items() if session["user"].get("name_id") == name_id]:
+            del self.sessions[cookie]  # as Entra does: the person's session here ends too
         sp = request.findtext(f"{{{NS_SAML}}}Issuer")
         root = etree.Element(f"{{{NS_SAMLP}}}LogoutResponse", nsmap={"samlp": NS_SAMLP, "saml": NS_SAML}, attrib={
             "ID": new_id(), "Version": "2.0", "IssueInstant": saml_time(dt.datetime.now(dt.timezone.utc)),
