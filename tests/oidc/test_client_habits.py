@@ -113,6 +113,9 @@ def test_userinfo_takes_the_token_in_a_form_body_and_refuses_two_tokens(op, empl
     posted = requests.post(f"{op.issuer}/userinfo", data={"access_token": tokens["access_token"]}, timeout=30)
     assert posted.status_code == 200, posted.text
     assert posted.json()["sub"] == employee["id"] and posted.json()["email"] == "alice@acme.example.com"
+    header = requests.post(f"{op.issuer}/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"},
+                           timeout=30)  # oidcc-userinfo-post-header
+    assert header.status_code == 200 and header.json()["sub"] == employee["id"], header.text
     both = requests.post(f"{op.issuer}/userinfo", data={"access_token": tokens["access_token"]}, timeout=30,
                          headers={"Authorization": f"Bearer {tokens['access_token']}"})
     assert both.status_code == 400 and both.json()["error"] == "invalid_request"
