@@ -190,8 +190,9 @@ def parse(tenant_id: str, pairs: Sequence[tuple[str, str]], now: float | None = 
         login_hint = None
     prompt_login = "login" in prompts
     requested_at = int(now if now is not None else time.time())
-    # prompt=login and max_age ask Entra for a fresh sign-in; the ACS checks that AuthnInstant shows one.
-    force = prompt_login or max_age is not None
+    # prompt=login and max_age ask Entra for a fresh sign-in; the ACS checks that AuthnInstant shows one. A silent
+    # request cannot have one (Entra would answer NoPassive): its max_age is judged on the session's AuthnInstant.
+    force = (prompt_login or max_age is not None) and "none" not in prompts
     return AuthorizationRequest(client_id, redirect_uri, state, nonce, challenge, scope, force, login_hint or None,
                                 is_passive="none" in prompts, max_age=max_age, prompt_login=prompt_login,
                                 requested_at=requested_at, hint_sub=hint_sub)

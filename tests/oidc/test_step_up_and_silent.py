@@ -169,6 +169,17 @@ def test_prompt_none_without_an_entra_session_is_login_required_never_a_prompt(o
     assert not answer.raw.headers.getlist("Set-Cookie")
 
 
+def test_prompt_none_with_max_age_is_judged_on_the_entra_sessions_age(op, entra):
+    session = entra.start_session(dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=10))
+    params, _ = _params(op, prompt="none", max_age="3600")
+    _, answer = _walk(op, params, estsauth=session)
+    assert entra.received[-1].is_passive and not entra.received[-1].force_authn
+    assert "code" in query(answer.headers["Location"]), answer.headers["Location"]
+    params, _ = _params(op, prompt="none", max_age="60")
+    _, answer = _walk(op, params, estsauth=session)
+    _login_required(op, answer, params)  # too old, and no page may be shown to refresh it
+
+
 def test_a_no_passive_answer_from_another_browser_is_a_page_not_a_redirect(op, entra):
     """The status is unsigned: only the browser that started the silent sign-in hears login_required."""
     params, _ = _params(op, prompt="none")

@@ -32,7 +32,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 from lxml import etree
 
-from tests.support.idp import NS_SAML, NS_SAMLP, STATUS_SUCCESS, TestIdp, new_id, saml_time
+from tests.support.idp import (NS_SAML, NS_SAMLP, STATUS_NO_PASSIVE, STATUS_REQUESTER, STATUS_SUCCESS, TestIdp, new_id,
+                               saml_time)
 
 RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
 
@@ -57,8 +58,6 @@ class ReceivedRequest:
 
 
 SESSION_COOKIE = "ESTSAUTH"
-STATUS_REQUESTER = "urn:oasis:names:tc:SAML:2.0:status:Requester"
-STATUS_NO_PASSIVE = "urn:oasis:names:tc:SAML:2.0:status:NoPassive"
 
 
 class IdpServer:
