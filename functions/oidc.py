@@ -2,8 +2,17 @@
 token and UserInfo. Thin: read the request, call `shared_code.oidc`, answer.
 
 Token and UserInfo errors are RFC 6749 §5.2 / RFC 6750 JSON (`error`, `error_description`) with
-`Cache-Control: no-store`; the authorization endpoint answers a person (an HTML page for a bad client or
-redirect URI) or the client (a 303 to its redirect URI). joserfc loads on the first request that signs.
+`Cache-Control: no-store`; the authorization endpoint (GET query or POST form, OIDC Core §3.1.2.1) answers a
+person (an HTML page for a bad client or redirect URI) or the client (a 303 to its redirect URI). joserfc loads
+on the first request that signs.
+
+CORS (a single-page app with a public client signs in from another origin): discovery, JWKS, token and
+UserInfo answer every request, errors included, with `Access-Control-Allow-Origin: *` and an OPTIONS preflight
+with the methods and the `Authorization`/`Content-Type` headers. A wildcard is safe here: none of them reads a
+cookie (credentials travel in the Authorization header or the body), so no browser credentials are involved.
+It is done here, not by the platform: Azure Functions' own CORS (the site's `cors.allowedOrigins`) would apply
+to every route of the app, including the admin API and the ACS, so infra/ leaves it empty and the local host,
+like Azure with it empty, hands OPTIONS to the function (docs/oidc-conformance.md).
 """
 from __future__ import annotations
 
@@ -21,6 +30,29 @@ bp = func.Blueprint()
 
 MAX_FORM_BYTES = 64 * 1024
 _FORM = "application/x-www-form-urlencoded"
+_CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "WWW-Authenticate"}
+
+
+def cors(methods: str):
+    """Outermost wrapper of a CORS endpoint: answer the preflight (OPTIONS) itself, and let every other answer,
+    errors included, be read from any origin."""
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def run(req: func.HttpRequest) -> func.HttpResponse:
+            if req.method == "OPTIONS":
+                response = func.HttpResponse(status_code=204, headers={
+                    **_CORS, "Access-Control-Allow-Methods": f"{methods}, OPTIONS",
+                    "Access-Control-Allow-Headers": "Authorization, Content-Type", "Access-Control-Max-Age": "600"})
+                return response
+            response = fn(req)
+            for name, value in _CORS.items():
+                response.headers[name] = value
+            return response
+
+        return run
+
+    return wrap
 
 
 def oauth_errors(fn):
@@ -44,8 +76,8 @@ def _tenant_id(req: func.HttpRequest) -> str:
     return tenant_id
 
 
-def read_form(req: func.HttpRequest) -> dict[str, str]:
-    """A form body whose every field appears once (RFC 6749 §3.2: parameters MUST NOT be repeated)."""
+def form_pairs(req: func.HttpRequest) -> list[tuple[str, str]]:
+    """The name/value pairs of a form body, duplicates kept (the caller decides what a repeat means)."""
     body = req.get_body() or b""
     if len(body) > MAX_FORM_BYTES:
         raise PayloadTooLarge("The request body is too large.")
@@ -53,9 +85,14 @@ def read_form(req: func.HttpRequest) -> dict[str, str]:
     if content_type != _FORM:
         raise OAuthError("invalid_request", "The body must be application/x-www-form-urlencoded.")
     try:
-        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False, max_num_fields=64)
+        return parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False, max_num_fields=64)
     except (UnicodeDecodeError, ValueError):
         raise OAuthError("invalid_request", "The body is not a readable form.") from None
+
+
+def read_form(req: func.HttpRequest) -> dict[str, str]:
+    """A form body whose every field appears once (RFC 6749 §3.2: parameters MUST NOT be repeated)."""
+    pairs = form_pairs(req)
     form: dict[str, str] = {}
     for name, value in pairs:
         if name in form:
@@ -65,8 +102,9 @@ def read_form(req: func.HttpRequest) -> dict[str, str]:
 
 
 @bp.function_name("oidc_discovery")
-@bp.route(route="oidc/{tenant}/.well-known/openid-configuration", methods=["GET"],
+@bp.route(route="oidc/{tenant}/.well-known/openid-configuration", methods=["GET", "OPTIONS"],
           auth_level=func.AuthLevel.ANONYMOUS)
+@cors("GET")
 @handler()
 def oidc_discovery(req: func.HttpRequest) -> func.HttpResponse:
     from shared_code.oidc import discovery
@@ -76,8 +114,25 @@ def oidc_discovery(req: func.HttpRequest) -> func.HttpResponse:
     return response
 
 
+@bp.function_name("oidc_authorization_server_metadata")
+@bp.route(route="oidc/{tenant}/.well-known/oauth-authorization-server", methods=["GET", "OPTIONS"],
+          auth_level=func.AuthLevel.ANONYMOUS)
+@cors("GET")
+@handler()
+def oidc_authorization_server_metadata(req: func.HttpRequest) -> func.HttpResponse:
+    """RFC 8414 metadata (the same document: OIDC discovery's members are a superset), for OAuth clients that look
+    for it next to the issuer. The root form of RFC 8414 §3 (`/.well-known/oauth-authorization-server/api/oidc/…`)
+    lies outside the Functions route prefix `/api`; a front end maps it here (docs/oidc-conformance.md)."""
+    from shared_code.oidc import discovery
+
+    response = json_response(discovery.configuration(_tenant_id(req)))
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
 @bp.function_name("oidc_jwks")
-@bp.route(route="oidc/{tenant}/jwks", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@bp.route(route="oidc/{tenant}/jwks", methods=["GET", "OPTIONS"], auth_level=func.AuthLevel.ANONYMOUS)
+@cors("GET")
 @handler()
 def oidc_jwks(req: func.HttpRequest) -> func.HttpResponse:
     from shared_code.oidc import keys
@@ -89,7 +144,7 @@ def oidc_jwks(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.function_name("oidc_authorize")
-@bp.route(route="oidc/{tenant}/authorize", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@bp.route(route="oidc/{tenant}/authorize", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @handler(HTML)
 def oidc_authorize(req: func.HttpRequest) -> func.HttpResponse:
     from shared_code.oidc import authorization
@@ -97,7 +152,13 @@ def oidc_authorize(req: func.HttpRequest) -> func.HttpResponse:
     tenant_id = req.route_params.get("tenant", "")
     if not tenants.TENANT_ID.match(tenant_id):
         raise BadRequest("There is no sign-in for this address.")
-    pairs = parse_qsl(urlsplit(req.url).query, keep_blank_values=True, max_num_fields=64)
+    if req.method == "POST":  # OIDC Core §3.1.2.1: the same parameters, form-serialised
+        try:
+            pairs = form_pairs(req)
+        except OAuthError as error:
+            raise BadRequest(error.description) from None
+    else:
+        pairs = parse_qsl(urlsplit(req.url).query, keep_blank_values=True, max_num_fields=64)
     nonce = sessions.read_login_binding(sessions.cookie_value(req.headers.get("cookie"),
                                                               sessions.LOGIN_BINDING_COOKIE))
     try:
@@ -108,7 +169,8 @@ def oidc_authorize(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.function_name("oidc_token")
-@bp.route(route="oidc/{tenant}/token", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@bp.route(route="oidc/{tenant}/token", methods=["POST", "OPTIONS"], auth_level=func.AuthLevel.ANONYMOUS)
+@cors("POST")
 @handler()
 @oauth_errors
 def oidc_token(req: func.HttpRequest) -> func.HttpResponse:
@@ -122,14 +184,26 @@ def oidc_token(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.function_name("oidc_userinfo")
-@bp.route(route="oidc/{tenant}/userinfo", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@bp.route(route="oidc/{tenant}/userinfo", methods=["GET", "POST", "OPTIONS"],
+          auth_level=func.AuthLevel.ANONYMOUS)
+@cors("GET, POST")
 @handler()
 @oauth_errors
 def oidc_userinfo(req: func.HttpRequest) -> func.HttpResponse:
+    """The access token in the Authorization header (RFC 6750 §2.1) or, on a POST, the `access_token` form field
+    (§2.2, pyoidc's default); never both (§2)."""
     from shared_code.oidc import tokens
 
     tenant_id = req.route_params.get("tenant", "")
-    return json_response(tokens.userinfo(tenant_id, bearer_token(req)))
+    token = bearer_token(req)
+    content_type = (req.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if req.method == "POST" and content_type == _FORM:
+        posted = read_form(req).get("access_token")
+        if posted and (token or req.headers.get("authorization")):
+            raise OAuthError("invalid_request", "Send the access token once: in the Authorization header or in the "
+                             "form body, not both.")
+        token = token or posted
+    return json_response(tokens.userinfo(tenant_id, token))
 
 
 @bp.function_name("oidc_end_session")

@@ -63,6 +63,9 @@ EXCLUDED_ROUTES: dict[tuple[str, str], str] = {
     ("oidc/{tenant}/token", "*"): "OAuth 2.0 token endpoint (RFC 6749 form body, client authentication)",
     ("oidc/{tenant}/userinfo", "*"): "OpenID Connect UserInfo (the OP's access token, RFC 6750)",
     ("oidc/{tenant}/logout", "*"): "browser: RP-initiated logout (redirects or a page)",
+    ("oidc/{tenant}/.well-known/openid-configuration", "OPTIONS"): "CORS preflight (204, no body)",
+    ("oidc/{tenant}/.well-known/oauth-authorization-server", "OPTIONS"): "CORS preflight (204, no body)",
+    ("oidc/{tenant}/jwks", "OPTIONS"): "CORS preflight (204, no body)",
     ("sso/{tenant}/slo", "*"): "browser: SAML single logout with Entra (HTTP-Redirect binding)",
 }
 
@@ -1031,7 +1034,23 @@ def _oidc_paths() -> dict:
         }},
         "/oidc/{tenant}/.well-known/openid-configuration": {"parameters": [_TENANT], "get": _operation(
             "oidc_discovery", "The tenant's OpenID Provider configuration", "OpenID Provider", ANONYMOUS,
-            {**_ok(_ref("OidcDiscovery"), "Discovery metadata of the issuer {PUBLIC_BASE_URL}/api/oidc/{tenant}."),
+            {**_ok(_ref("OidcDiscovery"), "Discovery metadata of the issuer {PUBLIC_BASE_URL}/api/oidc/{tenant}. "
+                   "Readable from any origin (CORS `*`, OPTIONS preflight), as are the JWKS, token and UserInfo "
+                   "endpoints. The authorization endpoint takes GET or POST (form); PKCE S256 is required of "
+                   "native clients, a web client may send a nonce instead; `state` is optional; `prompt` none "
+                   "(silent: login_required without an Entra session), login and `max_age` (judged by Entra's "
+                   "AuthnInstant, reported as auth_time; amr from Entra's authentication methods); id_token_hint. "
+                   "UserInfo takes the access token in the Authorization header or a POSTed `access_token` form "
+                   "field and releases claims by scope. The end-session endpoint also works with client_id and a "
+                   "registered post_logout_redirect_uri, or with no parameters (a signed-out page). Token "
+                   "exchange honours requested_token_type (access_token or id_token, named in issued_token_type) "
+                   "and refuses an audience/resource other than the issuer or the client (invalid_target)."),
+             **_errors("NotFound", "StorageUnavailable")})},
+        "/oidc/{tenant}/.well-known/oauth-authorization-server": {"parameters": [_TENANT], "get": _operation(
+            "oidc_authorization_server_metadata", "The same metadata for OAuth clients (RFC 8414)", "OpenID Provider",
+            ANONYMOUS,
+            {**_ok(_ref("OidcDiscovery"), "The discovery document, next to the issuer for clients that look for RFC "
+                   "8414 metadata there."),
              **_errors("NotFound", "StorageUnavailable")})},
         "/oidc/{tenant}/jwks": {"parameters": [_TENANT], "get": _operation(
             "oidc_jwks", "The issuer's signing keys (JWKS)", "OpenID Provider", ANONYMOUS,

@@ -30,6 +30,10 @@ Assertion consumer (`complete_sign_in`), in this order:
    it to another person's address), and never an employee provisioned with another objectId;
 5. may they: not dismissed (active=false), and once SSO is enforced their email is in the corporate domains
    (an employee the admin "allowed" has accepted the loss of access: still refused);
+5a. for an OpenID Connect request that asked for a fresh authentication (`prompt=login`, `max_age`), the
+   assertion's AuthnInstant must be recent enough (`check_fresh_authentication`): our AuthnRequest is unsigned,
+   so its ForceAuthn can be edited away in the browser; Entra's signed AuthnInstant cannot. A stale one is
+   refused with `login_required` to the product, as is a silent sign-in Entra answered `NoPassive`;
 6. a self-check answers with a success page and marks the tenant's self-check passed; anything else gets a
    session and a redirect to the pending request's target, an IdP-initiated RelayState that is a safe path of
    the tenant's app_url, or the app_url itself.
@@ -64,6 +68,8 @@ def _overlap(fn, *args):
     return _round_trips.submit(contextvars.copy_context().run, fn, *args)
 
 PENDING_REQUEST_LIFETIME = timedelta(minutes=10)
+# How far Entra's clock (AuthnInstant) may be behind ours when a fresh authentication was asked for.
+AUTHN_INSTANT_SKEW = timedelta(seconds=60)
 SELF_CHECK_LINK_LIFETIME = timedelta(minutes=30)
 MAX_TARGET_CHARS = 2048
 SESSION, SELF_CHECK, UNSOLICITED = "session", "self_check", "unsolicited"
@@ -204,20 +210,20 @@ class LoginRedirect:
 def start_login(tenant_id: str, requested_target: str | None, browser_nonce: str | None, *,
                 self_check_token: str | None = None, session_token: str | None = None,
                 now: datetime | None = None, oidc: dict | None = None, force_authn: bool = False,
-                login_hint: str | None = None) -> LoginRedirect:
+                is_passive: bool = False, login_hint: str | None = None) -> LoginRedirect:
     """Begin an SP-initiated sign-in; with `self_check_token`, the admin's one-time self-check sign-in; with
     `oidc`, on behalf of an OpenID Connect authorization request (shared_code/oidc/authorization.py), which
     the pending request carries to the ACS."""
     now = now or datetime.now(timezone.utc)
     return _start_login(_tenant_with_idp(tenant_id), requested_target, browser_nonce,
                         self_check_token=self_check_token, session_token=session_token, now=now, oidc=oidc,
-                        force_authn=force_authn, login_hint=login_hint)
+                        force_authn=force_authn, is_passive=is_passive, login_hint=login_hint)
 
 
 def _start_login(tenant: Tenant, requested_target: str | None, browser_nonce: str | None, *,
                  self_check_token: str | None = None, session_token: str | None = None,
                  now: datetime, oidc: dict | None = None, force_authn: bool = False,
-                 login_hint: str | None = None) -> LoginRedirect:
+                 is_passive: bool = False, login_hint: str | None = None) -> LoginRedirect:
     tenant_id = tenant.tenant_id
     if self_check_token is not None:
         if sessions.read_session(session_token, tenant_id) is not None:
@@ -231,7 +237,8 @@ def _start_login(tenant: Tenant, requested_target: str | None, browser_nonce: st
     nonce = browser_nonce or sessions.new_browser_nonce()
     relay_state = secrets.token_urlsafe(18)  # 24 characters, opaque
     redirect = saml.build_authn_request(service_provider(tenant), saml.IdpMetadata.from_dict(tenant.idp),
-                                        relay_state, force_authn=force_authn, login_hint=login_hint)
+                                        relay_state, force_authn=force_authn, is_passive=is_passive,
+                                        login_hint=login_hint)
     store.save_pending_request(tenant_id, store.PendingRequest(
         request_id=redirect.request_id, relay_state=relay_state, browser_hash=sessions.browser_nonce_hash(nonce),
         target=safe_target(tenant.app_url, requested_target), self_check=self_check_token is not None,
@@ -263,7 +270,12 @@ def complete_sign_in(tenant_id: str, saml_response: str, relay_state: str | None
     """Check the posted SAMLResponse and decide who signs in (see the module docstring for the order)."""
     now = now or datetime.now(timezone.utc)
     tenant = _tenant_with_idp(tenant_id)
-    verified = saml.consume(saml_response, service_provider(tenant), saml.IdpMetadata.from_dict(tenant.idp), now)
+    try:
+        verified = saml.consume(saml_response, service_provider(tenant), saml.IdpMetadata.from_dict(tenant.idp), now)
+    except saml.SamlRejected as error:
+        if error.reason == "no_passive" and error.in_response_to:
+            _silent_sign_in_failed(tenant_id, error, relay_state, browser_nonce, now)
+        raise
     if verified.in_response_to is None:
         # Unsolicited (My Apps): nothing binds it to this browser, so it signs nobody in. When the product
         # registered an initiate_login_uri, the browser goes there and the product starts its own OpenID Connect
@@ -286,8 +298,13 @@ def complete_sign_in(tenant_id: str, saml_response: str, relay_state: str | None
                             + AGAIN)
     pending = _spend_pending_request(tenant_id, pending_read.result(), relay_state, browser_nonce, now)
     try:
+        if pending.oidc is not None:
+            check_fresh_authentication(pending.oidc, verified.authn_instant, now)
         employee = who_signs_in(tenant_id, verified, by_object_id.result() if by_object_id else None)
         check_may_sign_in(tenant, employee)
+        if pending.oidc is not None and pending.oidc.get("hint_sub") not in (None, employee.id):
+            raise _login_required("another_user", "You are signed in to Microsoft as someone else than the app "
+                                  "expected. Sign in again from the app.")
     except GatehouseError as error:
         if pending.self_check:
             error.title = "The self-check failed"
@@ -298,11 +315,50 @@ def complete_sign_in(tenant_id: str, saml_response: str, relay_state: str | None
         tenant = tenant_service.mark_self_check_passed(tenant_id)
         return SignInOutcome(SELF_CHECK, tenant, employee, "sp")
     if pending.oidc is not None:
-        return SignInOutcome(OIDC, tenant, employee, "sp", oidc=pending.oidc,
+        # What Entra said about the authentication itself travels to the code: auth_time and amr.
+        oidc = {**pending.oidc, "auth_time": int((verified.authn_instant or now).timestamp()),
+                "authn_methods": list(verified.authn_methods)}
+        return SignInOutcome(OIDC, tenant, employee, "sp", oidc=oidc,
                              saml_session=(verified.name_id, verified.session_index, verified.name_id_format))
     target = safe_target(tenant.app_url, pending.target)  # app_url may have changed since the login began
     token, _ = sessions.issue_session(tenant_id, employee.id, now.timestamp())
     return SignInOutcome(SESSION, tenant, employee, "sp", target or tenant.app_url, token)
+
+
+def _login_required(reason: str, message: str) -> SignInRefused:
+    """A refusal the OpenID Connect product hears as `login_required` (its request asked for more than this
+    sign-in proves)."""
+    error = SignInRefused(reason, message)
+    error.oauth_error = "login_required"
+    return error
+
+
+def check_fresh_authentication(oidc: dict, authn_instant: datetime | None, now: datetime) -> None:
+    """For `prompt=login` the employee must have authenticated after the request was made; for `max_age` at most
+    that many seconds ago (both with AUTHN_INSTANT_SKEW for Entra's clock). Judged by the signed AuthnInstant, not
+    by what the (unsigned, editable) AuthnRequest asked for."""
+    limits = []
+    if oidc.get("prompt_login") and oidc.get("requested_at") is not None:
+        limits.append(datetime.fromtimestamp(int(oidc["requested_at"]), timezone.utc))
+    if oidc.get("max_age") is not None:
+        limits.append(now - timedelta(seconds=int(oidc["max_age"])))
+    if not limits:
+        return
+    if authn_instant is None or authn_instant < max(limits) - AUTHN_INSTANT_SKEW:
+        raise _login_required("authentication_not_fresh", "The app asked for a fresh sign-in, but Microsoft "
+                              "reported an earlier one. Start the sign-in again from the app.")
+
+
+def _silent_sign_in_failed(tenant_id: str, error: saml.SamlRejected, relay_state: str | None,
+                           browser_nonce: str | None, now: datetime) -> None:
+    """Entra's NoPassive answer to our IsPassive request: the product's silent sign-in (`prompt=none`) hears
+    `login_required` at its redirect URI. Only the browser that started it, with its RelayState, gets there (the
+    status is unsigned); anything else stays the page the SamlRejected makes."""
+    pending = store.get_pending_request(tenant_id, error.in_response_to)  # a bad ID names nothing: None
+    if pending is None or pending.oidc is None:
+        return
+    _spend_pending_request(tenant_id, pending, relay_state, browser_nonce, now)
+    error.oidc, error.oauth_error = pending.oidc, "login_required"
 
 
 def _spend_pending_request(tenant_id: str, pending: store.PendingRequest | None, relay_state: str | None,

@@ -78,6 +78,9 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       // No ftpsState (nor any other property Flex Consumption rejects, tests/test_settings_consistency.py):
       // ARM refuses it for Flex sites with error 51021, and a Flex app has no FTP endpoint to turn off.
       http20Enabled: true
+      // No `cors` here, on purpose: the OpenID Provider's discovery, JWKS, token and UserInfo answer CORS and their
+      // OPTIONS preflight themselves (functions/oidc.py). Platform CORS would apply to every route (admin API, ACS)
+      // and, once set, takes precedence over what the functions answer (docs/oidc-conformance.md).
     }
     functionAppConfig: {
       deployment: {

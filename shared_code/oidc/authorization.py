@@ -5,7 +5,16 @@
 Everything else is answered to the client's redirect URI (`AuthorizationRedirect`: error, state, iss).
 A good request starts today's SP-initiated SAML sign-in (shared_code/sign_in.py) with the request riding in
 the pending request; the ACS then calls `issue_code` (or `refusal_redirect` when the sign-in was refused, e.g.
-a dismissed employee → access_denied).
+a dismissed employee → access_denied, a stale authentication → login_required).
+
+PKCE and state as RFC 9700 §2.1.1 and OIDC Core §3.1.2.1 put them: a native (public) client must send an S256
+`code_challenge`; a web (confidential) client may leave PKCE out when it sends a `nonce` (the nonce in the ID
+token then stops code injection); `plain` is refused; `state` is optional (the product's own CSRF defence).
+Whether the code carries a challenge is stored with it, and the token endpoint refuses both downgrades.
+
+`prompt=login` and `max_age` ask Entra for ForceAuthn and are then judged by the assertion's AuthnInstant
+(sign_in.check_fresh_authentication); `prompt=none` sends an IsPassive AuthnRequest; `id_token_hint` must be an
+ID token of this issuer, and the sign-in must be of its `sub` (else `login_required`).
 
 A code is 256 random bits; only its SHA-256 is stored, with what it is bound to (client, redirect URI, PKCE
 challenge, nonce, the employee, the session id) and its 60-second lifetime. The code and its session row are
@@ -15,13 +24,15 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Sequence
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from shared_code.errors import BadRequest, GatehouseError
-from shared_code.oidc import discovery
+from shared_code.oidc import discovery, keys
+from shared_code.oidc.errors import OAuthError
 from shared_code.storage import oidc as store
 
 CODE_SECONDS = 60
@@ -29,6 +40,8 @@ ACCESS_TOKEN_SECONDS = 3600
 SESSION_SECONDS = 8 * 3600  # as long as a Gatehouse browser session
 MAX_STATE_CHARS = 2048
 MAX_NONCE_CHARS = 512
+MAX_MAX_AGE = 10 * 365 * 24 * 3600
+PROMPTS = ("none", "login", "consent", "select_account")
 _PKCE_S256 = re.compile(r"^[A-Za-z0-9_-]{43}$")  # base64url(SHA-256) without padding
 _SINGLE = ("client_id", "redirect_uri", "response_type", "scope", "state", "nonce", "code_challenge",
            "code_challenge_method", "prompt", "login_hint", "max_age", "response_mode", "request", "request_uri")
@@ -56,17 +69,24 @@ class AuthorizationRedirect(GatehouseError):
 class AuthorizationRequest:
     client_id: str
     redirect_uri: str
-    state: str
+    state: str | None
     nonce: str | None
-    code_challenge: str
+    code_challenge: str | None
     scope: str
     force_authn: bool
     login_hint: str | None
+    is_passive: bool = False
+    max_age: int | None = None
+    prompt_login: bool = False
+    requested_at: int = 0
+    hint_sub: str | None = None
 
     def context(self) -> dict:
         """What the pending SAML request carries to the ACS."""
         return {"client_id": self.client_id, "redirect_uri": self.redirect_uri, "state": self.state,
-                "nonce": self.nonce, "code_challenge": self.code_challenge, "scope": self.scope}
+                "nonce": self.nonce, "code_challenge": self.code_challenge or "", "scope": self.scope,
+                "max_age": self.max_age, "prompt_login": self.prompt_login, "requested_at": self.requested_at,
+                "hint_sub": self.hint_sub}
 
 
 def with_query(uri: str, params: dict[str, str]) -> str:
@@ -84,14 +104,16 @@ def error_redirect(tenant_id: str, redirect_uri: str, state: str | None, error: 
         "iss": discovery.issuer(tenant_id)}), error)
 
 
-def parse(tenant_id: str, pairs: Sequence[tuple[str, str]]) -> AuthorizationRequest:
-    """Check an authorization request (its query as name/value pairs, duplicates kept)."""
+def parse(tenant_id: str, pairs: Sequence[tuple[str, str]], now: float | None = None) -> AuthorizationRequest:
+    """Check an authorization request (its query or form body as name/value pairs, duplicates kept)."""
     params: dict[str, str] = {}
     duplicated = set()
     for name, value in pairs:
         if name in params:
             duplicated.add(name)
         params.setdefault(name, value)
+    # RFC 6749 §3.1: a parameter sent without a value is treated as if it were omitted.
+    params = {name: value for name, value in params.items() if value != ""}
     client_id, redirect_uri = params.get("client_id"), params.get("redirect_uri")
     if not client_id or "client_id" in duplicated:
         raise InvalidClientRequest("The sign-in link does not name the app (client_id is missing). Start the "
@@ -118,32 +140,77 @@ def parse(tenant_id: str, pairs: Sequence[tuple[str, str]]) -> AuthorizationRequ
         raise refuse("unsupported_response_type", "Only response_type=code is supported.")
     if params.get("response_mode") not in (None, "query"):
         raise refuse("invalid_request", "Only response_mode=query is supported.")
-    if not state or len(state) > MAX_STATE_CHARS:
-        raise refuse("invalid_request", f"state is required (at most {MAX_STATE_CHARS} characters).")
+    if state is not None and len(state) > MAX_STATE_CHARS:
+        raise refuse("invalid_request", f"state must be at most {MAX_STATE_CHARS} characters.")
     scopes = (params.get("scope") or "").split()
     if "openid" not in scopes:
         raise refuse("invalid_scope", "The scope must include openid.")
     scope = " ".join(s for s in dict.fromkeys(scopes) if s in discovery.SCOPES)
+    nonce = params.get("nonce")
+    if nonce is not None and len(nonce) > MAX_NONCE_CHARS:
+        raise refuse("invalid_request", f"nonce must be at most {MAX_NONCE_CHARS} characters.")
     method = params.get("code_challenge_method")
     challenge = params.get("code_challenge")
-    if not challenge:
-        raise refuse("invalid_request", "PKCE is required: send code_challenge with code_challenge_method=S256.")
-    if method != "S256":
-        raise refuse("invalid_request", "Only code_challenge_method=S256 is supported (plain is refused).")
-    if not _PKCE_S256.match(challenge):
-        raise refuse("invalid_request", "code_challenge must be the base64url SHA-256 of the verifier (43 chars).")
-    nonce = params.get("nonce")
-    if nonce is not None and (not nonce or len(nonce) > MAX_NONCE_CHARS):
-        raise refuse("invalid_request", f"nonce must be 1 to {MAX_NONCE_CHARS} characters.")
-    prompts = set((params.get("prompt") or "").split())
-    if "none" in prompts:
-        raise refuse("login_required", "Silent sign-in is not available: the employee signs in through Entra.")
+    if challenge is None:
+        if method is not None:
+            raise refuse("invalid_request", "code_challenge_method was sent without a code_challenge.")
+        if client.application_type == "native":
+            raise refuse("invalid_request", "This app is a public (native) client, so it must use PKCE: send "
+                         "code_challenge with code_challenge_method=S256 (RFC 9700 §2.1.1).")
+        if nonce is None:
+            raise refuse("invalid_request", "Send PKCE (code_challenge with code_challenge_method=S256) or a nonce: "
+                         "a confidential client may leave PKCE out only when it sends a nonce (RFC 9700 §2.1.1).")
+    else:
+        if method != "S256":
+            raise refuse("invalid_request", "Only code_challenge_method=S256 is supported (plain, or no method, "
+                         "which means plain, is refused).")
+        if not _PKCE_S256.match(challenge):
+            raise refuse("invalid_request", "code_challenge must be the base64url SHA-256 of the verifier "
+                         "(43 chars).")
+    prompts = (params.get("prompt") or "").split()
+    unknown = [p for p in prompts if p not in PROMPTS]
+    if unknown:
+        raise refuse("invalid_request", f"prompt {unknown[0][:40]!r} is not supported (none, login, consent, "
+                     "select_account).")
+    if "none" in prompts and len(set(prompts)) > 1:
+        raise refuse("invalid_request", "prompt=none cannot be combined with another prompt value.")
+    max_age = None
+    if "max_age" in params:
+        raw = params["max_age"]
+        if not raw.isascii() or not raw.isdigit() or int(raw) > MAX_MAX_AGE:
+            raise refuse("invalid_request", "max_age must be a whole number of seconds (0 or more).")
+        max_age = int(raw)
+    hint_sub = None
+    if "id_token_hint" in params:
+        hint_sub = _hint_subject(tenant_id, client_id, params["id_token_hint"])
+        if hint_sub is None:
+            raise refuse("invalid_request", "id_token_hint is not an ID token this issuer gave this client.")
     login_hint = params.get("login_hint")
     if login_hint is not None and len(login_hint) > 256:
         login_hint = None
-    # max_age: we cannot know when Entra last authenticated the employee, so any max_age forces a fresh sign-in.
-    force = "login" in prompts or "max_age" in params
-    return AuthorizationRequest(client_id, redirect_uri, state, nonce, challenge, scope, force, login_hint or None)
+    prompt_login = "login" in prompts
+    requested_at = int(now if now is not None else time.time())
+    # prompt=login and max_age ask Entra for a fresh sign-in; the ACS checks that AuthnInstant shows one. A silent
+    # request cannot have one (Entra would answer NoPassive): its max_age is judged on the session's AuthnInstant.
+    force = (prompt_login or max_age is not None) and "none" not in prompts
+    return AuthorizationRequest(client_id, redirect_uri, state, nonce, challenge, scope, force, login_hint or None,
+                                is_passive="none" in prompts, max_age=max_age, prompt_login=prompt_login,
+                                requested_at=requested_at, hint_sub=hint_sub)
+
+
+def _hint_subject(tenant_id: str, client_id: str, hint: str) -> str | None:
+    """The `sub` of an ID token this issuer signed for this client (expired ones too: OIDC Core §3.1.2.1 uses it
+    to name the expected user, not to authenticate), else None."""
+    try:
+        claims = keys.verify(hint, what="id_token_hint")
+    except OAuthError:
+        return None
+    audience = claims.get("aud")
+    audiences = [audience] if isinstance(audience, str) else audience if isinstance(audience, list) else []
+    sub = claims.get("sub")
+    if claims.get("iss") != discovery.issuer(tenant_id) or client_id not in audiences or not isinstance(sub, str):
+        return None
+    return sub
 
 
 def begin(tenant_id: str, pairs: Sequence[tuple[str, str]], browser_nonce: str | None):
@@ -153,7 +220,8 @@ def begin(tenant_id: str, pairs: Sequence[tuple[str, str]], browser_nonce: str |
     request = parse(tenant_id, pairs)
     try:
         return sign_in.start_login(tenant_id, None, browser_nonce, oidc=request.context(),
-                                   force_authn=request.force_authn, login_hint=request.login_hint)
+                                   force_authn=request.force_authn, is_passive=request.is_passive,
+                                   login_hint=request.login_hint)
     except GatehouseError as error:
         if getattr(error, "reason", None) in ("sso_not_set_up", "unknown_tenant"):
             raise error_redirect(tenant_id, request.redirect_uri, request.state, "temporarily_unavailable",
@@ -162,9 +230,11 @@ def begin(tenant_id: str, pairs: Sequence[tuple[str, str]], browser_nonce: str |
 
 
 def refusal_redirect(tenant_id: str, context: dict, error: GatehouseError) -> str:
-    """Where a refused sign-in (dismissed, outside the corporate domains, …) goes: back to the product."""
-    return error_redirect(tenant_id, context["redirect_uri"], context.get("state"), "access_denied",
-                          error.message).location
+    """Where a refused sign-in goes: back to the product, with `access_denied` (dismissed, outside the corporate
+    domains, …) or the error the refusal names (`login_required`: no Entra session for prompt=none, or an
+    authentication older than prompt=login / max_age allow)."""
+    return error_redirect(tenant_id, context["redirect_uri"], context.get("state"),
+                          getattr(error, "oauth_error", None) or "access_denied", error.message).location
 
 
 def record_exchange(tenant_id: str, client_id: str, employee_id: str, now: datetime) -> store.CodeRecord:
@@ -180,6 +250,22 @@ def record_exchange(tenant_id: str, client_id: str, employee_id: str, now: datet
     return grant
 
 
+# Entra's authnmethodsreferences values (SAML claim http://schemas.microsoft.com/claims/authnmethodsreferences) as
+# RFC 8176 `amr` values. Unknown ones are left out rather than guessed.
+_AMR = {
+    "http://schemas.microsoft.com/ws/2008/06/identity/authenticationmethod/password": "pwd",
+    "http://schemas.microsoft.com/claims/multipleauthn": "mfa",
+    "http://schemas.microsoft.com/ws/2008/06/identity/authenticationmethod/windows": "wia",
+    "http://schemas.microsoft.com/ws/2008/06/identity/authenticationmethod/kerberos": "wia",
+}
+
+
+def amr_of(authn_methods) -> list[str] | None:
+    """RFC 8176 values for Entra's authentication methods, in order, without repeats; None when none is known."""
+    values = list(dict.fromkeys(_AMR[m] for m in authn_methods if m in _AMR))
+    return values or None
+
+
 def issue_code(tenant_id: str, employee_id: str, context: dict, saml_session: tuple | None,
                now: datetime | None = None) -> str:
     """Store a fresh code for this sign-in; returns the redirect to the client (code, state, iss)."""
@@ -188,8 +274,9 @@ def issue_code(tenant_id: str, employee_id: str, context: dict, saml_session: tu
     sid = secrets.token_urlsafe(16)
     record = store.CodeRecord(
         key=store.digest(code), client_id=context["client_id"], redirect_uri=context["redirect_uri"],
-        code_challenge=context["code_challenge"], nonce=context.get("nonce"), scope=context.get("scope") or "openid",
-        employee_id=employee_id, sid=sid, auth_time=int(now.timestamp()),
+        code_challenge=context.get("code_challenge") or "", nonce=context.get("nonce"),
+        scope=context.get("scope") or "openid", employee_id=employee_id, sid=sid,
+        auth_time=int(context.get("auth_time") or now.timestamp()), amr=amr_of(context.get("authn_methods") or ()),
         code_expires_at=int(now.timestamp()) + CODE_SECONDS,
         expires_at=now + timedelta(seconds=CODE_SECONDS + ACCESS_TOKEN_SECONDS))
     name_id, session_index, name_id_format = (tuple(saml_session or ()) + (None, None, None))[:3]

@@ -260,16 +260,20 @@ def _invalid_client(description: str, *, basic: bool) -> OAuthError:
 
 def authenticate(tenant_id: str, authorization: str | None, form: Mapping[str, str]) -> store.ClientRecord:
     """The client making a token request: client_secret_basic, client_secret_post, or a native client's bare
-    client_id (`none`). One method per request (RFC 6749 §2.3); secrets compared in constant time."""
+    client_id (`none`). One method per request (RFC 6749 §2.3); secrets compared in constant time.
+
+    Failed authentications are limited like wrong admin keys and SCIM tokens (shared_code/rate_limit.py), and
+    only they meet the limit: the credential is checked first, so a correct secret is never refused, whoever else
+    guessed wrong from the same address (an office NAT, a shared egress). A wrong one from an address over its
+    budget is answered 429 instead of 401."""
     from shared_code import rate_limit
 
-    scope = f"{tenant_id}/oidc-clients"  # counted like wrong admin keys and SCIM tokens (shared_code/rate_limit.py)
-    rate_limit.failed_authentications.check(scope)
+    scope = f"{tenant_id}/oidc-clients"
     try:
         return _authenticate(tenant_id, authorization, form)
     except OAuthError as error:
         if error.error == "invalid_client":
-            rate_limit.failed_authentications.record_failure(scope)
+            rate_limit.failed_authentications.wrong_credential(scope)
         raise
 
 

@@ -1,7 +1,8 @@
 """Each tenant's issuer and its OpenID Connect Discovery 1.0 document.
 
 The issuer is `{PUBLIC_BASE_URL}/api/oidc/{tenant}`; every endpoint lives under it. The document advertises
-only what is implemented: the code flow with PKCE S256, RS256 ID tokens, client_secret_basic/post (and `none`
+only what is implemented: the code flow with PKCE S256 (required of native clients; a web client may use a
+nonce instead), RS256 ID tokens, client_secret_basic/post (and `none`
 for native clients), RFC 9207's `iss` in authorization responses, RP-initiated and back-channel logout, and the token-exchange grant
 of the mobile apps (RFC 8693, `token_exchange.py`).
 """
@@ -11,7 +12,7 @@ from shared_code.settings import get_settings
 
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 SCOPES = ("openid", "email", "profile")
-CLAIMS = ("iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "sid", "email", "name", "given_name",
+CLAIMS = ("iss", "sub", "aud", "exp", "iat", "auth_time", "amr", "nonce", "sid", "email", "name", "given_name",
           "family_name", "preferred_username", "is_admin", "tenant")
 
 
@@ -40,7 +41,7 @@ def configuration(tenant_id: str) -> dict:
         "claims_supported": list(CLAIMS),
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "code_challenge_methods_supported": ["S256"],
-        "prompt_values_supported": ["login"],
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "authorization_response_iss_parameter_supported": True,
         "claims_parameter_supported": False,
         "request_parameter_supported": False,

@@ -7,6 +7,10 @@ must be registered for that client exactly. The session the token names ends (ba
 clients of the session), and when Entra's metadata names a SingleLogoutService, the browser goes to Entra with
 a SAML LogoutRequest (Issuer = this tenant's SP entity ID) and comes back to our SLO endpoint, which returns
 it to the product with its `state`. Anything wrong is a page: we never redirect to an unverified address.
+Without an `id_token_hint` (the spec makes it RECOMMENDED, not required): `client_id` with one of its registered
+`post_logout_redirect_uri`s goes straight back there (with `state`), and no parameters at all is our "you are
+signed out" page. Neither ends a session here: without the hint nothing says whose session it would be (we keep
+no OP cookie in the browser), so the product ends its own, and Entra's stays Entra's.
 
 From Entra (`saml_logout`): a signed LogoutRequest (the employee signed out elsewhere) ends the sessions of
 that Entra sign-in (by SessionIndex, else NameID) and is answered with a LogoutResponse; a LogoutResponse
@@ -42,7 +46,7 @@ def end_session(tenant_id: str, params: Mapping[str, str], now: datetime | None 
     now = now or datetime.now(timezone.utc)
     hint = params.get("id_token_hint")
     if not hint:
-        raise LogoutRefused("The app did not say who is signing out (id_token_hint is missing).", "no_hint")
+        return _without_hint(tenant_id, params)
     try:
         claims = keys.verify(hint, what="id_token_hint")
     except OAuthError:
@@ -82,6 +86,26 @@ def end_session(tenant_id: str, params: Mapping[str, str], now: datetime | None 
     store.save_pending_slo(tenant_id, request.request_id, post_logout, params.get("state"),
                            now + timedelta(seconds=SLO_SECONDS))
     return request.url
+
+
+def _without_hint(tenant_id: str, params: Mapping[str, str]) -> str | None:
+    """RP-initiated logout without id_token_hint: back to a registered post_logout_redirect_uri of the named
+    client, or (nothing to return to) our own page."""
+    post_logout, client_id = params.get("post_logout_redirect_uri"), params.get("client_id")
+    if post_logout is None:
+        return None
+    if not client_id:
+        raise LogoutRefused("The app asked to return to an address without saying which app it is (send client_id "
+                            "or id_token_hint with post_logout_redirect_uri).", "no_client")
+    client = store.get_client(tenant_id, client_id)
+    if client is None:
+        raise LogoutRefused("The app that sent you here is not registered for this company's sign-in.",
+                            "unknown_client")
+    if post_logout not in client.post_logout_redirect_uris:
+        raise LogoutRefused("The app asked to return to an address it has not registered, so the sign-out was "
+                            "stopped to protect you. Go back to the app and sign out again; if it keeps happening, "
+                            "tell the app's support team.", "bad_post_logout_redirect_uri")
+    return with_query(post_logout, {"state": params.get("state")})
 
 
 def saml_logout(tenant_id: str, raw_query: str, now: datetime | None = None) -> str | None:

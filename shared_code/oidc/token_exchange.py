@@ -8,7 +8,10 @@ for the product's tokens.
       client_id=<one of the tenant's clients>   (a native client sends no secret: the Entra token is the proof)
 
 The token endpoint (issue 13) authenticates the client, calls `exchange` and answers the same token response as the
-code flow, with `issued_token_type` = `ISSUED_TOKEN_TYPE`.
+code flow, with `issued_token_type` = `…:access_token`; with `requested_token_type=…:id_token` the answer's
+`access_token` is the ID token itself and `issued_token_type` says so (RFC 8693 §2.2.1). `audience` and `resource`
+may name only what we issue for: this tenant's issuer, or the client itself; anything else is `invalid_target`
+(§2.2.2), since we cannot mint a token for another service.
 
 `exchange` refuses with RFC 8693 §2.2.2's `invalid_request` for every unacceptable subject token and every sign-in
 rule (RFC 6749 §5.2 JSON; the description says what to change). Order: the request's parameters, the tenant's
@@ -58,6 +61,7 @@ def exchange(tenant_id: str, client: Any, form: Mapping[str, str], now: datetime
     from shared_code.storage import directory
 
     subject_token = _parameters(form)
+    _check_target(tenant_id, getattr(client, "client_id", None), form)
     tenant = tenants.find_tenant(tenant_id)
     entra_tenant_id = ((tenant.idp or {}).get("entra_tenant_id") if tenant else None)
     if tenant is None or not entra_tenant_id:
@@ -123,6 +127,18 @@ def _parameters(form: Mapping[str, str]) -> str:
         raise OAuthError(_INVALID, f"requested_token_type {_shown(requested)} cannot be issued: leave it out, or ask "
                          f"for {ACCESS_TOKEN_TYPE} (the answer carries an ID token too).")
     return form["subject_token"]
+
+
+def _check_target(tenant_id: str, client_id: str | None, form: Mapping[str, str]) -> None:
+    """RFC 8693 §2.1 `audience` (a logical name) and `resource` (an absolute URI): only this tenant's issuer, or
+    the requesting client (the ID token's audience), can be a target here."""
+    ours = {discovery.issuer(tenant_id), client_id}
+    for name in ("audience", "resource"):
+        value = form.get(name)
+        if value is not None and value not in ours:
+            raise OAuthError("invalid_target", f"{name} {_shown(value)} is not something this issuer can issue a "
+                             f"token for: leave it out, or name the issuer {discovery.issuer(tenant_id)} or your "
+                             "client_id.")
 
 
 def _is_guid(value: str | None) -> bool:

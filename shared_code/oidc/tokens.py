@@ -3,7 +3,13 @@
 Dispatch on `grant_type`: `authorization_code` is here; `urn:ietf:params:oauth:grant-type:token-exchange` (the
 mobile apps' Entra ID token) goes to `shared_code.oidc.token_exchange.exchange(tenant_id, client, form) ->
 Employee`, and the answer for the employee it returns is issued here like any other (with a grant and session of its
-own, `authorization.record_exchange`: revocable, and ended by back-channel on dismissal), plus `issued_token_type`.
+own, `authorization.record_exchange`: revocable, and ended by back-channel on dismissal), plus `issued_token_type`
+naming what `access_token` holds: our access token, or the ID token itself when `requested_token_type` asked
+for `…:id_token` (RFC 8693 §2.2.1, `token_type` then `N_A`).
+
+PKCE at redemption (RFC 7636 §4.6, RFC 9700 §2.1.1): a code issued with a `code_challenge` is never redeemed
+without the matching `code_verifier`; a `code_verifier` sent for a code issued without a challenge is refused
+too (a downgrade: someone holds a verifier the authorization request never committed to).
 
 A code is redeemed once, atomically: the row is read, checked, then spent by an update with the ETag that was
 read. Of parallel redemptions one update wins; the others get 412 and `invalid_grant`. A redemption of an
@@ -12,9 +18,11 @@ working at once. Storage round trips: (client ∥ code) → (spend ∥ employee)
 
 Tokens:
 - ID token: RS256 JWT (keys.py) with iss, sub (the employee's id: stable within the tenant), aud, exp, iat,
-  auth_time, nonce, sid, email, name, given_name, family_name, preferred_username, is_admin, tenant.
+  auth_time (Entra's AuthnInstant), amr (from Entra's authnmethodsreferences), nonce, sid, email, name,
+  given_name, family_name, preferred_username, is_admin, tenant.
 - access token: for our UserInfo only, so it is an HMAC-signed token (`sessions.sign`, its own derived key):
-  tenant, grant id (the code's key), employee, client, sid. UserInfo checks the grant is live, its session not
+  tenant, grant id (the code's key), employee, client, sid, scope. UserInfo releases claims by scope (`sub`,
+  `tenant`, `is_admin` always; `email` for scope email; the names for scope profile) and checks the grant is live, its session not
   ended (logout) and the employee active (and not dismissed since the token was issued) on every call; the
   three reads overlap.
 """
@@ -39,6 +47,7 @@ from shared_code.storage import directory
 from shared_code.storage import oidc as store
 
 ID_TOKEN_SECONDS = 3600
+EXCHANGE_SCOPE = "openid email profile"  # the mobile sign-in: UserInfo tells what the code flow's full scope does
 _ACCESS = "oidc-access"
 _VERIFIER = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")  # RFC 7636 §4.1
 _CODE = re.compile(r"^[A-Za-z0-9_-]{20,100}$")
@@ -71,8 +80,11 @@ def token_request(tenant_id: str, authorization: str | None, form: Mapping[str, 
         stamp = now if now is not None else time.time()
         grant = record_exchange(tenant_id, client.client_id, employee.id, datetime.fromtimestamp(stamp, timezone.utc))
         answer = _tokens(tenant_id, client.client_id, employee, now=stamp, grant_key=grant.key, sid=grant.sid,
-                         nonce=None, auth_time=grant.auth_time, scope="openid")
-        return {**answer, "issued_token_type": token_exchange.ISSUED_TOKEN_TYPE}  # RFC 8693 §2.2.1
+                         nonce=None, auth_time=grant.auth_time, scope=EXCHANGE_SCOPE)
+        if form.get("requested_token_type") == token_exchange.ID_TOKEN_TYPE:  # RFC 8693 §2.2.1: N_A, not Bearer
+            return {"access_token": answer["id_token"], "issued_token_type": token_exchange.ID_TOKEN_TYPE,
+                    "token_type": "N_A", "expires_in": ID_TOKEN_SECONDS, "scope": answer["scope"]}
+        return {**answer, "issued_token_type": token_exchange.ACCESS_TOKEN_TYPE}
     raise OAuthError("unsupported_grant_type", f"grant_type {grant_type[:100]!r} is not supported here.")
 
 
@@ -80,8 +92,6 @@ def _redeem_code(tenant_id: str, authorization: str | None, form: Mapping[str, s
     code, redirect_uri, verifier = form.get("code"), form.get("redirect_uri"), form.get("code_verifier")
     if not code or not redirect_uri:
         raise OAuthError("invalid_request", "code and redirect_uri are required.")
-    if not verifier:
-        raise OAuthError("invalid_request", "code_verifier is required (PKCE).")
     client_read = _overlap(authenticate, tenant_id, authorization, form)
     record = store.get_code(tenant_id, store.digest(code)) if _CODE.match(code) else None
     client = client_read.result()
@@ -94,8 +104,14 @@ def _redeem_code(tenant_id: str, authorization: str | None, form: Mapping[str, s
         raise _invalid_grant("The code has expired (codes live 60 seconds).")
     if not hmac.compare_digest(redirect_uri.encode(), record.redirect_uri.encode()):
         raise _invalid_grant("redirect_uri is not the one the code was issued for.")
-    if not _VERIFIER.match(verifier) or not hmac.compare_digest(_s256(verifier), record.code_challenge):
-        raise _invalid_grant("The PKCE code_verifier does not match the code_challenge (S256).")
+    if record.code_challenge:
+        if not verifier:
+            raise _invalid_grant("This code was issued with a PKCE code_challenge: send its code_verifier.")
+        if not _VERIFIER.match(verifier) or not hmac.compare_digest(_s256(verifier), record.code_challenge):
+            raise _invalid_grant("The PKCE code_verifier does not match the code_challenge (S256).")
+    elif verifier is not None:
+        raise _invalid_grant("This code was issued without a PKCE code_challenge, so a code_verifier cannot be "
+                             "checked: send the code_challenge with the authorization request, or no verifier.")
     employee_read = _overlap(directory.get_user_and_names, tenant_id, record.employee_id)
     spent = store.spend_code(tenant_id, record, datetime.fromtimestamp(now, timezone.utc))
     employee, names = employee_read.result() or (None, {})
@@ -107,7 +123,7 @@ def _redeem_code(tenant_id: str, authorization: str | None, form: Mapping[str, s
         store.revoke_grant(tenant_id, record.key)
         raise _invalid_grant("The employee's account is deactivated.")
     return _tokens(tenant_id, client.client_id, employee, now=now, grant_key=record.key, sid=record.sid,
-                   nonce=record.nonce, auth_time=record.auth_time, scope=record.scope, names=names)
+                   nonce=record.nonce, auth_time=record.auth_time, scope=record.scope, names=names, amr=record.amr)
 
 
 def _s256(verifier: str) -> str:
@@ -129,7 +145,7 @@ def employee_claims(tenant_id: str, employee: directory.Employee, names: dict[st
 
 def _tokens(tenant_id: str, client_id: str, employee: directory.Employee, *, now: float, grant_key: str | None,
             sid: str | None, nonce: str | None, auth_time: int | None, scope: str,
-            names: dict[str, str] | None = None) -> dict:
+            names: dict[str, str] | None = None, amr: list[str] | None = None) -> dict:
     issued = int(now)
     id_claims = {"iss": discovery.issuer(tenant_id), "aud": client_id, "iat": issued,
                  "exp": issued + ID_TOKEN_SECONDS, **employee_claims(tenant_id, employee, names)}
@@ -139,8 +155,10 @@ def _tokens(tenant_id: str, client_id: str, employee: directory.Employee, *, now
         id_claims["nonce"] = nonce
     if sid is not None:
         id_claims["sid"] = sid
+    if amr:
+        id_claims["amr"] = list(amr)
     access = sessions.sign(_ACCESS, {"t": tenant_id, "g": grant_key, "u": employee.id, "c": client_id,
-                                     "sid": sid}, ACCESS_TOKEN_SECONDS, now)
+                                     "sid": sid, "s": scope}, ACCESS_TOKEN_SECONDS, now)
     return {"access_token": access, "token_type": "Bearer", "expires_in": ACCESS_TOKEN_SECONDS,
             "id_token": keys.sign(id_claims), "scope": scope}
 
@@ -172,4 +190,18 @@ def userinfo(tenant_id: str, access_token: str | None) -> dict:
         raise InvalidToken("The session this access token belongs to has ended (signed out).")
     if employee is None or not employee.active or claims["iat"] < employee.sessions_valid_from:
         raise InvalidToken("The employee's account is deactivated.")
-    return employee_claims(tenant_id, employee, names)
+    return released(employee_claims(tenant_id, employee, names), claims.get("s"))
+
+
+_BY_SCOPE = {"email": ("email", "email_verified"),
+             "profile": ("name", "given_name", "family_name", "preferred_username")}
+
+
+def released(claims: dict, scope: str | None) -> dict:
+    """The claims UserInfo releases for the granted `scope` (OIDC Core §5.4); `sub`, `tenant` and `is_admin` always.
+    An access token from before scopes were recorded (no `s`) keeps the full set it was issued with."""
+    if scope is None:
+        return claims
+    granted = set(scope.split())
+    withheld = {claim for name, names in _BY_SCOPE.items() if name not in granted for claim in names}
+    return {name: value for name, value in claims.items() if name not in withheld}

@@ -23,6 +23,12 @@ pysaml2 with our in-process backend ~17 ms, pysaml2 with its default xmlsec1 pro
    InResponseTo), Conditions (NotBefore/NotOnOrAfter with 3 minutes of skew, Audience), AuthnStatement,
    attributes, and the Entra tenant ID claim against the metadata's tenant.
 
+`authn_instant` (the AuthnStatement's AuthnInstant: when Entra last authenticated the person, not when it wrote
+this assertion) and `authn_methods` (Entra's authnmethodsreferences claim: password, multipleauthn, …) come from
+the same signed tree; the OpenID Provider reports them as `auth_time` and `amr` and checks step-up against them.
+A `NoPassive` status (Entra could not sign in silently, AADSTS50058) is refused with reason `no_passive` and the
+Response's (unsigned) InResponseTo, so the caller can answer the waiting silent sign-in `login_required`.
+
 Replay (the assertion ID seen before) and the InResponseTo bookkeeping are the caller's, with what SignIn
 returns: `assertion_id`, `not_on_or_after` (keep the ID until then) and `in_response_to`.
 """
@@ -56,6 +62,7 @@ CLAIM_EMAIL = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddres
 CLAIM_NAME = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name"
 CLAIM_GIVEN_NAME = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/givenname"
 CLAIM_SURNAME = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/surname"
+CLAIM_AUTHN_METHODS = "http://schemas.microsoft.com/claims/authnmethodsreferences"
 
 STATUS_SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
 BEARER = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
@@ -87,6 +94,8 @@ class SignIn:
     issuer: str
     entra_tenant_id: str | None
     session_index: str | None
+    authn_instant: datetime | None = None  # when Entra authenticated the person (AuthnStatement AuthnInstant)
+    authn_methods: tuple[str, ...] = ()  # Entra's authnmethodsreferences values, as sent
 
 
 def consume(
@@ -196,9 +205,16 @@ def _check_status(root: etree._Element, sp: "ServiceProvider") -> None:
     # The status arrives before (and usually without) any signature: anyone can post one. So the page says
     # only our own words, chosen by Entra's error code; the message itself is never quoted to the person.
     match = re.search(r"AADSTS\d{1,9}", root.findtext(f"{_P}Status/{_P}StatusMessage") or "")
+    if sub_value.endswith(":NoPassive") or (match and match.group(0) == "AADSTS50058"):
+        # A silent sign-in (IsPassive) found no Entra session. Unsigned, like every status: it can only ever
+        # turn a pending silent sign-in into login_required, which the person could have had by asking.
+        error = SamlRejected("no_passive", "Entra could not sign you in without asking you. Start the sign-in "
+                             "again from the app and sign in at Microsoft.")
+        error.in_response_to = root.get("InResponseTo")
+        raise error
     if match and match.group(0) in _ENTRA_ERRORS:
         advice = _ENTRA_ERRORS[match.group(0)].format(entity_id=sp.entity_id, acs_url=sp.acs_url)
-    elif sub_value.endswith(":AuthnFailed") or sub_value.endswith(":NoPassive"):
+    elif sub_value.endswith(":AuthnFailed"):
         advice = "Entra could not sign you in. Start the sign-in again and complete it at Microsoft."
     elif (value or "").endswith(":Requester"):
         advice = ("Entra refused the sign-in: ask your administrator to add you as a user of this application "
@@ -319,7 +335,7 @@ def _read_assertion(root, assertion, response_signed: bool, sp, idp, now: dateti
 
     in_response_to, subject_deadline = _check_bearer(root, subject, response_signed, sp, now)
     conditions_deadline = _check_conditions(assertion, sp, now)
-    session_index = _check_authn_statement(assertion, now)
+    session_index, authn_instant = _check_authn_statement(assertion, now)
     attributes = _attributes(assertion)
 
     entra_tenant_id = _first(attributes, CLAIM_TENANT_ID)
@@ -342,6 +358,8 @@ def _read_assertion(root, assertion, response_signed: bool, sp, idp, now: dateti
         issuer=idp.entity_id,
         entra_tenant_id=entra_tenant_id.lower() if entra_tenant_id else None,
         session_index=session_index,
+        authn_instant=authn_instant,
+        authn_methods=tuple(v.strip() for v in attributes.get(CLAIM_AUTHN_METHODS, []) if v.strip())[:16],
     )
 
 
@@ -412,7 +430,8 @@ def _check_conditions(assertion, sp, now: datetime) -> datetime | None:
     return not_on_or_after
 
 
-def _check_authn_statement(assertion, now: datetime) -> str | None:
+def _check_authn_statement(assertion, now: datetime) -> tuple[str | None, datetime]:
+    """(SessionIndex, AuthnInstant) of the first AuthnStatement; AuthnInstant is required (SAML core 2.7.2)."""
     statements = assertion.findall(_A + "AuthnStatement")
     if not statements:
         raise _malformed("no AuthnStatement")
@@ -420,7 +439,10 @@ def _check_authn_statement(assertion, now: datetime) -> str | None:
     session_end = _instant(statement.get("SessionNotOnOrAfter"), "SessionNotOnOrAfter")
     if session_end is not None and now - CLOCK_SKEW >= session_end:
         raise _expired()
-    return statement.get("SessionIndex")
+    authn_instant = _instant(statement.get("AuthnInstant"), "AuthnInstant", required=True)
+    if authn_instant > now + CLOCK_SKEW:
+        raise _not_yet_valid()
+    return statement.get("SessionIndex"), authn_instant
 
 
 def _attributes(assertion) -> dict[str, list[str]]:

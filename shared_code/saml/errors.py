@@ -15,6 +15,7 @@ class SamlRejected(GatehouseError):
     """
 
     status, code = 403, "saml_rejected"
+    in_response_to: str | None = None  # set for a status response (`no_passive`): the request it answers
 
     def __init__(self, reason: str, message: str):
         super().__init__(message)

@@ -67,10 +67,14 @@ def new_request_id() -> str:
 
 
 def build_authn_request(sp: ServiceProvider, idp: "IdpMetadata", relay_state: str | None, *,
-                        force_authn: bool = False, login_hint: str | None = None) -> AuthnRedirect:
+                        force_authn: bool = False, is_passive: bool = False,
+                        login_hint: str | None = None) -> AuthnRedirect:
     """An SP-initiated sign-in: the URL of the IdP's SSO endpoint with a deflated, base64 SAMLRequest.
 
-    `force_authn` asks Entra for a fresh sign-in even within its own session (OIDC `prompt=login`);
+    `force_authn` asks Entra for a fresh sign-in even within its own session (OIDC `prompt=login`, `max_age`);
+    the request is unsigned, so the assertion's AuthnInstant is what proves it happened (sign_in.py checks it).
+    `is_passive` asks Entra to answer without showing a page (OIDC `prompt=none`): signed in from its session,
+    or a `NoPassive` status;
     `login_hint` travels as Entra's `login_hint` query parameter (Entra refuses a Subject in an AuthnRequest).
 
     The request is not signed: Entra does not require signed AuthnRequests (it only checks that the ACS URL is
@@ -90,6 +94,7 @@ def build_authn_request(sp: ServiceProvider, idp: "IdpMetadata", relay_state: st
         protocol_binding=BINDING_POST,
         issuer=saml.Issuer(text=sp.entity_id),
         force_authn="true" if force_authn else None,
+        is_passive="true" if is_passive else None,
     )
     xml = request.to_string(nspair={"samlp": samlp.NAMESPACE, "saml": saml.NAMESPACE})
     deflater = zlib.compressobj(9, zlib.DEFLATED, -15)  # raw DEFLATE, as the HTTP-Redirect binding requires

@@ -129,13 +129,15 @@ class CodeRecord:
     spent_at: datetime | None = None
     revoked: bool = False
     etag: str | None = field(default=None, compare=False, repr=False)
+    amr: list[str] | None = None  # RFC 8176 values from Entra's authnmethodsreferences (ID token `amr`)
 
 
 def _code_entity(tenant_id: str, code: CodeRecord) -> dict:
     entity = {"PartitionKey": tenant_id, "RowKey": CODE + code.key, "kind": "code", "client_id": code.client_id,
               "redirect_uri": code.redirect_uri, "code_challenge": code.code_challenge, "nonce": code.nonce,
               "scope": code.scope, "employee_id": code.employee_id, "sid": code.sid, "auth_time": code.auth_time,
-              "code_expires_at": code.code_expires_at, "expires_at": _utc(code.expires_at)}
+              "code_expires_at": code.code_expires_at, "expires_at": _utc(code.expires_at),
+              "amr": json.dumps(code.amr) if code.amr else None}
     return {key: value for key, value in entity.items() if value is not None}
 
 
@@ -181,7 +183,8 @@ def get_code(tenant_id: str, key: str) -> CodeRecord | None:
         code_challenge=entity["code_challenge"], nonce=entity.get("nonce"), scope=entity.get("scope") or "openid",
         employee_id=entity["employee_id"], sid=entity["sid"], auth_time=int(entity["auth_time"]),
         code_expires_at=int(entity["code_expires_at"]), expires_at=_utc(entity["expires_at"]),
-        spent_at=entity.get("spent_at"), revoked=bool(entity.get("revoked")), etag=tables.etag_of(entity))
+        spent_at=entity.get("spent_at"), revoked=bool(entity.get("revoked")), etag=tables.etag_of(entity),
+        amr=json.loads(entity["amr"]) if entity.get("amr") else None)
 
 
 def spend_code(tenant_id: str, code: CodeRecord, now: datetime) -> bool:

@@ -1,6 +1,8 @@
 """The product's side, in headless Chromium: a sample product built on authlib's OIDC client (it knows only the
 issuer URL and its client credentials) signs an employee in through Gatehouse and Entra (the TestIdp's pages),
-and a sign-in started from My Apps lands in the product and signs in through the product's own request.
+and a sign-in started from My Apps lands in the product and signs in through the product's own request. The
+same product on pyoidc, with its documentation's defaults (no PKCE, UserInfo by POST body, logout without an ID
+token; and without state, as openid-client's README does), signs in too.
 Screenshots land in test-output/oidc/."""
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import requests
 
 from tests.support.idp import TestIdp
 from tests.support.idp_server import IdpServer
-from tests.support.sample_product import SampleProduct
+from tests.support.sample_product import PyoidcProduct, SampleProduct
 
 pytestmark = pytest.mark.browser
 
@@ -158,4 +160,26 @@ def test_the_setup_page_shows_the_products_connection_read_only(chromium, entra,
         assert page.locator("#product button, #product input, #product form").count() == 0  # read-only
         (test_output / "oidc").mkdir(parents=True, exist_ok=True)
         page.locator("#product").screenshot(path=str(test_output / "oidc" / "setup-product-connection.png"))
+        context.close()
+
+
+@pytest.mark.parametrize("send_state", [True, False], ids=["pyoidc-docs", "no-state"])
+def test_a_product_on_pyoidc_signs_in_with_the_librarys_defaults(chromium, entra, app_url, operator_key, send_state,
+                                                                 test_output):
+    setup = Setup(app_url, operator_key, entra)
+    with PyoidcProduct(setup.issuer, send_state=send_state) as product:
+        setup.register(product)
+        context, page = _signed_in(chromium, product)
+        (claims,) = [s["claims"] for s in product.sessions.values()]
+        assert claims["sub"] == setup.user["id"] and claims["iss"] == setup.issuer
+        (info,) = product.userinfo  # pyoidc POSTed the access token in the form body (RFC 6750 §2.2)
+        assert info["sub"] == setup.user["id"] and info["email"] == "alice@acme.example.com"
+        assert info["name"] == "Alice Example"
+        (sent,) = product.authorization_requests
+        assert "code_challenge" not in sent and sent["nonce"] and ("state" in sent) is send_state
+        (test_output / "oidc").mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(test_output / "oidc" / f"pyoidc-{'state' if send_state else 'no-state'}.png"))
+        # Logout without an id_token_hint: straight back to the registered address, with state.
+        page.goto(f"{product.url}/logout")
+        page.wait_for_url(f"{product.url}/bye?state=bye-state")
         context.close()

@@ -126,13 +126,18 @@ def test_unknown_client_or_unregistered_redirect_uri_is_a_page_never_a_redirect(
 
 @pytest.mark.parametrize("overrides, error", [
     ({"response_type": "token"}, "unsupported_response_type"),
+    ({"response_type": None}, "unsupported_response_type"),  # oidcc-response-type-missing
     ({"scope": "email"}, "invalid_scope"),
-    ({"state": None}, "invalid_request"),
-    ({"code_challenge": None}, "invalid_request"),
+    ({"code_challenge": None, "code_challenge_method": None, "nonce": None}, "invalid_request"),  # neither
+    ({"code_challenge": None}, "invalid_request"),  # a method without a challenge
     ({"code_challenge_method": "plain"}, "invalid_request"),
-    ({"code_challenge_method": None}, "invalid_request"),
+    ({"code_challenge_method": None}, "invalid_request"),  # no method means plain (RFC 7636 §4.3)
     ({"code_challenge": "short"}, "invalid_request"),
-    ({"prompt": "none"}, "login_required"),
+    ({"prompt": "none login"}, "invalid_request"),
+    ({"prompt": "unheard_of"}, "invalid_request"),
+    ({"max_age": "-1"}, "invalid_request"),
+    ({"max_age": "soon"}, "invalid_request"),
+    ({"id_token_hint": "eyJhbGciOiJub25lIn0.e30."}, "invalid_request"),
     ({"request": "eyJhbGciOiJub25lIn0.e30."}, "request_not_supported"),
 ])
 def test_other_authorization_errors_go_back_to_the_client(op, overrides, error):
@@ -212,7 +217,7 @@ def test_code_bound_to_its_redirect_uri_and_pkce_verifier(op, employee):
     authorized = op.sign_in(employee)
     _assert_oauth_error(op.redeem(authorized, redirect_uri="http://127.0.0.1:8765/cb"), "invalid_grant")
     authorized = op.sign_in(employee)
-    _assert_oauth_error(op.redeem(authorized, code_verifier=None), "invalid_request")
+    _assert_oauth_error(op.redeem(authorized, code_verifier=None), "invalid_grant")  # the challenge needs it
     authorized = op.sign_in(employee)
     _assert_oauth_error(op.redeem(authorized, code_verifier=pkce_pair()[0]), "invalid_grant")
     # "plain": the challenge itself as verifier.

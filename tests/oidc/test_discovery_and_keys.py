@@ -25,6 +25,12 @@ def test_discovery_names_the_tenant_issuer_and_only_what_is_implemented(op):
     assert config["request_uri_parameter_supported"] is False
     assert config["grant_types_supported"] == ["authorization_code",
                                                "urn:ietf:params:oauth:grant-type:token-exchange"]
+    # What the OIDF plans read from it: the logout endpoints, silent sign-in, the scopes (no address/phone).
+    assert config["end_session_endpoint"] == op.issuer + "/logout"
+    assert config["backchannel_logout_supported"] is True and config["backchannel_logout_session_supported"] is True
+    assert {"none", "login"} <= set(config["prompt_values_supported"])
+    assert config["scopes_supported"] == ["openid", "email", "profile"]
+    assert {"auth_time", "amr", "sid"} <= set(config["claims_supported"])
 
 
 def test_unknown_tenant_has_no_issuer(app_url):

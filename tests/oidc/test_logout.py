@@ -112,7 +112,12 @@ def test_logout_refuses_unregistered_return_and_forged_hints(op, product, employ
     other = new_tenant("Globex", "https://globex.example.com")
     assert_refused(requests.get(f"{op.sso.base_url}/api/oidc/{other.tenant_id}/logout", timeout=30,
                                 params={"id_token_hint": tokens["id_token"]}, allow_redirects=False), 400)
-    assert_refused(_logout(op), 400)
+    # Without a hint: a return address needs its client, and must be one that client registered.
+    assert_refused(_logout(op, post_logout_redirect_uri="https://product.example.com/bye"), 400, "which app")
+    assert_refused(_logout(op, client_id=op.client["client_id"], post_logout_redirect_uri="https://evil.example/"),
+                   400, "not registered")
+    assert_refused(_logout(op, client_id="0" * 32, post_logout_redirect_uri="https://product.example.com/bye"),
+                   400, "not registered")
     assert not product.logout_tokens  # nothing ended
 
 

@@ -419,6 +419,31 @@ def test_unverified_text_is_never_quoted_on_the_error_page(idp, sp, metadata):
     assert "555" not in error.message and "sts.windows.net" not in error.message
 
 
+def test_authn_instant_and_entra_authentication_methods_come_from_the_signed_assertion(idp, sp, metadata):
+    authenticated = NOW - dt.timedelta(hours=5)
+    methods = ["http://schemas.microsoft.com/ws/2008/06/identity/authenticationmethod/password",
+               "http://schemas.microsoft.com/claims/multipleauthn"]
+    sign_in = consume(idp.response(sp.entity_id, sp.acs_url, issue_instant=NOW, authn_instant=authenticated,
+                                   authn_methods=methods), sp, metadata, now=NOW)
+    assert sign_in.authn_instant == authenticated and sign_in.authn_methods == tuple(methods)
+    # An AuthnInstant in the future, or none at all, is refused.
+    rejected("not_yet_valid", idp.response_xml(sp.entity_id, sp.acs_url, issue_instant=NOW,
+                                               authn_instant=NOW + dt.timedelta(minutes=10)), sp, metadata, now=NOW)
+    doc = etree.fromstring(idp.response_xml(sp.entity_id, sp.acs_url, issue_instant=NOW, sign_assertion=False))
+    doc.find(f".//{{{tidp.NS_SAML}}}AuthnStatement").attrib.pop("AuthnInstant")
+    tidp.sign(doc.find(f"{{{tidp.NS_SAML}}}Assertion"), idp.identity)
+    rejected("malformed", etree.tostring(doc), sp, metadata, now=NOW)
+
+
+def test_no_passive_is_its_own_reason_with_the_request_it_answers(idp, sp, metadata):
+    for sub_status, message in ((tidp.STATUS_NO_PASSIVE, None), (None, "AADSTS50058: A silent sign-in request "
+                                                                 "was sent but no user is signed in.")):
+        doc = idp.response_xml(sp.entity_id, sp.acs_url, status=tidp.STATUS_REQUESTER, sub_status=sub_status,
+                               status_message=message, in_response_to="id" + "ab" * 20)
+        error = rejected("no_passive", doc, sp, metadata)
+        assert error.in_response_to == "id" + "ab" * 20 and "without asking" in error.message
+
+
 def test_status_responder_without_message(idp, sp, metadata):
     doc = idp.response_xml(sp.entity_id, sp.acs_url, status=tidp.STATUS_RESPONDER)
     error = rejected("status_not_success", doc, sp, metadata)

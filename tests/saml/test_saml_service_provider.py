@@ -52,6 +52,15 @@ def test_authn_request_redirect(sp, metadata, idp):
     assert request.find(f".//{{{tidp.NS_DS}}}Signature") is None  # Entra does not require signed requests
 
 
+def test_force_authn_and_is_passive_are_asked_only_when_wanted(sp, metadata):
+    plain, _ = tidp.decode_authn_request(build_authn_request(sp, metadata, "rs").url)
+    assert plain.get("ForceAuthn") is None and plain.get("IsPassive") is None
+    forced, _ = tidp.decode_authn_request(build_authn_request(sp, metadata, "rs", force_authn=True).url)
+    assert forced.get("ForceAuthn") == "true" and forced.get("IsPassive") is None
+    passive, _ = tidp.decode_authn_request(build_authn_request(sp, metadata, "rs", is_passive=True).url)
+    assert passive.get("IsPassive") == "true" and passive.get("ForceAuthn") is None
+
+
 def test_request_ids_are_unpredictable(sp, metadata):
     ids = {build_authn_request(sp, metadata, None).request_id for _ in range(200)}
     assert len(ids) == 200

@@ -41,6 +41,7 @@ STATUS_SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
 STATUS_REQUESTER = "urn:oasis:names:tc:SAML:2.0:status:Requester"
 STATUS_RESPONDER = "urn:oasis:names:tc:SAML:2.0:status:Responder"
 STATUS_REQUEST_DENIED = "urn:oasis:names:tc:SAML:2.0:status:RequestDenied"
+STATUS_NO_PASSIVE = "urn:oasis:names:tc:SAML:2.0:status:NoPassive"  # IsPassive, and no session to answer from
 NAMEID_EMAIL = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
 BINDING_REDIRECT = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
 BINDING_POST = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
@@ -360,11 +361,15 @@ class TestIdp:
         signature_method=None,
         digest_method=SHA256,
         signer: SigningIdentity | None = None,
+        authn_instant: dt.datetime | None = None,
+        authn_methods: list[str] | None = None,
     ) -> bytes:
         """An Entra-shaped SAML Response (bytes). Defaults are what Entra sends for a successful sign-in.
 
         Overrides: pass a value to replace what Entra would send, or OMIT to leave it out. Times default to
         Entra's: NotBefore = IssueInstant, Conditions NotOnOrAfter = +70 min, bearer NotOnOrAfter = +5 min.
+        `authn_instant` is when the person authenticated (AuthnInstant; default a minute before IssueInstant, as
+        for an Entra session a minute old); `authn_methods` Entra's authnmethodsreferences (default password).
         """
         now = issue_instant or dt.datetime.now(dt.timezone.utc)
         issuer = issuer or self.entity_id
@@ -395,6 +400,7 @@ class TestIdp:
                 assertion_id, now, issuer, sp_entity_id, acs_url, name_id, object_id, email, display_name,
                 given_name, surname, in_response_to, not_before, not_on_or_after, subject_not_on_or_after,
                 audience, recipient, tenant_id_claim, extra_attributes, name_id_format, session_index,
+                authn_instant, authn_methods,
             )
             response.append(assertion)
             if sign_assertion:
@@ -405,7 +411,8 @@ class TestIdp:
 
     def _assertion(self, assertion_id, now, issuer, sp_entity_id, acs_url, name_id, object_id, email, display_name,
                    given_name, surname, in_response_to, not_before, not_on_or_after, subject_not_on_or_after,
-                   audience, recipient, tenant_id_claim, extra_attributes, name_id_format, session_index):
+                   audience, recipient, tenant_id_claim, extra_attributes, name_id_format, session_index,
+                   authn_instant=None, authn_methods=None):
         a = etree.Element(
             f"{{{NS_SAML}}}Assertion",
             nsmap={None: NS_SAML},
@@ -439,7 +446,8 @@ class TestIdp:
         attributes[CLAIM_IDENTITY_PROVIDER] = [self.entity_id]
         if display_name:
             attributes[CLAIM_DISPLAY_NAME] = [display_name]
-        attributes[CLAIM_AUTHN_METHODS] = ["http://schemas.microsoft.com/ws/2008/06/identity/authenticationmethod/password"]
+        attributes[CLAIM_AUTHN_METHODS] = list(authn_methods) if authn_methods is not None else [
+            "http://schemas.microsoft.com/ws/2008/06/identity/authenticationmethod/password"]
         if given_name:
             attributes[CLAIM_GIVEN_NAME] = [given_name]
         if surname:
@@ -452,7 +460,8 @@ class TestIdp:
             attribute = etree.SubElement(statement, f"{{{NS_SAML}}}Attribute", Name=name)
             for value in values:
                 etree.SubElement(attribute, f"{{{NS_SAML}}}AttributeValue").text = value
-        authn = etree.SubElement(a, f"{{{NS_SAML}}}AuthnStatement", AuthnInstant=saml_time(now - dt.timedelta(minutes=1)),
+        authn = etree.SubElement(a, f"{{{NS_SAML}}}AuthnStatement", AuthnInstant=saml_time(
+                                     authn_instant or now - dt.timedelta(minutes=1)),
                                  SessionIndex=session_index or assertion_id)
         context = etree.SubElement(authn, f"{{{NS_SAML}}}AuthnContext")
         etree.SubElement(context, f"{{{NS_SAML}}}AuthnContextClassRef").text = (

@@ -5,6 +5,11 @@
 - its `/saml2` endpoint is the IdP's single sign-on URL: it reads the AuthnRequest of the HTTP-Redirect
   binding, signs in the user set with `sign_in_as`, and renders Entra's auto-posting form that carries a
   genuine signed SAMLResponse (InResponseTo = the request's ID) and the RelayState back to the ACS;
+- like Entra it keeps a session per browser (cookie `ESTSAUTH`): a request within a session answers with the
+  session's AuthnInstant (when the person really authenticated), `ForceAuthn` authenticates again (AuthnInstant
+  now, or `sign_in_as(..., authn_instant=…)`), and `IsPassive` never authenticates: within a session it signs
+  in silently, without one it answers Entra's NoPassive status (AADSTS50058). `start_session` makes a session
+  for a test that walks the redirects by hand, with the AuthnInstant it chooses;
 - the same URL is its SingleLogoutService (as Entra's is): a LogoutRequest is recorded and answered with a
   signed LogoutResponse (HTTP-Redirect binding) to the SP's SLO URL; `logout_request_url` makes the signed
   LogoutRequest Entra sends when the employee signs out elsewhere.
@@ -27,7 +32,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 from lxml import etree
 
-from tests.support.idp import NS_SAML, NS_SAMLP, STATUS_SUCCESS, TestIdp, new_id, saml_time
+from tests.support.idp import (NS_SAML, NS_SAMLP, STATUS_NO_PASSIVE, STATUS_REQUESTER, STATUS_SUCCESS, TestIdp, new_id,
+                               saml_time)
 
 RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
 
@@ -47,6 +53,11 @@ class ReceivedRequest:
     acs_url: str
     issuer: str
     relay_state: str | None
+    force_authn: bool = False
+    is_passive: bool = False
+
+
+SESSION_COOKIE = "ESTSAUTH"
 
 
 class IdpServer:
@@ -59,6 +70,7 @@ class IdpServer:
         self.logout_requests: list[etree._Element] = []  # LogoutRequests SPs sent to /saml2
         self.fetched: list[str] = []  # the path of every GET of a published document (or a 404)
         self.user: dict = {"name_id": "alice@contoso.example"}
+        self.sessions: dict[str, dict] = {}  # ESTSAUTH cookie → {"user": the sign_in_as dict, "authn_instant": …}
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self.url = f"http://{host}:{self._server.server_address[1]}"
@@ -87,8 +99,17 @@ class IdpServer:
         return self.publish(METADATA_PATH, self.idp.metadata_xml(**options))
 
     def sign_in_as(self, name_id: str, object_id: str | None = None, email: str | None = None, **options) -> None:
-        """Who the IdP signs in when a browser arrives at /saml2 (options go to TestIdp.response)."""
+        """Who the IdP signs in when a browser arrives at /saml2 (options go to TestIdp.response; `authn_instant`
+        is the AuthnInstant of the next interactive authentication instead of now)."""
         self.user = {"name_id": name_id, "object_id": object_id, "email": email, **options}
+
+    def start_session(self, authn_instant: dt.datetime | None = None) -> str:
+        """An IdP session of the current `sign_in_as` user, authenticated at `authn_instant` (default now);
+        returns the ESTSAUTH cookie value a browser would hold."""
+        cookie = new_id()
+        self.sessions[cookie] = {"user": self.user,
+                                 "authn_instant": authn_instant or dt.datetime.now(dt.timezone.utc)}
+        return cookie
 
     # -- the HTTP side
 
@@ -106,7 +127,12 @@ class IdpServer:
                     request = etree.fromstring(zlib.decompress(base64.b64decode(query["SAMLRequest"][0]), -15))
                     if request.tag == f"{{{NS_SAMLP}}}LogoutRequest":
                         return self._send(302, b"", {"Location": server._logout_answer(request, query)})
-                    return self._send(200, server._sso_page(query), {"Content-Type": "text/html"})
+                    cookie = _cookie(self.headers.get("Cookie"), SESSION_COOKIE)
+                    page, cookie = server._sso_page(query, cookie)
+                    headers = {"Content-Type": "text/html"}
+                    if cookie:
+                        headers["Set-Cookie"] = f"{SESSION_COOKIE}={cookie}; Path=/; HttpOnly"
+                    return self._send(200, page, headers)
                 server.fetched.append(parts.path)
                 document = server.documents.get(parts.path)
                 if document is None:
@@ -123,17 +149,39 @@ class IdpServer:
 
         return Handler
 
-    def _sso_page(self, query: dict[str, list[str]]) -> bytes:
+    def _sso_page(self, query: dict[str, list[str]], cookie: str | None = None) -> tuple[bytes, str | None]:
         xml = zlib.decompress(base64.b64decode(query["SAMLRequest"][0]), -15)
         request = etree.fromstring(xml)
         relay_state = query.get("RelayState", [None])[0]
         received = ReceivedRequest(request.get("ID"), request.get("AssertionConsumerServiceURL"),
-                                   request.findtext(f"{{{NS_SAML}}}Issuer"), relay_state)
+                                   request.findtext(f"{{{NS_SAML}}}Issuer"), relay_state,
+                                   force_authn=request.get("ForceAuthn") in ("true", "1"),
+                                   is_passive=request.get("IsPassive") in ("true", "1"))
         self.received.append(received)
-        user = dict(self.user)
+        session, created = self.sessions.get(cookie or ""), None  # created: a new session's cookie to set
+        if received.is_passive:
+            if session is None or received.force_authn:  # nothing to sign in with, and no page may be shown
+                saml_response = self.idp.response(
+                    received.issuer, received.acs_url, in_response_to=received.request_id, status=STATUS_REQUESTER,
+                    sub_status=STATUS_NO_PASSIVE, status_message="AADSTS50058: A silent sign-in request was sent "
+                    "but no user is signed in.")
+                return self._auto_post(received, saml_response, relay_state), None
+        elif session is None or received.force_authn or session["user"] is not self.user:
+            # The person authenticates (again): a new session, AuthnInstant now unless the test chose one.
+            chosen = self.user.get("authn_instant")
+            created = new_id()
+            session = self.sessions[created] = {"user": self.user,
+                                                "authn_instant": chosen or dt.datetime.now(dt.timezone.utc)}
+        user = dict(session["user"])
+        user.pop("authn_instant", None)
         saml_response = self.idp.response(received.issuer, received.acs_url, user.pop("name_id"),
                                           user.pop("object_id", None), user.pop("email", None),
-                                          in_response_to=received.request_id, **user)
+                                          in_response_to=received.request_id,
+                                          authn_instant=session["authn_instant"], **user)
+        return self._auto_post(received, saml_response, relay_state), created
+
+    @staticmethod
+    def _auto_post(received: ReceivedRequest, saml_response: str, relay_state: str | None) -> bytes:
         relay = (f'<input type="hidden" name="RelayState" value="{escape(relay_state)}">'
                  if relay_state is not None else "")
         # Entra's own answer page: a form that posts itself to the ACS.
@@ -164,6 +212,9 @@ class IdpServer:
 
     def _logout_answer(self, request: etree._Element, query: dict) -> str:
         self.logout_requests.append(request)
+        name_id = request.findtext(f"{{{NS_SAML}}}NameID")
+        for cookie in [c for c, session in self.sessions.items() if session["user"].get("name_id") == name_id]:
+            del self.sessions[cookie]  # as Entra does: the person's session here ends too
         sp = request.findtext(f"{{{NS_SAML}}}Issuer")
         root = etree.Element(f"{{{NS_SAMLP}}}LogoutResponse", nsmap={"samlp": NS_SAMLP, "saml": NS_SAML}, attrib={
             "ID": new_id(), "Version": "2.0", "IssueInstant": saml_time(dt.datetime.now(dt.timezone.utc)),
@@ -186,3 +237,11 @@ class IdpServer:
             etree.SubElement(root, f"{{{NS_SAMLP}}}SessionIndex").text = session_index
         url = self.signed_redirect(self.sp_slo_url(sp_entity_id), "SAMLRequest", etree.tostring(root))
         return url if sign else url.split("&SigAlg=")[0]
+
+
+def _cookie(header: str | None, name: str) -> str | None:
+    for part in (header or "").split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name:
+            return value
+    return None

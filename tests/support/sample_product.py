@@ -9,6 +9,13 @@ Routes:
   /logout                 RP-initiated logout: to end_session with id_token_hint, post_logout_redirect_uri, state
   /bye                    where Gatehouse returns after logout
   /backchannel-logout     receives logout tokens (OIDC Back-Channel Logout 1.0), verified by authlib
+
+`PyoidcProduct` is the same product on a second library that is not authlib: pyoidc (`oic`), used exactly as its
+documentation's relying-party example does — `provider_config(issuer)`, `construct_AuthorizationRequest` with
+state and nonce and no PKCE (a confidential client), `do_access_token_request(authn_method="client_secret_basic")`,
+which verifies the ID token against the JWKS, and `do_user_info_request`, which POSTs the access token in the form
+body — and, with `send_state=False`, without `state` (openid-client's README default). Its logout sends
+`client_id` and `post_logout_redirect_uri` and no `id_token_hint`.
 """
 from __future__ import annotations
 
@@ -22,6 +29,10 @@ import warnings
 
 import requests
 from authlib.integrations.requests_client import OAuth2Session
+from oic import rndstr
+from oic.oic import Client
+from oic.oic.message import AuthorizationResponse, RegistrationResponse
+from oic.utils.authn.client import CLIENT_AUTHN_METHOD
 
 with warnings.catch_warnings():
     # authlib's ID-token claims classes (CodeIDToken) still live on authlib.jose, which warns that joserfc
@@ -191,3 +202,65 @@ class SampleProduct:
                 self._send(404, page("Not found", ""))
 
         return Handler
+
+
+class PyoidcProduct(SampleProduct):
+    """The sample product on pyoidc (see the module docstring); `userinfo` keeps what UserInfo answered."""
+
+    def __init__(self, issuer: str, *, send_state: bool = True):
+        super().__init__(issuer)
+        self.send_state = send_state
+        self.userinfo: list[dict] = []
+        self.authorization_requests: list[dict] = []  # what pyoidc sent, as the authorization endpoint read it
+        self._client = None
+
+    def client(self):
+        if self._client is None:
+            client = Client(client_authn_method=CLIENT_AUTHN_METHOD)
+            client.provider_config(self.issuer)
+            client.store_registration_info(RegistrationResponse(
+                client_id=self.client_id, client_secret=self.client_secret, redirect_uris=[self.redirect_uri]))
+            self._client = client
+        return self._client
+
+    def login_redirect(self) -> str:
+        client = self.client()
+        state, nonce = rndstr(), rndstr()
+        args = {"client_id": client.client_id, "response_type": "code", "scope": ["openid", "email", "profile"],
+                "nonce": nonce, "redirect_uri": self.redirect_uri}
+        if self.send_state:
+            args["state"] = state
+        self.pending[state if self.send_state else ""] = {"nonce": nonce}
+        url = client.construct_AuthorizationRequest(request_args=args).request(client.authorization_endpoint)
+        self.authorization_requests.append({k: v[0] for k, v in parse_qs(urlsplit(url).query).items()})
+        return url
+
+    def callback(self, query: str) -> tuple[int, bytes, dict]:
+        params = {k: v[0] for k, v in parse_qs(query).items()}
+        if params.get("iss") != self.issuer:
+            return 400, page("Wrong issuer", ""), {}
+        if "error" in params:
+            return 403, page("Sign-in refused", f"<p id='error'>{escape(params['error'])}</p>"), {}
+        client = self.client()
+        answer = client.parse_response(AuthorizationResponse, info=query, sformat="urlencoded")
+        state = answer.get("state", "")
+        pending = self.pending.pop(state, None)
+        if pending is None or (not self.send_state and "state" in answer):
+            return 400, page("Unknown state", ""), {}
+        tokens = client.do_access_token_request(
+            state=state, request_args={"code": answer["code"], "redirect_uri": self.redirect_uri},
+            authn_method="client_secret_basic")
+        id_token = tokens["id_token"]  # verified by pyoidc: signature (JWKS), iss, aud, exp
+        if id_token["nonce"] != pending["nonce"]:
+            return 400, page("Nonce mismatch", ""), {}
+        info = client.do_user_info_request(state=state) if state else \
+            client.do_user_info_request(access_token=tokens["access_token"])
+        self.userinfo.append(info.to_dict())
+        cookie = secrets.token_urlsafe(16)
+        self.sessions[cookie] = {"claims": id_token.to_dict(), "id_token": id_token.jwt}
+        return 303, b"", {"Location": f"{self.url}/home", "Set-Cookie": f"product={cookie}; Path=/; HttpOnly"}
+
+    def logout_redirect(self, cookie: str | None) -> str:
+        self.sessions.pop(cookie or "", None)
+        return self.metadata["end_session_endpoint"] + "?" + urlencode({
+            "client_id": self.client_id, "post_logout_redirect_uri": f"{self.url}/bye", "state": "bye-state"})

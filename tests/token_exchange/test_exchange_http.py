@@ -259,3 +259,31 @@ def test_when_entra_cannot_be_reached_the_app_is_told_to_retry(product, mobile, 
         mobile.entra.status.pop(mobile.entra_tenant_id)
     assert_refused(response, "Retry", error="temporarily_unavailable", status=503)
     assert int(response.headers["Retry-After"]) > 0
+
+
+# ---- what was asked for, and what came back (RFC 8693 §2.1, §2.2) -------------------------------------------------
+
+def test_requested_token_type_id_token_is_honoured_and_named(product, mobile, alice):
+    response = product.exchange(mobile.id_token(alice), requested_token_type=ID_TOKEN_TYPE)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["issued_token_type"] == ID_TOKEN_TYPE and answer["token_type"] == "N_A"
+    issuer = product.served_config()["token_exchange"]["issuer"]
+    jwks = KeySet.import_key_set(requests.get(f"{issuer}/jwks", timeout=30).json())
+    claims = jwt.decode(answer["access_token"], jwks, algorithms=["RS256"]).claims  # the ID token itself
+    assert claims["sub"] == alice["id"] and claims["aud"] == product.native["client_id"] and claims["iss"] == issuer
+    asked = product.exchange(mobile.id_token(alice), requested_token_type=ACCESS_TOKEN_TYPE).json()
+    assert asked["issued_token_type"] == ACCESS_TOKEN_TYPE and asked["token_type"] == "Bearer"
+    assert_refused(product.exchange(mobile.id_token(alice),
+                                    requested_token_type="urn:ietf:params:oauth:token-type:refresh_token"),
+                   "cannot be issued")
+
+
+def test_an_audience_or_resource_other_than_the_issuer_or_the_client_is_invalid_target(product, mobile, alice):
+    issuer = product.served_config()["token_exchange"]["issuer"]
+    for extra in ({"audience": "https://graph.microsoft.com"}, {"resource": "https://api.other.example/"},
+                  {"audience": issuer + "x"}, {"resource": f"{issuer}/../other"}):
+        assert_refused(product.exchange(mobile.id_token(alice), **extra), error="invalid_target")
+    for extra in ({"audience": issuer}, {"resource": issuer}, {"audience": product.native["client_id"]}):
+        response = product.exchange(mobile.id_token(alice), **extra)
+        assert response.status_code == 200, (extra, response.text)
