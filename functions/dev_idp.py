@@ -52,7 +52,8 @@ def dev_idp_metadata(req: func.HttpRequest) -> func.HttpResponse:
 @_dev_pages
 def dev_idp_sign_in(req: func.HttpRequest) -> func.HttpResponse:
     answer = service.sign_in_page(req.route_params["tenant"], req.params.get("SAMLRequest"),
-                                  req.params.get("RelayState"), req.params.get("login_hint"))
+                                  req.params.get("RelayState"), req.params.get("login_hint"),
+                                  req.params.get("SAMLResponse"))
     if isinstance(answer, service.Redirect):
         return redirect(answer.location)
     scripts = " ".join(answer.script_hashes) or "'none'"

@@ -136,10 +136,12 @@ def read_request(tenant_id: str, saml_request: Any, relay_state: Any, *, paramet
     except (binascii.Error, ValueError, zlib.error, UntrustedXmlError):
         raise BadRequest(f"The {parameter} is not a deflated, base64 SAML message (HTTP-Redirect binding); start "
                          "the sign-in again from the tenant's login link.") from None
-    kinds = {f"{{{NS_SAMLP}}}AuthnRequest": "AuthnRequest", f"{{{NS_SAMLP}}}LogoutRequest": "LogoutRequest"}
+    kinds = {f"{{{NS_SAMLP}}}AuthnRequest": "AuthnRequest", f"{{{NS_SAMLP}}}LogoutRequest": "LogoutRequest",
+             f"{{{NS_SAMLP}}}LogoutResponse": "LogoutResponse"}
     kind = kinds.get(root.tag)
-    if kind is None:
-        raise BadRequest("The development IdP answers an AuthnRequest or a LogoutRequest, nothing else.")
+    if kind is None or (kind == "LogoutResponse") != (parameter == "SAMLResponse"):
+        raise BadRequest("The development IdP answers an AuthnRequest or a LogoutRequest (and takes the "
+                         "LogoutResponse to its own LogoutRequest), nothing else.")
     urls = tenant.urls()
     issuer = (root.findtext(f"{{{NS_SAML}}}Issuer") or "").strip()
     acs_url = root.get("AssertionConsumerServiceURL")
@@ -151,10 +153,14 @@ def read_request(tenant_id: str, saml_request: Any, relay_state: Any, *, paramet
 
 # ---- sign-in ---------------------------------------------------------------------------------------------------
 
-def sign_in_page(tenant_id: str, saml_request: Any, relay_state: Any, login_hint: Any) -> Page | Redirect:
+def sign_in_page(tenant_id: str, saml_request: Any, relay_state: Any, login_hint: Any,
+                 saml_response: Any = None) -> Page | Redirect:
     """GET of the SSO URL: a LogoutRequest is answered (signed redirect to the tenant's SLO URL); an AuthnRequest
     with a `login_hint` naming a provisioned employee is answered with the auto-posting form Entra sends; without
-    one, the page to pick an employee."""
+    one, the page to pick an employee. The SP's LogoutResponse (after an Entra-initiated logout) ends on a page."""
+    if saml_request is None and saml_response is not None:
+        read_request(tenant_id, saml_response, relay_state, parameter="SAMLResponse")
+        return _signed_out_page(tenant_id)
     request = read_request(tenant_id, saml_request, relay_state)
     if request.kind == "LogoutRequest":
         return Redirect(logout_response_url(tenant_id, request))
@@ -238,6 +244,14 @@ def _picker(tenant_id: str, request: SamlRequest, *, error: str | None = None, s
 
 
 # ---- single logout ---------------------------------------------------------------------------------------------
+
+def _signed_out_page(tenant_id: str) -> Page:
+    html = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Signed out — development IdP'
+            f'</title><style>{_STYLE}</style></head><body><p class="dev" id="dev-banner">{escape(DEV_BANNER)}</p>'
+            f'<h1 id="signed-out">You signed out</h1><p>Gatehouse ended the sessions of tenant {escape(tenant_id)} '
+            f'that this sign-out named, and told the products by back-channel logout.</p></body></html>')
+    return Page(html)
+
 
 def logout_response_url(tenant_id: str, request: SamlRequest) -> str:
     """Entra's answer to the SP's LogoutRequest: a signed LogoutResponse to the tenant's SLO URL."""
