@@ -57,8 +57,11 @@ def dev_idp_sign_in(req: func.HttpRequest) -> func.HttpResponse:
     if isinstance(answer, service.Redirect):
         return redirect(answer.location)
     scripts = " ".join(answer.script_hashes) or "'none'"
-    # The auto-posting form posts to the tenant's ACS on this same host ('self').
-    csp = (f"default-src 'none'; style-src 'unsafe-inline'; script-src {scripts}; form-action 'self'; "
+    # The picker's forms come back here ('self'). The auto-posting form (the page with a script) posts to the
+    # tenant's ACS, whose redirects go on to the product: browsers apply form-action to every redirect of a form
+    # submission, so that page names no form-action (Entra's has none either).
+    form_action = "" if answer.script_hashes else " form-action 'self';"
+    csp = (f"default-src 'none'; style-src 'unsafe-inline'; script-src {scripts};{form_action} "
            "frame-ancestors 'none'; base-uri 'none'")
     return html_response(answer.html, answer.status, csp=csp)
 
