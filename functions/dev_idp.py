@@ -16,10 +16,14 @@ import functools
 import azure.functions as func
 
 from functions._http import HTML, handler, html_response, json_response, redirect
-from shared_code.dev_idp import service
+from shared_code.dev_idp import keys, service
 from shared_code.errors import GatehouseError
+from shared_code.settings import get_settings
 
 bp = func.Blueprint()
+
+if get_settings().session_signing_key:
+    keys.warm_up(get_settings().session_signing_key)  # this module is imported only where the routes exist
 
 _DEV_TITLE = "Development IdP (for development only)"
 

@@ -10,8 +10,11 @@ local value; whoever knows that value can already forge sessions. (The public ke
 so a guessable SESSION_SIGNING_KEY can be found from the metadata: another reason it is never on in production.)
 
 The derivation: an HMAC-SHA-512 stream keyed with HKDF(SESSION_SIGNING_KEY, info="gatehouse dev-idp rsa v1")
-draws candidate primes, tested by trial division and 40 Miller-Rabin rounds (error below 2^-80); p and q are
-1024-bit with the top two bits set, so n has exactly 2048 bits; e = 65537. About 0.3 s once per process.
+draws candidate primes, tested by trial division and 8 Miller-Rabin rounds (FIPS 186-4 table C.3 asks 5 for
+random 1024-bit candidates, error below 2^-100); p and q are 1024-bit with the top two bits set, so n has exactly
+2048 bits; e = 65537. A fraction of a second, once per process: `warm_up()` does it in the background when the
+development IdP's routes are registered, so the first sign-in does not wait for it (nor does a "Check now" whose
+fetch of the metadata has a deadline).
 The certificate is fixed by the key and the year: serial from the stream, valid from January 1st of the current
 year for three years, so it is the same document on every restart (and rolls over once a year, as Entra's do).
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import threading
 from functools import lru_cache
 
 from cryptography.hazmat.primitives import hashes
@@ -47,7 +51,7 @@ class _Stream:
         return out[:n]
 
 
-def _probably_prime(n: int, stream: _Stream, rounds: int = 40) -> bool:
+def _probably_prime(n: int, stream: _Stream, rounds: int = 8) -> bool:
     for p in _SMALL_PRIMES:
         if n % p == 0:
             return n == p
@@ -92,9 +96,25 @@ def derive_private_key(secret: str) -> rsa.RSAPrivateKey:
     return numbers.private_key()
 
 
-@lru_cache(maxsize=4)
+_derivation = threading.Lock()  # one derivation at a time: a request arriving during the warm-up waits for it
+
+
 def signing_identity(secret: str, year: int) -> SigningIdentity:
     """The key and its certificate for `secret`, valid from January 1st of `year` for three years."""
+    with _derivation:
+        return _signing_identity(secret, year)
+
+
+def warm_up(secret: str) -> threading.Thread:
+    """Derive this year's key in a background thread (the development IdP's first request then finds it)."""
+    year = dt.datetime.now(dt.timezone.utc).year
+    thread = threading.Thread(target=signing_identity, args=(secret, year), name="dev-idp-key", daemon=True)
+    thread.start()
+    return thread
+
+
+@lru_cache(maxsize=4)
+def _signing_identity(secret: str, year: int) -> SigningIdentity:
     key = derive_private_key(secret)
     serial = int.from_bytes(_seed(secret, b"gatehouse dev-idp serial v1")[:16], "big") >> 1
     start = dt.datetime(year, 1, 1, tzinfo=dt.timezone.utc)

@@ -9,7 +9,8 @@ import base64
 import re
 from datetime import datetime, timezone
 from html import unescape
-from urllib.parse import parse_qs, urlsplit
+from typing import Iterator
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 import requests
@@ -20,6 +21,7 @@ from shared_code import saml, sign_in
 from shared_code import tenants as tenant_service
 from shared_code.dev_idp import service
 from shared_code.saml.logout import read_logout_message
+from tests.conftest import LocalHost, TenantHandle, free_port
 from tests.sso.conftest import LOGIN_BINDING, SESSION, set_cookies
 from tests.support.idp import (CLAIM_AUTHN_METHODS, CLAIM_EMAIL, CLAIM_GIVEN_NAME, CLAIM_OBJECT_ID, CLAIM_SURNAME,
                                CLAIM_TENANT_ID, NS_SAML, decode_authn_request, parse)
@@ -200,3 +202,42 @@ def test_its_entra_v2_key_set_verifies_its_id_tokens(dev, app_url):
     assert token.claims["ver"] == "2.0" and token.claims["aud"] == "11111111-2222-3333-4444-555555555555"
     missing = requests.get(f"{app_url}/api/dev-idp/{dev.id}/id-token", params={"login_hint": "x@y.z"}, timeout=30)
     assert missing.status_code == 400 and "client_id" in missing.json()["message"]
+
+
+@pytest.fixture(scope="module")
+def self_keyed_host(app_settings, test_output) -> Iterator[LocalHost]:
+    """A development host whose ENTRA_LOGIN_URL is its own development IdP (as the README suggests for mobile)."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    host = LocalHost({**app_settings, "PORT": str(port), "PUBLIC_BASE_URL": base,
+                      "ENTRA_LOGIN_URL": f"{base}/api/dev-idp"}, test_output / "local-host-dev-idp-mobile.log")
+    host.start()
+    yield host
+    host.stop()
+
+
+def test_the_mobile_token_exchange_accepts_its_id_tokens(self_keyed_host, operator_key, app_settings):
+    base = self_keyed_host.url
+    operator = {"Authorization": f"Bearer {operator_key}"}
+    created = requests.post(f"{base}/api/tenants", headers=operator, timeout=30,
+                            json={"name": "Mobile Dev", "app_url": "https://mobile.example.com"}).json()
+    tenant = TenantHandle(base, created["tenant_id"], created["admin_key"], created)
+    dev = DevTenant(tenant, base)
+    entra_tenant, client_id = service.entra_tenant_id(dev.id), "0a1b2c3d-0000-4000-8000-123456789abc"
+    package, signature = app_settings["MOBILE_ANDROID_PACKAGE_NAME"], app_settings["MOBILE_ANDROID_SIGNATURE_HASH"]
+    msal = {"client_id": client_id, "authorization_user_agent": "DEFAULT",
+            "redirect_uri": f"msauth://{package}/{quote(signature, safe='')}", "broker_redirect_uri_registered": True,
+            "authorities": [{"type": "AAD", "audience": {"type": "AzureADMyOrg", "tenant_id": entra_tenant}}]}
+    pasted = tenant.api("PUT", "mobile", json={"msal_configuration": msal,
+                                               "ios_redirect_uri": f"msauth.{app_settings['MOBILE_IOS_BUNDLE_ID']}://auth"})
+    assert pasted.status_code == 200, pasted.text
+    native = requests.post(f"{base}/api/tenants/{dev.id}/oidc/clients", headers=operator, timeout=30, json={
+        "application_type": "native", "redirect_uris": ["com.example.gatehouse:/oauth2redirect"]}).json()
+    # What MSAL would hand the app after Adele signed in to "Entra": the development IdP's ID token.
+    issued = requests.get(f"{base}/api/dev-idp/{dev.id}/id-token", timeout=30,
+                          params={"login_hint": f"adele.vance@{DOMAIN}", "client_id": client_id}).json()
+    exchanged = requests.post(f"{base}/api/oidc/{dev.id}/token", timeout=30, data={
+        "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange", "subject_token": issued["id_token"],
+        "subject_token_type": "urn:ietf:params:oauth:token-type:id_token", "client_id": native["client_id"]})
+    assert exchanged.status_code == 200, exchanged.text
+    assert exchanged.json()["access_token"] and exchanged.json()["id_token"]
