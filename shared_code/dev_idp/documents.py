@@ -459,6 +459,40 @@ class EntraIdp:
         return etree.tostring(root)
 
 
+# ---------------------------------------------------------------- Entra v2.0 ID tokens and keys (what MSAL gets)
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def v2_id_token_claims(entra_tenant_id: str, client_id: str, oid: str, *, now: int, name: str,
+                       preferred_username: str) -> dict:
+    """The claims of an ID token from Entra's v2.0 endpoint (aud, iss, iat, nbf, exp, name, oid,
+    preferred_username, rh, sub, tid, uti, ver); sign with RS256 and the published key's kid."""
+    return {
+        "aud": client_id,
+        "iss": f"https://login.microsoftonline.com/{entra_tenant_id}/v2.0",
+        "iat": now, "nbf": now, "exp": now + 3600,
+        "name": name, "oid": oid,
+        "preferred_username": preferred_username,
+        "rh": "0.AXEA" + _b64url(uuid.uuid4().bytes),
+        "sub": _b64url(hashlib.sha256(f"{oid}:{client_id}".encode()).digest()),  # pairwise, as Entra's
+        "tid": entra_tenant_id,
+        "uti": _b64url(uuid.uuid4().bytes)[:22],
+        "ver": "2.0",
+    }
+
+
+def v2_published_key(public_jwk: dict, entra_tenant_id: str, *, kid: str, x5t: str,
+                     x5c: list[str] | None = None) -> dict:
+    """One key of `{login}/{tenant}/discovery/v2.0/keys`, as Entra publishes it."""
+    key = {"kty": "RSA", "use": "sig", "kid": kid, "x5t": x5t, "n": public_jwk["n"], "e": public_jwk["e"]}
+    if x5c:
+        key["x5c"] = x5c
+    key["issuer"] = f"https://login.microsoftonline.com/{entra_tenant_id}/v2.0"
+    return key
+
+
 def _set(element: etree._Element, name: str, value) -> None:
     if value is None or isinstance(value, _Omit):
         return

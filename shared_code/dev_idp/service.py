@@ -28,7 +28,7 @@ from typing import Any
 from shared_code import sign_in
 from shared_code import tenants as tenant_service
 from shared_code.dev_idp import ROUTE_PREFIX, keys
-from shared_code.dev_idp.documents import NS_SAML, NS_SAMLP, EntraIdp
+from shared_code.dev_idp.documents import NS_SAML, NS_SAMLP, EntraIdp, v2_id_token_claims, v2_published_key
 from shared_code.errors import BadRequest, Conflict, NotFound
 from shared_code.saml.safe_xml import UntrustedXmlError, parse_untrusted
 from shared_code.settings import get_settings
@@ -276,21 +276,19 @@ def logout_request_url(tenant_id: str, login_hint: Any) -> str:
 
 # ---- Entra v2.0 key set and ID tokens (the mobile exchange) -------------------------------------------------------
 
-def _jwk() -> tuple[Any, dict]:
+def _key() -> tuple[Any, str, list[str]]:
+    """The signing key as a JWK, its kid (Entra's kids are the certificate's x5t) and its certificate chain."""
     from joserfc.jwk import RSAKey
 
     identity = _identity()
-    key = RSAKey.import_key(identity.key_pem)
     x5t = base64.urlsafe_b64encode(hashlib.sha1(identity.cert_der).digest()).rstrip(b"=").decode()  # noqa: S324
-    public = key.as_dict(private=False)
-    return key, {"kty": "RSA", "use": "sig", "kid": x5t, "x5t": x5t, "n": public["n"], "e": public["e"],
-                 "x5c": [identity.cert_b64]}
+    return RSAKey.import_key(identity.key_pem), x5t, [identity.cert_b64]
 
 
 def key_set(entra_tenant: str) -> dict:
     """`{ENTRA_LOGIN_URL}/{tenant}/discovery/v2.0/keys`, as Entra publishes it (the same key for every tenant)."""
-    _, jwk = _jwk()
-    return {"keys": [{**jwk, "issuer": f"https://login.microsoftonline.com/{entra_tenant}/v2.0"}]}
+    key, x5t, x5c = _key()
+    return {"keys": [v2_published_key(key.as_dict(private=False), entra_tenant, kid=x5t, x5t=x5t, x5c=x5c)]}
 
 
 def id_token(tenant_id: str, login_hint: Any, client_id: Any, now: dt.datetime | None = None) -> str:
@@ -306,14 +304,11 @@ def id_token(tenant_id: str, login_hint: Any, client_id: Any, now: dt.datetime |
     if employee is None:
         raise NotFound("No employee of this tenant has that user principal name.")
     claims = claims_of(tenant_id, employee)
-    tid, issued = entra_tenant_id(tenant_id), int((now or dt.datetime.now(dt.timezone.utc)).timestamp())
-    key, jwk = _jwk()
-    sub = base64.urlsafe_b64encode(hashlib.sha256(f"{claims['object_id']}:{client_id}".encode()).digest())
-    payload = {"aud": client_id.strip(), "iss": f"https://login.microsoftonline.com/{tid}/v2.0", "iat": issued,
-               "nbf": issued, "exp": issued + 3600, "name": claims["display_name"], "oid": claims["object_id"],
-               "preferred_username": employee.user_name, "sub": sub.rstrip(b"=").decode(), "tid": tid,
-               "uti": base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()[:22], "ver": "2.0"}
-    return jwt.encode({"typ": "JWT", "alg": "RS256", "kid": jwk["kid"]}, payload, key, algorithms=["RS256"])
+    issued = int((now or dt.datetime.now(dt.timezone.utc)).timestamp())
+    payload = v2_id_token_claims(entra_tenant_id(tenant_id), client_id.strip(), claims["object_id"], now=issued,
+                                 name=claims["display_name"], preferred_username=employee.user_name)
+    key, kid, _ = _key()
+    return jwt.encode({"typ": "JWT", "alg": "RS256", "kid": kid}, payload, key, algorithms=["RS256"])
 
 
 def _sha256(script: str) -> str:
