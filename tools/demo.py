@@ -77,6 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     except requests.RequestException:
         print(f"Gatehouse does not answer on {base}. Start it first, in another terminal: make run", file=sys.stderr)
         return 2
+    if (values.get("DEV_IDP") or "").lower() != "true" and not os.environ.get("DEV_IDP"):
+        print('local.settings.json does not turn on the development IdP (it predates it): add "DEV_IDP": "true" '
+              "to its Values (as in local.settings.sample.json), restart make run, then run make demo again.",
+              file=sys.stderr)
+        return 2
     step = Step(http, base)
     operator = {"Authorization": f"Bearer {operator_key}"}
 

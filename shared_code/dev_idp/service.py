@@ -71,6 +71,7 @@ class SamlRequest:
     acs_url: str | None
     relay_state: str | None
     encoded: str = field(repr=False)
+    tenant: Any = field(default=None, repr=False, compare=False)  # read once per request
 
 
 # ---- identity ------------------------------------------------------------------------------------------------
@@ -148,7 +149,7 @@ def read_request(tenant_id: str, saml_request: Any, relay_state: Any, *, paramet
     if issuer != urls["sp_entity_id"] or (kind == "AuthnRequest" and acs_url not in (None, urls["acs_url"])):
         raise BadRequest(f"This request is not from tenant {tenant_id}'s Gatehouse (its Issuer or ACS URL is "
                          "another service provider's); the development IdP answers only its own tenant.")
-    return SamlRequest(kind, root.get("ID"), issuer, acs_url or urls["acs_url"], relay_state, saml_request)
+    return SamlRequest(kind, root.get("ID"), issuer, acs_url or urls["acs_url"], relay_state, saml_request, tenant)
 
 
 # ---- sign-in ---------------------------------------------------------------------------------------------------
@@ -190,7 +191,7 @@ def claims_of(tenant_id: str, employee: directory.Employee) -> dict[str, Any]:
 
 def _post_form(tenant_id: str, request: SamlRequest, employee: directory.Employee) -> Page:
     claims = claims_of(tenant_id, employee)
-    sp = sign_in.service_provider(_tenant(tenant_id))
+    sp = sign_in.service_provider(request.tenant)
     saml_response = idp_for(tenant_id).response(
         sp.entity_id, sp.acs_url, claims.pop("name_id"), claims.pop("object_id"), claims.pop("email"),
         in_response_to=request.request_id, **claims)
@@ -255,7 +256,7 @@ def _signed_out_page(tenant_id: str) -> Page:
 
 def logout_response_url(tenant_id: str, request: SamlRequest) -> str:
     """Entra's answer to the SP's LogoutRequest: a signed LogoutResponse to the tenant's SLO URL."""
-    slo_url = _tenant(tenant_id).urls()["slo_url"]
+    slo_url = request.tenant.urls()["slo_url"]
     idp = idp_for(tenant_id)
     return idp.signed_redirect(slo_url, "SAMLResponse", idp.logout_response_xml(slo_url, request.request_id),
                                request.relay_state)
@@ -265,11 +266,11 @@ def logout_request_url(tenant_id: str, login_hint: Any) -> str:
     """The signed LogoutRequest Entra sends when the employee signs out elsewhere (e.g. of Microsoft 365)."""
     if not isinstance(login_hint, str) or not login_hint.strip():
         raise BadRequest("Name the employee who signs out everywhere: ?login_hint=<user principal name>.")
-    _tenant(tenant_id)
+    tenant = _tenant(tenant_id)
     employee = directory.find_user_by_user_name(tenant_id, login_hint.strip()[:MAX_LOGIN_HINT_CHARS])
     if employee is None:
         raise NotFound("No employee of this tenant has that user principal name.")
-    slo_url = _tenant(tenant_id).urls()["slo_url"]
+    slo_url = tenant.urls()["slo_url"]
     idp = idp_for(tenant_id)
     return idp.signed_redirect(slo_url, "SAMLRequest", idp.logout_request_xml(slo_url, employee.user_name))
 

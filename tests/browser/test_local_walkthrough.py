@@ -165,6 +165,11 @@ def test_the_readme_walkthrough_on_make_run_with_the_development_idp(tmp_path, c
         page.goto(f"{product_url}/")
         assert page.text_content("#who") == "Nobody is signed in."
 
+        # A login_hint goes through the product's request and Gatehouse to the IdP: no page (headless CI).
+        page.goto(f"{product_url}/login?login_hint=megan.bowen@contoso.example")
+        page.wait_for_url(f"{product_url}/")
+        assert page.text_content("#who") == "megan.bowen@contoso.example"
+
         # The wizard link from make demo opens the tenant's setup, connected to the development IdP.
         page.goto(wizard_url)
         page.wait_for_load_state("networkidle")

@@ -241,3 +241,22 @@ def test_the_mobile_token_exchange_accepts_its_id_tokens(self_keyed_host, operat
         "subject_token_type": "urn:ietf:params:oauth:token-type:id_token", "client_id": native["client_id"]})
     assert exchanged.status_code == 200, exchanged.text
     assert exchanged.json()["access_token"] and exchanged.json()["id_token"]
+
+
+def test_the_simulated_provisioning_leaves_the_directory_entra_described(dev):
+    users = {upn: dev.scim.get_user(uid).json() for upn, uid in dev.report.users.items()}
+    megan = users[f"megan.bowen@{DOMAIN}"]
+    assert megan["title"] == "Head of Marketing"
+    assert megan["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["department"] == \
+        "Marketing & Communications"
+    assert megan["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["manager"]["value"] == \
+        dev.report.users[f"adele.vance@{DOMAIN}"]
+    assert users[dev.report.dismissed]["active"] is False
+    assert users[dev.report.rehired]["active"] is True
+    assert users[f"lee.gu@{DOMAIN}"]["name"] == {"formatted": "Lee Gu", "familyName": "Gu", "givenName": "Lee"}
+    leadership = dev.scim.request("GET", f"/Groups/{dev.report.groups['Leadership']}").json()
+    assert {m["value"] for m in leadership["members"]} == {dev.report.users[f"{n}@{DOMAIN}"]
+                                                          for n in ("lee.gu", "nestor.wilke", "megan.bowen")}
+    # A second run is another provisioning cycle: everyone is matched, nobody is created twice.
+    again = run(dev.scim, DOMAIN)
+    assert again.users == dev.report.users and again.groups == dev.report.groups
