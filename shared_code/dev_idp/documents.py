@@ -125,7 +125,8 @@ def decode(saml_response: str | bytes) -> bytes:
 
 
 def parse(saml_response_or_xml: str | bytes) -> etree._Element:
-    """The lxml tree of a base64 SAMLResponse or of raw XML bytes (trusted test input)."""
+    """The lxml tree of a base64 SAMLResponse or of raw XML bytes: for documents made here (tests read them back);
+    what a stranger sent is parsed with shared_code.saml.safe_xml instead."""
     data = saml_response_or_xml
     if isinstance(data, str) or not data.lstrip().startswith(b"<"):
         data = decode(data)
@@ -143,7 +144,8 @@ def new_id() -> str:
 
 
 def decode_authn_request(url: str) -> tuple[etree._Element, str | None]:
-    """The AuthnRequest and RelayState of an HTTP-Redirect URL (what Entra does with our login redirect)."""
+    """The AuthnRequest and RelayState of an HTTP-Redirect URL (what Entra does with our login redirect); for
+    tests reading Gatehouse's own redirects (the development IdP reads requests in service.read_request)."""
     query = parse_qs(urlsplit(url).query)
     raw = zlib.decompress(base64.b64decode(query["SAMLRequest"][0]), -15)
     relay = query.get("RelayState", [None])[0]
