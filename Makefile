@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 7071
 
-.PHONY: run test deps system-deps browser bench clean lock
+.PHONY: run demo test deps system-deps browser bench clean lock
 
 # Every Debian package the tests and benchmarks need, in one place (`make test`, `make bench` and .ci/run
 # install the missing ones):
@@ -68,6 +68,11 @@ browser: system-deps  # the old name of the target
 
 run: system-deps deps local.settings.json
 	PORT=$(PORT) $(PY) -m tools.dev_server
+
+# With `make run` in another terminal: a fresh tenant on the development IdP, Entra's provisioning simulated, and
+# the demo product (tools/demo.py); prints the URLs to open. DEMO_PORT picks the demo product's port.
+demo: deps local.settings.json
+	PORT=$(PORT) $(PY) -m tools.demo
 
 test: system-deps deps
 	$(PY) -m pytest

@@ -10,11 +10,18 @@ import pkgutil
 import azure.functions as func
 
 import functions
+from shared_code import dev_idp
 
 # The Azure SDK logs every HTTP call at INFO; our own one line per request is what operators read.
 logging.getLogger("azure").setLevel(logging.WARNING)
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
+# Modules registered only where a setting turns them on: the development IdP exists only with DEV_IDP=true on an
+# http:// PUBLIC_BASE_URL (shared_code/dev_idp); elsewhere its routes are not there at all.
+CONDITIONAL = {"dev_idp": dev_idp.enabled}
+
 for module in sorted(m.name for m in pkgutil.iter_modules(functions.__path__) if not m.name.startswith("_")):
+    if module in CONDITIONAL and not CONDITIONAL[module]():
+        continue
     app.register_functions(importlib.import_module(f"functions.{module}").bp)

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from shared_code import saml
+from shared_code import dev_idp, saml
 from shared_code import tenants as tenant_service
 from shared_code.errors import Conflict
 from shared_code.settings import get_settings
@@ -99,14 +99,22 @@ def read_metadata(metadata_url: Any = None, metadata_xml: Any = None, now: datet
     if xml:
         if not isinstance(xml, str):
             raise saml.MetadataError("metadata_xml must be the text of the Federation Metadata XML file.")
-        return _https_sso_url(saml.parse_idp_metadata(xml.encode("utf-8"), now)), None
+        return _https_sso_url(_not_a_disabled_dev_idp(saml.parse_idp_metadata(xml.encode("utf-8"), now))), None
     if not url:
         raise saml.MetadataError("Paste the App Federation Metadata Url from the Single sign-on page of the "
                                  "application in Entra (or the downloaded Federation Metadata XML).")
     if not isinstance(url, str) or len(url) > MAX_URL_CHARS:
         raise saml.MetadataError("metadata_url must be the App Federation Metadata Url, a https:// address.")
+    dev_idp.refuse_unless_enabled(url)  # before fetching: its routes do not exist here anyway
     data = saml.fetch_idp_metadata(url, allow_private=get_settings().allow_private_metadata_urls, timeout=timeout)
-    return _https_sso_url(saml.parse_idp_metadata(data, now)), url
+    return _https_sso_url(_not_a_disabled_dev_idp(saml.parse_idp_metadata(data, now))), url
+
+
+def _not_a_disabled_dev_idp(metadata):
+    """Metadata whose sign-in or logout URL is a development IdP's is refused unless the development IdP is on
+    here (pasted XML, or a URL that redirects there, say the same as the URL itself)."""
+    dev_idp.refuse_unless_enabled(metadata.sso_url, metadata.slo_url)
+    return metadata
 
 
 def _https_sso_url(metadata):

@@ -67,6 +67,13 @@ EXCLUDED_ROUTES: dict[tuple[str, str], str] = {
     ("oidc/{tenant}/.well-known/oauth-authorization-server", "OPTIONS"): "CORS preflight (204, no body)",
     ("oidc/{tenant}/jwks", "OPTIONS"): "CORS preflight (204, no body)",
     ("sso/{tenant}/slo", "*"): "browser: SAML single logout with Entra (HTTP-Redirect binding)",
+    # The development IdP (issue 24): registered only with DEV_IDP=true on http://, never in production; it plays
+    # Entra (SAML metadata and pages, Entra's key set and ID tokens), so it is described by Entra's documents.
+    ("dev-idp/{tenant}/metadata", "*"): "development IdP: App Federation Metadata (SAML metadata XML)",
+    ("dev-idp/{tenant}/saml2", "*"): "development IdP: browser sign-in and logout pages (SAML HTTP-Redirect)",
+    ("dev-idp/{tenant}/logout", "*"): "development IdP: browser, an Entra-initiated logout (a redirect)",
+    ("dev-idp/{tenant}/discovery/v2.0/keys", "*"): "development IdP: Entra's v2.0 key set (JWKS)",
+    ("dev-idp/{tenant}/id-token", "*"): "development IdP: an Entra v2.0 ID token, as MSAL gets one",
 }
 
 # ---- JSON Schema building blocks -------------------------------------------------------------------------------

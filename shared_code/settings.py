@@ -16,6 +16,7 @@ SETTING_NAMES = (
     "DOMAIN_AUDIT_SCHEDULE",
     "IDP_METADATA_REFRESH_SCHEDULE",
     "ALLOW_PRIVATE_METADATA_URLS",
+    "DEV_IDP",  # local development only; infra/ never sets it (tests/test_settings_consistency.py)
     "MOBILE_IOS_BUNDLE_ID",
     "MOBILE_ANDROID_PACKAGE_NAME",
     "MOBILE_ANDROID_SIGNATURE_HASH",
@@ -49,6 +50,7 @@ class Settings:
     gatehouse_queues_service_uri: str = ""
     gatehouse_queues_credential: str = ""
     gatehouse_queues_client_id: str = ""
+    dev_idp: bool = False  # DEV_IDP: serve the development IdP (only ever on an http:// PUBLIC_BASE_URL)
 
     @property
     def is_https(self) -> bool:
@@ -86,4 +88,5 @@ def get_settings() -> Settings:
         gatehouse_queues_service_uri=env.get("GATEHOUSE_QUEUES__queueServiceUri", "").strip(),
         gatehouse_queues_credential=env.get("GATEHOUSE_QUEUES__credential", "").strip(),
         gatehouse_queues_client_id=env.get("GATEHOUSE_QUEUES__clientId", "").strip(),
+        dev_idp=_flag(env.get("DEV_IDP")),
     )

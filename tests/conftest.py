@@ -160,6 +160,7 @@ def app_settings(azurite: Azurite, entra_stand_in) -> dict[str, str]:
         "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
         "DOMAIN_AUDIT_SCHEDULE": "0 0 3 * * *",
         "ALLOW_PRIVATE_METADATA_URLS": "true",
+        "DEV_IDP": "true",  # as local.settings.sample.json: the development IdP's routes are served (tests/dev_idp)
         "MOBILE_IOS_BUNDLE_ID": "com.example.gatehouse",
         "MOBILE_ANDROID_PACKAGE_NAME": "com.example.gatehouse",
         "MOBILE_ANDROID_SIGNATURE_HASH": "2pmj9i4rSx0yEb/viWBYkE/ZQrk=",

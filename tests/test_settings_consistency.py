@@ -36,6 +36,9 @@ HOST_SETTING = re.compile(r"^(AzureWebJobs|FUNCTIONS_|APPLICATIONINSIGHTS_)")
 # Read by libraries' conventions, not Gatehouse settings: DefaultAzureCredential picks the user-assigned identity
 # by AZURE_CLIENT_ID; the table client passes requests' own CA-bundle variables on (they are unset on Azure).
 SDK_SETTINGS = {"AZURE_CLIENT_ID", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"}
+# Local development only: infra/ must never set these (the development IdP signs in whoever is picked), so they
+# are required in the sample and the README but not in infra/main.bicep (test_infra_never_turns_on_the_dev_idp).
+LOCAL_ONLY = {"DEV_IDP"}
 # Set by the platform itself on every instance: the code may read them, nobody configures them.
 PLATFORM_PROVIDED = re.compile(r"^(WEBSITE_|FUNCTIONS_|CONTAINER_NAME$)")
 # App settings a Flex Consumption app rejects or ignores (runtime and scale live in functionAppConfig there).
@@ -216,7 +219,7 @@ def test_code_reads_only_declared_settings():
 
 
 def test_infra_sets_every_setting_the_code_reads():
-    missing = covered(required_setting_names(), set(infra_app_settings()))
+    missing = covered(required_setting_names() - LOCAL_ONLY, set(infra_app_settings()))
     host_read = {name for name in code_setting_names() if HOST_SETTING.match(name) and not PLATFORM_PROVIDED.match(name)}
     missing |= host_read - set(infra_app_settings())
     assert not missing, _missing("infra/main.bicep (var appSettings)", missing)
@@ -261,6 +264,14 @@ def test_azure_reaches_tables_and_host_storage_with_the_managed_identity():
 
 def test_azure_refuses_private_metadata_urls():
     assert infra_app_settings()["ALLOW_PRIVATE_METADATA_URLS"] == "'false'"
+
+
+def test_infra_never_turns_on_the_dev_idp():
+    """No file under infra/ (nor azure.yaml) names DEV_IDP: a deployment never serves the development IdP."""
+    files = [*sorted(INFRA.rglob("*")), ROOT / "azure.yaml"]
+    naming = [str(path.relative_to(ROOT)) for path in files if path.is_file() and "DEV_IDP" in path.read_text(errors="replace")]
+    assert not naming, f"these deployment files name DEV_IDP: {naming}"
+    assert "DEV_IDP" not in infra_app_settings()
 
 
 def test_azure_public_base_url_is_https():

@@ -77,6 +77,8 @@ Gatehouse is running on http://127.0.0.1:{port}. Create your first tenant:
     -H 'Authorization: Bearer {operator_key}' -H 'Content-Type: application/json' \\
     -d '{{"name": "Acme", "app_url": "https://acme.example.com"}}'
 
+No Entra tenant at hand? In another terminal: make demo (the development IdP, simulated provisioning, a demo product).
+
 Press Ctrl-C to stop.""", flush=True)
 
     def stop(*_):

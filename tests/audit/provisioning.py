@@ -8,24 +8,17 @@ from typing import Any, Callable
 
 import requests
 
-CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
-ENTERPRISE_USER = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
-PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
-SCIM_JSON = "application/scim+json"
+from tools.simulate_entra import CORE_USER, ENTERPRISE_USER, PATCH_OP, SCIM_JSON, EntraProvisioning  # noqa: F401
 
 
 class Entra:
     """Microsoft Entra's provisioning client for one tenant: creates, disables and enables employees over SCIM
-    with the request shapes Entra sends (objectId as externalId, Replace of `active` with "False"/"True")."""
+    with the request shapes Entra sends (objectId as externalId, Replace of `active` with "False"/"True").
+    The requests are `tools.simulate_entra.EntraProvisioning`'s, the same that `make demo` sends."""
 
     def __init__(self, tenant):
         self.tenant = tenant
-        self.http = requests.Session()
-        self.http.headers.update({"Authorization": f"Bearer {tenant.scim_token()}", "Accept": SCIM_JSON,
-                                  "Content-Type": SCIM_JSON})
-
-    def _send(self, method: str, path: str, body: Any = None) -> requests.Response:
-        return self.http.request(method, self.tenant.scim_url + path, json=body, timeout=30)
+        self.client = EntraProvisioning(tenant.scim_url, tenant.scim_token())
 
     def provision(self, email: str | None, *, user_name: str | None = None, name: str | None = None,
                   object_id: str | None = "generate", active: bool = True) -> dict:
@@ -37,16 +30,14 @@ class Entra:
             body["externalId"] = str(uuid.uuid4()) if object_id == "generate" else object_id
         if email is not None:
             body["emails"] = [{"primary": True, "type": "work", "value": email}]
-        response = self._send("POST", "/Users", body)
+        response = self.client.create_user(body)
         assert response.status_code == 201, response.text
         return response.json()
 
     def set_active(self, user_id: str, active: bool) -> dict:
-        body = {"schemas": [PATCH_OP], "Operations": [{"op": "Replace", "path": "active",
-                                                       "value": "True" if active else "False"}]}
-        response = self._send("PATCH", f"/Users/{user_id}", body)
+        response = self.client.set_active(user_id, active)
         assert response.status_code in (200, 204), response.text
-        return self._send("GET", f"/Users/{user_id}").json()
+        return self.user(user_id)
 
     def dismiss(self, user_id: str) -> dict:
         return self.set_active(user_id, False)
@@ -55,7 +46,7 @@ class Entra:
         return self.set_active(user_id, True)
 
     def user(self, user_id: str) -> dict:
-        return self._send("GET", f"/Users/{user_id}").json()
+        return self.client.get_user(user_id).json()
 
 
 def set_domains(tenant, *domains: str, include_subdomains: bool = False) -> dict:

@@ -3,7 +3,8 @@
 - `GET /{tenant}/discovery/v2.0/keys` publishes the JWK Set of that Entra tenant (like login.microsoftonline.com:
   RSA keys with kid, x5t, n, e, use=sig), and counts every fetch per tenant;
 - `id_token(...)` mints ID tokens shaped like Entra v2.0 ones (aud, iss, iat, nbf, exp, oid, tid, sub,
-  preferred_username, name, uti, ver; header alg RS256, kid, typ JWT) signed with the tenant's current key;
+  preferred_username, name, uti, ver; header alg RS256, kid, typ JWT) signed with the tenant's current key (the
+  shapes are the development IdP's, shared_code/dev_idp/documents.py: one Entra for both);
 - `rotate(tenant)` publishes a new key and signs with it from then on (the old one is no longer published);
   `hs256_with_public_key` and `unsigned` forge the classic attacks.
 
@@ -18,12 +19,13 @@ import hmac
 import json
 import threading
 import time
-import uuid
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from joserfc import jwt
 from joserfc.jwk import RSAKey
+
+from shared_code.dev_idp.documents import v2_id_token_claims, v2_published_key
 
 KEYS_PATH = "/{tenant}/discovery/v2.0/keys"
 
@@ -82,26 +84,14 @@ class EntraStandIn:
         for key in self.keys(tenant):
             jwk = key.as_dict(private=False)
             x5t = b64url(hashlib.sha1(jwk["n"].encode()).digest())  # opaque, like Entra's x5t
-            published.append({"kty": "RSA", "use": "sig", "kid": jwk["kid"], "x5t": x5t, "n": jwk["n"],
-                              "e": jwk["e"], "issuer": f"https://login.microsoftonline.com/{tenant}/v2.0"})
+            published.append(v2_published_key(jwk, tenant, kid=jwk["kid"], x5t=x5t))
         return {"keys": published}
 
     # ---- tokens
 
     def claims(self, tenant: str, client_id: str, oid: str, /, **overrides) -> dict:
-        now = int(time.time())
-        claims = {
-            "aud": client_id,
-            "iss": f"https://login.microsoftonline.com/{tenant}/v2.0",
-            "iat": now, "nbf": now, "exp": now + 3600,
-            "name": "Alice Example", "oid": oid,
-            "preferred_username": "alice@acme.example.com",
-            "rh": "0.AXEA" + b64url(uuid.uuid4().bytes),
-            "sub": b64url(hashlib.sha256(f"{oid}:{client_id}".encode()).digest()),
-            "tid": tenant,
-            "uti": b64url(uuid.uuid4().bytes)[:22],
-            "ver": "2.0",
-        }
+        claims = v2_id_token_claims(tenant, client_id, oid, now=int(time.time()), name="Alice Example",
+                                    preferred_username="alice@acme.example.com")
         for name, value in overrides.items():
             if value is OMIT:
                 claims.pop(name, None)

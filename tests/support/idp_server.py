@@ -26,16 +26,11 @@ import zlib
 from dataclasses import dataclass, field
 from html import escape
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, quote_plus, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding
 from lxml import etree
 
-from tests.support.idp import (NS_SAML, NS_SAMLP, STATUS_NO_PASSIVE, STATUS_REQUESTER, STATUS_SUCCESS, TestIdp, new_id,
-                               saml_time)
-
-RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
+from tests.support.idp import NS_SAML, NS_SAMLP, STATUS_NO_PASSIVE, STATUS_REQUESTER, TestIdp, new_id
 
 METADATA_PATH = "/federationmetadata/2007-06/federationmetadata.xml"
 
@@ -200,42 +195,24 @@ class IdpServer:
 
     def signed_redirect(self, destination: str, parameter: str, xml: bytes, relay_state: str | None = None) -> str:
         """A URL of the HTTP-Redirect binding, signed over the query as Entra signs it (RSA-SHA256)."""
-        deflater = zlib.compressobj(9, zlib.DEFLATED, -15)
-        encoded = base64.b64encode(deflater.compress(xml) + deflater.flush()).decode()
-        signed = f"{parameter}={quote_plus(encoded)}"
-        if relay_state is not None:
-            signed += f"&RelayState={quote_plus(relay_state)}"
-        signed += f"&SigAlg={quote_plus(RSA_SHA256)}"
-        key = serialization.load_pem_private_key(self.idp.identity.key_pem, password=None)
-        signature = key.sign(signed.encode(), padding.PKCS1v15(), hashes.SHA256())
-        return f"{destination}?{signed}&Signature={quote_plus(base64.b64encode(signature).decode())}"
+        return self.idp.signed_redirect(destination, parameter, xml, relay_state)
 
     def _logout_answer(self, request: etree._Element, query: dict) -> str:
         self.logout_requests.append(request)
         name_id = request.findtext(f"{{{NS_SAML}}}NameID")
         for cookie in [c for c, session in self.sessions.items() if session["user"].get("name_id") == name_id]:
             del self.sessions[cookie]  # as Entra does: the person's session here ends too
-        sp = request.findtext(f"{{{NS_SAML}}}Issuer")
-        root = etree.Element(f"{{{NS_SAMLP}}}LogoutResponse", nsmap={"samlp": NS_SAMLP, "saml": NS_SAML}, attrib={
-            "ID": new_id(), "Version": "2.0", "IssueInstant": saml_time(dt.datetime.now(dt.timezone.utc)),
-            "Destination": self.sp_slo_url(sp), "InResponseTo": request.get("ID")})
-        etree.SubElement(root, f"{{{NS_SAML}}}Issuer").text = self.idp.entity_id
-        status = etree.SubElement(root, f"{{{NS_SAMLP}}}Status")
-        etree.SubElement(status, f"{{{NS_SAMLP}}}StatusCode", Value=STATUS_SUCCESS)
+        destination = self.sp_slo_url(request.findtext(f"{{{NS_SAML}}}Issuer"))
         relay_state = query.get("RelayState", [None])[0]
-        return self.signed_redirect(self.sp_slo_url(sp), "SAMLResponse", etree.tostring(root), relay_state)
+        return self.signed_redirect(destination, "SAMLResponse",
+                                    self.idp.logout_response_xml(destination, request.get("ID")), relay_state)
 
     def logout_request_url(self, sp_entity_id: str, name_id: str, session_index: str | None = None, *,
                            sign: bool = True) -> str:
         """The LogoutRequest Entra sends to the SP when the employee signs out elsewhere."""
-        root = etree.Element(f"{{{NS_SAMLP}}}LogoutRequest", nsmap={"samlp": NS_SAMLP, "saml": NS_SAML}, attrib={
-            "ID": new_id(), "Version": "2.0", "IssueInstant": saml_time(dt.datetime.now(dt.timezone.utc)),
-            "Destination": self.sp_slo_url(sp_entity_id)})
-        etree.SubElement(root, f"{{{NS_SAML}}}Issuer").text = self.idp.entity_id
-        etree.SubElement(root, f"{{{NS_SAML}}}NameID").text = name_id
-        if session_index:
-            etree.SubElement(root, f"{{{NS_SAMLP}}}SessionIndex").text = session_index
-        url = self.signed_redirect(self.sp_slo_url(sp_entity_id), "SAMLRequest", etree.tostring(root))
+        destination = self.sp_slo_url(sp_entity_id)
+        url = self.signed_redirect(destination, "SAMLRequest",
+                                   self.idp.logout_request_xml(destination, name_id, session_index))
         return url if sign else url.split("&SigAlg=")[0]
 
 
