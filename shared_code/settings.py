@@ -10,6 +10,7 @@ from functools import lru_cache
 SETTING_NAMES = (
     "TABLES_CONNECTION_STRING",
     "TABLES_ENDPOINT",
+    "TABLES_SHARDS",
     "PLATFORM_ADMIN_KEY",
     "SESSION_SIGNING_KEY",
     "PUBLIC_BASE_URL",
@@ -49,6 +50,7 @@ class Settings:
     gatehouse_queues_service_uri: str = ""
     gatehouse_queues_credential: str = ""
     gatehouse_queues_client_id: str = ""
+    tables_shards: str = ""  # JSON array of further Table Storage accounts; read by shared_code.storage.accounts
 
     @property
     def is_https(self) -> bool:
@@ -86,4 +88,5 @@ def get_settings() -> Settings:
         gatehouse_queues_service_uri=env.get("GATEHOUSE_QUEUES__queueServiceUri", "").strip(),
         gatehouse_queues_credential=env.get("GATEHOUSE_QUEUES__credential", "").strip(),
         gatehouse_queues_client_id=env.get("GATEHOUSE_QUEUES__clientId", "").strip(),
+        tables_shards=env.get("TABLES_SHARDS", "").strip(),
     )

@@ -1,0 +1,289 @@
+"""Storage shards (`TABLES_SHARDS`, shared_code/storage/accounts.py) on one real Azurite serving two accounts
+(AZURITE_ACCOUNTS): the primary devstoreaccount1 and a shard. Tenants are created over HTTP until one lands on
+each; both go through the suite's main flows — SCIM create/patch/list, a SAML sign-in, the OIDC code flow, the
+events API, a webhook delivery, the domain-audit timer — and then every row of every table of both accounts is
+listed: each tenant's rows are in its own account only, and what belongs to no tenant is on the primary.
+Also: the walk over every tenant finds both accounts (in tenant-id order, resumable), the consistency check
+reads both, a malformed setting stops the app with a message naming it, and an unreachable shard is named in
+the log at startup while the primary's tenants keep working."""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import uuid
+from contextlib import contextmanager
+from typing import Iterator
+
+import pytest
+import requests
+from azure.data.tables import TableServiceClient
+
+from tests.audit.provisioning import newer_timer_run, run_timer, set_domains, wait_for_run
+from tests.conftest import Azurite, LocalHost, TenantHandle, check_consistency, free_port
+from tests.events.product import EventReader, Operator, WebhookReceiver, wait_until
+from tests.oidc.conftest import REDIRECT_URI, OidcTenant
+from tests.scim.entra_client import ScimClient
+from tests.sso.conftest import SsoTenant, session_of
+from tests.support.idp import TestIdp
+
+SHARD_ACCOUNT = "gatehouseshard1"
+SHARD_KEY = base64.b64encode(b"gatehouse test shard account key, not a secret!!").decode()
+ON_SHARD = re.compile(r"-[0-9a-f]{6}-s1$")
+
+
+@pytest.fixture(scope="module")
+def sharded(app_settings, test_output) -> Iterator[tuple[Azurite, LocalHost, dict[str, str]]]:
+    """The app on an Azurite of its own with two accounts: devstoreaccount1 (primary) and a shard."""
+    with Azurite.temporary(prefix="gatehouse-shards-", accounts={SHARD_ACCOUNT: SHARD_KEY}) as azurite:
+        port = free_port()
+        settings = {**app_settings, "TABLES_CONNECTION_STRING": azurite.connection_string,
+                    "TABLES_SHARDS": json.dumps([azurite.connection_string_for(SHARD_ACCOUNT, SHARD_KEY)]),
+                    "GATEHOUSE_QUEUES": azurite.queue_connection_string, "PORT": str(port),
+                    "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}
+        host = LocalHost(settings, test_output / "shards-local-host.log")
+        host.start()
+        try:
+            yield azurite, host, settings
+        finally:
+            host.stop()
+
+
+def create_tenant(base_url: str, operator_key: str, name: str) -> requests.Response:
+    return requests.post(f"{base_url}/api/tenants", json={"name": name, "app_url": "https://acme.example.com"},
+                         headers={"Authorization": f"Bearer {operator_key}"}, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def placed(sharded, operator_key) -> dict[str, TenantHandle]:
+    """One tenant on each account: created until placement (uniform at random) has used both."""
+    _, host, _ = sharded
+    found: dict[str, TenantHandle] = {}
+    for attempt in range(60):
+        response = create_tenant(host.url, operator_key, f"Shard Corp {attempt}")
+        assert response.status_code == 201, response.text
+        body = response.json()
+        where = "shard" if ON_SHARD.search(body["tenant_id"]) else "primary"
+        found.setdefault(where, TenantHandle(host.url, body["tenant_id"], body["admin_key"], body))
+        if len(found) == 2:
+            return found
+    raise AssertionError(f"60 tenants and still not one on each account: {sorted(found)}")
+
+
+def rows_by_account(azurite: Azurite) -> dict[str, dict[str, set[str]]]:
+    """Every row of every table of both accounts: account → table → the partition keys found there."""
+    found = {}
+    for account, connection in (("primary", azurite.connection_string),
+                                ("shard", azurite.connection_string_for(SHARD_ACCOUNT, SHARD_KEY))):
+        service = TableServiceClient.from_connection_string(connection)
+        found[account] = {table.name: {row["PartitionKey"] for row in service.get_table_client(table.name)
+                                       .query_entities("", select=["PartitionKey"])}
+                          for table in service.list_tables()}
+    return found
+
+
+def exercise(tenant: TenantHandle, operator_key: str) -> dict:
+    """The suite's main flows on one tenant, each asserted; answers what later checks compare."""
+    sso = SsoTenant(tenant, TestIdp(key_label=f"shards-{tenant.tenant_id}"), tenant.base_url)
+    assert sso.connect().status_code == 200
+
+    # SCIM: create, patch, list with a filter, a group with a member
+    scim = ScimClient(tenant.scim_url, tenant.scim_token(), tenant)
+    sso._scim_token = scim.token
+    user = scim.create_user(f"pat-{uuid.uuid4().hex[:6]}@acme.example.com", externalId=str(uuid.uuid4()),
+                            emails=[{"value": "pat@acme.example.com", "type": "work", "primary": True}])
+    patched = scim.patch(f"/Users/{user['id']}", {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                                                 "Operations": [{"op": "replace", "path": "displayName",
+                                                                 "value": "Pat Sharded"}]})
+    assert patched.status_code in (200, 204), patched.text
+    listed = scim.get("/Users", params={"filter": f'userName eq "{user["userName"]}"'})
+    assert listed.status_code == 200 and [u["id"] for u in listed.json()["Resources"]] == [user["id"]], listed.text
+    assert listed.json()["Resources"][0]["displayName"] == "Pat Sharded"
+    scim.create_group("Sharded people", members=[{"value": user["id"]}])
+
+    # a webhook endpoint, connected before the sign-ins so that their events are delivered too
+    reader = EventReader(tenant)
+    before = reader.poll()  # deliveries start from the endpoint's creation
+    receiver = WebhookReceiver()
+    operator = Operator(tenant.base_url, operator_key, tenant.tenant_id)
+    put = operator.put(receiver.url)
+    assert put.status_code == 200, put.text
+    receiver.secret = put.json()["secret"]
+
+    # SAML: an SP-initiated sign-in and the session it gives
+    session = session_of(sso.sign_in(user))
+    me = sso.me(session)
+    assert me.status_code == 200 and me.json()["id"] == user["id"], me.text
+
+    # OIDC: a client, the code flow through the same IdP, the tokens and UserInfo
+    oidc = OidcTenant(sso, operator_key)
+    registered = oidc.register(redirect_uris=[REDIRECT_URI])
+    assert registered.status_code == 201, registered.text
+    oidc.client = registered.json()
+    tokens = oidc.redeem(oidc.sign_in(user))
+    assert tokens.status_code == 200, tokens.text
+    info = oidc.userinfo(tokens.json()["access_token"])
+    assert info.status_code == 200 and info.json()["sub"], info.text
+
+    # events: the API and the webhook deliveries carry the same events
+    scim.create_user(f"sam-{uuid.uuid4().hex[:6]}@acme.example.com")  # an event after the endpoint existed
+    events = before + reader.poll()
+    assert {"employee.created", "group.created"} <= {event["type"] for event in events}
+    assert all(event["tenant"] == tenant.tenant_id for event in events)
+    assert [event["sequence"] for event in events] == list(range(1, len(events) + 1))
+    try:
+        wait_until(lambda: receiver.copy.last_sequence >= events[-1]["sequence"])
+        assert receiver.rejected_signatures == 0
+        delivered = {event["id"] for _, event in receiver.arrivals}
+        assert {event["id"] for event in events[len(before):]} <= delivered
+    finally:
+        receiver.stop()
+
+    set_domains(tenant, "acme.example.com")
+    return {"user": user, "events": events}
+
+
+@pytest.fixture(scope="module")
+def exercised(sharded, placed, operator_key) -> dict[str, dict]:
+    results = {where: exercise(tenant, operator_key) for where, tenant in placed.items()}
+    # the domain-audit timer walks every tenant of every account
+    _, host, _ = sharded
+    run_timer(host.url)
+    for tenant in placed.values():
+        run = wait_for_run(tenant, newer_timer_run(None))
+        assert run["status"] == "complete", run
+    return results
+
+
+def test_placement_marks_the_account_in_the_id_and_old_style_ids_stay_on_the_primary(placed):
+    assert ON_SHARD.search(placed["shard"].tenant_id)
+    assert re.fullmatch(r"shard-corp-\d+-[0-9a-f]{6}", placed["primary"].tenant_id)
+    for tenant in placed.values():  # the id is a tenant id like any other: the URLs carry it
+        assert tenant.created["acs_url"].endswith(f"/api/sso/{tenant.tenant_id}/acs")
+
+
+def test_every_flow_works_on_either_account_and_each_tenants_rows_are_only_in_its_own(sharded, placed, exercised):
+    azurite, _, _ = sharded
+    found = rows_by_account(azurite)
+    ours = {where: tenant.tenant_id for where, tenant in placed.items()}
+    # each tenant's rows, in every table it uses, are in its own account and nowhere else
+    expected_tables = {"tenants", "directory", "signins", "oidc", "webhooks", "audits"}
+    for where, tenant_id in ours.items():
+        elsewhere = "shard" if where == "primary" else "primary"
+        in_own = {table for table, partitions in found[where].items() if tenant_id in partitions}
+        assert expected_tables <= in_own, (where, sorted(in_own))
+        in_other = {table for table, partitions in found[elsewhere].items() if tenant_id in partitions}
+        assert in_other == set(), (tenant_id, where, sorted(in_other))
+    # the shard holds nothing but its tenants' rows: every partition there is a tenant id placed on it
+    for table, partitions in found["shard"].items():
+        assert all(ON_SHARD.search(partition) for partition in partitions), (table, sorted(partitions))
+    # what belongs to no tenant (the audit sweeps' records) is on the primary
+    assert "~sweeps" in found["primary"]["audits"] and "~sweeps" not in found["shard"].get("audits", set())
+
+
+@contextmanager
+def using(settings: dict[str, str]) -> Iterator[None]:
+    """This process's settings switched to `settings` (tests run one at a time), then back."""
+    from shared_code.settings import get_settings
+    from shared_code.storage import tables
+
+    saved = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
+    get_settings.cache_clear()
+    tables.reset_clients()
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        get_settings.cache_clear()
+        tables.reset_clients()
+
+
+def test_the_walk_over_every_tenant_finds_both_accounts_in_id_order_and_resumes(sharded, placed, exercised):
+    from shared_code.storage.tenants import iter_tenant_records
+
+    _, _, settings = sharded
+    with using(settings):
+        walked = [record["tenant_id"] for record in iter_tenant_records(select=["PartitionKey", "RowKey"])]
+        assert {tenant.tenant_id for tenant in placed.values()} <= set(walked)
+        assert walked == sorted(walked) and len(walked) == len(set(walked))
+        assert any(ON_SHARD.search(t) for t in walked) and any(not ON_SHARD.search(t) for t in walked)
+        middle = walked[len(walked) // 2]
+        assert [r["tenant_id"] for r in iter_tenant_records(select=["PartitionKey"], after=middle)] == \
+            walked[walked.index(middle) + 1:]
+    # the consistency check (a walk of the directory table of every account) finds both tenants sound
+    result = check_consistency(settings)
+    assert result.returncode == 0 and result.stdout.strip().endswith("0 problems"), result.stdout + result.stderr
+
+
+def test_a_made_up_shard_marker_is_an_unknown_tenant_not_an_error(sharded):
+    _, host, _ = sharded
+    for tenant_id in ("nobody-abcdef-s1", "nobody-abcdef-s7", "nobody-abcdef-s99"):
+        response = requests.get(f"{host.url}/api/sso/{tenant_id}/metadata", timeout=30)
+        assert response.status_code == 404, (tenant_id, response.status_code, response.text[:200])
+
+
+@pytest.mark.parametrize("value, words", [
+    ("[not json", "TABLES_SHARDS is not valid JSON"),
+    ('{"account": "x"}', "TABLES_SHARDS must be a JSON array"),
+    ('[42]', "TABLES_SHARDS[0] must be a non-empty string"),
+    ('["no account here"]', "TABLES_SHARDS[0] is neither an https:// table endpoint nor a connection string"),
+])
+def test_a_malformed_setting_stops_the_app_with_a_message_naming_it(app_settings, test_output, value, words):
+    port = free_port()
+    log = test_output / "shards-bad-setting.log"
+    log.unlink(missing_ok=True)
+    host = LocalHost({**app_settings, "TABLES_SHARDS": value, "PORT": str(port)}, log)
+    with pytest.raises((RuntimeError, TimeoutError)):
+        host.start()
+    host.stop()
+    text = host.log_text()
+    assert words in text, text[-2000:]
+    assert "StorageNotConfigured" in text
+
+
+def test_the_same_account_twice_is_refused(app_settings):
+    from shared_code.storage import accounts
+
+    with using({"TABLES_SHARDS": json.dumps([app_settings["TABLES_CONNECTION_STRING"]])}):
+        with pytest.raises(accounts.StorageNotConfigured) as refused:
+            accounts.all_accounts()
+    assert "is the same account as TABLES_CONNECTION_STRING/TABLES_ENDPOINT" in refused.value.why
+    assert "AccountKey" not in refused.value.message  # never the key
+
+
+def test_an_unreachable_shard_is_named_at_startup_and_the_primarys_tenants_keep_working(app_settings, test_output,
+                                                                                        operator_key):
+    dead = free_port()  # nothing listens there
+    shard = (f"DefaultEndpointsProtocol=http;AccountName={SHARD_ACCOUNT};AccountKey={SHARD_KEY};"
+             f"TableEndpoint=http://127.0.0.1:{dead}/{SHARD_ACCOUNT};")
+    port = free_port()
+    host = LocalHost({**app_settings, "TABLES_SHARDS": json.dumps([shard]), "PORT": str(port),
+                      "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}, test_output / "shards-unreachable.log")
+    host.log_path.unlink(missing_ok=True)
+    host.start()
+    try:
+        wait_until(lambda: f"TABLES_SHARDS[0] (http://127.0.0.1:{dead}/{SHARD_ACCOUNT}) cannot be reached"
+                   in host.log_text(), timeout=30)
+        assert SHARD_KEY not in host.log_text()
+        statuses = set()
+        for attempt in range(40):
+            response = create_tenant(host.url, operator_key, f"Dead Shard {attempt}")
+            statuses.add(response.status_code)
+            if response.status_code == 201:
+                body = response.json()
+                assert not ON_SHARD.search(body["tenant_id"])  # only the primary could take it
+                tenant = TenantHandle(host.url, body["tenant_id"], body["admin_key"], body)
+                assert tenant.api("GET", "sso").status_code == 200
+            else:  # placed on the shard: an honest 503, never a 500
+                assert response.status_code == 503 and response.headers.get("Retry-After"), response.text
+            if statuses == {201, 503}:
+                break
+        assert statuses == {201, 503}, statuses
+    finally:
+        host.stop()
