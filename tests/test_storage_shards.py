@@ -287,3 +287,47 @@ def test_an_unreachable_shard_is_named_at_startup_and_the_primarys_tenants_keep_
         assert statuses == {201, 503}, statuses
     finally:
         host.stop()
+
+
+def test_infra_creates_the_shards_with_the_table_role_and_sets_the_setting_to_their_endpoints():
+    """What a Bicep build cannot check (no compiler here; tools/validate_infra.sh parses and wires the files)."""
+    from pathlib import Path
+
+    from tests.test_settings_consistency import infra_app_settings
+
+    infra = Path(__file__).resolve().parent.parent / "infra"
+    main = (infra / "main.bicep").read_text()
+    shard = (infra / "modules" / "tableshard.bicep").read_text()
+    assert re.search(r"@minValue\(0\)\s+@maxValue\(99\)\s+param tableShardCount int = 0", main), "0 extra by default"
+    assert '"value": "${TABLES_SHARD_COUNT=0}"' in (infra / "main.parameters.json").read_text()
+    # n accounts, numbered from 1 like the id markers, each granting the app's identity the table role
+    assert re.search(r"module tableShards 'modules/tableshard.bicep' = \[for i in range\(1, tableShardCount\)", main)
+    assert "appPrincipalId: identity.outputs.principalId" in main.split("module tableShards", 1)[1].split("}]")[0]
+    assert re.search(r"principalId: appPrincipalId\s+principalType: 'ServicePrincipal'\s+roleDefinitionId: "
+                     r"subscriptionResourceId\('Microsoft.Authorization/roleDefinitions', "
+                     r"storageTableDataContributor\)", shard)
+    assert "storageTableDataContributor = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'" in shard
+    assert "allowSharedKeyAccess: false" in shard and "scope: account" in shard
+    # TABLES_SHARDS is the JSON array of their endpoints, in account order
+    assert infra_app_settings()["TABLES_SHARDS"] == "string(tableShardEndpoints)"
+    assert "var tableShardEndpoints = [for i in range(0, tableShardCount): tableShards[i].outputs.tableEndpoint]" \
+        in main
+    assert "output tableEndpoint string = account.properties.primaryEndpoints.table" in shard
+    # the app starts only once the identity holds its roles on every account
+    assert re.search(r"dependsOn: \[\s+rbac\s+tableShards\s+\]", main)
+
+
+def test_an_endpoint_entry_is_reached_with_the_managed_identity_and_an_empty_array_is_one_account(app_settings):
+    from shared_code.storage import accounts
+
+    endpoint = "https://gatehouseshard1.table.core.windows.net/"
+    with using({"TABLES_SHARDS": json.dumps([endpoint])}):
+        primary, shard = accounts.all_accounts()
+        assert shard.endpoint == endpoint.rstrip("/") and not shard.connection_string
+        assert shard.label == f"TABLES_SHARDS[0] ({endpoint.rstrip('/')})"
+        assert accounts.index_of("acme-1a2b3c-s1") == 1 and accounts.index_of("acme-1a2b3c") == 0
+        assert accounts.index_of("acme-s1-1a2b3c") == 0  # a name that happens to contain "-s1"
+    for empty in ("", "[]"):
+        with using({"TABLES_SHARDS": empty}):
+            assert len(accounts.all_accounts()) == 1
+            assert accounts.place("acme-1a2b3c") == "acme-1a2b3c"

@@ -127,11 +127,14 @@ def count() -> int:
 def index_of(partition: str) -> int:
     """The account holding rows of this partition key: the tenant's account for a tenant id, else the primary.
     A marker beyond the configured accounts (a made-up id) answers the primary, where no such tenant exists."""
+    shards = count()
+    if shards == 1:
+        return PRIMARY
     match = _MARKER.search(partition or "")
     if match is None:
         return PRIMARY
     index = int(match.group(1))
-    return index if index < count() else PRIMARY
+    return index if index < shards else PRIMARY
 
 
 def place(base_id: str, choose=secrets.randbelow) -> str:
