@@ -221,6 +221,27 @@ def test_the_walk_over_every_tenant_finds_both_accounts_in_id_order_and_resumes(
     assert result.returncode == 0 and result.stdout.strip().endswith("0 problems"), result.stdout + result.stderr
 
 
+def test_a_tenant_on_the_shard_costs_the_same_round_trips_as_one_on_the_primary(sharded, placed, exercised):
+    """No lookup to find the account: the same reads cost the same round trips wherever the tenant lives, and
+    each is answered from the tenant's own account (the rows exist only there)."""
+    from shared_code.events import log
+    from shared_code.storage import directory, oidc, tables
+    from shared_code.storage.tenants import get_tenant_record
+
+    _, _, settings = sharded
+    costs = {}
+    with using(settings):
+        for where, tenant in placed.items():
+            user_id = exercised[where]["user"]["id"]
+            before = tables.round_trips()
+            assert get_tenant_record(tenant.tenant_id)["name"].startswith("Shard Corp")
+            assert directory.get_user_record(tenant.tenant_id, user_id).id == user_id
+            assert log.last_sequence(tenant.tenant_id) >= exercised[where]["events"][-1]["sequence"]
+            assert len(oidc.list_clients(tenant.tenant_id)) == 1
+            costs[where] = tables.round_trips() - before
+    assert costs == {"primary": 4, "shard": 4}, costs
+
+
 def test_a_made_up_shard_marker_is_an_unknown_tenant_not_an_error(sharded):
     _, host, _ = sharded
     for tenant_id in ("nobody-abcdef-s1", "nobody-abcdef-s7", "nobody-abcdef-s99"):
