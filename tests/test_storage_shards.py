@@ -29,6 +29,7 @@ from tests.sso.conftest import SsoTenant, session_of
 from tests.support.idp import TestIdp
 
 SHARD_ACCOUNT = "gatehouseshard1"
+SPARE_ACCOUNT = "gatehousespare"  # an account no tenant was placed on (a wrong entry for the registry test)
 SHARD_KEY = base64.b64encode(b"gatehouse test shard account key, not a secret!!").decode()
 ON_SHARD = re.compile(r"-[0-9a-f]{6}-s1$")
 
@@ -36,7 +37,7 @@ ON_SHARD = re.compile(r"-[0-9a-f]{6}-s1$")
 @pytest.fixture(scope="module")
 def sharded(app_settings, test_output) -> Iterator[tuple[Azurite, LocalHost, dict[str, str]]]:
     """The app on an Azurite of its own with two accounts: devstoreaccount1 (primary) and a shard."""
-    with Azurite.temporary(prefix="gatehouse-shards-", accounts={SHARD_ACCOUNT: SHARD_KEY}) as azurite:
+    with Azurite.temporary(prefix="gatehouse-shards-", accounts={SHARD_ACCOUNT: SHARD_KEY, SPARE_ACCOUNT: SHARD_KEY}) as azurite:
         port = free_port()
         settings = {**app_settings, "TABLES_CONNECTION_STRING": azurite.connection_string,
                     "TABLES_SHARDS": json.dumps([azurite.connection_string_for(SHARD_ACCOUNT, SHARD_KEY)]),
@@ -240,6 +241,31 @@ def test_a_tenant_on_the_shard_costs_the_same_round_trips_as_one_on_the_primary(
             assert len(oidc.list_clients(tenant.tenant_id)) == 1
             costs[where] = tables.round_trips() - before
     assert costs == {"primary": 4, "shard": 4}, costs
+
+
+def test_a_reordered_replaced_or_removed_entry_is_reported_and_appending_one_is_not(sharded, placed):
+    from shared_code.storage import tables
+
+    azurite, host, settings = sharded
+    shard = azurite.connection_string_for(SHARD_ACCOUNT, SHARD_KEY)
+    spare = azurite.connection_string_for(SPARE_ACCOUNT, SHARD_KEY)
+    with using(settings):
+        assert tables.check_accounts() == []  # the host registered its shard at startup (or this does now)
+    with using({**settings, "TABLES_SHARDS": json.dumps([spare, shard])}):  # inserted before it
+        problems = tables.check_accounts()
+    assert len(problems) == 1 and f"TABLES_SHARDS[0] (http://127.0.0.1:{azurite.port}/{SPARE_ACCOUNT})" in problems[0]
+    assert "never reordered or replaced" in problems[0] and f"/{SHARD_ACCOUNT}" in problems[0]
+    with using({**settings, "TABLES_SHARDS": "[]"}):  # removed
+        problems = tables.check_accounts()
+    assert len(problems) == 1 and "TABLES_SHARDS has no entry 0 any more" in problems[0], problems
+    with using({**settings, "TABLES_SHARDS": json.dumps([shard, spare])}):  # appended: fine, and registered
+        assert tables.check_accounts() == []
+    with using({**settings, "TABLES_SHARDS": json.dumps([shard])}):  # ... so dropping it again is reported
+        assert "TABLES_SHARDS has no entry 1 any more" in " ".join(tables.check_accounts())
+    assert "startup check" not in host.log_text()  # the host's own configuration was sound
+    # leave the registry as the module's host knows it
+    TableServiceClient.from_connection_string(azurite.connection_string).get_table_client("tenants").delete_entity(
+        tables.ACCOUNTS_PARTITION, "shard2")
 
 
 def test_a_made_up_shard_marker_is_an_unknown_tenant_not_an_error(sharded):

@@ -14,6 +14,10 @@ never moves anyone. Entries must therefore only ever be appended, never reordere
 Rows that belong to no tenant live on the primary: tables keyed by something else (`entrakeys`, keyed by Entra
 tenant) and partitions that are not tenant ids (the domain-audit sweeps' `~sweeps`).
 
+The primary keeps a registry of the shards (`tenants` table, partition `~accounts`, one row per shard with its
+endpoint), written the first time an instance starts with a new entry and compared at every start
+(`tables.check_accounts`): an entry reordered, replaced or removed is reported as an error naming it.
+
 Placement is uniform at random over all accounts (the primary included), which spreads tenants, and therefore
 transactions, evenly; docs/scaling.md says how many accounts a number of tenants needs.
 """
@@ -51,6 +55,11 @@ class Account:
     index: int
     connection_string: str = ""
     endpoint: str = ""
+
+    @property
+    def where(self) -> str:
+        """The account's table endpoint, normalised: what the registry of shards compares."""
+        return _host_of(self).rstrip("/").lower()
 
     @property
     def label(self) -> str:
@@ -106,7 +115,7 @@ def _parse(primary_connection: str, primary_endpoint: str, raw: str) -> tuple[Ac
         raise StorageNotConfigured("TABLES_SHARDS is set but the primary account is not: set "
                                    "TABLES_CONNECTION_STRING or TABLES_ENDPOINT.")
     found = [primary, *(_shard(index, value) for index, value in enumerate(values, start=1))]
-    hosts = [_host_of(account).rstrip("/").lower() for account in found]
+    hosts = [account.where for account in found]
     for index, host in enumerate(hosts):
         if host in hosts[:index]:
             raise StorageNotConfigured(f"{found[index].label} is the same account as "

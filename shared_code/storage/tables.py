@@ -413,9 +413,48 @@ def etag_of(entity: dict) -> str | None:
 
 # ---- the accounts at startup ------------------------------------------------------------------------------
 
+ACCOUNTS_PARTITION = "~accounts"  # the registry of shards, in the primary's `tenants` table (accounts.py)
+
+
 def check_accounts() -> list[str]:
-    """One round trip to every account (a point read of a row that never exists): a sentence for each account
-    that cannot be used, naming its setting and endpoint (never a key). Empty when every account answers."""
+    """One round trip to every account (a point read of a row that never exists), and the shards compared with
+    the primary's registry of them: a sentence for each account that cannot be used or is not the one its
+    position named when tenants were placed, naming its setting and endpoint (never a key). Empty when all is
+    well; then shards new to the registry are added to it."""
+    problems = _reachable()
+    if not problems:
+        problems = _registered()
+    return problems
+
+
+def _registered() -> list[str]:
+    found = accounts.all_accounts()
+    registry = {row["RowKey"]: row.get("endpoint") for row in _query_on(
+        accounts.PRIMARY, TENANTS, "PartitionKey eq @pk", {"pk": ACCOUNTS_PARTITION}, None, None)}
+    problems = []
+    for account in found[1:]:
+        known = registry.get(f"shard{account.index}")
+        if known is not None and known != account.where:
+            problems.append(f"storage account {account.label} is not the account that was at this position when "
+                            f"tenants were placed ({known}): TABLES_SHARDS entries may only be appended, never "
+                            "reordered or replaced. Put the entries back in their order.")
+    for key, endpoint in sorted(registry.items()):
+        if key.startswith("shard") and key[5:].isdigit() and int(key[5:]) >= len(found):
+            problems.append(f"TABLES_SHARDS has no entry {int(key[5:]) - 1} any more, but tenants were placed on "
+                            f"it ({endpoint}): those tenants cannot be found. Put the entry back.")
+    if problems:
+        return problems
+    for account in found[1:]:
+        if f"shard{account.index}" not in registry:
+            try:
+                insert(TENANTS, {"PartitionKey": ACCOUNTS_PARTITION, "RowKey": f"shard{account.index}",
+                                 "endpoint": account.where})
+            except ResourceExistsError:
+                pass  # another instance registered it at the same moment (the next start compares it)
+    return []
+
+
+def _reachable() -> list[str]:
     problems = []
     for account in accounts.all_accounts():
         try:
@@ -443,5 +482,8 @@ def check_at_startup() -> None:
 
 
 def _log_account_problems() -> None:
-    for problem in check_accounts():
-        _log.error("TABLES_SHARDS startup check: %s", problem)
+    try:
+        for problem in check_accounts():
+            _log.error("TABLES_SHARDS startup check: %s", problem)
+    except Exception as error:  # noqa: BLE001 - a background check must never take the instance down
+        _log.error("TABLES_SHARDS startup check could not run: %s", type(error).__name__)
