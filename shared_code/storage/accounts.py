@@ -19,7 +19,8 @@ endpoint), written the first time an instance starts with a new entry and compar
 (`tables.check_accounts`): an entry reordered, replaced or removed is reported as an error naming it.
 
 Placement is uniform at random over all accounts (the primary included), which spreads tenants, and therefore
-transactions, evenly; docs/scaling.md says how many accounts a number of tenants needs.
+transactions, evenly; an account that fails the new tenant's first write is left for another
+(storage/tenants.py). docs/scaling.md says how many accounts a number of tenants needs.
 """
 from __future__ import annotations
 
@@ -146,7 +147,9 @@ def index_of(partition: str) -> int:
     return index if index < shards else PRIMARY
 
 
-def place(base_id: str, choose=secrets.randbelow) -> str:
-    """A new tenant's id: `base_id` on an account chosen uniformly at random (`choose(n)` picks 0..n-1)."""
-    index = choose(count())
+def place(base_id: str, avoid: frozenset[int] = frozenset(), choose=secrets.randbelow) -> str:
+    """A new tenant's id: `base_id` on an account chosen uniformly at random among those not in `avoid`
+    (`choose(n)` picks 0..n-1)."""
+    candidates = [index for index in range(count()) if index not in avoid] or list(range(count()))
+    index = candidates[choose(len(candidates))]
     return base_id if index == PRIMARY else f"{base_id}-s{index}"

@@ -1,8 +1,9 @@
 """Tenant rows: one row per tenant (PartitionKey = tenant id, RowKey = "tenant") in the `tenants` table.
 
 With shards (`TABLES_SHARDS`), a tenant's row lives in its own account like every other row of it; a new
-tenant's id names the account it is placed on (`new_tenant_id`, storage/accounts.py). `iter_tenant_records` is
-THE walk over every tenant of every account (timers and fan-out jobs use it), in tenant-id order.
+tenant's id names the account it is placed on (`insert_new_tenant_record`, storage/accounts.py).
+`iter_tenant_records` is THE walk over every tenant of every account (timers and fan-out jobs use it), in
+tenant-id order.
 """
 from __future__ import annotations
 
@@ -41,9 +42,21 @@ def _encode(tenant_id: str, fields: dict[str, Any]) -> dict:
     return entity
 
 
-def new_tenant_id(base_id: str) -> str:
-    """The id for a new tenant: `base_id`, marked with the account it is placed on (chosen here, once)."""
-    return accounts.place(base_id)
+def insert_new_tenant_record(base_id: str, fields: dict[str, Any]) -> str:
+    """Place a new tenant on an account (at random; its id, `base_id` marked with that account, says which
+    forever) and write its row there; answers the id. An account that cannot take it now (unreachable,
+    throttled) is left for another, so one shard's outage does not refuse new tenants; Conflict when the id
+    exists already."""
+    failed: set[int] = set()
+    while True:
+        tenant_id = accounts.place(base_id, avoid=frozenset(failed))
+        try:
+            insert_tenant_record(tenant_id, fields)
+            return tenant_id
+        except StorageUnavailable:
+            failed.add(accounts.index_of(tenant_id))
+            if len(failed) >= accounts.count():
+                raise
 
 
 def get_tenant_record(tenant_id: str) -> dict | None:
