@@ -3,9 +3,11 @@
 each; both go through the suite's main flows — SCIM create/patch/list, a SAML sign-in, the OIDC code flow, the
 events API, a webhook delivery, the domain-audit timer — and then every row of every table of both accounts is
 listed: each tenant's rows are in its own account only, and what belongs to no tenant is on the primary.
-Also: the walk over every tenant finds both accounts (in tenant-id order, resumable), the consistency check
-reads both, a malformed setting stops the app with a message naming it, and an unreachable shard is named in
-the log at startup while the primary's tenants keep working."""
+Also: a tenant on the shard costs the same round trips as one on the primary; the walk over every tenant
+finds both accounts (in tenant-id order, resumable) and the consistency check reads both; a reordered,
+replaced or removed entry is reported; a malformed setting stops the app with a message naming it; an
+unreachable shard is named in the log at startup while new tenants are placed elsewhere; and infra/ creates
+the shards with the app's table role."""
 from __future__ import annotations
 
 import base64
@@ -37,7 +39,8 @@ ON_SHARD = re.compile(r"-[0-9a-f]{6}-s1$")
 @pytest.fixture(scope="module")
 def sharded(app_settings, test_output) -> Iterator[tuple[Azurite, LocalHost, dict[str, str]]]:
     """The app on an Azurite of its own with two accounts: devstoreaccount1 (primary) and a shard."""
-    with Azurite.temporary(prefix="gatehouse-shards-", accounts={SHARD_ACCOUNT: SHARD_KEY, SPARE_ACCOUNT: SHARD_KEY}) as azurite:
+    extra = {SHARD_ACCOUNT: SHARD_KEY, SPARE_ACCOUNT: SHARD_KEY}
+    with Azurite.temporary(prefix="gatehouse-shards-", accounts=extra) as azurite:
         port = free_port()
         settings = {**app_settings, "TABLES_CONNECTION_STRING": azurite.connection_string,
                     "TABLES_SHARDS": json.dumps([azurite.connection_string_for(SHARD_ACCOUNT, SHARD_KEY)]),
@@ -305,7 +308,7 @@ def test_the_same_account_twice_is_refused(app_settings):
 
 
 def test_an_unreachable_shard_is_named_at_startup_and_new_tenants_go_elsewhere(app_settings, test_output,
-                                                                                        operator_key):
+                                                                               operator_key):
     dead = free_port()  # nothing listens there
     shard = (f"DefaultEndpointsProtocol=http;AccountName={SHARD_ACCOUNT};AccountKey={SHARD_KEY};"
              f"TableEndpoint=http://127.0.0.1:{dead}/{SHARD_ACCOUNT};")

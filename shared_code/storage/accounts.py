@@ -76,8 +76,8 @@ def _host_of(account: Account) -> str:
     fields = dict(part.split("=", 1) for part in account.connection_string.split(";") if "=" in part)
     if fields.get("TableEndpoint"):
         return fields["TableEndpoint"]
-    name = fields.get("AccountName", "?")
-    return f"{fields.get('DefaultEndpointsProtocol', 'https')}://{name}.table.{fields.get('EndpointSuffix', 'core.windows.net')}"
+    scheme, suffix = fields.get("DefaultEndpointsProtocol", "https"), fields.get("EndpointSuffix", "core.windows.net")
+    return f"{scheme}://{fields.get('AccountName', '?')}.table.{suffix}"
 
 
 def _shard(index: int, value: object) -> Account:
