@@ -378,3 +378,16 @@ def test_an_endpoint_entry_is_reached_with_the_managed_identity_and_an_empty_arr
         with using({"TABLES_SHARDS": empty}):
             assert len(accounts.all_accounts()) == 1
             assert accounts.place("acme-1a2b3c") == "acme-1a2b3c"
+
+
+def test_make_run_serves_local_shards_from_its_own_azurite():
+    """`make run` (tools/dev_server.py) starts Azurite with the accounts of the shards that live on it."""
+    from tools.dev_server import DEV_ACCOUNT_KEY, azurite_accounts
+
+    here = f"DefaultEndpointsProtocol=http;AccountName={SHARD_ACCOUNT};AccountKey={SHARD_KEY};" \
+           f"TableEndpoint=http://127.0.0.1:10002/{SHARD_ACCOUNT};"
+    elsewhere = "DefaultEndpointsProtocol=https;AccountName=remote;AccountKey=eA==;EndpointSuffix=core.windows.net"
+    assert azurite_accounts({"TABLES_SHARDS": json.dumps([here, elsewhere])}, 10002) == \
+        f"devstoreaccount1:{DEV_ACCOUNT_KEY};{SHARD_ACCOUNT}:{SHARD_KEY}"
+    for value in ("", "[]", "[not json", json.dumps([elsewhere])):
+        assert azurite_accounts({"TABLES_SHARDS": value}, 10002) == ""
