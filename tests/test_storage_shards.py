@@ -271,6 +271,25 @@ def test_a_reordered_replaced_or_removed_entry_is_reported_and_appending_one_is_
         tables.ACCOUNTS_PARTITION, "shard2")
 
 
+def test_a_whole_table_is_listed_and_dropped_on_every_account(sharded, placed):
+    """For tables dropped whole (time-sliced expiry): they exist on every account their tenants use."""
+    from shared_code.storage import tables
+
+    azurite, _, settings = sharded
+    name = f"slice{uuid.uuid4().hex[:8]}"
+    with using(settings):
+        for tenant in placed.values():
+            tables.insert(name, {"PartitionKey": tenant.tenant_id, "RowKey": "r"})
+        assert name in rows_by_account(azurite)["primary"] and name in rows_by_account(azurite)["shard"]
+        assert tables.table_names(name[:5]) == sorted(t for t in tables.table_names() if t.startswith(name[:5]))
+        assert name in tables.table_names(name)
+        tables.drop_table(name)
+        tables.drop_table(name)  # already gone: fine
+        assert name not in tables.table_names(name)
+    found = rows_by_account(azurite)
+    assert name not in found["primary"] and name not in found["shard"]
+
+
 def test_a_made_up_shard_marker_is_an_unknown_tenant_not_an_error(sharded):
     _, host, _ = sharded
     for tenant_id in ("nobody-abcdef-s1", "nobody-abcdef-s7", "nobody-abcdef-s99"):

@@ -406,6 +406,24 @@ def transact(name: str, operations: Iterable[tuple]) -> list:
     return call(name, lambda client: batch.submit(client, operations), operations[0][1]["PartitionKey"])
 
 
+def drop_table(name: str) -> None:
+    """Delete a whole table on every account (a time-sliced table whose rows have all expired lives on every
+    account its tenants do); a table already gone is fine. One round trip per account."""
+    for index in range(1 if name in _PRIMARY_ONLY else accounts.count()):
+        with storage_errors(index):
+            _table_on(index, name).delete_table()  # the SDK answers a missing table as success
+
+
+def table_names(prefix: str = "") -> list[str]:
+    """The names of our tables that start with `prefix`, on any account (sorted, each once)."""
+    names: set[str] = set()
+    for index in range(accounts.count()):
+        with storage_errors(index):
+            names.update(t.name for t in _service_client(index).query_tables(
+                "TableName ge @lo and TableName lt @hi", parameters={"lo": prefix, "hi": prefix + "{"}))
+    return sorted(names)
+
+
 def etag_of(entity: dict) -> str | None:
     metadata = getattr(entity, "metadata", None) or {}
     return metadata.get("etag")
