@@ -11,9 +11,12 @@ import azure.functions as func
 
 import functions
 from shared_code import dev_idp
+from shared_code.storage import tables
 
 # The Azure SDK logs every HTTP call at INFO; our own one line per request is what operators read.
 logging.getLogger("azure").setLevel(logging.WARNING)
+# A malformed TABLES_SHARDS stops the app here, with a message naming the setting; shards are tried once.
+tables.check_at_startup()
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 

@@ -92,6 +92,11 @@ param alwaysReadyHttpInstances int = 0
 @description('Storage replication for state and host storage.')
 param storageSkuName string = 'Standard_GZRS'
 
+@description('Further Table Storage accounts for tenants (TABLES_SHARDS; docs/scaling.md, "Storage shards"). Only ever raise it: a tenant stays on the account it was placed on, so lowering it strands tenants.')
+@minValue(0)
+@maxValue(99)
+param tableShardCount int = 0
+
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
   'azd-env-name': environmentName
@@ -100,6 +105,7 @@ var names = {
   resourceGroup: 'rg-${environmentName}'
   identity: 'id-gatehouse-${resourceToken}'
   storage: 'st${resourceToken}'
+  tableShardPrefix: 'st${resourceToken}t'
   logAnalytics: 'log-${resourceToken}'
   applicationInsights: 'appi-${resourceToken}'
   keyVault: 'kv-${resourceToken}'
@@ -143,6 +149,19 @@ module storage 'modules/storage.bicep' = {
   }
 }
 
+// The shards: account i is TABLES_SHARDS[i - 1]; each grants the app's identity the table role it needs.
+module tableShards 'modules/tableshard.bicep' = [for i in range(1, tableShardCount): {
+  name: 'tableshard${i}'
+  scope: rg
+  params: {
+    name: '${names.tableShardPrefix}${i}'
+    location: location
+    tags: tags
+    skuName: storageSkuName
+    appPrincipalId: identity.outputs.principalId
+  }
+}]
+
 module monitoring 'modules/monitoring.bicep' = {
   name: 'monitoring'
   scope: rg
@@ -185,6 +204,7 @@ module functionApp 'modules/functionapp.bicep' = {
   // The identity must hold its storage roles before the app first pulls its package.
   dependsOn: [
     rbac
+    tableShards
   ]
   params: {
     planName: names.plan
@@ -204,6 +224,9 @@ module functionApp 'modules/functionapp.bicep' = {
 
 var publicBaseUrl = empty(customDomain) ? 'https://${functionApp.outputs.defaultHostName}' : 'https://${customDomain}'
 
+// TABLES_SHARDS: a JSON array of the shards' table endpoints, in account order ('[]' without shards).
+var tableShardEndpoints = [for i in range(0, tableShardCount): tableShards[i].outputs.tableEndpoint]
+
 // Every app setting, in one place. tests/test_settings_consistency.py reads the names between
 // `var appSettings = {` and the closing brace, and checks them against shared_code/settings.py.
 var appSettings = {
@@ -218,6 +241,7 @@ var appSettings = {
   // Gatehouse (shared_code/settings.py). No connection string on Azure: the endpoint plus the identity.
   TABLES_CONNECTION_STRING: ''
   TABLES_ENDPOINT: storage.outputs.tableEndpoint
+  TABLES_SHARDS: string(tableShardEndpoints)
   PLATFORM_ADMIN_KEY: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.platformAdminKeySecretUri})'
   SESSION_SIGNING_KEY: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.sessionSigningKeySecretUri})'
   PUBLIC_BASE_URL: publicBaseUrl
@@ -264,6 +288,7 @@ output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
 output AZURE_KEY_VAULT_ENDPOINT string = keyVault.outputs.uri
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
 output TABLES_ENDPOINT string = storage.outputs.tableEndpoint
+output TABLES_SHARDS string = string(tableShardEndpoints)
 output QUEUES_ENDPOINT string = storage.outputs.queueEndpoint
 output OIDC_SIGNING_KEYS_SECRET_NAME string = keyVault.outputs.oidcSigningKeysSecretName
 output AZURE_MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId

@@ -10,6 +10,7 @@ from functools import lru_cache
 SETTING_NAMES = (
     "TABLES_CONNECTION_STRING",
     "TABLES_ENDPOINT",
+    "TABLES_SHARDS",
     "PLATFORM_ADMIN_KEY",
     "SESSION_SIGNING_KEY",
     "PUBLIC_BASE_URL",
@@ -51,6 +52,7 @@ class Settings:
     gatehouse_queues_credential: str = ""
     gatehouse_queues_client_id: str = ""
     dev_idp: bool = False  # DEV_IDP: serve the development IdP (only ever on an http:// PUBLIC_BASE_URL)
+    tables_shards: str = ""  # JSON array of further Table Storage accounts; read by shared_code.storage.accounts
 
     @property
     def is_https(self) -> bool:
@@ -89,4 +91,5 @@ def get_settings() -> Settings:
         gatehouse_queues_credential=env.get("GATEHOUSE_QUEUES__credential", "").strip(),
         gatehouse_queues_client_id=env.get("GATEHOUSE_QUEUES__clientId", "").strip(),
         dev_idp=_flag(env.get("DEV_IDP")),
+        tables_shards=env.get("TABLES_SHARDS", "").strip(),
     )

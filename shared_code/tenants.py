@@ -127,11 +127,10 @@ def create_tenant(name: Any, app_url: Any) -> tuple[Tenant, str]:
     app_url = validate_app_url(app_url)
     admin_key = credentials.new_secret("admin")
     for _ in range(5):
-        tenant_id = f"{_slug(name)}-{_random.token_hex(3)}"
         fields = {"name": name.strip(), "app_url": app_url, "status": DRAFT, "created_at": utcnow().isoformat(),
                   "admin_key_hash": credentials.hash_secret(admin_key)}
-        try:
-            store.insert_tenant_record(tenant_id, fields)
+        try:  # the id names the storage account the tenant is placed on (storage/accounts.py)
+            tenant_id = store.insert_new_tenant_record(f"{_slug(name)}-{_random.token_hex(3)}", fields)
         except Conflict:
             continue
         return Tenant.from_record({**fields, "tenant_id": tenant_id}), admin_key

@@ -69,19 +69,31 @@ def check_consistency(settings: dict[str, str], timeout: float = 60) -> subproce
 
 
 class Azurite:
-    """A real Azurite (Table and Queue services) on loopback; `stop()`/`start()` simulate a storage outage."""
+    """A real Azurite (Table and Queue services) on loopback; `stop()`/`start()` simulate a storage outage.
+    `accounts` (name → base64 key) adds storage accounts next to devstoreaccount1 (AZURITE_ACCOUNTS)."""
 
-    def __init__(self, location: Path):
+    def __init__(self, location: Path, accounts: dict[str, str] | None = None):
         self.port = free_port()
         self.queue_port = free_port()
         self.location = location
+        self.accounts = dict(accounts or {})
         self.process: subprocess.Popen | None = None
         self.queue_process: subprocess.Popen | None = None
 
     @property
     def connection_string(self) -> str:
-        return ("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-                f"AccountKey={DEV_ACCOUNT_KEY};TableEndpoint=http://127.0.0.1:{self.port}/devstoreaccount1;")
+        return self.connection_string_for("devstoreaccount1", DEV_ACCOUNT_KEY)
+
+    def connection_string_for(self, account: str, key: str) -> str:
+        """The Table service connection string of one of this Azurite's accounts."""
+        return (f"DefaultEndpointsProtocol=http;AccountName={account};"
+                f"AccountKey={key};TableEndpoint=http://127.0.0.1:{self.port}/{account};")
+
+    def _env(self) -> dict[str, str] | None:
+        if not self.accounts:
+            return None
+        listed = {"devstoreaccount1": DEV_ACCOUNT_KEY, **self.accounts}  # custom accounts replace the default one
+        return {**os.environ, "AZURITE_ACCOUNTS": ";".join(f"{name}:{key}" for name, key in listed.items())}
 
     @property
     def queue_connection_string(self) -> str:
@@ -94,13 +106,13 @@ class Azurite:
         self.process = subprocess.Popen(
             [str(AZURITE), "--tableHost", "127.0.0.1", "--tablePort", str(self.port), "--location",
              str(self.location), "--skipApiVersionCheck", "--loose", "--disableProductStyleUrl", "--silent", "--disableTelemetry"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=self._env())
         wait_for_port(self.port, process=self.process)
         self.queue_process = subprocess.Popen(
             [str(AZURITE_QUEUE), "--queueHost", "127.0.0.1", "--queuePort", str(self.queue_port), "--location",
              str(self.location), "--skipApiVersionCheck", "--loose", "--disableProductStyleUrl", "--silent",
              "--disableTelemetry"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=self._env())
         wait_for_port(self.queue_port, process=self.queue_process)
 
     def stop(self) -> None:
@@ -120,10 +132,11 @@ class Azurite:
 
     @classmethod
     @contextmanager
-    def temporary(cls, prefix: str = "gatehouse-azurite-") -> Iterator["Azurite"]:
+    def temporary(cls, prefix: str = "gatehouse-azurite-",
+                  accounts: dict[str, str] | None = None) -> Iterator["Azurite"]:
         """A private Azurite on a free port with its data in a new temporary directory, removed afterwards."""
         location = Path(tempfile.mkdtemp(prefix=prefix))
-        server = cls(location)
+        server = cls(location, accounts)
         try:
             server.start()
             yield server

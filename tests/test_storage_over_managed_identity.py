@@ -25,6 +25,8 @@ from tests.test_storage_client import *  # noqa: F401,F403 (every storage test, 
 from tests.test_storage_client import test_storage_round_trips_do_not_go_through_an_environment_proxy as _proxy_test
 
 SCIM_JSON = "application/scim+json"
+SHARD_ACCOUNT = "gatehouseshard1"
+SHARD_KEY = "c2hhcmQgYWNjb3VudCBrZXkgZm9yIHRlc3RzIG9ubHk="
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +39,7 @@ def tls() -> Iterator[TlsFiles]:
 @pytest.fixture(scope="module")
 def oauth_azurite(tls) -> Iterator[OAuthAzurite]:
     location = Path(tempfile.mkdtemp(prefix="gatehouse-azurite-oauth-"))
-    server = OAuthAzurite(location, tls)
+    server = OAuthAzurite(location, tls, accounts={SHARD_ACCOUNT: SHARD_KEY})  # a shard, for the shard test
     server.start()
     yield server
     server.stop()
@@ -172,3 +174,36 @@ def test_a_scim_round_trip_through_the_local_host_over_the_managed_identity(new_
     # The host process asked the endpoint for its storage token with App Service's header.
     assert any(r.header_ok and r.client_id == identity.client_id for r in identity.requests[before:]), \
         local_host.log_text()[-2000:]
+
+
+def test_a_shard_named_by_its_endpoint_is_reached_with_the_same_managed_identity(app_settings, identity, oauth_azurite,
+                                                                                 monkeypatch):
+    """TABLES_SHARDS as infra sets it on Azure (endpoints, no keys): a tenant's row on the shard is written and
+    read with the identity's token, lands in the shard account only, and both accounts share one token."""
+    from azure.data.tables import TableServiceClient
+
+    from shared_code.settings import get_settings
+    from shared_code.storage import tables
+
+    monkeypatch.setenv("TABLES_SHARDS", f'["{oauth_azurite.endpoint_of(SHARD_ACCOUNT)}"]')
+    get_settings.cache_clear()
+    tables.reset_clients()
+    try:
+        before = len(identity.requests)
+        assert tables.check_accounts() == []  # both answer to the identity
+        on_shard, on_primary = f"identity-{uuid.uuid4().hex[:6]}-s1", f"identity-{uuid.uuid4().hex[:6]}"
+        for partition in (on_shard, on_primary):
+            tables.upsert(tables.AUDITS, {"PartitionKey": partition, "RowKey": "row", "note": partition})
+            assert tables.get(tables.AUDITS, partition, "row")["note"] == partition
+        assert len(identity.requests) - before <= 1, "one token serves every account"
+    finally:
+        monkeypatch.delenv("TABLES_SHARDS")
+        get_settings.cache_clear()
+        tables.reset_clients()
+    with_key = (f"DefaultEndpointsProtocol=https;AccountName={SHARD_ACCOUNT};AccountKey={SHARD_KEY};"
+                f"TableEndpoint={oauth_azurite.endpoint_of(SHARD_ACCOUNT)};")
+    shard = TableServiceClient.from_connection_string(with_key, connection_verify=app_settings["REQUESTS_CA_BUNDLE"])
+    shard_rows = {row["PartitionKey"] for row in shard.get_table_client(tables.AUDITS).list_entities()}
+    assert on_shard in shard_rows and on_primary not in shard_rows
+    assert tables.get(tables.AUDITS, on_primary, "row") is not None  # and, without shards, on_shard is not here:
+    assert tables.get(tables.AUDITS, on_shard, "row") is None

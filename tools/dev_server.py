@@ -1,7 +1,9 @@
 """`make run`: Azurite's Table and Queue services on loopback plus the Function App on the local host, in the
 foreground.
 
-Azurite keeps its data in `.azurite/` so a restart keeps your tenants. Ctrl-C stops both.
+Azurite keeps its data in `.azurite/` so a restart keeps your tenants. Ctrl-C stops both. Storage shards
+(`TABLES_SHARDS`) whose connection strings name other accounts on the same Azurite are served by it too
+(AZURITE_ACCOUNTS).
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+DEV_ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 
 def _settings() -> dict[str, str]:
@@ -29,7 +32,25 @@ def _listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _azurite(service: str, port: int, children: list[subprocess.Popen]) -> None:
+def azurite_accounts(values: dict[str, str], table_port: int) -> str:
+    """AZURITE_ACCOUNTS for the shards of `TABLES_SHARDS` that live on this Azurite (empty when none do):
+    their names and keys, plus the default account, which a custom list would otherwise switch off."""
+    try:
+        shards = json.loads(values.get("TABLES_SHARDS") or "[]")
+    except json.JSONDecodeError:
+        return ""  # the app itself refuses the setting, with a message naming it
+    accounts = {}
+    for entry in shards if isinstance(shards, list) else []:
+        fields = dict(part.split("=", 1) for part in str(entry).split(";") if "=" in part)
+        if f"127.0.0.1:{table_port}/" in fields.get("TableEndpoint", "") and fields.get("AccountKey"):
+            accounts[fields.get("AccountName", "")] = fields["AccountKey"]
+    if not accounts:
+        return ""
+    default = "devstoreaccount1:" + DEV_ACCOUNT_KEY
+    return ";".join([default, *(f"{name}:{key}" for name, key in accounts.items() if name != "devstoreaccount1")])
+
+
+def _azurite(service: str, port: int, children: list[subprocess.Popen], accounts: str = "") -> None:
     """Start Azurite's Table or Queue service on `port` (data in .azurite/), unless something answers there."""
     if _listening(port):
         print(f"{service} Storage already answers on 127.0.0.1:{port}; using it.")
@@ -39,7 +60,8 @@ def _azurite(service: str, port: int, children: list[subprocess.Popen]) -> None:
     children.append(subprocess.Popen(
         [str(ROOT / f"node_modules/.bin/azurite-{kind}"), f"--{kind}Host", "127.0.0.1", f"--{kind}Port", str(port),
          "--location", str(ROOT / ".azurite"), "--skipApiVersionCheck", "--loose", "--disableProductStyleUrl",
-         "--silent", "--disableTelemetry"], start_new_session=True))
+         "--silent", "--disableTelemetry"], start_new_session=True,
+        env={**os.environ, "AZURITE_ACCOUNTS": accounts} if accounts else None))
     for _ in range(100):
         if _listening(port):
             break
@@ -54,10 +76,11 @@ def main() -> int:
     table_port = int(match.group(1)) if match else 10002
     children: list[subprocess.Popen] = []
 
-    _azurite("Table", table_port, children)
+    accounts = azurite_accounts(values, table_port)
+    _azurite("Table", table_port, children, accounts)
     match = re.search(r"QueueEndpoint=http://127\.0\.0\.1:(\d+)", values.get("GATEHOUSE_QUEUES", ""))
     # Webhook deliveries ride the `webhook-deliveries` queue; the local host polls it like the real host.
-    _azurite("Queue", int(match.group(1)) if match else 10001, children)
+    _azurite("Queue", int(match.group(1)) if match else 10001, children, accounts)
 
     env = dict(os.environ)
     # The sample's base URL names port 7071; on another PORT the setup URLs must name the port really served.

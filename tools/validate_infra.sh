@@ -82,7 +82,10 @@ for symbol, module in (main.get("modules") or {}).items():
         problems.append(f"main.bicep: module `{symbol}` points at missing {module_path}")
         continue
     declared = parsed[module_path].get("parameters") or {}
-    passed = set((module["config"].get("params") or {}))
+    config = module["config"]
+    if config.get("loop_type"):  # `[for i in range(...): {...}]`: the module's own config is one level down
+        config = config.get("config") or {}
+    passed = set((config.get("params") or {}))
     for name in sorted(passed - set(declared)):
         problems.append(f"main.bicep: module `{symbol}` passes `{name}`, which {module_path} does not declare")
     for name in sorted(required(declared) - passed):

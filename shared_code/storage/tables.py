@@ -19,13 +19,22 @@ deadline gone), every storage call on this instance fails at once for `UNREACHAB
 again: during an outage each request then answers its 503 in milliseconds instead of holding a worker through
 the retries while the others queue behind it.
 
+Shards (`TABLES_SHARDS`, shared_code/storage/accounts.py): every function here finds the account of the row it
+touches from the row's PartitionKey (a tenant id names its account), so callers never name an account and no
+call costs a round trip to find one. A query without a `PartitionKey eq @pk` filter (the timers' walks over
+every tenant) runs on every account and yields the rows merged in (PartitionKey, RowKey) order, as one account
+would. The outage pause below is per account: one unreachable shard does not fail the others' tenants.
+
 The HTTP transport ignores proxy and netrc settings from the environment: requests would otherwise read
 os.environ and look for ~/.netrc on every round trip (a tenth of a simple request's CPU), and the app talks
 only to its own storage account, never through a proxy.
 """
 from __future__ import annotations
 
+import heapq
+import logging
 import os
+import re
 import threading
 import time
 from contextlib import contextmanager
@@ -46,7 +55,7 @@ from azure.core.exceptions import (
 from azure.data.tables import TableClient, TableServiceClient, TableTransactionError, UpdateMode
 
 from shared_code.errors import StorageUnavailable
-from shared_code.settings import get_settings
+from shared_code.storage import accounts
 
 T = TypeVar("T")
 
@@ -58,15 +67,19 @@ AUDITS = "audits"
 ENTRA_KEYS = "entrakeys"  # keyed by Entra tenant, not ours: Entra's published signing keys (storage/entra_keys.py)
 OIDC = "oidc"
 OIDC_LOGOUTS = "oidclogouts"
+_ONE_PARTITION = re.compile(r"^PartitionKey eq @pk( and |$)")
+# Tables that hold no tenant's rows (keyed by something else): always on the primary account.
+_PRIMARY_ONLY = frozenset({ENTRA_KEYS})
 
 _lock = threading.RLock()  # table() holds it while _service_client() takes it again
-_service: TableServiceClient | None = None
-_clients: dict[str, TableClient] = {}
+_services: dict[int, TableServiceClient] = {}  # by account index (accounts.py)
+_clients: dict[tuple[int, str], TableClient] = {}
 
 
 _round_trips = 0
 UNREACHABLE_SECONDS = 1.0
-_unreachable_until = 0.0  # time.monotonic() before which the store is taken to be unreachable
+_unreachable_until: dict[int, float] = {}  # per account: time.monotonic() before which it is taken to be unreachable
+_log = logging.getLogger("gatehouse")
 
 
 # Seconds one HTTP request may spend on storage in all (leaves room in the 10 s answer for the rest of the work),
@@ -132,12 +145,13 @@ _CLIENT_OPTIONS: dict[str, Any] = {
 }
 
 
-def _service_client() -> TableServiceClient:
-    global _service
-    if _service is None:
+def _service_client(index: int = accounts.PRIMARY) -> TableServiceClient:
+    service = _services.get(index)
+    if service is None:
         with _lock:
-            if _service is None:
-                settings = get_settings()
+            service = _services.get(index)
+            if service is None:
+                account = accounts.all_accounts()[index]
                 options = dict(_CLIENT_OPTIONS)
                 # With use_env_settings off, requests no longer reads REQUESTS_CA_BUNDLE itself: a store behind
                 # a private CA (an emulator over HTTPS, a TLS-inspecting network) names it there, as for any
@@ -145,37 +159,61 @@ def _service_client() -> TableServiceClient:
                 ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE")
                 if ca_bundle:
                     options["connection_verify"] = ca_bundle
-                if settings.tables_connection_string:
-                    _service = TableServiceClient.from_connection_string(
-                        settings.tables_connection_string, **options)
-                elif settings.tables_endpoint:
-                    from azure.identity import DefaultAzureCredential  # only on Azure: heavy import
-
-                    _service = TableServiceClient(
-                        endpoint=settings.tables_endpoint, credential=DefaultAzureCredential(), **options)
+                if account.connection_string:
+                    service = TableServiceClient.from_connection_string(account.connection_string, **options)
+                elif account.endpoint:
+                    service = TableServiceClient(endpoint=account.endpoint, credential=_credential(), **options)
                 else:
                     raise StorageUnavailable("Storage is not configured: set TABLES_CONNECTION_STRING or TABLES_ENDPOINT.")
-    return _service
+                _services[index] = service
+    return service
+
+
+_shared_credential = None
+
+
+def _credential():
+    """One DefaultAzureCredential for every account (one token cache: storage tokens are per resource type,
+    so shards on managed identity cost no extra token request)."""
+    global _shared_credential
+    if _shared_credential is None:
+        from azure.identity import DefaultAzureCredential  # only on Azure: heavy import
+
+        _shared_credential = DefaultAzureCredential()
+    return _shared_credential
 
 
 def reset_clients() -> None:
     """Forget cached clients (tests that switch settings call this)."""
-    global _service, _unreachable_until
+    global _shared_credential
     with _lock:
-        _service = None
+        _services.clear()
         _clients.clear()
-        _unreachable_until = 0.0
+        _unreachable_until.clear()
+        _shared_credential = None
 
 
-def table(name: str) -> TableClient:
-    """The client for one of our tables (no round trip; the table is created when first found missing)."""
-    client = _clients.get(name)
+def account_of(name: str, partition: str | None) -> int:
+    """THE routing rule: the account that holds rows of `partition` in table `name` (accounts.py)."""
+    if partition is None or name in _PRIMARY_ONLY:
+        return accounts.PRIMARY
+    return accounts.index_of(partition)
+
+
+def table(name: str, partition: str | None = None) -> TableClient:
+    """The client for one of our tables on the account of `partition` (the primary without one). No round
+    trip; the table is created when first found missing."""
+    return _table_on(account_of(name, partition), name)
+
+
+def _table_on(index: int, name: str) -> TableClient:
+    client = _clients.get((index, name))
     if client is None:
         with _lock:
-            client = _clients.get(name)
+            client = _clients.get((index, name))
             if client is None:
-                client = _service_client().get_table_client(name)
-                _clients[name] = client
+                client = _service_client(index).get_table_client(name)
+                _clients[(index, name)] = client
     return client
 
 
@@ -184,11 +222,20 @@ def _is_table_missing(error: Exception) -> bool:
     return "TableNotFound" in str(code) or "TableNotFound" in str(error)
 
 
+def _pause(index: int, error: BaseException | None) -> None:
+    """Take account `index` as unreachable for UNREACHABLE_SECONDS; say which account it was when it is a shard
+    (an unreachable shard is most often a wrong entry in TABLES_SHARDS)."""
+    _unreachable_until[index] = time.monotonic() + UNREACHABLE_SECONDS
+    if index != accounts.PRIMARY:
+        _log.error("storage account %s cannot be reached: %s", accounts.all_accounts()[index].label,
+                   type(error).__name__ if error is not None else "no answer in time")
+
+
 @contextmanager
-def storage_errors() -> Iterator[None]:
-    """Turn an unreachable or failing store into StorageUnavailable; let domain-level errors through."""
-    global _unreachable_until
-    if time.monotonic() < _unreachable_until:
+def storage_errors(index: int = accounts.PRIMARY) -> Iterator[None]:
+    """Turn an unreachable or failing store (account `index`) into StorageUnavailable; let domain-level errors
+    through."""
+    if time.monotonic() < _unreachable_until.get(index, 0.0):
         raise StorageUnavailable()  # it was unreachable a moment ago: answer now, try again after the pause
     left = _time_left()
     if left is not None and left <= 0.05:
@@ -201,13 +248,13 @@ def storage_errors() -> Iterator[None]:
         raise
     except (ServiceRequestError, ServiceResponseTimeoutError) as error:
         # No connection, or no answer in time (a hung store), after the client's retries.
-        _unreachable_until = time.monotonic() + UNREACHABLE_SECONDS
+        _pause(index, error)
         raise StorageUnavailable() from error
     except DeadlineExceeded as error:
         # Out of time. After a second of waiting in this call the store is not answering: pause like above. A
         # large request that ran out of budget while its round trips answered pauses nobody else.
         if time.monotonic() - started >= 1.0:
-            _unreachable_until = time.monotonic() + UNREACHABLE_SECONDS
+            _pause(index, None)
         raise StorageUnavailable() from error
     except (ServiceResponseError, ClientAuthenticationError) as error:
         raise StorageUnavailable() from error
@@ -223,10 +270,11 @@ def storage_errors() -> Iterator[None]:
         _call_deadline.reset(call)
 
 
-def call(name: str, operation: Callable[[TableClient], T]) -> T:
-    """Run one operation on a table, creating the table once if it does not exist yet."""
-    client = table(name)
-    with storage_errors():
+def call(name: str, operation: Callable[[TableClient], T], partition: str | None = None) -> T:
+    """Run one operation on a table (on the account of `partition`), creating the table once if it does not
+    exist yet."""
+    client = table(name, partition)
+    with storage_errors(account_of(name, partition)):
         try:
             return operation(client)
         except (ResourceNotFoundError, TableTransactionError, HttpResponseError) as error:
@@ -251,16 +299,32 @@ def get(name: str, partition: str, row: str, select: list[str] | None = None) ->
                 raise
             return None
     try:
-        return call(name, op)
+        return call(name, op, partition)
     except ResourceNotFoundError:
         return None  # a missing table holds no rows
 
 
 def query(name: str, filter: str, parameters: dict[str, Any] | None = None, select: list[str] | None = None,
           page_size: int | None = None) -> Iterator[dict]:
-    """Rows matching an OData filter, paged lazily. Errors on later pages map to StorageUnavailable too."""
-    client = table(name)
-    with storage_errors():
+    """Rows matching an OData filter, paged lazily. Errors on later pages map to StorageUnavailable too.
+
+    A filter on one partition (`PartitionKey eq @pk`) runs on that partition's account; any other runs on
+    every account, the rows merged in (PartitionKey, RowKey) order as a single account returns them."""
+    if _ONE_PARTITION.match(filter) and parameters and "pk" in parameters:
+        return _query_on(account_of(name, parameters["pk"]), name, filter, parameters, select, page_size)
+    everywhere = range(1 if name in _PRIMARY_ONLY else accounts.count())
+    if len(everywhere) == 1:
+        return _query_on(accounts.PRIMARY, name, filter, parameters, select, page_size)
+    if select is not None:  # the merge orders by the keys
+        select = [*select, *(key for key in ("PartitionKey", "RowKey") if key not in select)]
+    return heapq.merge(*(_query_on(index, name, filter, parameters, select, page_size) for index in everywhere),
+                       key=lambda row: (row["PartitionKey"], row["RowKey"]))
+
+
+def _query_on(index: int, name: str, filter: str, parameters: dict[str, Any] | None, select: list[str] | None,
+              page_size: int | None) -> Iterator[dict]:
+    client = _table_on(index, name)
+    with storage_errors(index):
         try:
             pages = client.query_entities(filter, parameters=parameters, select=select, results_per_page=page_size)
             iterator = iter(pages)
@@ -269,15 +333,15 @@ def query(name: str, filter: str, parameters: dict[str, Any] | None = None, sele
             if _is_table_missing(error):
                 return iter(())
             raise
-    return _guarded(first, iterator)
+    return _guarded(first, iterator, index)
 
 
-def _guarded(first: dict | None, rest: Iterator[dict]) -> Iterator[dict]:
+def _guarded(first: dict | None, rest: Iterator[dict], index: int) -> Iterator[dict]:
     if first is None:
         return
     yield first
     while True:
-        with storage_errors():
+        with storage_errors(index):
             item = next(rest, None)
         if item is None:
             return
@@ -298,12 +362,12 @@ def partition_range(name: str, partition: str, prefix: str, select: list[str] | 
 
 def insert(name: str, entity: dict) -> dict:
     """Create a row; raises ResourceExistsError when it exists."""
-    return call(name, lambda client: client.create_entity(entity))
+    return call(name, lambda client: client.create_entity(entity), entity["PartitionKey"])
 
 
 def upsert(name: str, entity: dict, replace: bool = False) -> dict:
     mode = UpdateMode.REPLACE if replace else UpdateMode.MERGE
-    return call(name, lambda client: client.upsert_entity(entity, mode=mode))
+    return call(name, lambda client: client.upsert_entity(entity, mode=mode), entity["PartitionKey"])
 
 
 def update(name: str, entity: dict, etag: str | None, replace: bool = False) -> dict:
@@ -313,8 +377,8 @@ def update(name: str, entity: dict, etag: str | None, replace: bool = False) -> 
         from azure.core import MatchConditions
 
         return call(name, lambda client: client.update_entity(
-            entity, mode=mode, etag=etag, match_condition=MatchConditions.IfNotModified))
-    return call(name, lambda client: client.update_entity(entity, mode=mode))
+            entity, mode=mode, etag=etag, match_condition=MatchConditions.IfNotModified), entity["PartitionKey"])
+    return call(name, lambda client: client.update_entity(entity, mode=mode), entity["PartitionKey"])
 
 
 def delete(name: str, partition: str, row: str, etag: str | None = None) -> None:
@@ -324,9 +388,9 @@ def delete(name: str, partition: str, row: str, etag: str | None = None) -> None
         from azure.core import MatchConditions
 
         call(name, lambda client: client.delete_entity(
-            partition, row, etag=etag, match_condition=MatchConditions.IfNotModified))
+            partition, row, etag=etag, match_condition=MatchConditions.IfNotModified), partition)
     else:
-        call(name, lambda client: client.delete_entity(partition, row))
+        call(name, lambda client: client.delete_entity(partition, row), partition)
 
 
 def transact(name: str, operations: Iterable[tuple]) -> list:
@@ -339,9 +403,105 @@ def transact(name: str, operations: Iterable[tuple]) -> list:
     # deployed package has no __pycache__), and a cold instance's first request is usually a read.
     from shared_code.storage import batch
 
-    return call(name, lambda client: batch.submit(client, operations))
+    return call(name, lambda client: batch.submit(client, operations), operations[0][1]["PartitionKey"])
+
+
+def drop_table(name: str) -> None:
+    """Delete a whole table on every account (a time-sliced table whose rows have all expired lives on every
+    account its tenants do); a table already gone is fine. One round trip per account."""
+    for index in range(1 if name in _PRIMARY_ONLY else accounts.count()):
+        with storage_errors(index):
+            _table_on(index, name).delete_table()  # the SDK answers a missing table as success
+
+
+def table_names(prefix: str = "") -> list[str]:
+    """The names of our tables that start with `prefix`, on any account (sorted, each once)."""
+    names: set[str] = set()
+    for index in range(accounts.count()):
+        with storage_errors(index):
+            names.update(t.name for t in _service_client(index).query_tables(
+                "TableName ge @lo and TableName lt @hi", parameters={"lo": prefix, "hi": prefix + "{"}))
+    return sorted(names)
 
 
 def etag_of(entity: dict) -> str | None:
     metadata = getattr(entity, "metadata", None) or {}
     return metadata.get("etag")
+
+
+# ---- the accounts at startup ------------------------------------------------------------------------------
+
+ACCOUNTS_PARTITION = "~accounts"  # the registry of shards, in the primary's `tenants` table (accounts.py)
+
+
+def check_accounts() -> list[str]:
+    """One round trip to every account (a point read of a row that never exists), and the shards compared with
+    the primary's registry of them: a sentence for each account that cannot be used or is not the one its
+    position named when tenants were placed, naming its setting and endpoint (never a key). Empty when all is
+    well; then shards new to the registry are added to it."""
+    problems = _reachable()
+    if not problems:
+        problems = _registered()
+    return problems
+
+
+def _registered() -> list[str]:
+    found = accounts.all_accounts()
+    registry = {row["RowKey"]: row.get("endpoint") for row in _query_on(
+        accounts.PRIMARY, TENANTS, "PartitionKey eq @pk", {"pk": ACCOUNTS_PARTITION}, None, None)}
+    problems = []
+    for account in found[1:]:
+        known = registry.get(f"shard{account.index}")
+        if known is not None and known != account.where:
+            problems.append(f"storage account {account.label} is not the account that was at this position when "
+                            f"tenants were placed ({known}): TABLES_SHARDS entries may only be appended, never "
+                            "reordered or replaced. Put the entries back in their order.")
+    for key, endpoint in sorted(registry.items()):
+        if key.startswith("shard") and key[5:].isdigit() and int(key[5:]) >= len(found):
+            problems.append(f"TABLES_SHARDS has no entry {int(key[5:]) - 1} any more, but tenants were placed on "
+                            f"it ({endpoint}): those tenants cannot be found. Put the entry back.")
+    if problems:
+        return problems
+    for account in found[1:]:
+        if f"shard{account.index}" not in registry:
+            try:
+                insert(TENANTS, {"PartitionKey": ACCOUNTS_PARTITION, "RowKey": f"shard{account.index}",
+                                 "endpoint": account.where})
+            except ResourceExistsError:
+                pass  # another instance registered it at the same moment (the next start compares it)
+    return []
+
+
+def _reachable() -> list[str]:
+    problems = []
+    for account in accounts.all_accounts():
+        try:
+            with storage_errors(account.index):
+                _table_on(account.index, TENANTS).get_entity("~probe", "~probe")
+        except ResourceNotFoundError:
+            pass  # it answered: no such row (or no table yet)
+        except HttpResponseError as error:
+            problems.append(f"storage account {account.label} refused the app ({error.status_code} "
+                            f"{getattr(error, 'error_code', '') or ''}): check its key or the app's role on it.")
+        except StorageUnavailable as error:
+            cause = error.__cause__
+            problems.append(f"storage account {account.label} cannot be reached"
+                            f"{f' ({type(cause).__name__})' if cause is not None else ''}: check the setting.")
+    return problems
+
+
+def check_at_startup() -> None:
+    """Called once when the app loads. A malformed TABLES_SHARDS raises StorageNotConfigured, so the app does
+    not start on a configuration that would put tenants on the wrong account. With shards, every account is
+    then tried once in the background (nothing is added to a cold start's first request) and each one that
+    cannot be used is logged as an error naming its setting; the single-account setup does nothing here."""
+    if len(accounts.all_accounts()) > 1:
+        threading.Thread(target=_log_account_problems, name="gatehouse-storage-check", daemon=True).start()
+
+
+def _log_account_problems() -> None:
+    try:
+        for problem in check_accounts():
+            _log.error("TABLES_SHARDS startup check: %s", problem)
+    except Exception as error:  # noqa: BLE001 - a background check must never take the instance down
+        _log.error("TABLES_SHARDS startup check could not run: %s", type(error).__name__)

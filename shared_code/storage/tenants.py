@@ -1,4 +1,10 @@
-"""Tenant rows: one row per tenant (PartitionKey = tenant id, RowKey = "tenant") in the `tenants` table."""
+"""Tenant rows: one row per tenant (PartitionKey = tenant id, RowKey = "tenant") in the `tenants` table.
+
+With shards (`TABLES_SHARDS`), a tenant's row lives in its own account like every other row of it; a new
+tenant's id names the account it is placed on (`insert_new_tenant_record`, storage/accounts.py).
+`iter_tenant_records` is THE walk over every tenant of every account (timers and fan-out jobs use it), in
+tenant-id order.
+"""
 from __future__ import annotations
 
 import json
@@ -10,7 +16,7 @@ from azure.data.tables import TableTransactionError, UpdateMode
 
 from shared_code.errors import Conflict, StorageUnavailable
 from shared_code.events import outbox, shapes
-from shared_code.storage import tables
+from shared_code.storage import accounts, tables
 
 ROW = "tenant"
 # Columns holding JSON documents (Table Storage has no nested types).
@@ -34,6 +40,23 @@ def _encode(tenant_id: str, fields: dict[str, Any]) -> dict:
             continue
         entity[key] = json.dumps(value, separators=(",", ":")) if key in JSON_COLUMNS and value is not None else value
     return entity
+
+
+def insert_new_tenant_record(base_id: str, fields: dict[str, Any]) -> str:
+    """Place a new tenant on an account (at random; its id, `base_id` marked with that account, says which
+    forever) and write its row there; answers the id. An account that cannot take it now (unreachable,
+    throttled) is left for another, so one shard's outage does not refuse new tenants; Conflict when the id
+    exists already."""
+    failed: set[int] = set()
+    while True:
+        tenant_id = accounts.place(base_id, avoid=frozenset(failed))
+        try:
+            insert_tenant_record(tenant_id, fields)
+            return tenant_id
+        except StorageUnavailable:
+            failed.add(accounts.index_of(tenant_id))
+            if len(failed) >= accounts.count():
+                raise
 
 
 def get_tenant_record(tenant_id: str) -> dict | None:
@@ -85,7 +108,14 @@ def modify_tenant_record(tenant_id: str, change: Callable[[dict], dict[str, Any]
     raise StorageUnavailable("The tenant is being changed by several requests at once; please retry.", retry_after=1)
 
 
-def iter_tenant_records(select: list[str] | None = None) -> Iterator[dict]:
-    """Every tenant (the timer's walk over all tenants)."""
-    for entity in tables.query(tables.TENANTS, "RowKey eq @row", {"row": ROW}, select=select):
+def iter_tenant_records(select: list[str] | None = None, after: str | None = None) -> Iterator[dict]:
+    """Every tenant on every storage account, in tenant-id order (the walk of timers and fan-out jobs); with
+    `after`, only tenants whose id sorts after it (to resume a walk where it stopped). One query per account,
+    merged (storage/tables.py): no tenant list to keep in step, and a tenant on any shard is found."""
+    if after is None:
+        rows = tables.query(tables.TENANTS, "RowKey eq @row", {"row": ROW}, select=select)
+    else:
+        rows = tables.query(tables.TENANTS, "RowKey eq @row and PartitionKey gt @after", {"row": ROW, "after": after},
+                            select=select)
+    for entity in rows:
         yield _decode(entity)

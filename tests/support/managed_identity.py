@@ -78,13 +78,16 @@ class TlsFiles:
 class OAuthAzurite(Azurite):
     """Azurite's Table service over HTTPS, accepting bearer tokens (`--oauth basic`) as well as shared keys."""
 
-    def __init__(self, location: Path, tls: TlsFiles):
-        super().__init__(location)
+    def __init__(self, location: Path, tls: TlsFiles, accounts: dict[str, str] | None = None):
+        super().__init__(location, accounts)
         self.tls = tls
 
     @property
     def endpoint(self) -> str:
-        return f"https://127.0.0.1:{self.port}/devstoreaccount1"
+        return self.endpoint_of("devstoreaccount1")
+
+    def endpoint_of(self, account: str) -> str:
+        return f"https://127.0.0.1:{self.port}/{account}"
 
     @property
     def connection_string(self) -> str:  # shared key over HTTPS, for a test's own reads
@@ -97,7 +100,7 @@ class OAuthAzurite(Azurite):
              str(self.location), "--skipApiVersionCheck", "--loose", "--disableProductStyleUrl", "--silent",
              "--disableTelemetry", "--oauth", "basic", "--cert", str(self.tls.certificate), "--key",
              str(self.tls.key)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=self._env())
         wait_for_port(self.port, process=self.process)
 
 
