@@ -68,12 +68,13 @@ def redirect(location: str, status: int = 302, headers: dict[str, str] | None = 
 
 def login_redirect(start, status: int = 302) -> func.HttpResponse:
     """Send the browser to the IdP for an SP-initiated sign-in (`sign_in.LoginRedirect`), with the cookie that binds
-    the sign-in to this browser."""
-    from shared_code import sessions
+    the sign-in to this browser and the cookie that holds the pending login itself (no row is written)."""
+    from shared_code import pending_logins, sessions
 
     response = redirect(start.url, status)
     response.headers.add("Set-Cookie", sessions.login_binding_set_cookie(
         sessions.issue_login_binding(start.browser_nonce)))
+    response.headers.add("Set-Cookie", pending_logins.set_cookie(start.relay_id, start.pending_cookie))
     return response
 
 

@@ -3,9 +3,10 @@
 `begin` checks the request in the order RFC 6749 §4.1.2.1 prescribes: first the client and the redirect URI
 (exactly as registered). If either is wrong we must not redirect — `InvalidClientRequest` becomes an error page.
 Everything else is answered to the client's redirect URI (`AuthorizationRedirect`: error, state, iss).
-A good request starts today's SP-initiated SAML sign-in (shared_code/sign_in.py) with the request riding in
-the pending request; the ACS then calls `issue_code` (or `refusal_redirect` when the sign-in was refused, e.g.
-a dismissed employee → access_denied).
+A good request starts today's SP-initiated SAML sign-in (shared_code/sign_in.py) with the request
+(`AuthorizationRequest.context()`, one dict: add new fields there) riding in the sealed pending-login cookie
+(shared_code/pending_logins.py) — the authorization endpoint writes no row; the ACS then calls `issue_code`
+(or `refusal_redirect` when the sign-in was refused, e.g. a dismissed employee → access_denied).
 
 A code is 256 random bits; only its SHA-256 is stored, with what it is bound to (client, redirect URI, PKCE
 challenge, nonce, the employee, the session id) and its 60-second lifetime. The code and its session row are
@@ -158,6 +159,10 @@ def begin(tenant_id: str, pairs: Sequence[tuple[str, str]], browser_nonce: str |
         if getattr(error, "reason", None) in ("sso_not_set_up", "unknown_tenant"):
             raise error_redirect(tenant_id, request.redirect_uri, request.state, "temporarily_unavailable",
                                  "Single sign-on is not set up for this company yet.") from None
+        if getattr(error, "reason", None) == "pending_login_too_large":
+            raise error_redirect(tenant_id, request.redirect_uri, request.state, "invalid_request",
+                                 "state, nonce and redirect_uri together are too large to keep in the browser "
+                                 "during the sign-in; keep state under 1 KB.") from None
         raise
 
 

@@ -158,14 +158,14 @@ def test_duplicate_parameters_are_refused(op):
 def _sign_in_answered_by_the_acs(op, user):
     """An authorization request, then Entra's signed answer for `user` posted to the ACS from the same browser;
     returns the ACS's answer and the request's parameters."""
-    from tests.sso.conftest import LOGIN_BINDING, set_cookies
+    from tests.sso.conftest import login_cookies
 
     params = op.params()
     params.pop("_verifier")
     started = op.authorize(params)
     request, relay_state = decode_authn_request(started.headers["Location"])
     answer = op.sso.post_acs(op.sso.response_for(user, in_response_to=request.get("ID")), relay_state,
-                             {LOGIN_BINDING: set_cookies(started)[LOGIN_BINDING].value})
+                             login_cookies(started))
     return answer, params
 
 
