@@ -7,10 +7,8 @@ Entra and back as RelayState. One cookie per login, so logins started in paralle
 browser restoring its session) never overwrite each other; each lives 10 minutes and the assertion consumer
 clears the one it used.
 
-Sealing: AES-256-GCM (`cryptography`). The key is derived from `SESSION_SIGNING_KEY` with HKDF-SHA256 and the
-purpose label `gatehouse/pending-login/v1`, so it is never the key of a session or of the login binding; each
-cookie then gets a key of its own from a random 128-bit salt (HMAC-SHA256 of the salt under the purpose key),
-so the random 96-bit GCM nonces never approach their collision bound however many sign-ins one key seals.
+Sealing (`sealing`): AES-256-GCM under a key derived from `SESSION_SIGNING_KEY` with HKDF-SHA256 and the
+purpose label `gatehouse/pending-login/v1`, so it is never the key of a session, a code or the login binding.
 The relay id (the cookie's name) is associated data: a sealed login cannot be moved under another RelayState.
 Inside: the tenant, the hash of the browser nonce of the login-binding cookie (`sessions`), the issue and expiry
 times. The assertion consumer opens the cookie named by RelayState and requires the tenant to be its own, the
@@ -25,30 +23,18 @@ A cookie holds at most 4,096 bytes: a login whose sealed form would not fit (a p
 """
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
-import json
-import os
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
+from shared_code import sealing
 from shared_code.errors import BadRequest
-from shared_code.settings import get_settings
 
 PURPOSE = b"gatehouse/pending-login/v1"
 COOKIE_PREFIX = "__Host-gh_pending_"
 LIFETIME_SECONDS = 10 * 60  # as long as the login binding, and Entra's sign-in page is open
 MAX_COOKIE_BYTES = 4000  # name=value; browsers keep at most 4,096 bytes per cookie
 _RELAY_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")  # secrets.token_urlsafe(18): 24 characters
-_VERSION = "v1"
 
 
 @dataclass(frozen=True)
@@ -83,30 +69,15 @@ def cookie_name(relay_id: str) -> str | None:
     return COOKIE_PREFIX + relay_id if isinstance(relay_id, str) and _RELAY_ID.match(relay_id) else None
 
 
-def _purpose_key() -> bytes:
-    secret = get_settings().session_signing_key
-    if not secret:
-        raise RuntimeError("SESSION_SIGNING_KEY is not set; sign-in state cannot be sealed")
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=PURPOSE).derive(secret.encode("utf-8"))
-
-
-def _cipher(salt: bytes) -> AESGCM:
-    return AESGCM(hmac.new(_purpose_key(), salt, hashlib.sha256).digest())
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
 def seal(pending: PendingLogin) -> str:
     """The cookie value for `pending`; `PendingLoginTooLarge` when it would not fit into a cookie."""
-    salt, nonce = os.urandom(16), os.urandom(12)
-    plain = json.dumps(asdict(pending), separators=(",", ":"), sort_keys=True).encode("utf-8")
-    sealed = _cipher(salt).encrypt(nonce, plain, PURPOSE + b"|" + pending.relay_id.encode("ascii"))
-    value = f"{_VERSION}.{_b64(salt + nonce + sealed)}"
+    value = sealing.seal(PURPOSE, pending.relay_id.encode("ascii"), asdict(pending))
     if len(COOKIE_PREFIX) + len(pending.relay_id) + 1 + len(value) > MAX_COOKIE_BYTES:
         raise PendingLoginTooLarge()
     return value
+
+
+_FIELDS = {field.name for field in fields(PendingLogin)}
 
 
 def unseal(relay_id: str, value: str | None) -> PendingLogin | None:
@@ -114,18 +85,10 @@ def unseal(relay_id: str, value: str | None) -> PendingLogin | None:
     or for another relay id. Expiry, tenant and browser are the caller's to check (each has its own message)."""
     if cookie_name(relay_id) is None or not isinstance(value, str) or len(value) > MAX_COOKIE_BYTES:
         return None
-    version, _, body = value.partition(".")
-    if version != _VERSION or not body:
+    document = sealing.unseal(PURPOSE, relay_id.encode("ascii"), value)
+    if document is None or set(document) != _FIELDS:
         return None
-    try:
-        raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-        if len(raw) < 16 + 12 + 16:
-            return None
-        plain = _cipher(raw[:16]).decrypt(raw[16:28], raw[28:], PURPOSE + b"|" + relay_id.encode("ascii"))
-        fields = json.loads(plain)
-        pending = PendingLogin(**fields)
-    except (binascii.Error, ValueError, InvalidTag, TypeError):
-        return None
+    pending = PendingLogin(**document)
     if pending.relay_id != relay_id or not isinstance(pending.expires_at, int):
         return None
     return pending
