@@ -66,10 +66,17 @@ def sso_login(req: func.HttpRequest) -> func.HttpResponse:
 @handler(HTML)
 def sso_acs(req: func.HttpRequest) -> func.HttpResponse:
     tenant_id = req.route_params["tenant"]
+    code_redirect = None
     try:
         form = _read_form(req)
         outcome = sign_in.complete_sign_in(tenant_id, form.get("SAMLResponse", ""), form.get("RelayState"),
                                            _browser_nonce(req), _pending_login(req, form.get("RelayState")))
+        if outcome.kind == sign_in.OIDC:  # the product's authorization request: a code, no Gatehouse session
+            from shared_code.oidc import authorization
+
+            # Accepts the answer once (a replay is refused here) and starts the session, in one transaction.
+            code_redirect = authorization.issue_code(tenant_id, outcome.employee, outcome.oidc,
+                                                     outcome.saml_session, outcome.answered)
     except GatehouseError as error:
         log.warning(json.dumps({"event": "sign_in_refused", "tenant": tenant_id, "status": error.status,
                                 "reason": getattr(error, "reason", error.code), "correlation_id": correlation_id.get()}))
@@ -96,11 +103,8 @@ def sso_acs(req: func.HttpRequest) -> func.HttpResponse:
             f"Single sign-on works: you signed in through Microsoft Entra as {who} ({outcome.employee.user_name}). "
             "Go back to the SSO setup to enable single sign-on for all employees, or to cancel the setting.",
             ok=True, correlation_id=correlation_id.get()))
-    elif outcome.kind == sign_in.OIDC:  # the product's authorization request: a code, no Gatehouse session
-        from shared_code.oidc import authorization
-
-        response = redirect(authorization.issue_code(tenant_id, outcome.employee.id, outcome.oidc,
-                                                     outcome.saml_session), 303)
+    elif outcome.kind == sign_in.OIDC:
+        response = redirect(code_redirect, 303)
     else:
         response = redirect(outcome.redirect_to, 303)
         response.headers.add("Set-Cookie", sessions.session_set_cookie(tenant_id, outcome.session_token))

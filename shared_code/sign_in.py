@@ -265,6 +265,12 @@ class SignInOutcome:
     saml_session: tuple | None = None  # (NameID, SessionIndex, NameID Format) for a LogoutRequest later
     login: LoginRedirect | None = None
     answered_relay_id: str | None = None  # the pending login this answered: its cookie can go
+    answered: tuple | None = None  # (AuthnRequest ID, keep until): a product sign-in accepts it with its session
+
+
+def replayed() -> SignInRefused:
+    return SignInRefused("replayed", "This sign-in response has been used already, or its sign-in request was "
+                         "completed already; each counts once. " + AGAIN)
 
 
 def complete_sign_in(tenant_id: str, saml_response: str, relay_state: str | None, browser_nonce: str | None,
@@ -287,15 +293,18 @@ def complete_sign_in(tenant_id: str, saml_response: str, relay_state: str | None
         return SignInOutcome(UNSOLICITED, tenant, None, "idp", login=login)
     # Only a verified answer to a login of this browser gets here; its two round trips overlap.
     pending = _pending_login(tenant_id, pending_cookie, relay_state, browser_nonce, verified.in_response_to, now)
-    by_object_id = (_overlap(directory.find_user_by_external_id, tenant_id, verified.object_id)
+    product = pending.oidc is not None  # the ID token wants the employee's name parts too
+    by_object_id = (_overlap(directory.find_user_by_external_id, tenant_id, verified.object_id, product)
                     if verified.object_id else None)
     # Kept as long as an answer to this request could be accepted (the login's own expiry), plus clock skew
     # between instances.
-    if not store.accept_request_once(tenant_id, pending.request_id, pending.expires() + timedelta(minutes=5)):
-        raise SignInRefused("replayed", "This sign-in response has been used already, or its sign-in request "
-                            "was completed already; each counts once. " + AGAIN)
+    answered = (pending.request_id, pending.expires() + timedelta(minutes=5))
+    if not product and not store.accept_request_once(tenant_id, *answered):
+        raise replayed()
+    # A product sign-in's answer is accepted once in the transaction that starts its session (oidc/authorization).
     try:
-        employee = who_signs_in(tenant_id, verified, by_object_id.result() if by_object_id else None)
+        employee = who_signs_in(tenant_id, verified, by_object_id.result() if by_object_id else None,
+                                with_names=product)
         check_may_sign_in(tenant, employee)
     except GatehouseError as error:
         if pending.self_check:
@@ -310,7 +319,7 @@ def complete_sign_in(tenant_id: str, saml_response: str, relay_state: str | None
     if pending.oidc is not None:
         return SignInOutcome(OIDC, tenant, employee, "sp", oidc=pending.oidc,
                              saml_session=(verified.name_id, verified.session_index, verified.name_id_format),
-                             answered_relay_id=relay_id)
+                             answered_relay_id=relay_id, answered=answered)
     target = safe_target(tenant.app_url, pending.target)  # app_url may have changed since the login began
     token, _ = sessions.issue_session(tenant_id, employee.id, now.timestamp())
     return SignInOutcome(SESSION, tenant, employee, "sp", target or tenant.app_url, token,
@@ -353,19 +362,20 @@ def _pending_login(tenant_id: str, sealed: str | None, relay_state: str | None, 
 _LOOK_IT_UP = object()
 
 
-def who_signs_in(tenant_id: str, verified, by_object_id=_LOOK_IT_UP) -> directory.Employee:
+def who_signs_in(tenant_id: str, verified, by_object_id=_LOOK_IT_UP,
+                 with_names: bool = False) -> directory.Employee:
     """The provisioned employee this verified sign-in is about: the one whose externalId is the objectId
     claim, else the one whose userName is the NameID (ASCII-only case folding), unless that employee was
     provisioned from another Entra account. Never by the email claim or a work email. `by_object_id` is the
     result (an Employee or None) of the objectId lookup when the caller has made it already."""
     if by_object_id is _LOOK_IT_UP:
-        by_object_id = directory.find_user_by_external_id(tenant_id, verified.object_id) if verified.object_id \
-            else None
+        by_object_id = directory.find_user_by_external_id(tenant_id, verified.object_id, with_names) \
+            if verified.object_id else None
     if by_object_id is not None:
         return by_object_id
     name = verified.name_id
     # The userName index folds case the Unicode way; keep only a match that ASCII folding also makes.
-    employee = directory.find_user_by_user_name(tenant_id, name) if name else None
+    employee = directory.find_user_by_user_name(tenant_id, name, with_names) if name else None
     if employee is not None and ascii_fold(employee.user_name) == ascii_fold(name):
         if employee.external_id and ascii_fold(employee.external_id) != ascii_fold(verified.object_id or ""):
             # Same UPN, another Entra account (a reused mailbox, a recreated user), or no objectId to prove it

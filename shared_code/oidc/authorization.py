@@ -8,9 +8,13 @@ A good request starts today's SP-initiated SAML sign-in (shared_code/sign_in.py)
 (shared_code/pending_logins.py) — the authorization endpoint writes no row; the ACS then calls `issue_code`
 (or `refusal_redirect` when the sign-in was refused, e.g. a dismissed employee → access_denied).
 
-A code is 256 random bits; only its SHA-256 is stored, with what it is bound to (client, redirect URI, PKCE
-challenge, nonce, the employee, the session id) and its 60-second lifetime. The code and its session row are
-written in one entity-group transaction.
+A code is sealed (shared_code/sealing.py: AES-GCM, bound to the tenant), not stored: it carries what it is bound
+to (client, redirect URI, PKCE challenge, nonce, scope), the employee's claims as the sign-in found them, the
+session id and the ETag its session row got, a random id (its grant key once redeemed: sha256 of it) and its
+60-second lifetime. The ACS writes one transaction: the SAML answer's `answered:` row (once) and the session.
+The token endpoint redeems the code by inserting its grant row — once — together with a merge of the session
+row under that ETag, so a code whose session ended meanwhile (a sign-out, a dismissal) is refused without a
+read (storage/oidc.py `redeem`).
 """
 from __future__ import annotations
 
@@ -21,8 +25,10 @@ from datetime import datetime, timedelta, timezone
 from typing import Sequence
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from shared_code.errors import BadRequest, GatehouseError
+from shared_code import sealing
+from shared_code.errors import BadRequest, Forbidden, GatehouseError
 from shared_code.oidc import discovery
+from shared_code.storage import directory
 from shared_code.storage import oidc as store
 
 CODE_SECONDS = 60
@@ -31,6 +37,7 @@ SESSION_SECONDS = 8 * 3600  # as long as a Gatehouse browser session
 MAX_STATE_CHARS = 2048
 MAX_NONCE_CHARS = 512
 _PKCE_S256 = re.compile(r"^[A-Za-z0-9_-]{43}$")  # base64url(SHA-256) without padding
+CODE_PURPOSE = b"gatehouse/oidc-code/v1"
 _SINGLE = ("client_id", "redirect_uri", "response_type", "scope", "state", "nonce", "code_challenge",
            "code_challenge_method", "prompt", "login_hint", "max_age", "response_mode", "request", "request_uri")
 
@@ -185,21 +192,62 @@ def record_exchange(tenant_id: str, client_id: str, employee_id: str, now: datet
     return grant
 
 
-def issue_code(tenant_id: str, employee_id: str, context: dict, saml_session: tuple | None,
-               now: datetime | None = None) -> str:
-    """Store a fresh code for this sign-in; returns the redirect to the client (code, state, iss)."""
+class AnswerReplayed(Forbidden):
+    """The product sign-in's SAML answer was accepted before: a page, not a redirect to the product."""
+
+    code = "sign_in_refused"
+
+    def __init__(self):
+        super().__init__("This sign-in response has been used already, or its sign-in request was completed "
+                         "already; each counts once. Start the sign-in again from the app's sign-in page.")
+        self.title, self.reason = "Sign-in was not possible", "replayed"
+
+
+def employee_claims(tenant_id: str, employee: directory.Employee, names: dict[str, str] | None = None) -> dict:
+    claims = {"sub": employee.id, "preferred_username": employee.user_name, "is_admin": employee.is_admin,
+              "tenant": tenant_id}
+    for claim, part in (("given_name", "givenName"), ("family_name", "familyName")):
+        if (names or {}).get(part):
+            claims[claim] = names[part]
+    if employee.work_email:
+        claims["email"] = employee.work_email
+    if employee.display_name:
+        claims["name"] = employee.display_name
+    return claims
+
+
+def issue_code(tenant_id: str, employee: directory.Employee, context: dict, saml_session: tuple | None,
+               answered: tuple, now: datetime | None = None) -> str:
+    """Accept the SAML answer once and start the session (one transaction), then seal the code; returns the
+    redirect to the client (code, state, iss). `AnswerReplayed` when the answer was accepted before."""
     now = now or datetime.now(timezone.utc)
-    code = secrets.token_urlsafe(32)
     sid = secrets.token_urlsafe(16)
-    record = store.CodeRecord(
-        key=store.digest(code), client_id=context["client_id"], redirect_uri=context["redirect_uri"],
-        code_challenge=context["code_challenge"], nonce=context.get("nonce"), scope=context.get("scope") or "openid",
-        employee_id=employee_id, sid=sid, auth_time=int(now.timestamp()),
-        code_expires_at=int(now.timestamp()) + CODE_SECONDS,
-        expires_at=now + timedelta(seconds=CODE_SECONDS + ACCESS_TOKEN_SECONDS))
     name_id, session_index, name_id_format = (tuple(saml_session or ()) + (None, None, None))[:3]
-    store.save_code_with_session(tenant_id, record, name_id=name_id, session_index=session_index,
-                                 name_id_format=name_id_format,
-                                 session_expires_at=now + timedelta(seconds=SESSION_SECONDS))
+    request_id, keep_until = answered
+    try:
+        session_etag = store.save_answered_session(
+            tenant_id, request_id, keep_until, employee.id, sid, name_id=name_id, session_index=session_index,
+            name_id_format=name_id_format, session_expires_at=now + timedelta(seconds=SESSION_SECONDS))
+    except store.AlreadyAnswered:
+        raise AnswerReplayed() from None
+    auth_time = int(now.timestamp())
+    code = sealing.seal(CODE_PURPOSE, tenant_id.encode("utf-8"), {
+        "id": secrets.token_urlsafe(32), "client_id": context["client_id"], "redirect_uri": context["redirect_uri"],
+        "code_challenge": context["code_challenge"], "nonce": context.get("nonce"),
+        "scope": context.get("scope") or "openid", "sid": sid, "auth_time": auth_time,
+        "exp": auth_time + CODE_SECONDS, "session_etag": session_etag,
+        "claims": employee_claims(tenant_id, employee, employee.names)})
     return with_query(context["redirect_uri"], {"code": code, "state": context.get("state"),
                                                 "iss": discovery.issuer(tenant_id)})
+
+
+def open_code(tenant_id: str, code: str) -> dict | None:
+    """What a genuine code of this tenant says (see `issue_code`); None for anything else. Expiry and binding
+    are the token endpoint's to check."""
+    document = sealing.unseal(CODE_PURPOSE, tenant_id.encode("utf-8"), code)
+    needed = {"id", "client_id", "redirect_uri", "code_challenge", "scope", "sid", "auth_time", "exp",
+              "session_etag", "claims"}
+    if document is None or not needed <= set(document) or not isinstance(document["claims"], dict) \
+            or not isinstance(document["claims"].get("sub"), str):
+        return None
+    return document

@@ -5,10 +5,13 @@ mobile apps' Entra ID token) goes to `shared_code.oidc.token_exchange.exchange(t
 Employee`, and the answer for the employee it returns is issued here like any other (with a grant and session of its
 own, `authorization.record_exchange`: revocable, and ended by back-channel on dismissal), plus `issued_token_type`.
 
-A code is redeemed once, atomically: the row is read, checked, then spent by an update with the ETag that was
-read. Of parallel redemptions one update wins; the others get 412 and `invalid_grant`. A redemption of an
-already spent code also revokes the grant the first redemption got (RFC 6749 §4.1.2): its access token stops
-working at once. Storage round trips: (client ∥ code) → (spend ∥ employee); then two signatures in memory.
+A code is sealed (authorization.py): it is opened and checked in memory, then redeemed once, atomically, by
+inserting its grant row together with a merge of its session row under the ETag the sign-in got (one
+transaction). Of parallel redemptions one insert wins; the others get 409 and `invalid_grant`. A redemption of
+an already redeemed code also revokes the grant the first redemption got (RFC 6749 §4.1.2): its access token
+stops working at once. A session that ended since the sign-in (sign-out, dismissal: its ETag changed) fails
+the transaction: `invalid_grant`. Storage round trips: the client, then the transaction; the ID token's
+claims are the employee's as the sign-in (≤ 60 s before) read them.
 
 Tokens:
 - ID token: RS256 JWT (keys.py) with iss, sub (the employee's id: stable within the tenant), aud, exp, iat,
@@ -32,7 +35,7 @@ from typing import Mapping
 
 from shared_code import sessions
 from shared_code.oidc import discovery, keys
-from shared_code.oidc.authorization import ACCESS_TOKEN_SECONDS, record_exchange
+from shared_code.oidc.authorization import ACCESS_TOKEN_SECONDS, employee_claims, open_code, record_exchange
 from shared_code.oidc.clients import authenticate
 from shared_code.oidc.errors import OAuthError
 from shared_code.storage import directory
@@ -41,7 +44,7 @@ from shared_code.storage import oidc as store
 ID_TOKEN_SECONDS = 3600
 _ACCESS = "oidc-access"
 _VERIFIER = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")  # RFC 7636 §4.1
-_CODE = re.compile(r"^[A-Za-z0-9_-]{20,100}$")
+_CODE = re.compile(r"^v1\.[A-Za-z0-9_-]{60,6000}$")  # a sealed code (authorization.issue_code)
 _round_trips = ThreadPoolExecutor(max_workers=16, thread_name_prefix="oidc-token")
 
 
@@ -82,64 +85,53 @@ def _redeem_code(tenant_id: str, authorization: str | None, form: Mapping[str, s
         raise OAuthError("invalid_request", "code and redirect_uri are required.")
     if not verifier:
         raise OAuthError("invalid_request", "code_verifier is required (PKCE).")
-    client_read = _overlap(authenticate, tenant_id, authorization, form)
-    record = store.get_code(tenant_id, store.digest(code)) if _CODE.match(code) else None
-    client = client_read.result()
-    if record is None or record.client_id != client.client_id:
+    client = authenticate(tenant_id, authorization, form)
+    sealed = open_code(tenant_id, code) if _CODE.match(code) else None
+    if sealed is None or sealed["client_id"] != client.client_id:
         raise _invalid_grant("The code is not valid (unknown, or issued to another client).")
-    if record.spent_at is not None:
-        store.revoke_grant(tenant_id, record.key)  # a replayed code: what it was redeemed for stops working
-        raise _invalid_grant("The code has been redeemed already; the tokens issued for it are revoked.")
-    if record.code_expires_at <= now:
+    if sealed["exp"] <= now:
         raise _invalid_grant("The code has expired (codes live 60 seconds).")
-    if not hmac.compare_digest(redirect_uri.encode(), record.redirect_uri.encode()):
+    if not hmac.compare_digest(redirect_uri.encode(), sealed["redirect_uri"].encode()):
         raise _invalid_grant("redirect_uri is not the one the code was issued for.")
-    if not _VERIFIER.match(verifier) or not hmac.compare_digest(_s256(verifier), record.code_challenge):
+    if not _VERIFIER.match(verifier) or not hmac.compare_digest(_s256(verifier), sealed["code_challenge"]):
         raise _invalid_grant("The PKCE code_verifier does not match the code_challenge (S256).")
-    employee_read = _overlap(directory.get_user_and_names, tenant_id, record.employee_id)
-    spent = store.spend_code(tenant_id, record, datetime.fromtimestamp(now, timezone.utc))
-    employee, names = employee_read.result() or (None, {})
-    if not spent:
-        store.revoke_grant(tenant_id, record.key)
+    claims = sealed["claims"]
+    grant = store.CodeRecord(
+        key=store.digest(sealed["id"]), client_id=client.client_id, redirect_uri=sealed["redirect_uri"],
+        code_challenge=sealed["code_challenge"], nonce=sealed.get("nonce"), scope=sealed["scope"],
+        employee_id=claims["sub"], sid=sealed["sid"], auth_time=int(sealed["auth_time"]),
+        code_expires_at=int(sealed["exp"]), expires_at=datetime.fromtimestamp(now + ACCESS_TOKEN_SECONDS, timezone.utc))
+    outcome = store.redeem(tenant_id, grant, sealed["session_etag"], datetime.fromtimestamp(now, timezone.utc))
+    if outcome == store.REPLAYED:
+        store.revoke_grant(tenant_id, grant.key)
         raise _invalid_grant("The code has been redeemed already; the tokens issued for it are revoked.")
-    if employee is None or not employee.active or record.auth_time < employee.sessions_valid_from:
-        # Dismissed now, or dismissed after this sign-in and rehired since: a rehire means a new sign-in.
-        store.revoke_grant(tenant_id, record.key)
-        raise _invalid_grant("The employee's account is deactivated.")
-    return _tokens(tenant_id, client.client_id, employee, now=now, grant_key=record.key, sid=record.sid,
-                   nonce=record.nonce, auth_time=record.auth_time, scope=record.scope, names=names)
+    if outcome == store.SESSION_ENDED:
+        # Signed out, or dismissed (which ends every session) since this sign-in: no tokens for it.
+        raise _invalid_grant("The sign-in this code comes from has ended (signed out, or the employee's account "
+                             "was deactivated).")
+    return _tokens(tenant_id, client.client_id, None, now=now, grant_key=grant.key, sid=grant.sid,
+                   nonce=grant.nonce, auth_time=grant.auth_time, scope=grant.scope, claims=claims)
 
 
 def _s256(verifier: str) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).rstrip(b"=").decode()
 
 
-def employee_claims(tenant_id: str, employee: directory.Employee, names: dict[str, str] | None = None) -> dict:
-    claims = {"sub": employee.id, "preferred_username": employee.user_name, "is_admin": employee.is_admin,
-              "tenant": tenant_id}
-    for claim, part in (("given_name", "givenName"), ("family_name", "familyName")):
-        if (names or {}).get(part):
-            claims[claim] = names[part]
-    if employee.work_email:
-        claims["email"] = employee.work_email
-    if employee.display_name:
-        claims["name"] = employee.display_name
-    return claims
-
-
-def _tokens(tenant_id: str, client_id: str, employee: directory.Employee, *, now: float, grant_key: str | None,
-            sid: str | None, nonce: str | None, auth_time: int | None, scope: str,
-            names: dict[str, str] | None = None) -> dict:
+def _tokens(tenant_id: str, client_id: str, employee: directory.Employee | None, *, now: float,
+            grant_key: str | None, sid: str | None, nonce: str | None, auth_time: int | None, scope: str,
+            names: dict[str, str] | None = None, claims: dict | None = None) -> dict:
+    """The token response; the employee's claims from `employee` (and `names`), or as `claims` (a sealed code's)."""
     issued = int(now)
+    claims = claims if claims is not None else employee_claims(tenant_id, employee, names)
     id_claims = {"iss": discovery.issuer(tenant_id), "aud": client_id, "iat": issued,
-                 "exp": issued + ID_TOKEN_SECONDS, **employee_claims(tenant_id, employee, names)}
+                 "exp": issued + ID_TOKEN_SECONDS, **claims}
     if auth_time is not None:
         id_claims["auth_time"] = auth_time
     if nonce is not None:
         id_claims["nonce"] = nonce
     if sid is not None:
         id_claims["sid"] = sid
-    access = sessions.sign(_ACCESS, {"t": tenant_id, "g": grant_key, "u": employee.id, "c": client_id,
+    access = sessions.sign(_ACCESS, {"t": tenant_id, "g": grant_key, "u": claims["sub"], "c": client_id,
                                      "sid": sid}, ACCESS_TOKEN_SECONDS, now)
     return {"access_token": access, "token_type": "Bearer", "expires_in": ACCESS_TOKEN_SECONDS,
             "id_token": keys.sign(id_claims), "scope": scope}
