@@ -27,7 +27,8 @@ Assertion consumer (`complete_sign_in`), in this order:
 3. once: a row keyed by the AuthnRequest ID is inserted (`storage/sign_ins.py`); the insert of a second answer
    fails, so a replayed response — and any second response to one request, even posted in parallel — signs in
    at most once. Every accepted response names its request in signed XML, so this row is also the assertion
-   replay cache;
+   replay cache. A product's sign-in (OpenID Connect) inserts it instead in the transaction that starts its
+   session (`oidc/authorization.issue_code`, after steps 4-5), saving a round trip;
 4. who signs in: the employee whose SCIM externalId is the objectId claim, else the one whose userName is the
    NameID (Entra's UPN, unique in the Entra tenant), compared with ASCII-only case folding (so the Kelvin sign
    U+212A is not a "K" and "ſ" not an "s"). Never the email claim (Entra admins and on-premises sync can set
@@ -214,7 +215,7 @@ def start_login(tenant_id: str, requested_target: str | None, browser_nonce: str
                 login_hint: str | None = None) -> LoginRedirect:
     """Begin an SP-initiated sign-in; with `self_check_token`, the admin's one-time self-check sign-in; with
     `oidc`, on behalf of an OpenID Connect authorization request (shared_code/oidc/authorization.py), which
-    the pending request carries to the ACS."""
+    the sealed pending login carries to the ACS."""
     now = now or datetime.now(timezone.utc)
     return _start_login(_tenant_with_idp(tenant_id), requested_target, browser_nonce,
                         self_check_token=self_check_token, session_token=session_token, now=now, oidc=oidc,
