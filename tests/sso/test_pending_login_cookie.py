@@ -170,3 +170,21 @@ def test_an_oidc_sign_in_carries_its_context_in_the_cookie_and_clears_it(op, ali
     back = query(answer.headers["Location"])
     assert back["state"] == params["state"] and back["code"]
     assert set_cookies(answer)[PENDING_PREFIX + relay_state].attributes["max-age"] == "0"
+
+
+def test_a_product_sign_ins_answer_counts_once_even_posted_in_parallel(op, alice, local_host):
+    """A product's sign-in accepts its SAML answer in the transaction that starts its session: a replay gets a
+    page (never a second code), and of parallel posts exactly one gets a code."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    params = {k: v for k, v in op.params().items() if k != "_verifier"}
+    started = op.authorize(params)
+    request, relay_state = decode_authn_request(started.headers["Location"])
+    answer = op.sso.response_for(alice, in_response_to=request.get("ID"))
+    cookies = login_cookies(started)
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(lambda _: op.sso.post_acs(answer, relay_state, cookies), range(6)))
+    assert sorted(a.status_code for a in answers) == [303] + [403] * 5, [a.text[:200] for a in answers]
+    for refused in (a for a in answers if a.status_code == 403):
+        assert_refused(refused, 403, "used already")
+    assert_refused(op.sso.post_acs(answer, relay_state, cookies), 403, "used already", log_text=local_host.log_text)
