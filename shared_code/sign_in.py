@@ -292,7 +292,8 @@ def complete_sign_in(tenant_id: str, saml_response: str, relay_state: str | None
             return SignInOutcome(THIRD_PARTY_LOGIN, tenant, None, "idp", product_login)
         login = _start_login(tenant, relay_state, browser_nonce, now=now)
         return SignInOutcome(UNSOLICITED, tenant, None, "idp", login=login)
-    # Only a verified answer to a login of this browser gets here; its two round trips overlap.
+    # Only a verified answer to a login of this browser gets here. The employee lookup overlaps the answered
+    # row of an employee's own sign-in.
     pending = _pending_login(tenant_id, pending_cookie, relay_state, browser_nonce, verified.in_response_to, now)
     product = pending.oidc is not None  # the ID token wants the employee's name parts too
     by_object_id = (_overlap(directory.find_user_by_external_id, tenant_id, verified.object_id, product)

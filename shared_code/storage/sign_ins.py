@@ -6,15 +6,18 @@ RowKeys:
   answered:<sha256 of the AuthnRequest ID> an SP-initiated login answered once: the one row a sign-in writes
                                            here; kept while an answer to it could still be accepted
                                            (`expires_at`). Every accepted response names its request in signed
-                                           XML, so this is also the assertion replay cache.
-  assertion:<sha256 of the assertion ID>   (rows written before answered: existed; only purged now)
+                                           XML, so this is also the assertion replay cache. (A product's
+                                           sign-in writes its answered row with its session, storage/oidc.py.)
+  assertion:, request:                     rows of the earlier design (replay cache, pending requests): only
+                                           purged now
   selfcheck:<sha256 of the link token>     a self-check link, `expires_at`, `spent_at` once used
   entratoken:<sha256 of the token's uti>   an Entra ID token exchanged once at the token endpoint (mobile sign-in);
                                            kept until the token expires (`expires_at`)
 
 "Once" is enforced by Table Storage itself, never by a read followed by a write: an answer is accepted by
-inserting its row (the insert of a second use fails), and a self-check link is spent by an update of `spent_at` with the ETag that was read (a second, concurrent spender gets 412). Not by a delete: the
-SDK's delete_entity answers a 404 as success, so two concurrent deletes with one ETag would both "win".
+inserting its row (the insert of a second use fails), and a self-check link is spent by an update of
+`spent_at` with the ETag that was read (a second, concurrent spender gets 412). Not by a delete: the SDK's
+delete_entity answers a 404 as success, so two concurrent deletes with one ETag would both "win".
 
 Table Storage has no TTL: `purge_expired` (run by the daily timer) deletes rows past `expires_at`.
 """
