@@ -58,7 +58,7 @@ def sso_login(req: func.HttpRequest) -> func.HttpResponse:
     start = sign_in.start_login(
         req.route_params["tenant"], req.params.get("RelayState"), _browser_nonce(req),
         self_check_token=req.params.get("self_check"), session_token=_cookie(req, sessions.session_cookie_name()))
-    return login_redirect(start, 302)
+    return login_redirect(start, 302, req.headers.get("cookie"))
 
 
 @bp.function_name("sso_acs")
@@ -89,7 +89,7 @@ def sso_acs(req: func.HttpRequest) -> func.HttpResponse:
         # My Apps posted a response nobody in this browser asked for: sign in by asking Entra from here.
         log.info(json.dumps({"event": "unsolicited_response", "tenant": tenant_id,
                              "correlation_id": correlation_id.get()}))
-        return login_redirect(outcome.login, 303)
+        return login_redirect(outcome.login, 303, req.headers.get("cookie"))
     if outcome.kind == sign_in.THIRD_PARTY_LOGIN:  # My Apps: the product starts its own login
         log.info(json.dumps({"event": "third_party_login", "tenant": tenant_id, "correlation_id": correlation_id.get()}))
         return redirect(outcome.redirect_to, 303)

@@ -19,7 +19,9 @@ could send it again) but the insert-once row keyed by that AuthnRequest ID (`sto
 Cookie attributes: `__Host-` (Secure, Path=/, no Domain: no sibling subdomain can plant one), HttpOnly,
 SameSite=None (Entra's answer is a cross-site POST; see `sessions` for the binding cookie's same reasoning).
 A cookie holds at most 4,096 bytes: a login whose sealed form would not fit (a product sending kilobytes of
-`state`) is refused with a clear message instead of being cut.
+`state`) is refused with a clear message instead of being cut. Every pending cookie goes with every request
+to this host for its 10 minutes, so a login start also expires all but the newest `MAX_PENDING - 1` a browser
+holds already (a tab left on Entra's page longest ago starts again): the Cookie header stays a few KB.
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ PURPOSE = b"gatehouse/pending-login/v1"
 COOKIE_PREFIX = "__Host-gh_pending_"
 LIFETIME_SECONDS = 10 * 60  # as long as the login binding, and Entra's sign-in page is open
 MAX_COOKIE_BYTES = 4000  # name=value; browsers keep at most 4,096 bytes per cookie
+MAX_PENDING = 5  # logins one browser may have waiting for Entra at once
 _RELAY_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")  # secrets.token_urlsafe(18): 24 characters
 
 
@@ -92,6 +95,20 @@ def unseal(relay_id: str, value: str | None) -> PendingLogin | None:
     if pending.relay_id != relay_id or not isinstance(pending.expires_at, int):
         return None
     return pending
+
+
+def crowding_out(cookie_header: str | None) -> list[str]:
+    """The relay ids of the pending-login cookies a new login pushes out: all but the newest MAX_PENDING - 1
+    genuine ones in this Cookie header (unreadable ones count as oldest)."""
+    held = []
+    for part in (cookie_header or "").split(";"):
+        name, _, value = part.strip().partition("=")
+        if name.startswith(COOKIE_PREFIX):
+            relay_id = name[len(COOKIE_PREFIX):]
+            pending = unseal(relay_id, value.strip())
+            held.append((pending.issued_at if pending else -1, relay_id))
+    held.sort(reverse=True)
+    return [relay_id for _, relay_id in held[MAX_PENDING - 1:] if cookie_name(relay_id)]
 
 
 def set_cookie(relay_id: str, value: str) -> str:

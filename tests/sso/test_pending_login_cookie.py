@@ -188,3 +188,24 @@ def test_a_product_sign_ins_answer_counts_once_even_posted_in_parallel(op, alice
     for refused in (a for a in answers if a.status_code == 403):
         assert_refused(refused, 403, "used already")
     assert_refused(op.sso.post_acs(answer, relay_state, cookies), 403, "used already", log_text=local_host.log_text)
+
+
+def test_a_browser_keeps_at_most_a_handful_of_pending_logins(sso):
+    """Every pending cookie goes with every request for ten minutes: a new login expires the oldest beyond
+    MAX_PENDING (a forged one first), so tabs left on Entra's page cannot grow the Cookie header without bound."""
+    nonce = sessions.new_browser_nonce()
+    now = dt.datetime.now(dt.timezone.utc)
+    held, cookies = {}, {LOGIN_BINDING: sessions.issue_login_binding(nonce)}
+    for age in (50, 40, 30, 20, 10):  # seconds ago; the oldest is pushed out
+        login = sign_in.start_login(sso.tenant_id, None, nonce, now=now - dt.timedelta(seconds=age))
+        held[age] = login.relay_id
+        cookies[PENDING_PREFIX + login.relay_id] = login.pending_cookie
+    newest = sso.login(cookies=cookies)
+    cleared = {name for name, cookie in set_cookies(newest.response).items()
+               if name.startswith(PENDING_PREFIX) and cookie.attributes.get("max-age") == "0"}
+    assert cleared == {PENDING_PREFIX + held[50]}
+    assert newest.pending  # and the new login has its own
+    forged = {**cookies, PENDING_PREFIX + "f" * 24: "v1.AAAA"}
+    cleared = {name for name, cookie in set_cookies(sso.login(cookies=forged).response).items()
+               if cookie.attributes.get("max-age") == "0"}
+    assert cleared == {PENDING_PREFIX + "f" * 24, PENDING_PREFIX + held[50]}
