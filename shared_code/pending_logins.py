@@ -26,7 +26,7 @@ holds already (a tab left on Entra's page longest ago starts again): the Cookie 
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 
 from shared_code import sealing
@@ -67,6 +67,9 @@ class PendingLoginTooLarge(BadRequest):
         self.title, self.reason = "The app's sign-in request is too large", "pending_login_too_large"
 
 
+_FIELDS = {field.name for field in fields(PendingLogin)}
+
+
 def cookie_name(relay_id: str) -> str | None:
     """The cookie that holds the login with this relay id; None for anything that cannot be one of ours."""
     return COOKIE_PREFIX + relay_id if isinstance(relay_id, str) and _RELAY_ID.match(relay_id) else None
@@ -74,13 +77,12 @@ def cookie_name(relay_id: str) -> str | None:
 
 def seal(pending: PendingLogin) -> str:
     """The cookie value for `pending`; `PendingLoginTooLarge` when it would not fit into a cookie."""
-    value = sealing.seal(PURPOSE, pending.relay_id.encode("ascii"), asdict(pending))
+    document = {name: getattr(pending, name) for name in _FIELDS}  # dataclasses.asdict deep-copies: 10× slower
+    value = sealing.seal(PURPOSE, pending.relay_id.encode("ascii"), document)
     if len(COOKIE_PREFIX) + len(pending.relay_id) + 1 + len(value) > MAX_COOKIE_BYTES:
         raise PendingLoginTooLarge()
     return value
 
-
-_FIELDS = {field.name for field in fields(PendingLogin)}
 
 
 def unseal(relay_id: str, value: str | None) -> PendingLogin | None:
