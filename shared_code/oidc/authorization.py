@@ -9,7 +9,7 @@ A good request starts today's SP-initiated SAML sign-in (shared_code/sign_in.py)
 (or `refusal_redirect` when the sign-in was refused, e.g. a dismissed employee → access_denied).
 
 A code is sealed (shared_code/sealing.py: AES-GCM, bound to the tenant), not stored: it carries what it is bound
-to (client, redirect URI, PKCE challenge, nonce, scope), the employee's claims as the sign-in found them, the
+to (client, redirect URI, PKCE challenge, nonce, scope), the employee as the sign-in found them, the
 session id and the ETag its session row got, a random id (its grant key once redeemed: sha256 of it) and its
 60-second lifetime. The ACS writes one transaction: the SAML answer's `answered:` row (once) and the session.
 The token endpoint redeems the code by inserting its grant row — once — together with a merge of the session
@@ -203,17 +203,10 @@ class AnswerReplayed(Forbidden):
         self.title, self.reason = "Sign-in was not possible", "replayed"
 
 
-def employee_claims(tenant_id: str, employee: directory.Employee, names: dict[str, str] | None = None) -> dict:
-    claims = {"sub": employee.id, "preferred_username": employee.user_name, "is_admin": employee.is_admin,
-              "tenant": tenant_id}
-    for claim, part in (("given_name", "givenName"), ("family_name", "familyName")):
-        if (names or {}).get(part):
-            claims[claim] = names[part]
-    if employee.work_email:
-        claims["email"] = employee.work_email
-    if employee.display_name:
-        claims["name"] = employee.display_name
-    return claims
+# What a code carries of the employee (directory.Employee without its ETag and names): the token endpoint builds
+# the ID token from it without reading the directory again.
+_EMPLOYEE_SNAPSHOT = ("id", "user_name", "external_id", "work_email", "display_name", "active", "is_admin",
+                      "department", "allowed_outside_domain", "sessions_valid_from")
 
 
 def issue_code(tenant_id: str, employee: directory.Employee, context: dict, saml_session: tuple | None,
@@ -236,7 +229,7 @@ def issue_code(tenant_id: str, employee: directory.Employee, context: dict, saml
         "code_challenge": context["code_challenge"], "nonce": context.get("nonce"),
         "scope": context.get("scope") or "openid", "sid": sid, "auth_time": auth_time,
         "exp": auth_time + CODE_SECONDS, "session_etag": session_etag,
-        "claims": employee_claims(tenant_id, employee, employee.names)})
+        "employee": {name: getattr(employee, name) for name in _EMPLOYEE_SNAPSHOT}, "names": employee.names or {}})
     return with_query(context["redirect_uri"], {"code": code, "state": context.get("state"),
                                                 "iss": discovery.issuer(tenant_id)})
 
@@ -246,8 +239,8 @@ def open_code(tenant_id: str, code: str) -> dict | None:
     are the token endpoint's to check."""
     document = sealing.unseal(CODE_PURPOSE, tenant_id.encode("utf-8"), code)
     needed = {"id", "client_id", "redirect_uri", "code_challenge", "scope", "sid", "auth_time", "exp",
-              "session_etag", "claims"}
-    if document is None or not needed <= set(document) or not isinstance(document["claims"], dict) \
-            or not isinstance(document["claims"].get("sub"), str):
+              "session_etag", "employee", "names"}
+    if document is None or not needed <= set(document) or not isinstance(document["employee"], dict) \
+            or set(document["employee"]) != set(_EMPLOYEE_SNAPSHOT):
         return None
     return document

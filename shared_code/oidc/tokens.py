@@ -35,7 +35,7 @@ from typing import Mapping
 
 from shared_code import sessions
 from shared_code.oidc import discovery, keys
-from shared_code.oidc.authorization import ACCESS_TOKEN_SECONDS, employee_claims, open_code, record_exchange
+from shared_code.oidc.authorization import ACCESS_TOKEN_SECONDS, open_code, record_exchange
 from shared_code.oidc.clients import authenticate
 from shared_code.oidc.errors import OAuthError
 from shared_code.storage import directory
@@ -95,11 +95,11 @@ def _redeem_code(tenant_id: str, authorization: str | None, form: Mapping[str, s
         raise _invalid_grant("redirect_uri is not the one the code was issued for.")
     if not _VERIFIER.match(verifier) or not hmac.compare_digest(_s256(verifier), sealed["code_challenge"]):
         raise _invalid_grant("The PKCE code_verifier does not match the code_challenge (S256).")
-    claims = sealed["claims"]
+    employee = directory.Employee(**sealed["employee"])  # as the sign-in read it, ≤ 60 s ago
     grant = store.CodeRecord(
         key=store.digest(sealed["id"]), client_id=client.client_id, redirect_uri=sealed["redirect_uri"],
         code_challenge=sealed["code_challenge"], nonce=sealed.get("nonce"), scope=sealed["scope"],
-        employee_id=claims["sub"], sid=sealed["sid"], auth_time=int(sealed["auth_time"]),
+        employee_id=employee.id, sid=sealed["sid"], auth_time=int(sealed["auth_time"]),
         code_expires_at=int(sealed["exp"]), expires_at=datetime.fromtimestamp(now + ACCESS_TOKEN_SECONDS, timezone.utc))
     outcome = store.redeem(tenant_id, grant, sealed["session_etag"], datetime.fromtimestamp(now, timezone.utc))
     if outcome == store.REPLAYED:
@@ -109,29 +109,40 @@ def _redeem_code(tenant_id: str, authorization: str | None, form: Mapping[str, s
         # Signed out, or dismissed (which ends every session) since this sign-in: no tokens for it.
         raise _invalid_grant("The sign-in this code comes from has ended (signed out, or the employee's account "
                              "was deactivated).")
-    return _tokens(tenant_id, client.client_id, None, now=now, grant_key=grant.key, sid=grant.sid,
-                   nonce=grant.nonce, auth_time=grant.auth_time, scope=grant.scope, claims=claims)
+    return _tokens(tenant_id, client.client_id, employee, now=now, grant_key=grant.key, sid=grant.sid,
+                   nonce=grant.nonce, auth_time=grant.auth_time, scope=grant.scope, names=sealed["names"])
 
 
 def _s256(verifier: str) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).rstrip(b"=").decode()
 
 
-def _tokens(tenant_id: str, client_id: str, employee: directory.Employee | None, *, now: float,
-            grant_key: str | None, sid: str | None, nonce: str | None, auth_time: int | None, scope: str,
-            names: dict[str, str] | None = None, claims: dict | None = None) -> dict:
-    """The token response; the employee's claims from `employee` (and `names`), or as `claims` (a sealed code's)."""
+def employee_claims(tenant_id: str, employee: directory.Employee, names: dict[str, str] | None = None) -> dict:
+    claims = {"sub": employee.id, "preferred_username": employee.user_name, "is_admin": employee.is_admin,
+              "tenant": tenant_id}
+    for claim, part in (("given_name", "givenName"), ("family_name", "familyName")):
+        if (names or {}).get(part):
+            claims[claim] = names[part]
+    if employee.work_email:
+        claims["email"] = employee.work_email
+    if employee.display_name:
+        claims["name"] = employee.display_name
+    return claims
+
+
+def _tokens(tenant_id: str, client_id: str, employee: directory.Employee, *, now: float, grant_key: str | None,
+            sid: str | None, nonce: str | None, auth_time: int | None, scope: str,
+            names: dict[str, str] | None = None) -> dict:
     issued = int(now)
-    claims = claims if claims is not None else employee_claims(tenant_id, employee, names)
     id_claims = {"iss": discovery.issuer(tenant_id), "aud": client_id, "iat": issued,
-                 "exp": issued + ID_TOKEN_SECONDS, **claims}
+                 "exp": issued + ID_TOKEN_SECONDS, **employee_claims(tenant_id, employee, names)}
     if auth_time is not None:
         id_claims["auth_time"] = auth_time
     if nonce is not None:
         id_claims["nonce"] = nonce
     if sid is not None:
         id_claims["sid"] = sid
-    access = sessions.sign(_ACCESS, {"t": tenant_id, "g": grant_key, "u": claims["sub"], "c": client_id,
+    access = sessions.sign(_ACCESS, {"t": tenant_id, "g": grant_key, "u": employee.id, "c": client_id,
                                      "sid": sid}, ACCESS_TOKEN_SECONDS, now)
     return {"access_token": access, "token_type": "Bearer", "expires_in": ACCESS_TOKEN_SECONDS,
             "id_token": keys.sign(id_claims), "scope": scope}
