@@ -11,6 +11,7 @@ Benchmarks, in order (see bench/README.md for what each ratio means):
   events     bench/events.py           SCIM create / PATCH with their events vs the storage floor; change →
                                        webhook delivery p50 / p95
   oidc       bench/oidc.py             the product's OIDC sign-in vs its bare storage round trips
+  cost       bench/sign_in_cost.py     storage round trips and rows written per step of a sign-in (counted)
   filter     bench/filter.py           the costliest 4,096-character filters vs parsing `userName eq "…"`
   audit      bench/audit.py --employees 2000 --tenants 100   the domain audit per 1,000 employees vs the bare
                                        partition query
@@ -52,6 +53,7 @@ BENCHMARKS = [
     ("events", "Directory events: request path next to the storage floor, change to webhook delivery",
      ["bench/events.py"]),
     ("oidc", "The product's sign-in (ACS → code → token) next to its storage round trips", ["bench/oidc.py"]),
+    ("cost", "Storage round trips and rows per sign-in", ["bench/sign_in_cost.py"]),
     ("filter", "SCIM filter parsing at the longest length allowed", ["bench/filter.py"]),
     # Seeding 10,000 employees into Azurite takes many minutes here; 2,000 give the same per-1,000 figures.
     ("audit", "Domain audit per 1,000 employees", ["bench/audit.py", "--employees", "2000", "--tenants", "100"]),

@@ -66,14 +66,18 @@ def redirect(location: str, status: int = 302, headers: dict[str, str] | None = 
     return func.HttpResponse(status_code=status, headers=_headers({"Location": location, **(headers or {})}))
 
 
-def login_redirect(start, status: int = 302) -> func.HttpResponse:
+def login_redirect(start, status: int = 302, cookie_header: str | None = None) -> func.HttpResponse:
     """Send the browser to the IdP for an SP-initiated sign-in (`sign_in.LoginRedirect`), with the cookie that binds
-    the sign-in to this browser."""
-    from shared_code import sessions
+    the sign-in to this browser and the cookie that holds the pending login itself (no row is written); the
+    oldest pending logins the browser holds (its `cookie_header`) beyond a handful are expired."""
+    from shared_code import pending_logins, sessions
 
     response = redirect(start.url, status)
     response.headers.add("Set-Cookie", sessions.login_binding_set_cookie(
         sessions.issue_login_binding(start.browser_nonce)))
+    response.headers.add("Set-Cookie", pending_logins.set_cookie(start.relay_id, start.pending_cookie))
+    for relay_id in pending_logins.crowding_out(cookie_header):
+        response.headers.add("Set-Cookie", pending_logins.clear_cookie(relay_id))
     return response
 
 

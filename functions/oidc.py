@@ -165,7 +165,7 @@ def oidc_authorize(req: func.HttpRequest) -> func.HttpResponse:
         start = authorization.begin(tenant_id, pairs, nonce)
     except authorization.AuthorizationRedirect as answer:
         return redirect(answer.location, 303)
-    return login_redirect(start, 302)
+    return login_redirect(start, 302, req.headers.get("cookie"))
 
 
 @bp.function_name("oidc_token")

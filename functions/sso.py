@@ -14,7 +14,7 @@ from urllib.parse import parse_qs
 import azure.functions as func
 
 from functions._http import HTML, correlation_id, handler, html_response, json_response, login_redirect, redirect
-from shared_code import sessions, sign_in
+from shared_code import pending_logins, sessions, sign_in
 from shared_code.errors import BadRequest, GatehouseError, PayloadTooLarge
 from shared_code.pages import message_page
 
@@ -35,6 +35,12 @@ def _browser_nonce(req: func.HttpRequest) -> str | None:
     return sessions.read_login_binding(_cookie(req, sessions.LOGIN_BINDING_COOKIE))
 
 
+def _pending_login(req: func.HttpRequest, relay_state: str | None) -> str | None:
+    """The sealed pending login named by RelayState (its cookie's value), if the browser sent it."""
+    name = pending_logins.cookie_name(relay_state or "")
+    return _cookie(req, name) if name else None
+
+
 @bp.function_name("sso_metadata")
 @bp.route(route="sso/{tenant}/metadata", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @handler(HTML)
@@ -52,7 +58,7 @@ def sso_login(req: func.HttpRequest) -> func.HttpResponse:
     start = sign_in.start_login(
         req.route_params["tenant"], req.params.get("RelayState"), _browser_nonce(req),
         self_check_token=req.params.get("self_check"), session_token=_cookie(req, sessions.session_cookie_name()))
-    return login_redirect(start, 302)
+    return login_redirect(start, 302, req.headers.get("cookie"))
 
 
 @bp.function_name("sso_acs")
@@ -60,10 +66,17 @@ def sso_login(req: func.HttpRequest) -> func.HttpResponse:
 @handler(HTML)
 def sso_acs(req: func.HttpRequest) -> func.HttpResponse:
     tenant_id = req.route_params["tenant"]
+    code_redirect = None
     try:
         form = _read_form(req)
         outcome = sign_in.complete_sign_in(tenant_id, form.get("SAMLResponse", ""), form.get("RelayState"),
-                                           _browser_nonce(req))
+                                           _browser_nonce(req), _pending_login(req, form.get("RelayState")))
+        if outcome.kind == sign_in.OIDC:  # the product's authorization request: a code, no Gatehouse session
+            from shared_code.oidc import authorization
+
+            # Accepts the answer once (a replay is refused here) and starts the session, in one transaction.
+            code_redirect = authorization.issue_code(tenant_id, outcome.employee, outcome.oidc,
+                                                     outcome.saml_session, outcome.answered)
     except GatehouseError as error:
         log.warning(json.dumps({"event": "sign_in_refused", "tenant": tenant_id, "status": error.status,
                                 "reason": getattr(error, "reason", error.code), "correlation_id": correlation_id.get()}))
@@ -76,7 +89,7 @@ def sso_acs(req: func.HttpRequest) -> func.HttpResponse:
         # My Apps posted a response nobody in this browser asked for: sign in by asking Entra from here.
         log.info(json.dumps({"event": "unsolicited_response", "tenant": tenant_id,
                              "correlation_id": correlation_id.get()}))
-        return login_redirect(outcome.login, 303)
+        return login_redirect(outcome.login, 303, req.headers.get("cookie"))
     if outcome.kind == sign_in.THIRD_PARTY_LOGIN:  # My Apps: the product starts its own login
         log.info(json.dumps({"event": "third_party_login", "tenant": tenant_id, "correlation_id": correlation_id.get()}))
         return redirect(outcome.redirect_to, 303)
@@ -85,18 +98,18 @@ def sso_acs(req: func.HttpRequest) -> func.HttpResponse:
                          "correlation_id": correlation_id.get()}))
     if outcome.kind == sign_in.SELF_CHECK:
         who = outcome.employee.display_name or outcome.employee.user_name
-        return html_response(message_page(
+        response = html_response(message_page(
             "The test was successful",
             f"Single sign-on works: you signed in through Microsoft Entra as {who} ({outcome.employee.user_name}). "
             "Go back to the SSO setup to enable single sign-on for all employees, or to cancel the setting.",
             ok=True, correlation_id=correlation_id.get()))
-    if outcome.kind == sign_in.OIDC:  # the product's authorization request: a code, no Gatehouse cookie
-        from shared_code.oidc import authorization
-
-        return redirect(authorization.issue_code(tenant_id, outcome.employee.id, outcome.oidc,
-                                                 outcome.saml_session), 303)
-    response = redirect(outcome.redirect_to, 303)
-    response.headers.add("Set-Cookie", sessions.session_set_cookie(tenant_id, outcome.session_token))
+    elif outcome.kind == sign_in.OIDC:
+        response = redirect(code_redirect, 303)
+    else:
+        response = redirect(outcome.redirect_to, 303)
+        response.headers.add("Set-Cookie", sessions.session_set_cookie(tenant_id, outcome.session_token))
+    if outcome.answered_relay_id:  # the pending login is answered: tidy its cookie away
+        response.headers.add("Set-Cookie", pending_logins.clear_cookie(outcome.answered_relay_id))
     return response
 
 

@@ -27,6 +27,14 @@ N × 20 attempts per minute per address: at our `maximumInstanceCount` of 100 (i
 most, each refused in memory or failed for the price of one point read — against 256-bit secrets. Memory is
 bounded: at most 10,000 (tenant, client) windows of 20 timestamps and 1,000 tenant windows of 200, least
 recently failed forgotten first; 17 MB measured when every one of them is full.
+
+Anonymous sign-in starts (`GET /sso/{t}/login`, the OpenID Connect authorization endpoint) are not limited at
+all. They once wrote a pending-request row each, and a tenant-wide cap on them let a sender with a dozen
+addresses lock every employee of a tenant out. They write nothing now (the pending login is a sealed cookie,
+shared_code/pending_logins.py): a start costs one or two point reads, like the discovery and metadata
+endpoints, so a per-address limit would protect nothing those endpoints leave open, and a per-tenant limit
+would hand the tenant's sign-ins to whoever floods. Volumetric abuse is the platform's to absorb (Front Door
+or App Service access restrictions).
 """
 from __future__ import annotations
 
@@ -152,60 +160,3 @@ class FailureLimiter:
 
 
 failed_authentications = FailureLimiter()
-
-
-class WindowCounter:
-    """At most `limit` events per sliding `window` seconds per key, in process memory (at most `max_keys` keys,
-    least recently used forgotten first); thread-safe."""
-
-    def __init__(self, limit: int, window: float = 60.0, max_keys: int = 10_000,
-                 clock: Callable[[], float] = time.monotonic):
-        self.limit, self.window, self.max_keys, self.clock = limit, window, max_keys, clock
-        self._lock = threading.Lock()
-        self._keys: OrderedDict[object, deque[float]] = OrderedDict()
-
-    def wait(self, key) -> int | None:
-        """Seconds until `key` may have another event; None (and the event is counted) when it may now."""
-        now = self.clock()
-        with self._lock:
-            times = self._keys.get(key)
-            if times is None:
-                if len(self._keys) >= self.max_keys:
-                    self._keys.popitem(last=False)
-                times = self._keys[key] = deque(maxlen=self.limit)
-            else:
-                self._keys.move_to_end(key)
-            while times and times[0] <= now - self.window:
-                times.popleft()
-            if len(times) >= self.limit:
-                return max(1, math.ceil(times[0] + self.window - now))
-            times.append(now)
-            return None
-
-    def reset(self) -> None:
-        with self._lock:
-            self._keys.clear()
-
-
-# Anonymous `GET /sso/{t}/login` writes a pending-request row into the tenant's partition, which its real
-# sign-ins and Entra's provisioning share: a flood must not throttle it. Per client address (the platform's)
-# and tenant 300 a minute, generous for a whole office behind one NAT; per tenant and instance 3,000 a minute
-# (50/s, a fortieth of a partition's ~2,000 writes/s).
-LOGIN_STARTS_PER_CLIENT, LOGIN_STARTS_PER_TENANT = 300, 3000
-login_starts_by_client = WindowCounter(LOGIN_STARTS_PER_CLIENT)
-login_starts_by_tenant = WindowCounter(LOGIN_STARTS_PER_TENANT, max_keys=1_000)
-
-
-def count_login_start(tenant_id: str) -> None:
-    """Count one anonymous sign-in start (one row write); 429 with Retry-After when over either budget."""
-    client = client_address.get()
-    # Without the platform's address (the local host) every caller is one "unknown": only the tenant budget.
-    wait = login_starts_by_client.wait((tenant_id, client)) if client != UNKNOWN else None
-    if wait is None:
-        wait = login_starts_by_tenant.wait(tenant_id)
-    if wait is not None:
-        error = TooManyRequests(f"Too many sign-ins were started from here in the last minute. Wait {wait} seconds "
-                                "and start the sign-in again.", headers={"Retry-After": str(wait)})
-        error.title, error.reason = "Please wait a moment", "too_many_login_starts"
-        raise error
-

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from shared_code.settings import get_settings
 
 SESSION_SECONDS = 8 * 3600
-LOGIN_BINDING_SECONDS = 10 * 60  # as long as a pending AuthnRequest lives
+LOGIN_BINDING_SECONDS = 10 * 60  # as long as a pending login lives (pending_logins.LIFETIME_SECONDS)
 MAX_TOKEN_CHARS = 2048  # a cookie value we would ever issue is far shorter
 
 LOGIN_BINDING_COOKIE = "__Host-gh_login"
@@ -137,7 +137,7 @@ def new_browser_nonce() -> str:
 
 
 def browser_nonce_hash(nonce: str) -> str:
-    """What the pending request stores: the nonce itself lives only in the browser's cookie."""
+    """What the sealed pending login carries: the nonce itself lives only in the login-binding cookie."""
     return hashlib.sha256(nonce.encode("ascii")).hexdigest()
 
 

@@ -1,29 +1,34 @@
 """The sign-in service: an employee's way from the login link through Entra to a session, and the self-check.
 
-SP-initiated login (`start_login`): we build an AuthnRequest and remember it as a pending request (Table
-Storage, 10 minutes) holding the request ID, an opaque relay id, where to land afterwards and the hash of a
-random per-browser nonce. The nonce itself travels only in the browser's signed login-binding cookie
-(`sessions`): SameSite=None + Secure + HttpOnly, because Entra's answer arrives as a cross-site POST, which is
-the one case where browsers send only SameSite=None cookies. RelayState carries just the opaque relay id
-(≤ 80 bytes, SAML bindings 3.4.3), never the target: the target stays in our table, so a RelayState can
-neither be tampered into an open redirect nor tell anyone where the user was going.
-Why a cookie and not RelayState alone: RelayState travels inside the POST next to the response, so whoever
+SP-initiated login (`start_login`) writes nothing to storage. We build an AuthnRequest and seal what its answer
+will need — the request ID, an opaque relay id, where to land afterwards, whether it is a self-check, the
+product's OpenID Connect request — with the hash of a random per-browser nonce into a cookie of its own
+(`pending_logins`: AES-GCM, named by the relay id, 10 minutes). The nonce itself travels only in the browser's
+signed login-binding cookie (`sessions`). Both are SameSite=None + Secure + HttpOnly, because Entra's answer
+arrives as a cross-site POST, which is the one case where browsers send only SameSite=None cookies. RelayState
+carries just the opaque relay id (≤ 80 bytes, SAML bindings 3.4.3), never the target: the target is sealed, so a
+RelayState can neither be tampered into an open redirect nor tell anyone where the user was going.
+Why cookies and not RelayState alone: RelayState travels inside the POST next to the response, so whoever
 forwards a response (login CSRF: the attacker's own sign-in posted from the victim's browser) forwards its
 RelayState too; only a cookie ties Entra's answer to the browser that asked. Chromium sends the SameSite=None;
 Secure cookie with the cross-site POST, also on http://127.0.0.1 (tests/browser/test_sp_initiated_login.py).
+No row also means nothing for an anonymous flood to fill, so login starts need no rate limit (rate_limit.py).
 
 Assertion consumer (`complete_sign_in`), in this order:
 1. `saml.consume` verifies the response against this tenant's SP and IdP (signatures, audience, recipient,
    destination, issuer, times) — nothing below runs for a response that is not genuine;
-2. replay cache: the assertion ID is inserted into the table; the insert of a second use fails, so two
-   parallel posts of one assertion sign in exactly once;
-3. InResponseTo present → it must name a pending request of this tenant, not expired, whose relay id is the
-   RelayState that came back and whose browser hash is this browser's cookie nonce; then it is spent by an
-   update with its ETag (once). Absent → an unsolicited response (Entra's My Apps, its "Test" button): it
-   never signs this browser in by itself, because nothing ties it to this browser (whoever is assigned to the
-   app could post their own response from a victim's browser: login CSRF). It starts an SP-initiated login in
-   this browser instead, landing where its RelayState pointed; Entra completes that without a prompt when the
-   employee has an Entra session;
+2. InResponseTo present → the pending login sealed in the cookie named by the RelayState that came back must
+   be genuine, of this tenant, unexpired, of this browser (its browser hash is this browser's cookie nonce) and
+   for exactly this AuthnRequest ID — all checked in memory. Absent → an unsolicited response (Entra's My Apps,
+   its "Test" button): it never signs this browser in by itself, because nothing ties it to this browser
+   (whoever is assigned to the app could post their own response from a victim's browser: login CSRF). It
+   starts an SP-initiated login in this browser instead, landing where its RelayState pointed; Entra completes
+   that without a prompt when the employee has an Entra session;
+3. once: a row keyed by the AuthnRequest ID is inserted (`storage/sign_ins.py`); the insert of a second answer
+   fails, so a replayed response — and any second response to one request, even posted in parallel — signs in
+   at most once. Every accepted response names its request in signed XML, so this row is also the assertion
+   replay cache. A product's sign-in (OpenID Connect) inserts it instead in the transaction that starts its
+   session (`oidc/authorization.issue_code`, after steps 4-5), saving a round trip;
 4. who signs in: the employee whose SCIM externalId is the objectId claim, else the one whose userName is the
    NameID (Entra's UPN, unique in the Entra tenant), compared with ASCII-only case folding (so the Kelvin sign
    U+212A is not a "K" and "ſ" not an "s"). Never the email claim (Entra admins and on-premises sync can set
@@ -35,7 +40,7 @@ Assertion consumer (`complete_sign_in`), in this order:
    so its ForceAuthn can be edited away in the browser; Entra's signed AuthnInstant cannot. A stale one is
    refused with `login_required` to the product, as is a silent sign-in Entra answered `NoPassive`;
 6. a self-check answers with a success page and marks the tenant's self-check passed; anything else gets a
-   session and a redirect to the pending request's target, an IdP-initiated RelayState that is a safe path of
+   session and a redirect to the pending login's target, an IdP-initiated RelayState that is a safe path of
    the tenant's app_url, or the app_url itself.
 
 Every refusal is a GatehouseError with a `reason` (for logs and tests) and a message a person can act on.
@@ -51,7 +56,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from urllib.parse import unquote, urlencode, urlsplit, urlunsplit
 
-from shared_code import credentials, rate_limit, saml, sessions
+from shared_code import credentials, pending_logins, saml, sessions
 from shared_code import tenants as tenant_service
 from shared_code.errors import Conflict, Forbidden, GatehouseError, NotFound, Unauthorized
 from shared_code.storage import directory
@@ -67,7 +72,7 @@ def _overlap(fn, *args):
     """Start one round trip on the pool, in this request's context (its storage deadline goes along)."""
     return _round_trips.submit(contextvars.copy_context().run, fn, *args)
 
-PENDING_REQUEST_LIFETIME = timedelta(minutes=10)
+PENDING_REQUEST_LIFETIME = timedelta(seconds=pending_logins.LIFETIME_SECONDS)
 # How far Entra's clock (AuthnInstant) may be behind ours when a fresh authentication was asked for.
 AUTHN_INSTANT_SKEW = timedelta(seconds=60)
 SELF_CHECK_LINK_LIFETIME = timedelta(minutes=30)
@@ -201,10 +206,13 @@ def safe_target(app_url: str, requested: str | None) -> str | None:
 
 @dataclass(frozen=True)
 class LoginRedirect:
-    """Where to send the browser, and the nonce its login-binding cookie must carry."""
+    """Where to send the browser, the nonce its login-binding cookie must carry, and the sealed pending login
+    (the value of the cookie named by `relay_id`)."""
 
     url: str
     browser_nonce: str
+    relay_id: str
+    pending_cookie: str
 
 
 def start_login(tenant_id: str, requested_target: str | None, browser_nonce: str | None, *,
@@ -213,7 +221,7 @@ def start_login(tenant_id: str, requested_target: str | None, browser_nonce: str
                 is_passive: bool = False, login_hint: str | None = None) -> LoginRedirect:
     """Begin an SP-initiated sign-in; with `self_check_token`, the admin's one-time self-check sign-in; with
     `oidc`, on behalf of an OpenID Connect authorization request (shared_code/oidc/authorization.py), which
-    the pending request carries to the ACS."""
+    the sealed pending login carries to the ACS."""
     now = now or datetime.now(timezone.utc)
     return _start_login(_tenant_with_idp(tenant_id), requested_target, browser_nonce,
                         self_check_token=self_check_token, session_token=session_token, now=now, oidc=oidc,
@@ -233,17 +241,18 @@ def _start_login(tenant: Tenant, requested_target: str | None, browser_nonce: st
             error.title, error.reason = "Open the link in a private window", "self_check_not_private"
             raise error
         _spend_self_check_link(tenant_id, self_check_token, now)
-    rate_limit.count_login_start(tenant_id)  # each start writes a row into the tenant's partition
     nonce = browser_nonce or sessions.new_browser_nonce()
     relay_state = secrets.token_urlsafe(18)  # 24 characters, opaque
     redirect = saml.build_authn_request(service_provider(tenant), saml.IdpMetadata.from_dict(tenant.idp),
                                         relay_state, force_authn=force_authn, is_passive=is_passive,
                                         login_hint=login_hint)
-    store.save_pending_request(tenant_id, store.PendingRequest(
-        request_id=redirect.request_id, relay_state=relay_state, browser_hash=sessions.browser_nonce_hash(nonce),
-        target=safe_target(tenant.app_url, requested_target), self_check=self_check_token is not None,
-        expires_at=now + PENDING_REQUEST_LIFETIME, oidc=oidc))
-    return LoginRedirect(url=redirect.url, browser_nonce=nonce)
+    issued = int(now.timestamp())
+    sealed = pending_logins.seal(pending_logins.PendingLogin(
+        tenant_id=tenant_id, request_id=redirect.request_id, relay_id=relay_state,
+        browser_hash=sessions.browser_nonce_hash(nonce), target=safe_target(tenant.app_url, requested_target),
+        self_check=self_check_token is not None, issued_at=issued,
+        expires_at=issued + pending_logins.LIFETIME_SECONDS, oidc=oidc))
+    return LoginRedirect(url=redirect.url, browser_nonce=nonce, relay_id=relay_state, pending_cookie=sealed)
 
 
 # ---- the assertion consumer ---------------------------------------------------------------------------------------
@@ -263,18 +272,26 @@ class SignInOutcome:
     oidc: dict | None = None  # the OpenID Connect authorization request this sign-in answers
     saml_session: tuple | None = None  # (NameID, SessionIndex, NameID Format) for a LogoutRequest later
     login: LoginRedirect | None = None
+    answered_relay_id: str | None = None  # the pending login this answered: its cookie can go
+    answered: tuple | None = None  # (AuthnRequest ID, keep until): a product sign-in accepts it with its session
+
+
+def replayed() -> SignInRefused:
+    return SignInRefused("replayed", "This sign-in response has been used already, or its sign-in request was "
+                         "completed already; each counts once. " + AGAIN)
 
 
 def complete_sign_in(tenant_id: str, saml_response: str, relay_state: str | None, browser_nonce: str | None,
-                     now: datetime | None = None) -> SignInOutcome:
-    """Check the posted SAMLResponse and decide who signs in (see the module docstring for the order)."""
+                     pending_cookie: str | None = None, now: datetime | None = None) -> SignInOutcome:
+    """Check the posted SAMLResponse and decide who signs in (see the module docstring for the order);
+    `pending_cookie` is the value of the cookie named by RelayState (`pending_logins.cookie_name`)."""
     now = now or datetime.now(timezone.utc)
     tenant = _tenant_with_idp(tenant_id)
     try:
         verified = saml.consume(saml_response, service_provider(tenant), saml.IdpMetadata.from_dict(tenant.idp), now)
     except saml.SamlRejected as error:
         if error.reason == "no_passive" and error.in_response_to:
-            _silent_sign_in_failed(tenant_id, error, relay_state, browser_nonce, now)
+            _silent_sign_in_failed(tenant_id, error, relay_state, browser_nonce, pending_cookie, now)
         raise
     if verified.in_response_to is None:
         # Unsolicited (My Apps): nothing binds it to this browser, so it signs nobody in. When the product
@@ -287,20 +304,23 @@ def complete_sign_in(tenant_id: str, saml_response: str, relay_state: str | None
             return SignInOutcome(THIRD_PARTY_LOGIN, tenant, None, "idp", product_login)
         login = _start_login(tenant, relay_state, browser_nonce, now=now)
         return SignInOutcome(UNSOLICITED, tenant, None, "idp", login=login)
-    # Only a verified response gets here. Its three storage round trips do not depend on each other: start them
-    # at once, then decide in the documented order (a replay is refused whatever the other two found).
-    accepted = _overlap(store.accept_assertion_once, tenant_id, verified.assertion_id, verified.not_on_or_after)
-    pending_read = _overlap(store.get_pending_request, tenant_id, verified.in_response_to)
-    by_object_id = (_overlap(directory.find_user_by_external_id, tenant_id, verified.object_id)
+    # Only a verified answer to a login of this browser gets here. The employee lookup overlaps the answered
+    # row of an employee's own sign-in.
+    pending = _pending_login(tenant_id, pending_cookie, relay_state, browser_nonce, verified.in_response_to, now)
+    product = pending.oidc is not None  # the ID token wants the employee's name parts too
+    by_object_id = (_overlap(directory.find_user_by_external_id, tenant_id, verified.object_id, product)
                     if verified.object_id else None)
-    if not accepted.result():
-        raise SignInRefused("replayed", "This sign-in response has been used already; a response counts once. "
-                            + AGAIN)
-    pending = _spend_pending_request(tenant_id, pending_read.result(), relay_state, browser_nonce, now)
+    # Kept as long as an answer to this request could be accepted (the login's own expiry), plus clock skew
+    # between instances.
+    answered = (pending.request_id, pending.expires() + timedelta(minutes=5))
+    if not product and not store.accept_request_once(tenant_id, *answered):
+        raise replayed()
+    # A product sign-in's answer is accepted once in the transaction that starts its session (oidc/authorization).
     try:
         if pending.oidc is not None:
             check_fresh_authentication(pending.oidc, verified.authn_instant, now)
-        employee = who_signs_in(tenant_id, verified, by_object_id.result() if by_object_id else None)
+        employee = who_signs_in(tenant_id, verified, by_object_id.result() if by_object_id else None,
+                                with_names=product)
         check_may_sign_in(tenant, employee)
         if pending.oidc is not None and pending.oidc.get("hint_sub") not in (None, employee.id):
             raise _login_required("another_user", "You are signed in to Microsoft as someone else than the app "
@@ -311,18 +331,21 @@ def complete_sign_in(tenant_id: str, saml_response: str, relay_state: str | None
         if pending.oidc is not None:
             error.oidc = pending.oidc  # the ACS answers the product (access_denied), not a page
         raise
+    relay_id = pending.relay_id
     if pending.self_check:
         tenant = tenant_service.mark_self_check_passed(tenant_id)
-        return SignInOutcome(SELF_CHECK, tenant, employee, "sp")
+        return SignInOutcome(SELF_CHECK, tenant, employee, "sp", answered_relay_id=relay_id)
     if pending.oidc is not None:
         # What Entra said about the authentication itself travels to the code: auth_time and amr.
         oidc = {**pending.oidc, "auth_time": int((verified.authn_instant or now).timestamp()),
                 "authn_methods": list(verified.authn_methods)}
         return SignInOutcome(OIDC, tenant, employee, "sp", oidc=oidc,
-                             saml_session=(verified.name_id, verified.session_index, verified.name_id_format))
+                             saml_session=(verified.name_id, verified.session_index, verified.name_id_format),
+                             answered_relay_id=relay_id, answered=answered)
     target = safe_target(tenant.app_url, pending.target)  # app_url may have changed since the login began
     token, _ = sessions.issue_session(tenant_id, employee.id, now.timestamp())
-    return SignInOutcome(SESSION, tenant, employee, "sp", target or tenant.app_url, token)
+    return SignInOutcome(SESSION, tenant, employee, "sp", target or tenant.app_url, token,
+                         answered_relay_id=relay_id)
 
 
 def _login_required(reason: str, message: str) -> SignInRefused:
@@ -350,37 +373,46 @@ def check_fresh_authentication(oidc: dict, authn_instant: datetime | None, now: 
 
 
 def _silent_sign_in_failed(tenant_id: str, error: saml.SamlRejected, relay_state: str | None,
-                           browser_nonce: str | None, now: datetime) -> None:
+                           browser_nonce: str | None, pending_cookie: str | None, now: datetime) -> None:
     """Entra's NoPassive answer to our IsPassive request: the product's silent sign-in (`prompt=none`) hears
-    `login_required` at its redirect URI. Only the browser that started it, with its RelayState, gets there (the
-    status is unsigned); anything else stays the page the SamlRejected makes."""
-    pending = store.get_pending_request(tenant_id, error.in_response_to)  # a bad ID names nothing: None
-    if pending is None or pending.oidc is None:
+    `login_required` at its redirect URI. Only the browser that started it, with its pending-login cookie and
+    RelayState, gets there (the status is unsigned); anything else stays the page the SamlRejected makes."""
+    try:
+        pending = _pending_login(tenant_id, pending_cookie, relay_state, browser_nonce, error.in_response_to, now)
+    except GatehouseError:
         return
-    _spend_pending_request(tenant_id, pending, relay_state, browser_nonce, now)
-    error.oidc, error.oauth_error = pending.oidc, "login_required"
+    if pending.oidc is not None:
+        error.oidc, error.oauth_error = pending.oidc, "login_required"
 
 
-def _spend_pending_request(tenant_id: str, pending: store.PendingRequest | None, relay_state: str | None,
-                           browser_nonce: str | None, now: datetime) -> store.PendingRequest:
-    if pending is None:
-        raise SignInRefused("unknown_request", "This sign-in answers a sign-in request this app does not know, or "
+def _pending_login(tenant_id: str, sealed: str | None, relay_state: str | None, browser_nonce: str | None,
+                   in_response_to: str, now: datetime) -> pending_logins.PendingLogin:
+    """The pending login this answer completes, from the browser's cookie; every check is in memory."""
+    unknown = SignInRefused("unknown_request", "This sign-in answers a sign-in request this app does not know, or "
                             "one that was completed already. " + AGAIN)
-    if pending.expires_at <= now:
-        raise SignInRefused("request_expired", "The sign-in took longer than "
-                            f"{int(PENDING_REQUEST_LIFETIME.total_seconds() // 60)} minutes. " + AGAIN)
-    if not hmac.compare_digest((relay_state or "").encode(), pending.relay_state.encode()):
-        raise SignInRefused("relay_state_mismatch", "The sign-in response came back without the state this app "
-                            "sent with the request. " + AGAIN)
     if browser_nonce is None:
+        if not relay_state:
+            raise unknown  # neither state nor cookie: nothing here ever asked for this answer
         raise SignInRefused("browser_not_bound", "This browser did not send back the sign-in cookie set when the "
                             "sign-in started. Allow cookies for this site, finish the sign-in in the same browser "
                             "window, and start again from the app's sign-in page.")
-    if not hmac.compare_digest(sessions.browser_nonce_hash(browser_nonce), pending.browser_hash):
+    if not relay_state or pending_logins.cookie_name(relay_state) is None:
+        raise SignInRefused("relay_state_mismatch", "The sign-in response came back without the state this app "
+                            "sent with the request. " + AGAIN)
+    pending = pending_logins.unseal(relay_state, sealed)
+    if pending is None or pending.tenant_id != tenant_id:
+        # No cookie for this RelayState (another browser's login, one answered and cleared already, another
+        # tenant's, or a cookie that is not genuine).
+        raise unknown
+    if pending.expires_at <= int(now.timestamp()):
+        raise SignInRefused("request_expired", "The sign-in took longer than "
+                            f"{int(PENDING_REQUEST_LIFETIME.total_seconds() // 60)} minutes. " + AGAIN)
+    if not hmac.compare_digest(sessions.browser_nonce_hash(browser_nonce).encode(), pending.browser_hash.encode()):
         raise SignInRefused("other_browser", "This sign-in was started in another browser or window. Start the "
                             "sign-in again in this browser, from the app's sign-in page.")
-    if not store.spend_pending_request(tenant_id, pending, now):
-        raise SignInRefused("request_reused", "This sign-in request was completed already. " + AGAIN)
+    if not hmac.compare_digest(in_response_to.encode(), pending.request_id.encode()):
+        raise SignInRefused("relay_state_mismatch", "The sign-in response came back with the state of another "
+                            "sign-in request than the one it answers. " + AGAIN)
     return pending
 
 
@@ -389,19 +421,20 @@ def _spend_pending_request(tenant_id: str, pending: store.PendingRequest | None,
 _LOOK_IT_UP = object()
 
 
-def who_signs_in(tenant_id: str, verified, by_object_id=_LOOK_IT_UP) -> directory.Employee:
+def who_signs_in(tenant_id: str, verified, by_object_id=_LOOK_IT_UP,
+                 with_names: bool = False) -> directory.Employee:
     """The provisioned employee this verified sign-in is about: the one whose externalId is the objectId
     claim, else the one whose userName is the NameID (ASCII-only case folding), unless that employee was
     provisioned from another Entra account. Never by the email claim or a work email. `by_object_id` is the
     result (an Employee or None) of the objectId lookup when the caller has made it already."""
     if by_object_id is _LOOK_IT_UP:
-        by_object_id = directory.find_user_by_external_id(tenant_id, verified.object_id) if verified.object_id \
-            else None
+        by_object_id = directory.find_user_by_external_id(tenant_id, verified.object_id, with_names) \
+            if verified.object_id else None
     if by_object_id is not None:
         return by_object_id
     name = verified.name_id
     # The userName index folds case the Unicode way; keep only a match that ASCII folding also makes.
-    employee = directory.find_user_by_user_name(tenant_id, name) if name else None
+    employee = directory.find_user_by_user_name(tenant_id, name, with_names) if name else None
     if employee is not None and ascii_fold(employee.user_name) == ascii_fold(name):
         if employee.external_id and ascii_fold(employee.external_id) != ascii_fold(verified.object_id or ""):
             # Same UPN, another Entra account (a reused mailbox, a recreated user), or no objectId to prove it

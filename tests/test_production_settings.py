@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from tests.conftest import LocalHost, TenantHandle, free_port
-from tests.sso.conftest import LOGIN_BINDING, SCIM_JSON, set_cookies
+from tests.sso.conftest import LOGIN_BINDING, SCIM_JSON, cookie_header, login_cookies, set_cookies
 from tests.support.idp import TestIdp, decode_authn_request
 from tests.support.idp_server import IdpServer
 from tests.test_setup_access import issue_link, open_session, token_of
@@ -70,7 +70,7 @@ def test_over_https_the_sign_in_cookies_are_prefixed_and_secure(production, tena
                         in_response_to=request.get("ID"))
     answer = requests.post(f"{production.url}/api/sso/{tenant.tenant_id}/acs", allow_redirects=False, timeout=30,
                            data={"SAMLResponse": saml, "RelayState": relay_state},
-                           headers={"Cookie": f"{LOGIN_BINDING}={binding.value}"})
+                           headers=cookie_header(login_cookies(login)))
     assert answer.status_code == 303, answer.text
     cookies = set_cookies(answer)
     assert "gh_session" not in cookies, cookies  # never the plain name over https

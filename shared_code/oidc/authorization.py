@@ -3,9 +3,11 @@
 `begin` checks the request in the order RFC 6749 §4.1.2.1 prescribes: first the client and the redirect URI
 (exactly as registered). If either is wrong we must not redirect — `InvalidClientRequest` becomes an error page.
 Everything else is answered to the client's redirect URI (`AuthorizationRedirect`: error, state, iss).
-A good request starts today's SP-initiated SAML sign-in (shared_code/sign_in.py) with the request riding in
-the pending request; the ACS then calls `issue_code` (or `refusal_redirect` when the sign-in was refused, e.g.
-a dismissed employee → access_denied, a stale authentication → login_required).
+A good request starts today's SP-initiated SAML sign-in (shared_code/sign_in.py) with the request
+(`AuthorizationRequest.context()`, one dict: add new fields there) riding in the sealed pending-login cookie
+(shared_code/pending_logins.py) — the authorization endpoint writes no row; the ACS then calls `issue_code`
+(or `refusal_redirect` when the sign-in was refused, e.g. a dismissed employee → access_denied, a stale
+authentication → login_required).
 
 PKCE and state as RFC 9700 §2.1.1 and OIDC Core §3.1.2.1 put them: a native (public) client must send an S256
 `code_challenge`; a web (confidential) client may leave PKCE out when it sends a `nonce` (the nonce in the ID
@@ -16,9 +18,13 @@ Whether the code carries a challenge is stored with it, and the token endpoint r
 (sign_in.check_fresh_authentication); `prompt=none` sends an IsPassive AuthnRequest; `id_token_hint` must be an
 ID token of this issuer, and the sign-in must be of its `sub` (else `login_required`).
 
-A code is 256 random bits; only its SHA-256 is stored, with what it is bound to (client, redirect URI, PKCE
-challenge, nonce, the employee, the session id) and its 60-second lifetime. The code and its session row are
-written in one entity-group transaction.
+A code is sealed (shared_code/sealing.py: AES-GCM, bound to the tenant), not stored: it carries what it is bound
+to (client, redirect URI, PKCE challenge, nonce, scope), the employee as the sign-in found them, the
+session id and the ETag its session row got, a random id (its grant key once redeemed: sha256 of it) and its
+60-second lifetime. The ACS writes one transaction: the SAML answer's `answered:` row (once) and the session.
+The token endpoint redeems the code by inserting its grant row — once — together with a merge of the session
+row under that ETag, so a code whose session ended meanwhile (a sign-out, a dismissal) is refused without a
+read (storage/oidc.py `redeem`).
 """
 from __future__ import annotations
 
@@ -30,9 +36,11 @@ from datetime import datetime, timedelta, timezone
 from typing import Sequence
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from shared_code.errors import BadRequest, GatehouseError
+from shared_code import sealing
+from shared_code.errors import BadRequest, Forbidden, GatehouseError
 from shared_code.oidc import discovery, keys
 from shared_code.oidc.errors import OAuthError
+from shared_code.storage import directory
 from shared_code.storage import oidc as store
 
 CODE_SECONDS = 60
@@ -43,6 +51,7 @@ MAX_NONCE_CHARS = 512
 MAX_MAX_AGE = 10 * 365 * 24 * 3600
 PROMPTS = ("none", "login", "consent", "select_account")
 _PKCE_S256 = re.compile(r"^[A-Za-z0-9_-]{43}$")  # base64url(SHA-256) without padding
+CODE_PURPOSE = b"gatehouse/oidc-code/v1"
 _SINGLE = ("client_id", "redirect_uri", "response_type", "scope", "state", "nonce", "code_challenge",
            "code_challenge_method", "prompt", "login_hint", "max_age", "response_mode", "request", "request_uri")
 
@@ -226,6 +235,10 @@ def begin(tenant_id: str, pairs: Sequence[tuple[str, str]], browser_nonce: str |
         if getattr(error, "reason", None) in ("sso_not_set_up", "unknown_tenant"):
             raise error_redirect(tenant_id, request.redirect_uri, request.state, "temporarily_unavailable",
                                  "Single sign-on is not set up for this company yet.") from None
+        if getattr(error, "reason", None) == "pending_login_too_large":
+            raise error_redirect(tenant_id, request.redirect_uri, request.state, "invalid_request",
+                                 "state, nonce and redirect_uri together are too large to keep in the browser "
+                                 "during the sign-in; keep state under 1 KB.") from None
         raise
 
 
@@ -266,22 +279,56 @@ def amr_of(authn_methods) -> list[str] | None:
     return values or None
 
 
-def issue_code(tenant_id: str, employee_id: str, context: dict, saml_session: tuple | None,
-               now: datetime | None = None) -> str:
-    """Store a fresh code for this sign-in; returns the redirect to the client (code, state, iss)."""
+class AnswerReplayed(Forbidden):
+    """The product sign-in's SAML answer was accepted before: a page, not a redirect to the product."""
+
+    code = "sign_in_refused"
+
+    def __init__(self):
+        super().__init__("This sign-in response has been used already, or its sign-in request was completed "
+                         "already; each counts once. Start the sign-in again from the app's sign-in page.")
+        self.title, self.reason = "Sign-in was not possible", "replayed"
+
+
+# What a code carries of the employee (directory.Employee without its ETag and names): the token endpoint builds
+# the ID token from it without reading the directory again.
+_EMPLOYEE_SNAPSHOT = ("id", "user_name", "external_id", "work_email", "display_name", "active", "is_admin",
+                      "department", "allowed_outside_domain", "sessions_valid_from")
+
+
+def issue_code(tenant_id: str, employee: directory.Employee, context: dict, saml_session: tuple | None,
+               answered: tuple, now: datetime | None = None) -> str:
+    """Accept the SAML answer once and start the session (one transaction), then seal the code; returns the
+    redirect to the client (code, state, iss). `AnswerReplayed` when the answer was accepted before."""
     now = now or datetime.now(timezone.utc)
-    code = secrets.token_urlsafe(32)
     sid = secrets.token_urlsafe(16)
-    record = store.CodeRecord(
-        key=store.digest(code), client_id=context["client_id"], redirect_uri=context["redirect_uri"],
-        code_challenge=context.get("code_challenge") or "", nonce=context.get("nonce"),
-        scope=context.get("scope") or "openid", employee_id=employee_id, sid=sid,
-        auth_time=int(context.get("auth_time") or now.timestamp()), amr=amr_of(context.get("authn_methods") or ()),
-        code_expires_at=int(now.timestamp()) + CODE_SECONDS,
-        expires_at=now + timedelta(seconds=CODE_SECONDS + ACCESS_TOKEN_SECONDS))
     name_id, session_index, name_id_format = (tuple(saml_session or ()) + (None, None, None))[:3]
-    store.save_code_with_session(tenant_id, record, name_id=name_id, session_index=session_index,
-                                 name_id_format=name_id_format,
-                                 session_expires_at=now + timedelta(seconds=SESSION_SECONDS))
+    request_id, keep_until = answered
+    try:
+        session_etag = store.save_answered_session(
+            tenant_id, request_id, keep_until, employee.id, sid, name_id=name_id, session_index=session_index,
+            name_id_format=name_id_format, session_expires_at=now + timedelta(seconds=SESSION_SECONDS))
+    except store.AlreadyAnswered:
+        raise AnswerReplayed() from None
+    issued_at = int(now.timestamp())
+    code = sealing.seal(CODE_PURPOSE, tenant_id.encode("utf-8"), {
+        "id": secrets.token_urlsafe(32), "client_id": context["client_id"], "redirect_uri": context["redirect_uri"],
+        "code_challenge": context.get("code_challenge") or "", "nonce": context.get("nonce"),
+        "scope": context.get("scope") or "openid", "sid": sid,
+        "auth_time": int(context.get("auth_time") or issued_at), "amr": amr_of(context.get("authn_methods") or ()),
+        "exp": issued_at + CODE_SECONDS, "session_etag": session_etag,
+        "employee": {name: getattr(employee, name) for name in _EMPLOYEE_SNAPSHOT}, "names": employee.names or {}})
     return with_query(context["redirect_uri"], {"code": code, "state": context.get("state"),
                                                 "iss": discovery.issuer(tenant_id)})
+
+
+def open_code(tenant_id: str, code: str) -> dict | None:
+    """What a genuine code of this tenant says (see `issue_code`); None for anything else. Expiry and binding
+    are the token endpoint's to check."""
+    document = sealing.unseal(CODE_PURPOSE, tenant_id.encode("utf-8"), code)
+    needed = {"id", "client_id", "redirect_uri", "code_challenge", "scope", "sid", "auth_time", "exp",
+              "session_etag", "employee", "names"}
+    if document is None or not needed <= set(document) or not isinstance(document["employee"], dict) \
+            or set(document["employee"]) != set(_EMPLOYEE_SNAPSHOT):
+        return None
+    return document

@@ -11,10 +11,13 @@ PKCE at redemption (RFC 7636 §4.6, RFC 9700 §2.1.1): a code issued with a `cod
 without the matching `code_verifier`; a `code_verifier` sent for a code issued without a challenge is refused
 too (a downgrade: someone holds a verifier the authorization request never committed to).
 
-A code is redeemed once, atomically: the row is read, checked, then spent by an update with the ETag that was
-read. Of parallel redemptions one update wins; the others get 412 and `invalid_grant`. A redemption of an
-already spent code also revokes the grant the first redemption got (RFC 6749 §4.1.2): its access token stops
-working at once. Storage round trips: (client ∥ code) → (spend ∥ employee); then two signatures in memory.
+A code is sealed (authorization.py): it is opened and checked in memory, then redeemed once, atomically, by
+inserting its grant row together with a merge of its session row under the ETag the sign-in got (one
+transaction). Of parallel redemptions one insert wins; the others get 409 and `invalid_grant`. A redemption of
+an already redeemed code also revokes the grant the first redemption got (RFC 6749 §4.1.2): its access token
+stops working at once. A session that ended since the sign-in (sign-out, dismissal: its ETag changed) fails
+the transaction: `invalid_grant`. Storage round trips: the client, then the transaction; the ID token's
+claims are the employee's as the sign-in (≤ 60 s before) read them.
 
 Tokens:
 - ID token: RS256 JWT (keys.py) with iss, sub (the employee's id: stable within the tenant), aud, exp, iat,
@@ -40,7 +43,7 @@ from typing import Mapping
 
 from shared_code import sessions
 from shared_code.oidc import discovery, keys
-from shared_code.oidc.authorization import ACCESS_TOKEN_SECONDS, record_exchange
+from shared_code.oidc.authorization import ACCESS_TOKEN_SECONDS, open_code, record_exchange
 from shared_code.oidc.clients import authenticate
 from shared_code.oidc.errors import OAuthError
 from shared_code.storage import directory
@@ -50,7 +53,7 @@ ID_TOKEN_SECONDS = 3600
 EXCHANGE_SCOPE = "openid email profile"  # the mobile sign-in: UserInfo tells what the code flow's full scope does
 _ACCESS = "oidc-access"
 _VERIFIER = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")  # RFC 7636 §4.1
-_CODE = re.compile(r"^[A-Za-z0-9_-]{20,100}$")
+_CODE = re.compile(r"^v1\.[A-Za-z0-9_-]{60,6000}$")  # a sealed code (authorization.issue_code)
 _round_trips = ThreadPoolExecutor(max_workers=16, thread_name_prefix="oidc-token")
 
 
@@ -92,38 +95,39 @@ def _redeem_code(tenant_id: str, authorization: str | None, form: Mapping[str, s
     code, redirect_uri, verifier = form.get("code"), form.get("redirect_uri"), form.get("code_verifier")
     if not code or not redirect_uri:
         raise OAuthError("invalid_request", "code and redirect_uri are required.")
-    client_read = _overlap(authenticate, tenant_id, authorization, form)
-    record = store.get_code(tenant_id, store.digest(code)) if _CODE.match(code) else None
-    client = client_read.result()
-    if record is None or record.client_id != client.client_id:
+    client = authenticate(tenant_id, authorization, form)
+    sealed = open_code(tenant_id, code) if _CODE.match(code) else None
+    if sealed is None or sealed["client_id"] != client.client_id:
         raise _invalid_grant("The code is not valid (unknown, or issued to another client).")
-    if record.spent_at is not None:
-        store.revoke_grant(tenant_id, record.key)  # a replayed code: what it was redeemed for stops working
-        raise _invalid_grant("The code has been redeemed already; the tokens issued for it are revoked.")
-    if record.code_expires_at <= now:
+    if sealed["exp"] <= now:
         raise _invalid_grant("The code has expired (codes live 60 seconds).")
-    if not hmac.compare_digest(redirect_uri.encode(), record.redirect_uri.encode()):
+    if not hmac.compare_digest(redirect_uri.encode(), sealed["redirect_uri"].encode()):
         raise _invalid_grant("redirect_uri is not the one the code was issued for.")
-    if record.code_challenge:
+    if sealed["code_challenge"]:
         if not verifier:
             raise _invalid_grant("This code was issued with a PKCE code_challenge: send its code_verifier.")
-        if not _VERIFIER.match(verifier) or not hmac.compare_digest(_s256(verifier), record.code_challenge):
+        if not _VERIFIER.match(verifier) or not hmac.compare_digest(_s256(verifier), sealed["code_challenge"]):
             raise _invalid_grant("The PKCE code_verifier does not match the code_challenge (S256).")
     elif verifier is not None:
         raise _invalid_grant("This code was issued without a PKCE code_challenge, so a code_verifier cannot be "
                              "checked: send the code_challenge with the authorization request, or no verifier.")
-    employee_read = _overlap(directory.get_user_and_names, tenant_id, record.employee_id)
-    spent = store.spend_code(tenant_id, record, datetime.fromtimestamp(now, timezone.utc))
-    employee, names = employee_read.result() or (None, {})
-    if not spent:
-        store.revoke_grant(tenant_id, record.key)
+    employee = directory.Employee(**sealed["employee"])  # as the sign-in read it, ≤ 60 s ago
+    grant = store.CodeRecord(
+        key=store.digest(sealed["id"]), client_id=client.client_id, redirect_uri=sealed["redirect_uri"],
+        code_challenge=sealed["code_challenge"], nonce=sealed.get("nonce"), scope=sealed["scope"],
+        employee_id=employee.id, sid=sealed["sid"], auth_time=int(sealed["auth_time"]), amr=sealed.get("amr"),
+        code_expires_at=int(sealed["exp"]), expires_at=datetime.fromtimestamp(now + ACCESS_TOKEN_SECONDS, timezone.utc))
+    outcome = store.redeem(tenant_id, grant, sealed["session_etag"], datetime.fromtimestamp(now, timezone.utc))
+    if outcome == store.REPLAYED:
+        store.revoke_grant(tenant_id, grant.key)
         raise _invalid_grant("The code has been redeemed already; the tokens issued for it are revoked.")
-    if employee is None or not employee.active or record.auth_time < employee.sessions_valid_from:
-        # Dismissed now, or dismissed after this sign-in and rehired since: a rehire means a new sign-in.
-        store.revoke_grant(tenant_id, record.key)
-        raise _invalid_grant("The employee's account is deactivated.")
-    return _tokens(tenant_id, client.client_id, employee, now=now, grant_key=record.key, sid=record.sid,
-                   nonce=record.nonce, auth_time=record.auth_time, scope=record.scope, names=names, amr=record.amr)
+    if outcome == store.SESSION_ENDED:
+        # Signed out, or dismissed (which ends every session) since this sign-in: no tokens for it.
+        raise _invalid_grant("The sign-in this code comes from has ended (signed out, or the employee's account "
+                             "was deactivated).")
+    return _tokens(tenant_id, client.client_id, employee, now=now, grant_key=grant.key, sid=grant.sid,
+                   nonce=grant.nonce, auth_time=grant.auth_time, scope=grant.scope, names=sealed["names"],
+                   amr=grant.amr)
 
 
 def _s256(verifier: str) -> str:

@@ -137,6 +137,7 @@ class Employee:
     allowed_outside_domain: bool
     sessions_valid_from: int = 0  # sessions issued before this Unix time were ended by a dismissal
     etag: str | None = None  # of the employee's row; changes on every write to it
+    names: dict | None = field(default=None, compare=False)  # SCIM givenName, familyName when read `with_names`
 
 
 # --- keys and columns ---------------------------------------------------------------------------------------------
@@ -239,7 +240,15 @@ def _employee_from(entity: dict) -> Employee:
         work_email=entity.get("work_email"), display_name=entity.get("display_name"),
         active=bool(entity.get("active")), is_admin=bool(entity.get("is_admin")),
         department=entity.get("department"), allowed_outside_domain=bool(entity.get("allowed_outside_domain")),
-        sessions_valid_from=int(entity.get("sessions_valid_from") or 0), etag=tables.etag_of(entity))
+        sessions_valid_from=int(entity.get("sessions_valid_from") or 0), etag=tables.etag_of(entity),
+        names=_names(entity) if "scim" in entity else None)
+
+
+def _names(entity: dict) -> dict[str, str]:
+    """givenName and familyName from the SCIM document of a user row (or one of its copies)."""
+    name = json.loads(entity.get("scim") or "{}").get("name")
+    return {key: name[key] for key in ("givenName", "familyName")
+            if isinstance(name, dict) and isinstance(name.get(key), str) and name[key]}
 
 
 def _group_columns(record: GroupRecord) -> dict[str, Any]:
@@ -686,8 +695,8 @@ def delete_group(tenant_id: str, group_id: str, check=None) -> bool:
 
 # --- the employee interface (sign-in, domain audit, admin) -------------------------------------------------------------
 
-def _employee_entity(tenant_id: str, key: str) -> dict | None:
-    return tables.get(TABLE, tenant_id, key, select=_EMPLOYEE_COLUMNS)
+def _employee_entity(tenant_id: str, key: str, with_names: bool = False) -> dict | None:
+    return tables.get(TABLE, tenant_id, key, select=_EMPLOYEE_COLUMNS + (["scim"] if with_names else []))
 
 
 def get_user(tenant_id: str, user_id: str) -> Employee | None:
@@ -705,25 +714,23 @@ def get_user_and_names(tenant_id: str, user_id: str) -> tuple[Employee, dict[str
     entity = tables.get(TABLE, tenant_id, USER + _part(user_id), select=_EMPLOYEE_COLUMNS + ["scim"])
     if not entity:
         return None
-    name = json.loads(entity.get("scim") or "{}").get("name")
-    parts = {key: name[key] for key in ("givenName", "familyName")
-             if isinstance(name, dict) and isinstance(name.get(key), str) and name[key]}
-    return _employee_from(entity), parts
+    return _employee_from(entity), _names(entity)
 
 
-def find_user_by_external_id(tenant_id: str, external_id: str) -> Employee | None:
-    """The employee whose externalId (Entra objectId) is exactly this (one point read)."""
+def find_user_by_external_id(tenant_id: str, external_id: str, with_names: bool = False) -> Employee | None:
+    """The employee whose externalId (Entra objectId) is exactly this (one point read); `with_names` also
+    reads their name parts (for an ID token)."""
     if not isinstance(external_id, str) or not external_id:
         return None
-    entity = _employee_entity(tenant_id, external_id_key(external_id))
+    entity = _employee_entity(tenant_id, external_id_key(external_id), with_names)
     return _employee_from(entity) if entity else None
 
 
-def find_user_by_user_name(tenant_id: str, user_name: str) -> Employee | None:
+def find_user_by_user_name(tenant_id: str, user_name: str, with_names: bool = False) -> Employee | None:
     """The employee whose userName matches case-insensitively (one point read)."""
     if not isinstance(user_name, str) or not user_name:
         return None
-    entity = _employee_entity(tenant_id, user_name_key(user_name))
+    entity = _employee_entity(tenant_id, user_name_key(user_name), with_names)
     return _employee_from(entity) if entity else None
 
 

@@ -2,18 +2,26 @@
 
 RowKeys:
   client:<client_id>                  a registered client (the product): its secret's hash, redirect URIs, …
-  code:<sha256 of the code>           an authorization code and, once redeemed, the grant it became: the access
-                                      token's id is the code's key, so revoking the grant = one column
+  answered:<sha256 of AuthnRequest ID>  a product sign-in's SAML answer, accepted once (written with its session)
+  code:<sha256 of the code's id>      the grant a redeemed code became, written when the code is redeemed (the
+                                      code itself is sealed, oidc/authorization.py): the access token's id is
+                                      this key, so revoking the grant = one column
   session:<employee id>:<sid>         a sign-in session the product holds tokens for (ended_at once ended)
-  entra:sidx|nameid:<sha256>:<employee id>:<sid>   index rows: the sessions of an Entra SessionIndex / NameID
   slo:<LogoutRequest ID>              a logout we sent to Entra, waiting for its LogoutResponse
+
+A product sign-in writes three rows: `answered:` and `session:` in one transaction at the ACS, `code:` at the
+token endpoint in one transaction with a merge of the session row under the ETag the ACS got (so a code is
+redeemed only while its session lives: a sign-out or a dismissal in between changes the ETag). An Entra
+LogoutRequest finds its sessions by a filtered read of the tenant's `session:` range (rare) instead of index
+rows written with every sign-in.
 
 Table `oidclogouts` (partition = tenant), RowKey <employee id>:<sid>:<client id>: a back-channel logout
 waiting to be accepted by a client, with its next attempt; the retry timer queries it across tenants.
 
-"Once" is enforced by Table Storage: a code is spent by an update of `spent_at` with the ETag that was read
-(a second, concurrent redeemer gets 412), never by a read followed by a plain write, and never by a delete
-(azure-data-tables answers a 404 as success, see storage/tables.py). Rows carry `expires_at` for the purge.
+"Once" is enforced by Table Storage: a code is redeemed by inserting its grant row (a second, concurrent
+redeemer gets 409), a SAML answer by inserting its `answered:` row; never by a read followed by a plain write,
+and never by a delete (azure-data-tables answers a 404 as success, see storage/tables.py). Rows carry
+`expires_at` for the purge.
 """
 from __future__ import annotations
 
@@ -23,12 +31,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Iterator
 
+from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import TableTransactionError, UpdateMode
 
 from shared_code.storage import tables
 
 TABLE = tables.OIDC
-CLIENT, CODE, SESSION, SLO, ENTRA_INDEX = "client:", "code:", "session:", "slo:", "entra:"
+CLIENT, CODE, SESSION, SLO, ANSWERED = "client:", "code:", "session:", "slo:", "answered:"
 LOGOUTS = tables.OIDC_LOGOUTS
 
 
@@ -141,28 +151,46 @@ def _code_entity(tenant_id: str, code: CodeRecord) -> dict:
     return {key: value for key, value in entity.items() if value is not None}
 
 
-def save_code_with_session(tenant_id: str, code: CodeRecord, *, name_id: str | None, session_index: str | None,
-                           session_expires_at: datetime, name_id_format: str | None = None) -> None:
-    """A new code, the session it belongs to and the session's Entra index rows, in one transaction (one round
-    trip, all or nothing)."""
-    session_key = f"{code.employee_id}:{code.sid}"
-    index = [("create", {"PartitionKey": tenant_id, "RowKey": f"{prefix}{session_key}",
-                         "expires_at": _utc(session_expires_at)})
-             for prefix in _entra_index_prefixes(name_id, session_index)]
-    tables.transact(TABLE, [("create", _code_entity(tenant_id, code)),
-                            ("create", _session_entity(tenant_id, code.employee_id, code.sid, name_id=name_id,
-                                                       session_index=session_index, expires_at=session_expires_at,
-                                                       name_id_format=name_id_format)), *index])
+class AlreadyAnswered(Exception):
+    """The SAML answer this session would come from was accepted before (a replay)."""
 
 
-def _entra_index_prefixes(name_id: str | None, session_index: str | None) -> list[str]:
-    """Where a LogoutRequest from Entra finds the sessions of its sign-in: by SessionIndex, and by NameID."""
-    prefixes = []
-    if session_index:
-        prefixes.append(f"{ENTRA_INDEX}sidx:{digest(session_index)}:")
-    if name_id:
-        prefixes.append(f"{ENTRA_INDEX}nameid:{digest(name_id.lower())}:")
-    return prefixes
+def save_answered_session(tenant_id: str, request_id: str, keep_until: datetime, employee_id: str, sid: str, *,
+                          name_id: str | None, session_index: str | None, session_expires_at: datetime,
+                          name_id_format: str | None = None) -> str:
+    """Accept a product sign-in's SAML answer once and start its session, in one transaction (one round trip,
+    all or nothing); returns the session row's ETag. `AlreadyAnswered` when the answer was accepted before."""
+    answered = {"PartitionKey": tenant_id, "RowKey": ANSWERED + digest(request_id), "kind": "answered",
+                "expires_at": _utc(keep_until)}
+    try:
+        results = tables.transact(TABLE, [
+            ("create", answered),
+            ("create", _session_entity(tenant_id, employee_id, sid, name_id=name_id, session_index=session_index,
+                                       expires_at=session_expires_at, name_id_format=name_id_format))])
+    except TableTransactionError as error:
+        if error.index == 0 and error.error_code in ("EntityAlreadyExists", "entityalreadyexists"):
+            raise AlreadyAnswered() from None
+        raise
+    return results[1]["etag"]
+
+
+REDEEMED, REPLAYED, SESSION_ENDED = "redeemed", "replayed", "session_ended"
+
+
+def redeem(tenant_id: str, grant: "CodeRecord", session_etag: str, now: datetime) -> str:
+    """Redeem a code once, in one transaction: insert its grant row (born spent) and touch its session under
+    the ETag the sign-in got. REDEEMED; REPLAYED when the grant exists (redeemed before); SESSION_ENDED when the
+    session changed since the sign-in (signed out, the employee dismissed) or is gone."""
+    entity = {**_code_entity(tenant_id, grant), "spent_at": _utc(now)}
+    session = {"PartitionKey": tenant_id, "RowKey": f"{SESSION}{grant.employee_id}:{grant.sid}",
+               "redeemed_at": _utc(now)}
+    try:
+        tables.transact(TABLE, [("create", entity),
+                                ("update", session, {"mode": UpdateMode.MERGE, "etag": session_etag,
+                                                     "match_condition": MatchConditions.IfNotModified})])
+    except TableTransactionError as error:
+        return REPLAYED if error.index == 0 else SESSION_ENDED
+    return REDEEMED
 
 
 def save_exchanged_grant(tenant_id: str, grant: CodeRecord, *, session_expires_at: datetime) -> None:
@@ -172,31 +200,6 @@ def save_exchanged_grant(tenant_id: str, grant: CodeRecord, *, session_expires_a
     tables.transact(TABLE, [("create", entity),
                             ("create", _session_entity(tenant_id, grant.employee_id, grant.sid, name_id=None,
                                                        session_index=None, expires_at=session_expires_at))])
-
-
-def get_code(tenant_id: str, key: str) -> CodeRecord | None:
-    entity = tables.get(TABLE, tenant_id, CODE + key)
-    if entity is None:
-        return None
-    return CodeRecord(
-        key=key, client_id=entity["client_id"], redirect_uri=entity["redirect_uri"],
-        code_challenge=entity["code_challenge"], nonce=entity.get("nonce"), scope=entity.get("scope") or "openid",
-        employee_id=entity["employee_id"], sid=entity["sid"], auth_time=int(entity["auth_time"]),
-        code_expires_at=int(entity["code_expires_at"]), expires_at=_utc(entity["expires_at"]),
-        spent_at=entity.get("spent_at"), revoked=bool(entity.get("revoked")), etag=tables.etag_of(entity),
-        amr=json.loads(entity["amr"]) if entity.get("amr") else None)
-
-
-def spend_code(tenant_id: str, code: CodeRecord, now: datetime) -> bool:
-    """Mark the code redeemed, exactly as it was read; False when another redemption got there first."""
-    if not code.etag:
-        return False
-    try:
-        tables.update(TABLE, {"PartitionKey": tenant_id, "RowKey": CODE + code.key, "spent_at": _utc(now)},
-                      etag=code.etag)
-    except (ResourceNotFoundError, ResourceModifiedError):
-        return False
-    return True
 
 
 def revoke_grant(tenant_id: str, key: str) -> None:
@@ -298,17 +301,19 @@ def end_session(tenant_id: str, employee_id: str, sid: str, now: datetime) -> Se
 
 def find_sessions_by_session_index(tenant_id: str, name_id: str | None, session_index: str | None
                                    ) -> list[SessionRecord]:
-    """Live sessions of an Entra sign-in (for a LogoutRequest from Entra): by SessionIndex, else NameID, through
-    the index rows written with each session (a range read, not a scan of the tenant's sessions)."""
-    prefixes = _entra_index_prefixes(None, session_index) if session_index else _entra_index_prefixes(name_id, None)
-    found = []
-    for prefix in prefixes:
-        for row in tables.partition_range(TABLE, tenant_id, prefix, select=["RowKey"]):
-            employee_id, _, sid = row["RowKey"][len(prefix):].partition(":")
-            session = get_session(tenant_id, employee_id, sid)
-            if session is not None and session.ended_at is None:
-                found.append(session)
-    return found
+    """Live sessions of an Entra sign-in (for a LogoutRequest from Entra): by SessionIndex, else NameID. A
+    filtered read of the tenant's session range: a LogoutRequest is rare, a sign-in is not, so no sign-in
+    writes index rows for it."""
+    if session_index:
+        column, value = "session_index", session_index
+    elif name_id:
+        column, value = "name_id", name_id
+    else:
+        return []
+    rows = tables.query(TABLE, f"PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi and {column} eq @value",
+                        {"pk": tenant_id, "lo": SESSION, "hi": SESSION + "\uffff", "value": value})
+    sessions = [_session_from(row) for row in rows]
+    return [session for session in sessions if session.ended_at is None]
 
 
 # ---- logouts we sent to Entra, waiting for its LogoutResponse ----------------------------------------------------

@@ -22,7 +22,7 @@ from shared_code import tenants as tenant_service
 from shared_code.dev_idp import service
 from shared_code.saml.logout import read_logout_message
 from tests.conftest import LocalHost, TenantHandle, free_port
-from tests.sso.conftest import LOGIN_BINDING, SESSION, set_cookies
+from tests.sso.conftest import SESSION, login_cookies, set_cookies
 from tests.support.idp import (CLAIM_AUTHN_METHODS, CLAIM_EMAIL, CLAIM_GIVEN_NAME, CLAIM_OBJECT_ID, CLAIM_SURNAME,
                                CLAIM_TENANT_ID, NS_SAML, decode_authn_request, parse)
 from tools.simulate_entra import EntraProvisioning, run
@@ -42,10 +42,11 @@ class DevTenant:
         self.report = run(self.scim, DOMAIN)
 
     def login(self) -> tuple[str, str]:
-        """Gatehouse's SP-initiated login: (the IdP URL it redirects to, the login-binding cookie)."""
+        """Gatehouse's SP-initiated login: (the IdP URL it redirects to, the Cookie header the browser sends back
+        with the IdP's answer: the login binding and the sealed pending login)."""
         response = requests.get(f"{self.app_url}/api/sso/{self.id}/login", allow_redirects=False, timeout=30)
         assert response.status_code == 302, response.text
-        return response.headers["Location"], set_cookies(response)[LOGIN_BINDING].value
+        return response.headers["Location"], "; ".join(f"{k}={v}" for k, v in login_cookies(response).items())
 
     def post_form(self, page: str) -> dict[str, str]:
         """The fields of the auto-posting form of the IdP's answer page, and where it posts."""
@@ -60,7 +61,7 @@ class DevTenant:
         assert answer.status_code == 200, answer.text
         form = self.post_form(answer.text)
         return requests.post(form.pop("action"), data=form, allow_redirects=False, timeout=30,
-                             headers={"Cookie": f"{LOGIN_BINDING}={binding}"})
+                             headers={"Cookie": binding})
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +109,7 @@ def test_login_hint_signs_the_employee_in_without_a_page_with_entras_claims(dev,
     assert claims[CLAIM_GIVEN_NAME] == ["Adele"] and claims[CLAIM_SURNAME] == ["Vance"]
     assert claims[CLAIM_AUTHN_METHODS]
     accepted = requests.post(form.pop("action"), data=form, allow_redirects=False, timeout=30,
-                             headers={"Cookie": f"{LOGIN_BINDING}={binding}"})
+                             headers={"Cookie": binding})
     assert accepted.status_code == 303, accepted.text
     session = set_cookies(accepted)[SESSION].value
     me = requests.get(f"{app_url}/api/sso/{dev.id}/me", headers={"Cookie": f"{SESSION}={session}"}, timeout=30)

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from tests.sso.conftest import LOGIN_BINDING, SsoTenant, cookie_header, set_cookies
+from tests.sso.conftest import SsoTenant, cookie_header, login_cookies, set_cookies
 from tests.support.idp import TestIdp, decode_authn_request
 
 REDIRECT_URI = "https://product.example.com/callback"
@@ -80,9 +80,8 @@ class OidcTenant:
         started = self.authorize(params)
         assert started.status_code == 302, started.text
         request, relay_state = decode_authn_request(started.headers["Location"])
-        binding = set_cookies(started)[LOGIN_BINDING].value
         saml_response = self.sso.response_for(user, in_response_to=request.get("ID"), **(saml_options or {}))
-        answer = self.sso.post_acs(saml_response, relay_state, {LOGIN_BINDING: binding})
+        answer = self.sso.post_acs(saml_response, relay_state, login_cookies(started))
         assert answer.status_code == 303, answer.text
         location = answer.headers["Location"]
         got = query(location)

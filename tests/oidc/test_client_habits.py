@@ -10,7 +10,7 @@ import json
 import requests
 
 from tests.oidc.conftest import pkce_pair, query
-from tests.sso.conftest import LOGIN_BINDING, assert_refused, set_cookies
+from tests.sso.conftest import assert_refused, login_cookies
 from tests.support.idp import decode_authn_request
 
 
@@ -20,7 +20,7 @@ def _code(op, employee, params: dict) -> str:
     assert started.status_code == 302, started.text
     request, relay_state = decode_authn_request(started.headers["Location"])
     answer = op.sso.post_acs(op.sso.response_for(employee, in_response_to=request.get("ID")), relay_state,
-                             {LOGIN_BINDING: set_cookies(started)[LOGIN_BINDING].value})
+                             login_cookies(started))
     assert answer.status_code == 303, answer.text
     got = query(answer.headers["Location"])
     assert "code" in got, got
@@ -54,7 +54,7 @@ def test_no_state_is_fine_and_none_comes_back(op, employee):
     started = op.authorize(_base(op, code_challenge=challenge, code_challenge_method="S256"))
     request, relay_state = decode_authn_request(started.headers["Location"])
     answer = op.sso.post_acs(op.sso.response_for(employee, in_response_to=request.get("ID")), relay_state,
-                             {LOGIN_BINDING: set_cookies(started)[LOGIN_BINDING].value})
+                             login_cookies(started))
     got = query(answer.headers["Location"])
     assert "code" in got and "state" not in got and got["iss"] == op.issuer
     assert _redeem(op, got["code"], code_verifier=verifier).status_code == 200
@@ -92,7 +92,7 @@ def test_authorize_takes_a_form_post(op, employee):
     assert started.status_code == 302, started.text
     request, relay_state = decode_authn_request(started.headers["Location"])
     answer = op.sso.post_acs(op.sso.response_for(employee, in_response_to=request.get("ID")), relay_state,
-                             {LOGIN_BINDING: set_cookies(started)[LOGIN_BINDING].value})
+                             login_cookies(started))
     got = query(answer.headers["Location"])
     assert got["state"] == "s1"
     assert _redeem(op, got["code"], code_verifier=verifier).status_code == 200

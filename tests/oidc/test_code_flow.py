@@ -163,14 +163,14 @@ def test_duplicate_parameters_are_refused(op):
 def _sign_in_answered_by_the_acs(op, user):
     """An authorization request, then Entra's signed answer for `user` posted to the ACS from the same browser;
     returns the ACS's answer and the request's parameters."""
-    from tests.sso.conftest import LOGIN_BINDING, set_cookies
+    from tests.sso.conftest import login_cookies
 
     params = op.params()
     params.pop("_verifier")
     started = op.authorize(params)
     request, relay_state = decode_authn_request(started.headers["Location"])
     answer = op.sso.post_acs(op.sso.response_for(user, in_response_to=request.get("ID")), relay_state,
-                             {LOGIN_BINDING: set_cookies(started)[LOGIN_BINDING].value})
+                             login_cookies(started))
     return answer, params
 
 
@@ -205,12 +205,18 @@ def test_ten_parallel_redemptions_exactly_one_succeeds(op, employee):
 
 
 def test_an_expired_code_is_refused(op, employee):
+    from shared_code.oidc import tokens
+    from shared_code.oidc.errors import OAuthError
+
     authorized = op.sign_in(employee)
-    key = store.digest(authorized.code)
-    # The code's own expiry moved into the past (the row as the clock will see it in 61 seconds).
-    tables.update(store.TABLE, {"PartitionKey": op.tenant_id, "RowKey": store.CODE + key,
-                                "code_expires_at": int(time.time()) - 1}, etag=None)
-    _assert_oauth_error(op.redeem(authorized), "invalid_grant")
+    form = {"grant_type": "authorization_code", "code": authorized.code, "redirect_uri": authorized.redirect_uri,
+            "code_verifier": authorized.verifier}
+    basic = "Basic " + base64.b64encode(f"{op.client['client_id']}:{op.client['client_secret']}".encode()).decode()
+    # The token endpoint as the clock will see it in 61 seconds (the code is sealed: its expiry is inside it).
+    with pytest.raises(OAuthError) as late:
+        tokens.token_request(op.tenant_id, basic, form, now=time.time() + 61)
+    assert late.value.error == "invalid_grant" and "expired" in late.value.description
+    assert op.redeem(authorized).status_code == 200  # within its minute the same code is good (and spent now)
 
 
 def test_code_bound_to_its_redirect_uri_and_pkce_verifier(op, employee):

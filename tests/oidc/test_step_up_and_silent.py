@@ -23,7 +23,7 @@ from joserfc.jwk import KeySet
 from lxml import etree
 
 from tests.oidc.conftest import query
-from tests.sso.conftest import LOGIN_BINDING, set_cookies
+from tests.sso.conftest import login_cookies
 from tests.support.idp_server import SESSION_COOKIE, IdpServer
 
 MFA = "http://schemas.microsoft.com/claims/multipleauthn"
@@ -57,7 +57,7 @@ def _walk(op, params: dict, *, estsauth: str | None = None,
     """authorize → IdP → ACS. Returns (the IdP's answer, the ACS's answer)."""
     started = op.authorize(params)
     assert started.status_code == 302, started.text
-    binding = set_cookies(started)[LOGIN_BINDING].value
+    cookies = login_cookies(started)
     sso_url = started.headers["Location"]
     if edit is not None:
         sso_url = _edit_authn_request(sso_url, edit)
@@ -66,7 +66,7 @@ def _walk(op, params: dict, *, estsauth: str | None = None,
     assert at_idp.status_code == 200, at_idp.text
     form = dict(re.findall(r'name="(SAMLResponse|RelayState)" value="([^"]*)"', at_idp.text))
     answer = op.sso.post_acs(unescape(form["SAMLResponse"]), unescape(form["RelayState"]) if "RelayState" in form
-                             else None, {LOGIN_BINDING: binding})
+                             else None, cookies)
     return at_idp, answer
 
 

@@ -179,9 +179,10 @@ def test_the_client_address_is_the_last_forwarded_entry_without_port_and_ipv6_by
     assert len(client_of({"x-forwarded-for": "x" * 10_000})) <= 65
 
 
-def test_anonymous_login_starts_are_bounded_per_address_and_tenant(new_tenant, app_url):
-    """Each GET /sso/{t}/login writes a row into the partition the tenant's sign-ins and provisioning share."""
-    from shared_code.rate_limit import LOGIN_STARTS_PER_CLIENT
+def test_anonymous_login_starts_are_never_refused_because_they_write_nothing(new_tenant, app_url):
+    """A login start seals its state into a cookie and writes no row, so there is no budget an anonymous sender
+    could exhaust: more starts from one address than the old per-address cap (300 a minute), and a colleague's
+    start after them, all go to Entra."""
     from tests.support.idp import TestIdp
 
     tenant = new_tenant("Login Flood")
@@ -194,9 +195,6 @@ def test_anonymous_login_starts_are_bounded_per_address_and_tenant(new_tenant, a
         return requests.get(url, headers=headers, allow_redirects=False, timeout=10)
 
     with ThreadPoolExecutor(8) as pool:
-        statuses = list(pool.map(lambda _: start(flood).status_code, range(LOGIN_STARTS_PER_CLIENT)))
-    assert statuses == [302] * LOGIN_STARTS_PER_CLIENT
-    refused = start(flood)
-    assert_429(refused)
-    assert refused.headers["Content-Type"].startswith("text/html") and "Location" not in refused.headers
+        statuses = list(pool.map(lambda _: start(flood).status_code, range(320)))
+    assert statuses == [302] * 320
     assert start({"X-Forwarded-For": "198.51.100.100"}).status_code == 302  # a colleague elsewhere signs in

@@ -16,6 +16,7 @@ from tests.support.idp import TestIdp, decode_authn_request
 
 SCIM_JSON = "application/scim+json"
 LOGIN_BINDING = "__Host-gh_login"
+PENDING_PREFIX = "__Host-gh_pending_"  # + the relay id: the sealed pending login (shared_code/pending_logins.py)
 SESSION = "gh_session"  # PUBLIC_BASE_URL is http:// in tests; over https the name is __Secure-gh_session
 
 
@@ -40,15 +41,32 @@ def set_cookies(response: requests.Response) -> dict[str, SetCookie]:
     return found
 
 
+def login_cookies(response: requests.Response) -> dict[str, str]:
+    """The cookies a login start set that the browser sends back with Entra's answer: the login binding and
+    the sealed pending login (named by the relay id)."""
+    return {name: cookie.value for name, cookie in set_cookies(response).items()
+            if name == LOGIN_BINDING or name.startswith(PENDING_PREFIX)}
+
+
 @dataclass
 class Login:
-    """An SP-initiated login as the app started it: the redirect, the decoded request, the browser cookie."""
+    """An SP-initiated login as the app started it: the redirect, the decoded request, the browser cookies."""
 
     response: requests.Response
     request_id: str
     relay_state: str | None
     binding: str | None  # the value of the login-binding cookie the browser now holds
     authn_request: object
+    pending: str | None = None  # the value of this login's sealed pending-login cookie
+
+    @property
+    def pending_cookie(self) -> dict[str, str]:
+        return {PENDING_PREFIX + self.relay_state: self.pending} if self.pending else {}
+
+    @property
+    def cookies(self) -> dict[str, str]:
+        """What this browser sends back with Entra's answer to this login."""
+        return {LOGIN_BINDING: self.binding, **self.pending_cookie}
 
 
 class SsoTenant:
@@ -124,7 +142,9 @@ class SsoTenant:
         assert response.status_code == 302, response.text
         request, relay_state = decode_authn_request(response.headers["Location"])
         binding = set_cookies(response).get(LOGIN_BINDING)
-        return Login(response, request.get("ID"), relay_state, binding.value if binding else None, request)
+        pending = set_cookies(response).get(PENDING_PREFIX + (relay_state or ""))
+        return Login(response, request.get("ID"), relay_state, binding.value if binding else None, request,
+                     pending.value if pending else None)
 
     def answer_login(self, user: dict | str, target: str | None = None, *, object_id: str | None = None,
                      idp: TestIdp | None = None, **options) -> requests.Response:
@@ -136,7 +156,7 @@ class SsoTenant:
             user, object_id = user["userName"], user.get("externalId")
         saml_response = (idp or self.idp).response(self.sp_entity_id, self.acs_url, user, object_id,
                                                    in_response_to=login.request_id, **options)
-        return self.post_acs(saml_response, login.relay_state, {LOGIN_BINDING: login.binding})
+        return self.post_acs(saml_response, login.relay_state, login.cookies)
 
     def follow_unsolicited(self, answer: requests.Response, user: dict) -> requests.Response:
         """What the browser does with the ACS's answer to an unsolicited response: follow the redirect to Entra
@@ -144,15 +164,14 @@ class SsoTenant:
         assert answer.status_code in (302, 303), (answer.status_code, answer.text[:300])
         assert "Set-Cookie" in answer.headers and SESSION not in set_cookies(answer)
         request, relay_state = decode_authn_request(answer.headers["Location"])
-        binding = set_cookies(answer)[LOGIN_BINDING].value
         return self.post_acs(self.response_for(user, in_response_to=request.get("ID")), relay_state,
-                             {LOGIN_BINDING: binding})
+                             login_cookies(answer))
 
     def sign_in(self, user: dict, **options) -> requests.Response:
         """A complete SP-initiated sign-in; the 303 response carries the session cookie."""
         login = self.login()
         response = self.post_acs(self.response_for(user, in_response_to=login.request_id, **options),
-                                 login.relay_state, {LOGIN_BINDING: login.binding})
+                                 login.relay_state, login.cookies)
         assert response.status_code == 303, response.text
         return response
 

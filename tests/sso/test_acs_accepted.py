@@ -34,7 +34,7 @@ def test_sp_initiated_sign_in_answers_the_login_request_and_lands_on_its_target(
     login = sso.login(target="/projects/42?tab=files#top")
     saml_response = sso.response_for(alice, in_response_to=login.request_id, sign_assertion=sign_assertion,
                                      sign_response=sign_response)
-    response = sso.post_acs(saml_response, login.relay_state, {LOGIN_BINDING: login.binding})
+    response = sso.post_acs(saml_response, login.relay_state, login.cookies)
     assert response.status_code == 303, response.text
     assert response.headers["Location"] == "https://acme.example.com/projects/42?tab=files#top"
     assert sso.me(session_of(response)).json()["id"] == alice["id"]
@@ -105,7 +105,7 @@ def test_an_unsolicited_relay_state_lands_only_inside_the_tenants_app(sso, alice
 def test_sp_initiated_login_with_an_unsafe_target_lands_on_the_app(sso, alice, target):
     login = sso.login(target=target)
     response = sso.post_acs(sso.response_for(alice, in_response_to=login.request_id), login.relay_state,
-                            {LOGIN_BINDING: login.binding})
+                            login.cookies)
     assert response.status_code == 303
     assert response.headers["Location"] == "https://acme.example.com"
 
@@ -129,9 +129,11 @@ def test_two_browser_tabs_can_each_finish_their_own_login(sso, alice):
     second = sso.login(target="/b", cookies={LOGIN_BINDING: first.binding})
     for login, path in ((second, "/b"), (first, "/a")):
         response = sso.post_acs(sso.response_for(alice, in_response_to=login.request_id), login.relay_state,
-                                {LOGIN_BINDING: second.binding})
+                                {**first.cookies, **second.cookies})  # the browser holds both logins' cookies
         assert response.status_code == 303, response.text
         assert response.headers["Location"] == "https://acme.example.com" + path
+        answered = set_cookies(response)[next(iter(login.pending_cookie))]
+        assert answered.value == "" and answered.attributes["max-age"] == "0"  # that login's cookie is tidied away
 
 
 def test_me_without_a_session_or_with_a_forged_one_is_401(sso, alice, new_tenant):

@@ -318,7 +318,6 @@ class TricklingMetadataServer:
 def test_a_trickling_metadata_server_stalls_neither_the_other_tenants_refresh_nor_the_purge(new_tenant, app_url):
     import datetime as dt
 
-    from shared_code import sign_in
     from shared_code.storage import sign_ins, tables
 
     # "aaa" sorts first in the walk over tenants: the refresh meets the slow one before the good one.
@@ -329,11 +328,9 @@ def test_a_trickling_metadata_server_stalls_neither_the_other_tenants_refresh_no
         assert slow.connect(metadata_url=trickling.url).status_code == 200
         with IdpServer(good.idp) as good_server:
             assert good.connect(metadata_url=good_server.publish_metadata()).status_code == 200
-            stale = sign_in.start_login(good.tenant_id, None, None,
-                                        now=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=2))
-            from tests.support.idp import decode_authn_request
-
-            stale_row = sign_ins.REQUEST + decode_authn_request(stale.url)[0].get("ID")
+            assert sign_ins.accept_request_once(good.tenant_id, "_stale-request",
+                                                dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=2))
+            stale_row = sign_ins.ANSWERED + sign_ins._digest("_stale-request")
             trickling.trickle()
             # While the slow tenant's fetch trickles on, the good tenant is refreshed ...
             _run_refresh_timer(app_url, good, timeout=25)

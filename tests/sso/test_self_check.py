@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import requests
 
-from tests.sso.conftest import LOGIN_BINDING, SESSION, assert_refused, session_of, set_cookies
+from tests.sso.conftest import SESSION, assert_refused, login_cookies, session_of, set_cookies
 from tests.support.idp import decode_authn_request
 
 
@@ -19,9 +19,8 @@ def self_check_sign_in(sso, link: str, employee: dict) -> requests.Response:
     opened = open_link(link)
     assert opened.status_code == 302, opened.text
     request, relay_state = decode_authn_request(opened.headers["Location"])
-    binding = set_cookies(opened)[LOGIN_BINDING].value
     return sso.post_acs(sso.response_for(employee, in_response_to=request.get("ID")), relay_state,
-                        {LOGIN_BINDING: binding})
+                        login_cookies(opened))
 
 
 def test_the_self_check_link_is_a_one_time_login_link(sso):

@@ -78,22 +78,19 @@ def test_no_target_ever_leaves_the_apps_origin(requested):
 
 def test_the_purge_timer_purges_expired_sign_in_rows(sso, app_url):
     long_ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=2)
-    stale = sign_in.start_login(sso.tenant_id, None, None, now=long_ago)
-    fresh = sign_in.start_login(sso.tenant_id, None, None)
-    sign_ins.accept_assertion_once(sso.tenant_id, "_expired-assertion", long_ago)
+    assert sign_ins.accept_request_once(sso.tenant_id, "_expired-request", long_ago)
+    assert sign_ins.accept_request_once(sso.tenant_id, "_fresh-request",
+                                        dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1))
 
-    def row(request_url: str) -> dict | None:
-        from tests.support.idp import decode_authn_request
+    def row(request_id: str) -> dict | None:
+        return tables.get(tables.SIGN_INS, sso.tenant_id, sign_ins.ANSWERED + sign_ins._digest(request_id))
 
-        request_id = decode_authn_request(request_url)[0].get("ID")
-        return tables.get(tables.SIGN_INS, sso.tenant_id, sign_ins.REQUEST + request_id)
-
-    assert row(stale.url) is not None
+    assert row("_expired-request") is not None
     assert requests.post(f"{app_url}/admin/functions/purge_sign_in_state", json={}, timeout=10).status_code == 202
     deadline = time.monotonic() + 60
-    while row(stale.url) is not None and time.monotonic() < deadline:
+    while row("_expired-request") is not None and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert row(stale.url) is None
-    assert row(fresh.url) is not None
-    # The purged assertion row is gone too (a replay of it would be refused as expired by the SAML checks).
-    assert sign_ins.accept_assertion_once(sso.tenant_id, "_expired-assertion", long_ago) is True
+    assert row("_expired-request") is None
+    assert row("_fresh-request") is not None
+    # The purged row is gone (an answer to that request would be refused as expired by its login cookie).
+    assert sign_ins.accept_request_once(sso.tenant_id, "_expired-request", long_ago) is True

@@ -89,7 +89,7 @@ def test_allow_does_not_let_an_outside_employee_sign_in_once_enforced(sso, alice
 def test_an_sp_initiated_sign_in_of_a_dismissed_employee_is_refused_and_spends_the_request(sso, alice):
     gone = sso.provision("gone2@acme.example.com", active=False)
     login = sso.login()
-    cookies = {LOGIN_BINDING: login.binding}
+    cookies = login.cookies
     assert_refused(sso.post_acs(sso.response_for(gone, in_response_to=login.request_id), login.relay_state, cookies),
                    403, "deactivated")
     # The request is spent: not even an active employee's genuine answer to it signs in now.
