@@ -16,6 +16,7 @@ SETTING_NAMES = (
     "DOMAIN_AUDIT_SCHEDULE",
     "IDP_METADATA_REFRESH_SCHEDULE",
     "ALLOW_PRIVATE_METADATA_URLS",
+    "DNS_NAMESERVERS",
     "MOBILE_IOS_BUNDLE_ID",
     "MOBILE_ANDROID_PACKAGE_NAME",
     "MOBILE_ANDROID_SIGNATURE_HASH",
@@ -49,6 +50,7 @@ class Settings:
     gatehouse_queues_service_uri: str = ""
     gatehouse_queues_credential: str = ""
     gatehouse_queues_client_id: str = ""
+    dns_nameservers: str = ""  # comma-separated ip[:port] for domain verification; empty: the system resolver
 
     @property
     def is_https(self) -> bool:
@@ -86,4 +88,5 @@ def get_settings() -> Settings:
         gatehouse_queues_service_uri=env.get("GATEHOUSE_QUEUES__queueServiceUri", "").strip(),
         gatehouse_queues_credential=env.get("GATEHOUSE_QUEUES__credential", "").strip(),
         gatehouse_queues_client_id=env.get("GATEHOUSE_QUEUES__clientId", "").strip(),
+        dns_nameservers=env.get("DNS_NAMESERVERS", "").strip(),
     )

@@ -53,6 +53,7 @@ class Tenant:
     sessions_valid_from: int | None = None  # employee sessions issued earlier have ended (IdP changed, cancelled)
     wizard_generation: int | None = None  # wizard sessions of earlier generations have ended (setup_access)
     admin_key_rotated_at: str | None = None
+    verified_domains: list | None = None  # ASCII domains the tenant proved it owns by DNS (domain_verification)
     etag: str | None = field(default=None, repr=False)
 
     @classmethod

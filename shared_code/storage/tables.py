@@ -58,6 +58,7 @@ AUDITS = "audits"
 ENTRA_KEYS = "entrakeys"  # keyed by Entra tenant, not ours: Entra's published signing keys (storage/entra_keys.py)
 OIDC = "oidc"
 OIDC_LOGOUTS = "oidclogouts"
+DOMAIN_CLAIMS = "domainclaims"  # partition = tenant (its verifications), or "claim" (one row per domain: who owns it)
 
 _lock = threading.RLock()  # table() holds it while _service_client() takes it again
 _service: TableServiceClient | None = None
