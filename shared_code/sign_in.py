@@ -432,5 +432,6 @@ def purge_expired_sign_in_state(now: datetime | None = None) -> int:
     from shared_code.storage import oidc as oidc_store  # codes, OIDC sessions and pending logouts expire too
 
     now = now or datetime.now(timezone.utc)
-    return sum(store.purge_expired(record["tenant_id"], now) + oidc_store.purge_expired(record["tenant_id"], now)
-               for record in tenant_store.iter_tenant_records(select=["PartitionKey"]))
+    return store.purge_expired(store.EXCHANGED_TOKENS, now) + sum(
+        store.purge_expired(record["tenant_id"], now) + oidc_store.purge_expired(record["tenant_id"], now)
+        for record in tenant_store.iter_tenant_records(select=["PartitionKey"]))

@@ -8,7 +8,8 @@ RowKeys:
                                            afterwards, whether it is a self-check, `expires_at`, `spent_at`
   selfcheck:<sha256 of the link token>     a self-check link, `expires_at`, `spent_at` once used
   entratoken:<sha256 of the token's uti>   an Entra ID token exchanged once at the token endpoint (mobile sign-in);
-                                           kept until the token expires (`expires_at`)
+                                           kept until the token expires (`expires_at`). These rows live in one
+                                           platform partition, `_entratokens`, not the tenant's: once in all.
 
 "Once" is enforced by Table Storage itself, never by a read followed by a write: an assertion is accepted by
 inserting its row (the insert of a second use fails), and a pending request or self-check link is spent by an
@@ -33,6 +34,8 @@ from shared_code.storage import tables
 TABLE = tables.SIGN_INS
 ASSERTION, REQUEST, SELF_CHECK, ENTRA_TOKEN = "assertion:", "request:", "selfcheck:", "entratoken:"
 # Our AuthnRequest IDs are "id" + 40 hex; anything else cannot name a pending request (and could not be a key).
+# Not a tenant id (those match ^[a-z0-9][a-z0-9-]{2,62}$): the replay rows of exchanged Entra tokens, for every tenant.
+EXCHANGED_TOKENS = "_entratokens"
 _REQUEST_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
 
 
@@ -76,8 +79,15 @@ def accept_assertion_once(tenant_id: str, assertion_id: str, keep_until: datetim
 
 
 def accept_entra_token_once(tenant_id: str, token_id: str, keep_until: datetime) -> bool:
-    """Record an Entra ID token (by its `uti`) as exchanged; False when it was exchanged before."""
-    return _accept_once(tenant_id, ENTRA_TOKEN + _digest(token_id), "entratoken", keep_until)
+    """Record an Entra ID token (by its `uti`) as exchanged; False when it was exchanged before, at this tenant or
+    at any other: the row lives in the platform partition `EXCHANGED_TOKENS`, so one Entra token (one app
+    registration may be trusted by several of our tenants) is accepted once in all."""
+    try:
+        tables.insert(TABLE, {"PartitionKey": EXCHANGED_TOKENS, "RowKey": ENTRA_TOKEN + _digest(token_id),
+                              "kind": "entratoken", "tenant": tenant_id, "expires_at": _utc(keep_until)})
+    except ResourceExistsError:
+        return False
+    return True
 
 
 # ---- pending AuthnRequests ---------------------------------------------------------------------------------
