@@ -145,7 +145,14 @@ def sso_slo(req: func.HttpRequest) -> func.HttpResponse:
 
     from shared_code.oidc import logout
 
-    target = logout.saml_logout(req.route_params["tenant"], urlsplit(req.url).query)
+    try:
+        target = logout.saml_logout(req.route_params["tenant"], urlsplit(req.url).query)
+    except logout.EntraLogoutFailed as failed:  # never "signed out" when Entra says it did not
+        log.warning(json.dumps({"event": "entra_logout_failed", "tenant": req.route_params["tenant"],
+                                "correlation_id": correlation_id.get()}))
+        page = message_page(failed.TITLE, failed.message, correlation_id=correlation_id.get(),
+                            link=(failed.return_to, "Return to the app") if failed.return_to else None)
+        return html_response(page, status=failed.status)
     if target:
         return redirect(target, 303)
     return html_response(message_page("You are signed out", "You have been signed out. You can close this window.",

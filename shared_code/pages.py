@@ -11,8 +11,11 @@ PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:;
 
 
 def message_page(title: str, message: str, *, ok: bool = False, correlation_id: str | None = None,
-                 details: list[str] | None = None) -> str:
+                 details: list[str] | None = None, link: tuple[str, str] | None = None) -> str:
+    """A page for a person; `link` = (href, text) adds one link (the href must be an address we verified)."""
     items = "".join(f"<li>{escape(item)}</li>" for item in (details or []))
+    if link is not None:
+        items += f'<li><a href="{escape(link[0], quote=True)}">{escape(link[1])}</a></li>'
     ref = (f'<p class="hint">Reference: <code>{escape(correlation_id)}</code> — give it to your administrator '
            f"or support if you need help.</p>") if correlation_id else ""
     return (

@@ -34,6 +34,22 @@ class LogoutRefused(BadRequest):
         self.title, self.reason = "Sign-out could not be completed", reason
 
 
+class EntraLogoutFailed(GatehouseError):
+    """Entra answered our LogoutRequest with a failure: the employee is signed out of the app, not of Microsoft.
+    `return_to` is the product's post-logout address, with `error=entra_logout_failed` (the product is told so)."""
+
+    status, code = 502, "entra_logout_failed"
+    TITLE = "You are signed out of the app, but not of Microsoft"
+    FOR_PRODUCT = "Microsoft Entra did not confirm the sign-out: the employee may still be signed in to Microsoft."
+
+    def __init__(self, return_to: str | None):
+        super().__init__("You are signed out of the app, but Microsoft Entra reported that it could not sign you out "
+                         "of your Microsoft account. Close every browser window to end that sign-in, or sign out at "
+                         "https://myaccount.microsoft.com; on a shared computer, do it now.")
+        self.return_to = return_to
+        self.reason = "entra_logout_failed"
+
+
 def end_session(tenant_id: str, params: Mapping[str, str], now: datetime | None = None) -> str | None:
     """Check an RP-initiated logout and end the session; returns where the browser goes next (Entra's
     SingleLogoutService, or the product's post_logout_redirect_uri), or None for our own "signed out" page."""
@@ -92,7 +108,7 @@ def saml_logout(tenant_id: str, raw_query: str, now: datetime | None = None) -> 
     tenant = sign_in._tenant_with_idp(tenant_id)  # noqa: SLF001 - the same "not set up" refusal as sign-in
     idp = saml.IdpMetadata.from_dict(tenant.idp)
     try:
-        message = saml.read_logout_message(raw_query, idp)
+        message = saml.read_logout_message(raw_query, idp, destination=tenant.urls()["slo_url"], now=now)
     except saml.SamlRejected as error:
         error.title = "Sign-out could not be completed"
         raise
@@ -101,9 +117,18 @@ def saml_logout(tenant_id: str, raw_query: str, now: datetime | None = None) -> 
         if pending is None:
             raise LogoutRefused("This sign-out answer does not belong to a sign-out in progress. You are signed out "
                                 "of the app already.", "unknown_logout")
-        if not pending.get("post_logout_redirect_uri"):
+        back = pending.get("post_logout_redirect_uri")
+        if not message.success:
+            raise EntraLogoutFailed(with_query(back, {"state": pending.get("state"), "error": "entra_logout_failed",
+                                                      "error_description": EntraLogoutFailed.FOR_PRODUCT})
+                                    if back else None)
+        if not back:
             return None
-        return with_query(pending["post_logout_redirect_uri"], {"state": pending.get("state")})
+        return with_query(back, {"state": pending.get("state")})
+    from shared_code.storage import sign_ins
+
+    if not sign_ins.accept_logout_request_once(tenant_id, message.id, message.keep_until or now + saml.FRESHNESS):
+        raise LogoutRefused("This sign-out message has been used already; it is not acted on twice.", "replayed")
     index = message.session_indexes[0] if message.session_indexes else None
     for session in store.find_sessions_by_session_index(tenant_id, message.name_id, index):
         if store.end_session(tenant_id, session.employee_id, session.sid, now) is not None:

@@ -7,6 +7,8 @@ RowKeys:
                                            RelayState, the hash of the browser's binding nonce, where to go
                                            afterwards, whether it is a self-check, `expires_at`, `spent_at`
   selfcheck:<sha256 of the link token>     a self-check link, `expires_at`, `spent_at` once used
+  logoutrequest:<sha256 of its ID>         a LogoutRequest from the IdP acted on once; kept while a replay of it
+                                           would still be fresh enough to pass (`expires_at`)
   entratoken:<sha256 of the token's uti>   an Entra ID token exchanged once at the token endpoint (mobile sign-in);
                                            kept until the token expires (`expires_at`). These rows live in one
                                            platform partition, `_entratokens`, not the tenant's: once in all.
@@ -33,6 +35,7 @@ from shared_code.storage import tables
 
 TABLE = tables.SIGN_INS
 ASSERTION, REQUEST, SELF_CHECK, ENTRA_TOKEN = "assertion:", "request:", "selfcheck:", "entratoken:"
+LOGOUT_REQUEST = "logoutrequest:"
 # Our AuthnRequest IDs are "id" + 40 hex; anything else cannot name a pending request (and could not be a key).
 # Not a tenant id (those match ^[a-z0-9][a-z0-9-]{2,62}$): the replay rows of exchanged Entra tokens, for every tenant.
 EXCHANGED_TOKENS = "_entratokens"
@@ -76,6 +79,11 @@ def _accept_once(tenant_id: str, row_key: str, kind: str, keep_until: datetime) 
 def accept_assertion_once(tenant_id: str, assertion_id: str, keep_until: datetime) -> bool:
     """Record the assertion as used; False when it was used before."""
     return _accept_once(tenant_id, ASSERTION + _digest(assertion_id), "assertion", keep_until)
+
+
+def accept_logout_request_once(tenant_id: str, request_id: str, keep_until: datetime) -> bool:
+    """Record the IdP's LogoutRequest as acted on; False when it was seen before (a replay)."""
+    return _accept_once(tenant_id, LOGOUT_REQUEST + _digest(request_id), "logoutrequest", keep_until)
 
 
 def accept_entra_token_once(tenant_id: str, token_id: str, keep_until: datetime) -> bool:

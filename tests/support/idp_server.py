@@ -162,24 +162,34 @@ class IdpServer:
         signature = key.sign(signed.encode(), padding.PKCS1v15(), hashes.SHA256())
         return f"{destination}?{signed}&Signature={quote_plus(base64.b64encode(signature).decode())}"
 
-    def _logout_answer(self, request: etree._Element, query: dict) -> str:
+    def _logout_answer(self, request: etree._Element, query: dict, *, status: str = STATUS_SUCCESS,
+                       sign: bool = True) -> str:
+        """Entra's LogoutResponse to an SP's LogoutRequest (`status` a SAML status code; unsigned with sign=False)."""
         self.logout_requests.append(request)
         sp = request.findtext(f"{{{NS_SAML}}}Issuer")
         root = etree.Element(f"{{{NS_SAMLP}}}LogoutResponse", nsmap={"samlp": NS_SAMLP, "saml": NS_SAML}, attrib={
             "ID": new_id(), "Version": "2.0", "IssueInstant": saml_time(dt.datetime.now(dt.timezone.utc)),
             "Destination": self.sp_slo_url(sp), "InResponseTo": request.get("ID")})
         etree.SubElement(root, f"{{{NS_SAML}}}Issuer").text = self.idp.entity_id
-        status = etree.SubElement(root, f"{{{NS_SAMLP}}}Status")
-        etree.SubElement(status, f"{{{NS_SAMLP}}}StatusCode", Value=STATUS_SUCCESS)
+        status_element = etree.SubElement(root, f"{{{NS_SAMLP}}}Status")
+        etree.SubElement(status_element, f"{{{NS_SAMLP}}}StatusCode", Value=status)
         relay_state = query.get("RelayState", [None])[0]
-        return self.signed_redirect(self.sp_slo_url(sp), "SAMLResponse", etree.tostring(root), relay_state)
+        url = self.signed_redirect(self.sp_slo_url(sp), "SAMLResponse", etree.tostring(root), relay_state)
+        return url if sign else url.split("&SigAlg=")[0]
 
     def logout_request_url(self, sp_entity_id: str, name_id: str, session_index: str | None = None, *,
-                           sign: bool = True) -> str:
-        """The LogoutRequest Entra sends to the SP when the employee signs out elsewhere."""
-        root = etree.Element(f"{{{NS_SAMLP}}}LogoutRequest", nsmap={"samlp": NS_SAMLP, "saml": NS_SAML}, attrib={
-            "ID": new_id(), "Version": "2.0", "IssueInstant": saml_time(dt.datetime.now(dt.timezone.utc)),
-            "Destination": self.sp_slo_url(sp_entity_id)})
+                           sign: bool = True, issue_instant: dt.datetime | None = None,
+                           destination: str | None = None, not_on_or_after: dt.datetime | None = None,
+                           request_id: str | None = None) -> str:
+        """The LogoutRequest Entra sends to the SP when the employee signs out elsewhere (the options make the
+        stale, misaddressed or replayed ones an attacker would send)."""
+        attributes = {"ID": request_id or new_id(), "Version": "2.0",
+                      "IssueInstant": saml_time(issue_instant or dt.datetime.now(dt.timezone.utc)),
+                      "Destination": destination or self.sp_slo_url(sp_entity_id)}
+        if not_on_or_after is not None:
+            attributes["NotOnOrAfter"] = saml_time(not_on_or_after)
+        root = etree.Element(f"{{{NS_SAMLP}}}LogoutRequest", nsmap={"samlp": NS_SAMLP, "saml": NS_SAML},
+                             attrib=attributes)
         etree.SubElement(root, f"{{{NS_SAML}}}Issuer").text = self.idp.entity_id
         etree.SubElement(root, f"{{{NS_SAML}}}NameID").text = name_id
         if session_index:
