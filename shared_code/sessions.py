@@ -47,6 +47,13 @@ class Session:
     employee_id: str
     issued_at: int
     expires_at: int
+    sid: str = ""
+    recorded: bool = False  # a row in storage says whether it has ended (storage/oidc.save_browser_session)
+
+    @property
+    def stored_sid(self) -> str:
+        """The sid of its row among the tenant's sessions (prefixed: never one of the product's sids)."""
+        return f"gh.{self.sid}"
 
 
 # ---- tokens -----------------------------------------------------------------------------------------------
@@ -109,11 +116,12 @@ def session_cookie_path(tenant_id: str) -> str:
 
 
 def issue_session(tenant_id: str, employee_id: str, now: float | None = None) -> tuple[str, Session]:
-    token = sign(_SESSION, {"t": tenant_id, "u": employee_id, "sid": secrets.token_urlsafe(12)},
+    """A session token; `r` says the caller records it in storage (so Entra's single logout can end it)."""
+    token = sign(_SESSION, {"t": tenant_id, "u": employee_id, "sid": secrets.token_urlsafe(12), "r": 1},
                  SESSION_SECONDS, now)
     claims = verify(_SESSION, token, now)
     assert claims is not None
-    return token, Session(tenant_id, employee_id, claims["iat"], claims["exp"])
+    return token, Session(tenant_id, employee_id, claims["iat"], claims["exp"], claims["sid"], True)
 
 
 def read_session(token: str | None, tenant_id: str, now: float | None = None) -> Session | None:
@@ -121,7 +129,8 @@ def read_session(token: str | None, tenant_id: str, now: float | None = None) ->
     claims = verify(_SESSION, token, now)
     if claims is None or claims.get("t") != tenant_id or not isinstance(claims.get("u"), str):
         return None
-    return Session(claims["t"], claims["u"], claims["iat"], claims["exp"])
+    sid = claims.get("sid") if isinstance(claims.get("sid"), str) else ""
+    return Session(claims["t"], claims["u"], claims["iat"], claims["exp"], sid, claims.get("r") == 1 and bool(sid))
 
 
 def session_set_cookie(tenant_id: str, token: str) -> str:

@@ -12,7 +12,9 @@ From Entra (`saml_logout`): a signed LogoutRequest (the employee signed out else
 that Entra sign-in (by SessionIndex, else NameID) and is answered with a LogoutResponse; a LogoutResponse
 finishes a logout we started.
 
-Dismissal (`employee_dismissed`) and SSO turned off (`tenant_sessions_ended`) end sessions too.
+Every other end of trust ends sessions too, through shared_code/trust.py: a dismissal or deletion
+(`employee_dismissed`), the tenant's trust (`tenant_sessions_ended`: setup cancelled, IdP changed, SSO off), a
+deleted client (`client_sessions_ended`).
 """
 from __future__ import annotations
 
@@ -160,12 +162,13 @@ def tenant_sessions_ended(tenant_id: str, now: datetime | None = None) -> int:
     return ended
 
 
-def sessions_ended_quietly(tenant_id: str, employee_id: str) -> None:
-    """For callers whose own answer must not fail because of this (SCIM): log, never raise."""
-    import logging
-
-    try:
-        employee_dismissed(tenant_id, employee_id)
-    except GatehouseError:
-        logging.getLogger("gatehouse.oidc").warning("ending the sessions of a dismissed employee failed; "
-                                                    "UserInfo refuses them anyway")
+def client_sessions_ended(tenant_id: str, client: store.ClientRecord, now: datetime | None = None) -> int:
+    """A client deleted: every session it holds tokens of ends, and it hears so on its back channel (the client
+    row may be gone already, so its record is passed in). UserInfo refuses its tokens anyway."""
+    now = now or datetime.now(timezone.utc)
+    ended = 0
+    for employee_id, sid in sorted(store.client_sessions(tenant_id, client.client_id)):
+        if store.end_session(tenant_id, employee_id, sid, now) is not None:
+            backchannel.session_ended(tenant_id, employee_id, sid, now=now, clients=[client])
+            ended += 1
+    return ended

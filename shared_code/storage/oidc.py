@@ -4,7 +4,8 @@ RowKeys:
   client:<client_id>                  a registered client (the product): its secret's hash, redirect URIs, …
   code:<sha256 of the code>           an authorization code and, once redeemed, the grant it became: the access
                                       token's id is the code's key, so revoking the grant = one column
-  session:<employee id>:<sid>         a sign-in session the product holds tokens for (ended_at once ended)
+  session:<employee id>:<sid>         a sign-in session the product holds tokens for (ended_at once ended), or a
+                                      Gatehouse cookie session (sid "gh.…", save_browser_session)
   entra:sidx|nameid:<sha256>:<employee id>:<sid>   index rows: the sessions of an Entra SessionIndex / NameID
   slo:<LogoutRequest ID>              a logout we sent to Entra, waiting for its LogoutResponse
 
@@ -248,6 +249,26 @@ def session_clients(tenant_id: str, sid: str) -> set[str]:
                         {"pk": tenant_id, "lo": CODE, "hi": CODE + "\uffff", "sid": sid},
                         select=["client_id", "spent_at"])
     return {row["client_id"] for row in rows if row.get("spent_at") is not None}
+
+
+def client_sessions(tenant_id: str, client_id: str) -> set[tuple[str, str]]:
+    """(employee id, sid) of every session a client redeemed a code of (whom to log out when it is deleted): a
+    filtered range scan, run only when a client is deleted."""
+    rows = tables.query(TABLE, "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi and client_id eq @client",
+                        {"pk": tenant_id, "lo": CODE, "hi": CODE + "\uffff", "client": client_id},
+                        select=["employee_id", "sid", "spent_at"])
+    return {(row["employee_id"], row["sid"]) for row in rows if row.get("spent_at") is not None}
+
+
+def save_browser_session(tenant_id: str, employee_id: str, sid: str, *, name_id: str | None,
+                         session_index: str | None, expires_at: datetime) -> None:
+    """A Gatehouse cookie session (`gh_session`) and its Entra index rows, in one transaction: a LogoutRequest from
+    Entra then finds and ends it like the product's sessions (no client holds tokens of it: no back-channel)."""
+    key = f"{employee_id}:{sid}"
+    index = [("create", {"PartitionKey": tenant_id, "RowKey": f"{prefix}{key}", "expires_at": _utc(expires_at)})
+             for prefix in _entra_index_prefixes(name_id, session_index)]
+    tables.transact(TABLE, [("create", _session_entity(tenant_id, employee_id, sid, name_id=name_id,
+                                                       session_index=session_index, expires_at=expires_at)), *index])
 
 
 def live_sessions(tenant_id: str, employee_id: str) -> list[SessionRecord]:
