@@ -90,11 +90,16 @@ def sso_acs(req: func.HttpRequest) -> func.HttpResponse:
             f"Single sign-on works: you signed in through Microsoft Entra as {who} ({outcome.employee.user_name}). "
             "Go back to the SSO setup to enable single sign-on for all employees, or to cancel the setting.",
             ok=True, correlation_id=correlation_id.get()))
-    if outcome.kind == sign_in.OIDC:  # the product's authorization request: a code, no Gatehouse cookie
+    if outcome.kind == sign_in.OIDC:  # the product's authorization request: a code, no Gatehouse session cookie
         from shared_code.oidc import authorization
 
-        return redirect(authorization.issue_code(tenant_id, outcome.employee.id, outcome.oidc,
-                                                 outcome.saml_session), 303)
+        location, sid = authorization.issue_code_with_sid(tenant_id, outcome.employee.id, outcome.oidc,
+                                                          outcome.saml_session)
+        response = redirect(location, 303)
+        # Names this sign-in's session in this browser: the product's logout of it needs no confirmation here.
+        response.headers.add("Set-Cookie", sessions.op_browser_set_cookie(tenant_id, sessions.issue_op_browser(
+            tenant_id, sid)))
+        return response
     response = redirect(outcome.redirect_to, 303)
     response.headers.add("Set-Cookie", sessions.session_set_cookie(tenant_id, outcome.session_token))
     return response

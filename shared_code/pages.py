@@ -25,3 +25,19 @@ def message_page(title: str, message: str, *, ok: bool = False, correlation_id: 
         f"<h1 class=\"{'ok' if ok else 'bad'}\">{escape(title)}</h1><p>{escape(message)}</p>"
         f"{'<ul>' + items + '</ul>' if items else ''}{ref}</body></html>"
     )
+
+
+def confirmation_page(title: str, message: str, *, action: str, fields: dict[str, str], button: str,
+                      correlation_id: str | None = None) -> str:
+    """A page that asks before acting: one form posting `fields` (hidden) to `action` (our own address)."""
+    hidden = "".join(f'<input type="hidden" name="{escape(name, quote=True)}" value="{escape(value, quote=True)}">'
+                     for name, value in fields.items())
+    ref = (f'<p class="hint">Reference: <code>{escape(correlation_id)}</code></p>') if correlation_id else ""
+    return (
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
+        f"<title>{escape(title)}</title><style>{_STYLE}</style></head><body>"
+        f"<h1>{escape(title)}</h1><p>{escape(message)}</p>"
+        f'<form method="post" action="{escape(action, quote=True)}">{hidden}'
+        f'<button type="submit">{escape(button)}</button></form>{ref}</body></html>'
+    )

@@ -139,6 +139,38 @@ def session_set_cookie(tenant_id: str, token: str) -> str:
             f"HttpOnly{secure}; SameSite=Lax")
 
 
+# ---- the browser's OpenID Connect sign-in ---------------------------------------------------------------------
+# `gh_op` (`__Secure-gh_op` over HTTPS): set with the code at the end of the product's sign-in, it names the
+# session (sid) this browser signed in to the product with. RP-initiated logout ends a session without asking only
+# when the request carries this first-party cookie for the hint's sid (shared_code/oidc/logout.py); anything else
+# (a link on another site, a stolen ID token) gets a confirmation page first. Path /api/oidc/{tenant}/ (sent to
+# the logout endpoint only), HttpOnly, SameSite=Lax (a top-level GET from the product carries it; a cross-site
+# POST does not). The ACS is reached by a cross-site POST, which carries no Lax cookie, so each sign-in replaces it.
+_OP_BROWSER = "op-browser"
+
+
+def op_browser_cookie_name() -> str:
+    return "__Secure-gh_op" if get_settings().is_https else "gh_op"
+
+
+def issue_op_browser(tenant_id: str, sid: str, now: float | None = None) -> str:
+    return sign(_OP_BROWSER, {"t": tenant_id, "sid": sid}, SESSION_SECONDS, now)
+
+
+def read_op_browser(token: str | None, tenant_id: str, now: float | None = None) -> str | None:
+    """The sid this browser signed in to the product with, if `token` is genuine, unexpired and of this tenant."""
+    claims = verify(_OP_BROWSER, token, now)
+    if claims is None or claims.get("t") != tenant_id or not isinstance(claims.get("sid"), str):
+        return None
+    return claims["sid"]
+
+
+def op_browser_set_cookie(tenant_id: str, token: str) -> str:
+    secure = "; Secure" if get_settings().is_https else ""
+    return (f"{op_browser_cookie_name()}={token}; Path=/api/oidc/{tenant_id}/; Max-Age={SESSION_SECONDS}; "
+            f"HttpOnly{secure}; SameSite=Lax")
+
+
 # ---- the login binding ---------------------------------------------------------------------------------------
 
 def new_browser_nonce() -> str:

@@ -183,6 +183,12 @@ def record_exchange(tenant_id: str, client_id: str, employee_id: str, now: datet
 def issue_code(tenant_id: str, employee_id: str, context: dict, saml_session: tuple | None,
                now: datetime | None = None) -> str:
     """Store a fresh code for this sign-in; returns the redirect to the client (code, state, iss)."""
+    return issue_code_with_sid(tenant_id, employee_id, context, saml_session, now)[0]
+
+
+def issue_code_with_sid(tenant_id: str, employee_id: str, context: dict, saml_session: tuple | None,
+                        now: datetime | None = None) -> tuple[str, str]:
+    """`issue_code`, and the session id of the sign-in (the ACS names it in the browser's `gh_op` cookie)."""
     now = now or datetime.now(timezone.utc)
     code = secrets.token_urlsafe(32)
     sid = secrets.token_urlsafe(16)
@@ -197,4 +203,4 @@ def issue_code(tenant_id: str, employee_id: str, context: dict, saml_session: tu
                                  name_id_format=name_id_format,
                                  session_expires_at=now + timedelta(seconds=SESSION_SECONDS))
     return with_query(context["redirect_uri"], {"code": code, "state": context.get("state"),
-                                                "iss": discovery.issuer(tenant_id)})
+                                                "iss": discovery.issuer(tenant_id)}), sid

@@ -1,9 +1,12 @@
 """Logout both ways.
 
 From the product (OpenID Connect RP-Initiated Logout 1.0, `end_session`): the `id_token_hint` must be an ID
-token this issuer signed (RS256 with a published key; expired ones are accepted, as the spec allows, since a
-product often logs out after its token expired), naming a client of this tenant; `post_logout_redirect_uri`
-must be registered for that client exactly. The session the token names ends (back-channel logout to the other
+token this issuer signed (RS256 with a published key; an expired one is accepted, as the spec allows, but only
+while its session lasts), naming a client of this tenant; `post_logout_redirect_uri` must be registered for that
+client exactly. The request must be tied to this browser (§2 and §6 of the spec: the OP should confirm otherwise):
+its first-party `gh_op` cookie names the hint's session and no foreign Origin sent it; else a confirmation page
+with a one-time token comes first and nothing ends until the person confirms (so a link on any site, or a leaked
+ID token, cannot sign an employee out of the product and of Entra). The session the token names ends (back-channel logout to the other
 clients of the session), and when Entra's metadata names a SingleLogoutService, the browser goes to Entra with
 a SAML LogoutRequest (Issuer = this tenant's SP entity ID) and comes back to our SLO endpoint, which returns
 it to the product with its `state`. Anything wrong is a page: we never redirect to an unverified address.
@@ -18,16 +21,25 @@ deleted client (`client_sessions_ended`).
 """
 from __future__ import annotations
 
+import hmac
+import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Mapping
+from urllib.parse import urlsplit
 
+from shared_code import sessions
 from shared_code.errors import BadRequest, GatehouseError
 from shared_code.oidc import backchannel, discovery, keys
 from shared_code.oidc.authorization import with_query
 from shared_code.oidc.errors import OAuthError
+from shared_code.settings import get_settings
 from shared_code.storage import oidc as store
 
 SLO_SECONDS = 10 * 60
+CONFIRM_SECONDS = 10 * 60  # how long the confirmation page's one-time token works
+_CONFIRM = "logout-confirm"
+_KEPT = ("id_token_hint", "post_logout_redirect_uri", "state", "client_id", "ui_locales")
 
 
 class LogoutRefused(BadRequest):
@@ -52,9 +64,66 @@ class EntraLogoutFailed(GatehouseError):
         self.reason = "entra_logout_failed"
 
 
-def end_session(tenant_id: str, params: Mapping[str, str], now: datetime | None = None) -> str | None:
+@dataclass(frozen=True)
+class ConfirmLogout:
+    """The request cannot be tied to a session of this browser: ask the person first (a form that posts `fields`
+    back to the logout endpoint, with a one-time `confirm` token). Nothing has ended."""
+
+    fields: dict[str, str]
+    client_name: str | None
+
+
+def _tied_to_this_browser(sid: str, browser_sid: str | None, origin: str | None) -> bool:
+    """The browser holds our first-party cookie naming this session, and the request did not come from another
+    site's page (a cross-site form POST carries its Origin; a top-level GET from the product carries none)."""
+    if browser_sid is None or not hmac.compare_digest(browser_sid.encode(), sid.encode()):
+        return False
+    return origin is None or origin == _own_origin()
+
+
+def _own_origin() -> str:
+    parts = urlsplit(get_settings().public_base_url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _confirmation_claims(tenant_id: str, hint: str, sub: str, sid: str) -> dict:
+    return {"t": tenant_id, "sub": sub, "sid": sid, "h": store.digest(hint)[:32]}
+
+
+def _confirmation_fields(tenant_id: str, params: Mapping[str, str], hint: str, sub: str, sid: str,
+                         now: datetime) -> dict[str, str]:
+    token = sessions.sign(_CONFIRM, {**_confirmation_claims(tenant_id, hint, sub, sid),
+                                     "n": secrets.token_urlsafe(16)}, CONFIRM_SECONDS, now.timestamp())
+    fields = {name: params[name] for name in _KEPT if isinstance(params.get(name), str)}
+    return {**fields, "confirm": token}
+
+
+def _confirmed(tenant_id: str, params: Mapping[str, str], hint: str, sub: str, sid: str, now: datetime) -> bool:
+    """The person confirmed on our page: the one-time token is genuine, for this very request, and unused."""
+    token = params.get("confirm")
+    if not token:
+        return False
+    claims = sessions.verify(_CONFIRM, token, now.timestamp())
+    expected = _confirmation_claims(tenant_id, hint, sub, sid)
+    if claims is None or any(claims.get(name) != value for name, value in expected.items()) \
+            or not isinstance(claims.get("n"), str):
+        raise LogoutRefused("This sign-out confirmation has expired or belongs to another sign-out. Go back to the "
+                            "app and sign out again.", "bad_confirmation")
+    from shared_code.storage import sign_ins
+
+    if not sign_ins.accept_logout_confirmation_once(tenant_id, claims["n"],
+                                                    datetime.fromtimestamp(claims["exp"], timezone.utc)):
+        raise LogoutRefused("This sign-out has been confirmed already. Go back to the app.", "confirmation_used")
+    return True
+
+
+def end_session(tenant_id: str, params: Mapping[str, str], now: datetime | None = None, *,
+                browser_sid: str | None = None, origin: str | None = None) -> "str | ConfirmLogout | None":
     """Check an RP-initiated logout and end the session; returns where the browser goes next (Entra's
-    SingleLogoutService, or the product's post_logout_redirect_uri), or None for our own "signed out" page."""
+    SingleLogoutService, or the product's post_logout_redirect_uri), None for our own "signed out" page, or a
+    `ConfirmLogout` when the request cannot be tied to this browser's session (`browser_sid`: the sid in its
+    first-party `gh_op` cookie; `origin`: the request's Origin header) and carries no confirmation yet.
+    An expired `id_token_hint` is accepted only while its session lasts."""
     from shared_code import sign_in, tenants
 
     now = now or datetime.now(timezone.utc)
@@ -82,8 +151,19 @@ def end_session(tenant_id: str, params: Mapping[str, str], now: datetime | None 
         raise LogoutRefused("The app asked to return to an address it has not registered, so the sign-out was "
                             "stopped to protect you. Go back to the app and sign out again; if it keeps happening, "
                             "tell the app's support team.", "bad_post_logout_redirect_uri")
-    # The product is told to go away only after the checks above: from here on, the session ends.
     sub, sid = claims.get("sub"), claims.get("sid")
+    if isinstance(sub, str) and isinstance(sid, str):
+        session = store.get_session(tenant_id, sub, sid)
+        expiry = claims.get("exp")
+        if isinstance(expiry, (int, float)) and expiry <= now.timestamp() and (
+                session is None or session.expires_at <= now):
+            raise LogoutRefused("The app's sign-out request carries an ID token that expired, and the sign-in it "
+                                "belongs to has ended already: there is nothing left to sign out of.", "expired_hint")
+        if session is not None and session.ended_at is None and not _tied_to_this_browser(sid, browser_sid, origin):
+            if not _confirmed(tenant_id, params, hint, sub, sid, now):
+                return ConfirmLogout(_confirmation_fields(tenant_id, params, hint, sub, sid, now),
+                                     client.client_name)
+    # The product is told to go away only after the checks above: from here on, the session ends.
     ended = store.end_session(tenant_id, sub, sid, now) if isinstance(sub, str) and isinstance(sid, str) else None
     back = with_query(post_logout, {"state": params.get("state")}) if post_logout else None
     if ended is None:

@@ -7,6 +7,7 @@ RowKeys:
                                            RelayState, the hash of the browser's binding nonce, where to go
                                            afterwards, whether it is a self-check, `expires_at`, `spent_at`
   selfcheck:<sha256 of the link token>     a self-check link, `expires_at`, `spent_at` once used
+  logoutconfirm:<sha256 of its nonce>      a sign-out confirmation page's one-time token, spent (`expires_at`)
   logoutrequest:<sha256 of its ID>         a LogoutRequest from the IdP acted on once; kept while a replay of it
                                            would still be fresh enough to pass (`expires_at`)
   entratoken:<sha256 of the token's uti>   an Entra ID token exchanged once at the token endpoint (mobile sign-in);
@@ -35,7 +36,7 @@ from shared_code.storage import tables
 
 TABLE = tables.SIGN_INS
 ASSERTION, REQUEST, SELF_CHECK, ENTRA_TOKEN = "assertion:", "request:", "selfcheck:", "entratoken:"
-LOGOUT_REQUEST = "logoutrequest:"
+LOGOUT_REQUEST, LOGOUT_CONFIRMATION = "logoutrequest:", "logoutconfirm:"
 # Our AuthnRequest IDs are "id" + 40 hex; anything else cannot name a pending request (and could not be a key).
 # Not a tenant id (those match ^[a-z0-9][a-z0-9-]{2,62}$): the replay rows of exchanged Entra tokens, for every tenant.
 EXCHANGED_TOKENS = "_entratokens"
@@ -84,6 +85,11 @@ def accept_assertion_once(tenant_id: str, assertion_id: str, keep_until: datetim
 def accept_logout_request_once(tenant_id: str, request_id: str, keep_until: datetime) -> bool:
     """Record the IdP's LogoutRequest as acted on; False when it was seen before (a replay)."""
     return _accept_once(tenant_id, LOGOUT_REQUEST + _digest(request_id), "logoutrequest", keep_until)
+
+
+def accept_logout_confirmation_once(tenant_id: str, nonce: str, keep_until: datetime) -> bool:
+    """Spend the one-time token of an RP-initiated logout's confirmation page; False when it was used before."""
+    return _accept_once(tenant_id, LOGOUT_CONFIRMATION + _digest(nonce), "logoutconfirm", keep_until)
 
 
 def accept_entra_token_once(tenant_id: str, token_id: str, keep_until: datetime) -> bool:

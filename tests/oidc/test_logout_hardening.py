@@ -58,8 +58,8 @@ def test_a_logout_request_is_acted_on_once(op, product, employee, entra):
 
 def _rp_logout_to_entra(op, product, employee):
     tokens = _signed_in(op, product, employee)
-    started = _logout(op, id_token_hint=tokens["id_token"], post_logout_redirect_uri=f"{product.url}/bye",
-                      state="s-9")
+    started = _logout(op, tokens["browser"], id_token_hint=tokens["id_token"],
+                      post_logout_redirect_uri=f"{product.url}/bye", state="s-9")
     assert started.status_code == 303, started.text
     request, _ = decode_authn_request(started.headers["Location"])
     return request
