@@ -18,6 +18,7 @@ Retry-After, never a hung request.
 """
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import secrets
@@ -138,7 +139,7 @@ def states(tenant: tenants.Tenant) -> list[dict[str, Any]]:
 
 # ---- DNS ----------------------------------------------------------------------------------------------------
 
-def _resolver() -> dns.resolver.Resolver:
+def _resolver(lifetime: float = LOOKUP_SECONDS) -> dns.resolver.Resolver:
     configured = [part.strip() for part in get_settings().dns_nameservers.split(",") if part.strip()]
     if not configured:
         try:
@@ -153,8 +154,8 @@ def _resolver() -> dns.resolver.Resolver:
         except ValueError:
             raise DnsUnavailable("DNS_NAMESERVERS is not a comma-separated list of ip[:port]; the operator must "
                                  "correct it before domains can be verified.") from None
-    resolver.lifetime = LOOKUP_SECONDS  # all attempts and servers together
-    resolver.timeout = LOOKUP_SECONDS / 2
+    resolver.lifetime = lifetime  # all attempts and servers together
+    resolver.timeout = lifetime / 2
     return resolver
 
 
@@ -166,18 +167,21 @@ def _nameserver(entry: str) -> dns.nameserver.Nameserver:
     elif entry.count(":") == 1:
         host, _, text = entry.partition(":")
         port = int(text)
+    ipaddress.ip_address(host)  # an address, never a name to resolve first (ValueError otherwise)
+    if not 0 < port < 65536:
+        raise ValueError(entry)
     return dns.nameserver.Do53Nameserver(host, port)
 
 
-def lookup_txt(name: str) -> list[str]:
+def lookup_txt(name: str, *, lifetime: float = LOOKUP_SECONDS) -> list[str]:
     """The TXT strings published at `name` (each record's strings joined, as RFC 7208 reads them); [] when the
-    name or the record does not exist."""
+    name or the record does not exist. DnsUnavailable when DNS does not answer within `lifetime` seconds."""
     try:
-        answer = _resolver().resolve(name, "TXT", raise_on_no_answer=False, search=False)
+        answer = _resolver(lifetime).resolve(name, "TXT", raise_on_no_answer=False, search=False)
     except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
         return []
     except dns.exception.Timeout:
-        raise DnsUnavailable(f"DNS did not answer for {name} within {LOOKUP_SECONDS:g} seconds. Retry in a "
+        raise DnsUnavailable(f"DNS did not answer for {name} within {lifetime:g} seconds. Retry in a "
                              "minute.") from None
     except (dns.resolver.NoNameservers, dns.exception.DNSException):
         raise DnsUnavailable(f"DNS could not answer for {name} right now (its servers failed). Retry in a "

@@ -130,3 +130,51 @@ def test_a_domain_nobody_can_own_for_a_company_is_refused(new_tenant, bad):
     handle = new_tenant("Refused", "https://app.example.com")
     response = _start(handle, bad)
     assert response.status_code in (404, 422), response.text
+
+
+# ---- the lookup itself, in this process against real sockets ------------------------------------------------
+
+@pytest.fixture
+def nameservers(app_settings):
+    """Point this process's DNS_NAMESERVERS elsewhere for one test (the app's host keeps the suite's server)."""
+    import os
+
+    from shared_code.settings import get_settings
+
+    def point(value: str) -> None:
+        os.environ["DNS_NAMESERVERS"] = value
+        get_settings.cache_clear()
+    yield point
+    os.environ["DNS_NAMESERVERS"] = app_settings["DNS_NAMESERVERS"]
+    get_settings.cache_clear()
+
+
+def test_a_resolver_that_never_answers_is_a_503_with_retry_after(nameservers):
+    import socket
+
+    from shared_code import domain_verification
+
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # takes the query and never answers
+    silent.bind(("127.0.0.1", 0))
+    try:
+        nameservers(f"127.0.0.1:{silent.getsockname()[1]}")
+        with pytest.raises(domain_verification.DnsUnavailable) as caught:
+            domain_verification.lookup_txt("_gatehouse.example.com", lifetime=0.5)
+        assert caught.value.status == 503 and caught.value.headers["Retry-After"]
+        assert silent.recv(512)  # the query really went there
+    finally:
+        silent.close()
+
+
+def test_dns_nameservers_takes_ip_and_port_and_refuses_anything_else(nameservers, dns_server):
+    from shared_code import domain_verification
+
+    name = f"_gatehouse.{_domain()}"
+    dns_server.publish_txt(name, "gatehouse-verification=abc", "other")
+    nameservers(f" {dns_server.address} ")
+    assert sorted(domain_verification.lookup_txt(name)) == ["gatehouse-verification=abc", "other"]
+    assert domain_verification.lookup_txt(f"_gatehouse.{_domain()}") == []  # NXDOMAIN: nothing published
+    for wrong in ("127.0.0.1:not-a-port", "dns.example", "127.0.0.1:0"):
+        nameservers(wrong)
+        with pytest.raises(domain_verification.DnsUnavailable, match="DNS_NAMESERVERS"):
+            domain_verification.lookup_txt(name)
