@@ -165,6 +165,16 @@ def read_op_browser(token: str | None, tenant_id: str, now: float | None = None)
     return claims["sid"]
 
 
+OP_CONFIRM_COOKIE = "gh_op_confirm"  # the nonce of the logout confirmation page shown to this browser
+
+
+def op_confirm_set_cookie(tenant_id: str, nonce: str, seconds: int) -> str:
+    """SameSite=Strict: only a POST from our own page carries it (an auto-submitting form elsewhere does not)."""
+    secure = "; Secure" if get_settings().is_https else ""
+    return (f"{OP_CONFIRM_COOKIE}={nonce}; Path=/api/oidc/{tenant_id}/; Max-Age={seconds}; HttpOnly{secure}; "
+            "SameSite=Strict")
+
+
 def op_browser_set_cookie(tenant_id: str, token: str) -> str:
     secure = "; Secure" if get_settings().is_https else ""
     return (f"{op_browser_cookie_name()}={token}; Path=/api/oidc/{tenant_id}/; Max-Age={SESSION_SECONDS}; "

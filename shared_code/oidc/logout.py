@@ -67,10 +67,12 @@ class EntraLogoutFailed(GatehouseError):
 @dataclass(frozen=True)
 class ConfirmLogout:
     """The request cannot be tied to a session of this browser: ask the person first (a form that posts `fields`
-    back to the logout endpoint, with a one-time `confirm` token). Nothing has ended."""
+    back to the logout endpoint, with a one-time `confirm` token). Nothing has ended. `browser_nonce` goes into
+    the `gh_op_confirm` cookie (SameSite=Strict): only the browser that was shown the page can confirm."""
 
     fields: dict[str, str]
     client_name: str | None
+    browser_nonce: str
 
 
 def _tied_to_this_browser(sid: str, browser_sid: str | None, origin: str | None) -> bool:
@@ -90,25 +92,30 @@ def _confirmation_claims(tenant_id: str, hint: str, sub: str, sid: str) -> dict:
     return {"t": tenant_id, "sub": sub, "sid": sid, "h": store.digest(hint)[:32]}
 
 
-def _confirmation_fields(tenant_id: str, params: Mapping[str, str], hint: str, sub: str, sid: str,
-                         now: datetime) -> dict[str, str]:
-    token = sessions.sign(_CONFIRM, {**_confirmation_claims(tenant_id, hint, sub, sid),
-                                     "n": secrets.token_urlsafe(16)}, CONFIRM_SECONDS, now.timestamp())
+def _confirmation(tenant_id: str, params: Mapping[str, str], hint: str, sub: str, sid: str, now: datetime,
+                  client_name: str | None) -> ConfirmLogout:
+    nonce = secrets.token_urlsafe(16)
+    token = sessions.sign(_CONFIRM, {**_confirmation_claims(tenant_id, hint, sub, sid), "n": nonce},
+                          CONFIRM_SECONDS, now.timestamp())
     fields = {name: params[name] for name in _KEPT if isinstance(params.get(name), str)}
-    return {**fields, "confirm": token}
+    return ConfirmLogout({**fields, "confirm": token}, client_name, nonce)
 
 
-def _confirmed(tenant_id: str, params: Mapping[str, str], hint: str, sub: str, sid: str, now: datetime) -> bool:
-    """The person confirmed on our page: the one-time token is genuine, for this very request, and unused."""
+def _confirmed(tenant_id: str, params: Mapping[str, str], hint: str, sub: str, sid: str, now: datetime,
+               confirm_cookie: str | None, origin: str | None) -> bool:
+    """The person confirmed on our page: the one-time token is genuine, for this very request, posted from our page
+    (no foreign Origin) by the browser the page was shown to (its cookie holds the token's nonce), and unused."""
     token = params.get("confirm")
     if not token:
         return False
     claims = sessions.verify(_CONFIRM, token, now.timestamp())
     expected = _confirmation_claims(tenant_id, hint, sub, sid)
     if claims is None or any(claims.get(name) != value for name, value in expected.items()) \
-            or not isinstance(claims.get("n"), str):
-        raise LogoutRefused("This sign-out confirmation has expired or belongs to another sign-out. Go back to the "
-                            "app and sign out again.", "bad_confirmation")
+            or not isinstance(claims.get("n"), str) or (origin is not None and origin != _own_origin()) \
+            or confirm_cookie is None or not hmac.compare_digest(confirm_cookie.encode(), claims["n"].encode()):
+        raise LogoutRefused("This sign-out confirmation has expired, belongs to another sign-out, or was not sent "
+                            "from the confirmation page in this browser. Go back to the app and sign out again.",
+                            "bad_confirmation")
     from shared_code.storage import sign_ins
 
     if not sign_ins.accept_logout_confirmation_once(tenant_id, claims["n"],
@@ -118,11 +125,13 @@ def _confirmed(tenant_id: str, params: Mapping[str, str], hint: str, sub: str, s
 
 
 def end_session(tenant_id: str, params: Mapping[str, str], now: datetime | None = None, *,
-                browser_sid: str | None = None, origin: str | None = None) -> "str | ConfirmLogout | None":
+                browser_sid: str | None = None, origin: str | None = None,
+                confirm_cookie: str | None = None) -> "str | ConfirmLogout | None":
     """Check an RP-initiated logout and end the session; returns where the browser goes next (Entra's
     SingleLogoutService, or the product's post_logout_redirect_uri), None for our own "signed out" page, or a
     `ConfirmLogout` when the request cannot be tied to this browser's session (`browser_sid`: the sid in its
-    first-party `gh_op` cookie; `origin`: the request's Origin header) and carries no confirmation yet.
+    first-party `gh_op` cookie; `origin`: the request's Origin header) and carries no confirmation yet
+    (`confirm_cookie`: the `gh_op_confirm` cookie the confirmation page set).
     An expired `id_token_hint` is accepted only while its session lasts."""
     from shared_code import sign_in, tenants
 
@@ -160,9 +169,8 @@ def end_session(tenant_id: str, params: Mapping[str, str], now: datetime | None 
             raise LogoutRefused("The app's sign-out request carries an ID token that expired, and the sign-in it "
                                 "belongs to has ended already: there is nothing left to sign out of.", "expired_hint")
         if session is not None and session.ended_at is None and not _tied_to_this_browser(sid, browser_sid, origin):
-            if not _confirmed(tenant_id, params, hint, sub, sid, now):
-                return ConfirmLogout(_confirmation_fields(tenant_id, params, hint, sub, sid, now),
-                                     client.client_name)
+            if not _confirmed(tenant_id, params, hint, sub, sid, now, confirm_cookie, origin):
+                return _confirmation(tenant_id, params, hint, sub, sid, now, client.client_name)
     # The product is told to go away only after the checks above: from here on, the session ends.
     ended = store.end_session(tenant_id, sub, sid, now) if isinstance(sub, str) and isinstance(sid, str) else None
     back = with_query(post_logout, {"state": params.get("state")}) if post_logout else None

@@ -1,6 +1,7 @@
 """RP-initiated logout tied to the browser (issue 22): a logout that cannot be tied to a session of this browser —
 no first-party `gh_op` cookie for the hint's sid, or a request another site's page sent (a foreign Origin) — only
-shows a confirmation page with a one-time token; nothing ends until the person confirms, and the token works once.
+shows a confirmation page with a one-time token; nothing ends until the person confirms on that page in that
+browser (no foreign Origin, its SameSite=Strict cookie), and the token works once.
 An expired id_token_hint is accepted only while its session lasts."""
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import requests
 
 from shared_code.storage import tables
 from tests.oidc.test_logout import _logout, _signed_in, entra, product  # noqa: F401 - fixtures
-from tests.sso.conftest import assert_refused, cookie_header
+from tests.sso.conftest import assert_refused, cookie_header, set_cookies
 
 _FIELD = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
 
@@ -38,15 +39,26 @@ def test_a_cross_site_logout_get_only_shows_a_confirmation(op, product, employee
     assert "Sign out of" in page.text and fields["confirm"] and fields["state"] == "x"
     _still_signed_in(op, product, tokens)
 
-    confirmed = requests.post(f"{op.issuer}/logout", data=fields, allow_redirects=False, timeout=30)
+    shown_to = {"gh_op_confirm": set_cookies(page)["gh_op_confirm"].value}  # the browser that saw the page
+    # Another site's page auto-submitting the same form in the victim's browser: foreign Origin, no Strict cookie.
+    forged = requests.post(f"{op.issuer}/logout", data=fields, allow_redirects=False, timeout=30,
+                           headers={"Origin": "https://evil.example"})
+    assert_refused(forged, 400, "confirmation")
+    _still_signed_in(op, product, tokens)
+
+    confirmed = requests.post(f"{op.issuer}/logout", data=fields, allow_redirects=False, timeout=30,
+                              headers={**cookie_header(shown_to), "Origin": op.sso.base_url})
     assert confirmed.status_code == 303, confirmed.text  # on to Entra's SingleLogoutService
     assert op.userinfo(tokens["access_token"]).status_code == 401
-    # The token works once.
-    again = _signed_in(op, product, employee)
-    replayed = requests.post(f"{op.issuer}/logout", allow_redirects=False, timeout=30,
-                             data={**fields, "id_token_hint": again["id_token"]})
-    assert_refused(replayed, 400)
-    assert op.userinfo(again["access_token"]).status_code == 200
+    # The token works once: even were the session live again, the same confirmation ends nothing.
+    row = f"session:{tokens['claims']['sub']}:{tokens['claims']['sid']}"
+    entity = dict(tables.get(tables.OIDC, op.tenant_id, row))
+    entity.pop("ended_at")
+    tables.update(tables.OIDC, entity, etag=None, replace=True)
+    replayed = requests.post(f"{op.issuer}/logout", data=fields, allow_redirects=False, timeout=30,
+                             headers=cookie_header(shown_to))
+    assert_refused(replayed, 400, "confirmed already")
+    assert tables.get(tables.OIDC, op.tenant_id, row).get("ended_at") is None
 
 
 def test_another_browsers_cookie_or_a_foreign_origin_is_not_a_tie(op, product, employee):
