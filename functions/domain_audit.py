@@ -1,7 +1,8 @@
 """Corporate domains and the domain audit: the tenant admin's endpoints and the timer that audits every tenant.
 
     PUT  /api/tenants/{tenant}/domains        {"domains": [...], "include_subdomains": false} → 200, normalised
-    GET  /api/tenants/{tenant}/domains        → 200 {"domains": [...], "include_subdomains": ..., "verification": [...]}
+    GET  /api/tenants/{tenant}/domains        → 200 {"domains": [...], "include_subdomains": ...,
+                                                      "verification": [each domain's state and TXT record]}
     POST /api/tenants/{tenant}/domains/{domain}/verification        → 200 the TXT record to create
     POST /api/tenants/{tenant}/domains/{domain}/verification/check  → 200 verified; 409 what is missing; 503 DNS down
     POST /api/tenants/{tenant}/domain-audit   run now → 200 with the run; 409 when no domains are set

@@ -5,15 +5,17 @@ token this issuer signed (RS256 with a published key; an expired one is accepted
 while its session lasts), naming a client of this tenant; `post_logout_redirect_uri` must be registered for that
 client exactly. The request must be tied to this browser (§2 and §6 of the spec: the OP should confirm otherwise):
 its first-party `gh_op` cookie names the hint's session and no foreign Origin sent it; else a confirmation page
-with a one-time token comes first and nothing ends until the person confirms (so a link on any site, or a leaked
-ID token, cannot sign an employee out of the product and of Entra). The session the token names ends (back-channel logout to the other
-clients of the session), and when Entra's metadata names a SingleLogoutService, the browser goes to Entra with
-a SAML LogoutRequest (Issuer = this tenant's SP entity ID) and comes back to our SLO endpoint, which returns
-it to the product with its `state`. Anything wrong is a page: we never redirect to an unverified address.
+with a one-time token comes first and nothing ends until the person confirms it there, in that browser (so a link
+on any site, or a leaked ID token, cannot sign an employee out of the product and of Entra). The session the
+token names ends (back-channel logout to the other clients of the session), and when Entra's metadata names a
+SingleLogoutService, the browser goes to Entra with a SAML LogoutRequest (Issuer = this tenant's SP entity ID)
+and comes back to our SLO endpoint, which returns it to the product with its `state`. Anything wrong is a page:
+we never redirect to an unverified address.
 
-From Entra (`saml_logout`): a signed LogoutRequest (the employee signed out elsewhere) ends the sessions of
-that Entra sign-in (by SessionIndex, else NameID) and is answered with a LogoutResponse; a LogoutResponse
-finishes a logout we started.
+From Entra (`saml_logout`): a signed, fresh LogoutRequest addressed to this tenant's SLO URL, seen once (the
+employee signed out elsewhere), ends the sessions of that Entra sign-in (by SessionIndex, else NameID) — the
+product's and the Gatehouse cookie's — and is answered with a LogoutResponse; a signed LogoutResponse finishes a
+logout we started, and a failed one is reported as such (`EntraLogoutFailed`), never as "signed out".
 
 Every other end of trust ends sessions too, through shared_code/trust.py: a dismissal or deletion
 (`employee_dismissed`), the tenant's trust (`tenant_sessions_ended`: setup cancelled, IdP changed, SSO off), a
