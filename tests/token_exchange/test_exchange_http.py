@@ -4,6 +4,8 @@ JWKS discovery names), and UserInfo. Then the attack corpus of the issue, each r
 §5.2 JSON error, and Entra's key rollover as the running app sees it."""
 from __future__ import annotations
 
+import base64
+import json
 import time
 import uuid
 
@@ -259,3 +261,25 @@ def test_when_entra_cannot_be_reached_the_app_is_told_to_retry(product, mobile, 
         mobile.entra.status.pop(mobile.entra_tenant_id)
     assert_refused(response, "Retry", error="temporarily_unavailable", status=503)
     assert int(response.headers["Retry-After"]) > 0
+
+
+def test_the_exchanged_id_token_says_email_verified_only_for_a_dns_verified_domain(product, mobile, dns_server):
+    """The mobile sign-in's tokens follow the same rule as the code flow's (issue 22): email_verified is true only
+    for an address in a domain the tenant proved by DNS."""
+    domain = f"mobile-{uuid.uuid4().hex[:10]}.example"
+    user = mobile.provision(f"dana@{domain}")
+
+    def email_verified() -> tuple[bool, bool]:
+        answer = product.exchange(mobile.id_token(user))
+        assert answer.status_code == 200, answer.text
+        claims = json.loads(base64.urlsafe_b64decode(answer.json()["id_token"].split(".")[1] + "=="))
+        info = requests.get(f"{product.served_config()['token_exchange']['issuer']}/userinfo", timeout=30,
+                            headers={"Authorization": f"Bearer {answer.json()['access_token']}"})
+        assert info.status_code == 200, info.text
+        return claims["email_verified"], info.json()["email_verified"]
+
+    assert email_verified() == (False, False)
+    record = mobile.handle.api("POST", f"domains/{domain}/verification").json()
+    dns_server.publish_txt(record["record_name"], record["record_value"])
+    assert mobile.handle.api("POST", f"domains/{domain}/verification/check").status_code == 200
+    assert email_verified() == (True, True)
