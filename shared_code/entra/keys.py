@@ -70,7 +70,9 @@ def signing_key(entra_tenant_id: str, kid: str, now: datetime) -> dict | None:
 
     def claim_and_fetch() -> store.CachedKeys:
         if not store.claim_fetch(entra_tenant_id, cached, now, unknown_kid=True):
-            return _after_other_fetch(entra_tenant_id, now)
+            # Another instance is fetching for a new kid right now: a rollover it has not stored yet must not be
+            # refused as a forgery, so until its fetch lands the answer is "retry", not "unknown key".
+            return _after_other_fetch(entra_tenant_id, now, keys_in_hand_will_do=False)
         try:
             return _fetch_and_save(entra_tenant_id, now)
         except EntraUnavailable:
@@ -163,15 +165,16 @@ def _refuse_if_failed_recently(entra_tenant_id: str, cached: store.CachedKeys | 
                            f"{wait} seconds.", retry_after=wait)
 
 
-def _after_other_fetch(entra_tenant_id: str, now: datetime, *, known: store.CachedKeys | None = None
-                       ) -> store.CachedKeys:
+def _after_other_fetch(entra_tenant_id: str, now: datetime, *, known: store.CachedKeys | None = None,
+                       keys_in_hand_will_do: bool = True) -> store.CachedKeys:
     """Another instance holds the claim: use its fetch if it has landed (one read, unless the caller's row is fresh
-    enough to tell), else 503 with Retry-After at once — never a wait polling storage."""
+    enough to tell), else 503 with Retry-After at once — never a wait polling storage. With `keys_in_hand_will_do`
+    the keys cached before that fetch are good enough meanwhile."""
     latest = known if known is not None else store.read(entra_tenant_id)
     if latest is not None and latest.fetched_at is not None and (latest.claimed_at is None
                                                                  or latest.fetched_at >= latest.claimed_at):
         return _remember(latest)
-    if latest is not None and latest.fetched_at is not None:
+    if latest is not None and latest.fetched_at is not None and keys_in_hand_will_do:
         return latest  # a refetch is under way elsewhere; the keys we have are still Entra's
     raise EntraUnavailable("Microsoft Entra's signing keys are being fetched by another instance; retry in a few "
                            "seconds.", retry_after=int(FAILED_FETCH_PAUSE.total_seconds() // 2) or 1)
