@@ -1,7 +1,10 @@
 """Corporate domains and the domain audit: the tenant admin's endpoints and the timer that audits every tenant.
 
     PUT  /api/tenants/{tenant}/domains        {"domains": [...], "include_subdomains": false} → 200, normalised
-    GET  /api/tenants/{tenant}/domains        → 200 {"domains": [...], "include_subdomains": ...} ([] when unset)
+    GET  /api/tenants/{tenant}/domains        → 200 {"domains": [...], "include_subdomains": ...,
+                                                      "verification": [each domain's state and TXT record]}
+    POST /api/tenants/{tenant}/domains/{domain}/verification        → 200 the TXT record to create
+    POST /api/tenants/{tenant}/domains/{domain}/verification/check  → 200 verified; 409 what is missing; 503 DNS down
     POST /api/tenants/{tenant}/domain-audit   run now → 200 with the run; 409 when no domains are set
     GET  /api/tenants/{tenant}/domain-audit   the latest run; 200 {"status": "never_run", ...} before the first
     timer domain_audit_timer on %DOMAIN_AUDIT_SCHEDULE%: every tenant with domains
@@ -35,9 +38,37 @@ def put_corporate_domains(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="tenants/{tenant}/domains", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @handler()
 def get_corporate_domains(req: func.HttpRequest) -> func.HttpResponse:
-    from shared_code.bodies.domain_audit import CorporateDomainList
+    from shared_code import domain_verification
+    from shared_code.bodies.domain_audit import CorporateDomainList, DomainVerification
 
-    return json_response(CorporateDomainList.of(domain_audit.corporate_domains_view(admin_tenant(req))))
+    tenant = admin_tenant(req)
+    return json_response(CorporateDomainList(
+        **domain_audit.corporate_domains_view(tenant),
+        verification=[DomainVerification(**row) for row in domain_verification.states(tenant)]))
+
+
+@bp.function_name("start_domain_verification")
+@bp.route(route="tenants/{tenant}/domains/{domain}/verification", methods=["POST"],
+          auth_level=func.AuthLevel.ANONYMOUS)
+@handler()
+def start_domain_verification(req: func.HttpRequest) -> func.HttpResponse:
+    from shared_code import domain_verification
+    from shared_code.bodies.domain_audit import DomainVerification
+
+    tenant = admin_tenant(req)
+    return json_response(DomainVerification(**domain_verification.start(tenant.tenant_id, req.route_params["domain"])))
+
+
+@bp.function_name("check_domain_verification")
+@bp.route(route="tenants/{tenant}/domains/{domain}/verification/check", methods=["POST"],
+          auth_level=func.AuthLevel.ANONYMOUS)
+@handler()
+def check_domain_verification(req: func.HttpRequest) -> func.HttpResponse:
+    from shared_code import domain_verification
+    from shared_code.bodies.domain_audit import DomainVerification
+
+    tenant = admin_tenant(req)
+    return json_response(DomainVerification(**domain_verification.check(tenant.tenant_id, req.route_params["domain"])))
 
 
 @bp.function_name("run_domain_audit")

@@ -227,8 +227,32 @@ def oidc_end_session(req: func.HttpRequest) -> func.HttpResponse:
             if name in params:
                 raise BadRequest(f"The sign-out request carries {name[:40]!r} twice.")
             params[name] = value
-    target = logout.end_session(tenant_id, params)
+    cookies = req.headers.get("cookie")
+    target = logout.end_session(tenant_id, params, browser_sid=sessions.read_op_browser(
+        sessions.cookie_value(cookies, sessions.op_browser_cookie_name()), tenant_id),
+        origin=req.headers.get("origin"), confirm_cookie=sessions.cookie_value(cookies, sessions.OP_CONFIRM_COOKIE))
+    if isinstance(target, logout.ConfirmLogout):
+        return _confirm_logout(tenant_id, target)
     return redirect(target, 303) if target else _signed_out()
+
+
+def _confirm_logout(tenant_id: str, confirm) -> func.HttpResponse:
+    """Nothing ended yet: the person confirms with one click (a POST back here with the one-time token)."""
+    from functions._http import correlation_id, html_response
+    from shared_code.oidc.discovery import issuer
+    from shared_code.pages import confirmation_page
+
+    from shared_code.oidc.logout import CONFIRM_SECONDS
+
+    app = confirm.client_name or "the app"
+    response = html_response(confirmation_page(
+        f"Sign out of {app}?", f"{app} asks to sign you out, here and of your Microsoft account. If you did not "
+        "just ask to sign out, close this page: nothing happens unless you confirm.",
+        action=f"{issuer(tenant_id)}/logout", fields=confirm.fields, button="Sign out",
+        correlation_id=correlation_id.get()), headers={"Cache-Control": "no-store"})
+    response.headers.add("Set-Cookie", sessions.op_confirm_set_cookie(tenant_id, confirm.browser_nonce,
+                                                                      CONFIRM_SECONDS))
+    return response
 
 
 def _signed_out() -> func.HttpResponse:

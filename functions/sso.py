@@ -75,8 +75,9 @@ def sso_acs(req: func.HttpRequest) -> func.HttpResponse:
             from shared_code.oidc import authorization
 
             # Accepts the answer once (a replay is refused here) and starts the session, in one transaction.
-            code_redirect = authorization.issue_code(tenant_id, outcome.employee, outcome.oidc,
-                                                     outcome.saml_session, outcome.answered)
+            code_redirect, sid = authorization.issue_code_with_sid(
+                tenant_id, outcome.employee, outcome.oidc, outcome.saml_session, outcome.answered,
+                verified_domains=outcome.tenant.verified_domains or ())
     except GatehouseError as error:
         log.warning(json.dumps({"event": "sign_in_refused", "tenant": tenant_id, "status": error.status,
                                 "reason": getattr(error, "reason", error.code), "correlation_id": correlation_id.get()}))
@@ -105,6 +106,9 @@ def sso_acs(req: func.HttpRequest) -> func.HttpResponse:
             ok=True, correlation_id=correlation_id.get()))
     elif outcome.kind == sign_in.OIDC:
         response = redirect(code_redirect, 303)
+        # Names this sign-in's session in this browser: the product's logout of it needs no confirmation here.
+        response.headers.add("Set-Cookie", sessions.op_browser_set_cookie(tenant_id, sessions.issue_op_browser(
+            tenant_id, sid)))
     else:
         response = redirect(outcome.redirect_to, 303)
         response.headers.add("Set-Cookie", sessions.session_set_cookie(tenant_id, outcome.session_token))
@@ -158,7 +162,14 @@ def sso_slo(req: func.HttpRequest) -> func.HttpResponse:
 
     from shared_code.oidc import logout
 
-    target = logout.saml_logout(req.route_params["tenant"], urlsplit(req.url).query)
+    try:
+        target = logout.saml_logout(req.route_params["tenant"], urlsplit(req.url).query)
+    except logout.EntraLogoutFailed as failed:  # never "signed out" when Entra says it did not
+        log.warning(json.dumps({"event": "entra_logout_failed", "tenant": req.route_params["tenant"],
+                                "correlation_id": correlation_id.get()}))
+        page = message_page(failed.TITLE, failed.message, correlation_id=correlation_id.get(),
+                            link=(failed.return_to, "Return to the app") if failed.return_to else None)
+        return html_response(page, status=failed.status)
     if target:
         return redirect(target, 303)
     return html_response(message_page("You are signed out", "You have been signed out. You can close this window.",

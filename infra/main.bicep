@@ -249,6 +249,8 @@ var appSettings = {
   IDP_METADATA_REFRESH_SCHEDULE: empty(idpMetadataRefreshSchedule) ? '0 30 2 * * *' : idpMetadataRefreshSchedule
   // Never true in Azure: it would let the metadata check fetch http:// and private addresses.
   ALLOW_PRIVATE_METADATA_URLS: 'false'
+  // Empty: domain verification asks the platform's resolver.
+  DNS_NAMESERVERS: ''
   // Entra's public cloud; the mobile token exchange fetches ID-token signing keys here.
   ENTRA_LOGIN_URL: 'https://login.microsoftonline.com'
   MOBILE_IOS_BUNDLE_ID: mobileIosBundleId

@@ -15,6 +15,7 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Iterable
 
 from shared_code.errors import Unprocessable
 
@@ -158,6 +159,23 @@ def validate_hostname(value: str, field_name: str) -> str:
     Returns its Unicode, lower-case form. Other cores (mobile.py's verified tenant domains) reuse it.
     """
     return _hostname(value, field_name)
+
+
+def dns_form(domain: str) -> str:
+    """A domain's ASCII (punycode) form, lower case: how verified domains are stored and compared."""
+    return _to_ascii(domain) or domain.lower()
+
+
+def email_domain_verified(email: str | None, verified: Iterable[str] | None) -> bool:
+    """True when `email`'s domain is exactly one of the `verified` ASCII domains (DNS-proven by the tenant): what
+    the OpenID Provider's `email_verified` says. A subdomain of a verified domain is not verified by it."""
+    if not verified or not isinstance(email, str):
+        return False
+    local, at, domain = email.strip().rpartition("@")
+    domain = domain[:-1] if domain.endswith(".") else domain
+    if not at or not local or not domain:
+        return False
+    return (_to_ascii(domain) or domain.lower()) in set(verified)
 
 
 def _normalise_one(entry: object, field_name: str) -> str:

@@ -554,6 +554,8 @@ ANONYMOUS: list = []
 _TENANT = _ref("tenant", "parameters")
 _ID = _ref("id", "parameters")
 _EMPLOYEE = _ref("employee", "parameters")
+_DOMAIN = {"name": "domain", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 1024},
+           "description": "A domain name such as contoso.com (Unicode or punycode)."}
 _ATTRIBUTES = [_ref("attributes", "parameters"), _ref("excludedAttributes", "parameters")]
 
 
@@ -562,6 +564,7 @@ def _admin_paths() -> dict:
     employee = model_schema(employee_bodies.Employee, response=True)
     audit_run = model_schema(domain_bodies.AuditRun, response=True)
     corporate_domains = model_schema(domain_bodies.CorporateDomainList, response=True)
+    domain_verification = model_schema(domain_bodies.DomainVerification, response=True)
     mobile_setup = model_schema(mobile_bodies.MobileSetup, response=True)
     wizard_session = model_schema(setup_bodies.WizardSession, response=True)
     admin_errors = _errors("Unauthorized", "Forbidden", "StorageUnavailable")
@@ -639,6 +642,20 @@ def _admin_paths() -> dict:
                 "get_corporate_domains", "The corporate email domains", "Domain audit", ADMIN,
                 {**_ok(corporate_domains, "The domains ([] until set)."), **admin_errors}),
         }},
+        "/tenants/{tenant}/domains/{domain}/verification": {"parameters": [_TENANT, _DOMAIN], "post": _operation(
+            "start_domain_verification", "The DNS TXT record that proves the tenant owns a domain", "Domain audit",
+            ADMIN, {**_ok(domain_verification, "The record to create (the same on every call)."),
+                    **_errors("Unauthorized", "Forbidden", "Unprocessable", "StorageUnavailable")},
+            description="422 when the domain is not one a company can own (a public mail provider, a public "
+                        "suffix, not a domain name).")},
+        "/tenants/{tenant}/domains/{domain}/verification/check": {"parameters": [_TENANT, _DOMAIN], "post": _operation(
+            "check_domain_verification", "Look the TXT record up; verified, or what is missing", "Domain audit",
+            ADMIN, {**_ok(domain_verification, "Verified: employees' emails in this domain carry email_verified."),
+                    **_errors("Unauthorized", "Forbidden", "NotFound", "Conflict", "Unprocessable"),
+                    "503": {"description": "DNS (or storage) did not answer in time; retry after Retry-After.",
+                            "headers": _RETRY_AFTER, "content": {JSON: {"schema": _ref("Error")}}}},
+            description="404 before POST …/verification; 409 when the record is missing, holds another value, or "
+                        "another tenant verified the domain first (a domain belongs to one tenant).")},
         "/tenants/{tenant}/domain-audit": {"parameters": [_TENANT], **{
             "post": _operation(
                 "run_domain_audit", "Run the domain audit now", "Domain audit", ADMIN,

@@ -47,6 +47,13 @@ class Session:
     employee_id: str
     issued_at: int
     expires_at: int
+    sid: str = ""
+    recorded: bool = False  # a row in storage says whether it has ended (storage/oidc.save_browser_session)
+
+    @property
+    def stored_sid(self) -> str:
+        """The sid of its row among the tenant's sessions (prefixed: never one of the product's sids)."""
+        return f"gh.{self.sid}"
 
 
 # ---- tokens -----------------------------------------------------------------------------------------------
@@ -109,11 +116,12 @@ def session_cookie_path(tenant_id: str) -> str:
 
 
 def issue_session(tenant_id: str, employee_id: str, now: float | None = None) -> tuple[str, Session]:
-    token = sign(_SESSION, {"t": tenant_id, "u": employee_id, "sid": secrets.token_urlsafe(12)},
+    """A session token; `r` says the caller records it in storage (so Entra's single logout can end it)."""
+    token = sign(_SESSION, {"t": tenant_id, "u": employee_id, "sid": secrets.token_urlsafe(12), "r": 1},
                  SESSION_SECONDS, now)
     claims = verify(_SESSION, token, now)
     assert claims is not None
-    return token, Session(tenant_id, employee_id, claims["iat"], claims["exp"])
+    return token, Session(tenant_id, employee_id, claims["iat"], claims["exp"], claims["sid"], True)
 
 
 def read_session(token: str | None, tenant_id: str, now: float | None = None) -> Session | None:
@@ -121,12 +129,55 @@ def read_session(token: str | None, tenant_id: str, now: float | None = None) ->
     claims = verify(_SESSION, token, now)
     if claims is None or claims.get("t") != tenant_id or not isinstance(claims.get("u"), str):
         return None
-    return Session(claims["t"], claims["u"], claims["iat"], claims["exp"])
+    sid = claims.get("sid") if isinstance(claims.get("sid"), str) else ""
+    return Session(claims["t"], claims["u"], claims["iat"], claims["exp"], sid, claims.get("r") == 1 and bool(sid))
 
 
 def session_set_cookie(tenant_id: str, token: str) -> str:
     secure = "; Secure" if get_settings().is_https else ""
     return (f"{session_cookie_name()}={token}; Path={session_cookie_path(tenant_id)}; Max-Age={SESSION_SECONDS}; "
+            f"HttpOnly{secure}; SameSite=Lax")
+
+
+# ---- the browser's OpenID Connect sign-in ---------------------------------------------------------------------
+# `gh_op` (`__Secure-gh_op` over HTTPS): set with the code at the end of the product's sign-in, it names the
+# session (sid) this browser signed in to the product with. RP-initiated logout ends a session without asking only
+# when the request carries this first-party cookie for the hint's sid (shared_code/oidc/logout.py); anything else
+# (a link on another site, a stolen ID token) gets a confirmation page first. Path /api/oidc/{tenant}/ (sent to
+# the logout endpoint only), HttpOnly, SameSite=Lax (a top-level GET from the product carries it; a cross-site
+# POST does not). The ACS is reached by a cross-site POST, which carries no Lax cookie, so each sign-in replaces it.
+_OP_BROWSER = "op-browser"
+
+
+def op_browser_cookie_name() -> str:
+    return "__Secure-gh_op" if get_settings().is_https else "gh_op"
+
+
+def issue_op_browser(tenant_id: str, sid: str, now: float | None = None) -> str:
+    return sign(_OP_BROWSER, {"t": tenant_id, "sid": sid}, SESSION_SECONDS, now)
+
+
+def read_op_browser(token: str | None, tenant_id: str, now: float | None = None) -> str | None:
+    """The sid this browser signed in to the product with, if `token` is genuine, unexpired and of this tenant."""
+    claims = verify(_OP_BROWSER, token, now)
+    if claims is None or claims.get("t") != tenant_id or not isinstance(claims.get("sid"), str):
+        return None
+    return claims["sid"]
+
+
+OP_CONFIRM_COOKIE = "gh_op_confirm"  # the nonce of the logout confirmation page shown to this browser
+
+
+def op_confirm_set_cookie(tenant_id: str, nonce: str, seconds: int) -> str:
+    """SameSite=Strict: only a POST from our own page carries it (an auto-submitting form elsewhere does not)."""
+    secure = "; Secure" if get_settings().is_https else ""
+    return (f"{OP_CONFIRM_COOKIE}={nonce}; Path=/api/oidc/{tenant_id}/; Max-Age={seconds}; HttpOnly{secure}; "
+            "SameSite=Strict")
+
+
+def op_browser_set_cookie(tenant_id: str, token: str) -> str:
+    secure = "; Secure" if get_settings().is_https else ""
+    return (f"{op_browser_cookie_name()}={token}; Path=/api/oidc/{tenant_id}/; Max-Age={SESSION_SECONDS}; "
             f"HttpOnly{secure}; SameSite=Lax")
 
 

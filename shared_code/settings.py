@@ -18,6 +18,7 @@ SETTING_NAMES = (
     "IDP_METADATA_REFRESH_SCHEDULE",
     "ALLOW_PRIVATE_METADATA_URLS",
     "DEV_IDP",  # local development only; infra/ never sets it (tests/test_settings_consistency.py)
+    "DNS_NAMESERVERS",
     "MOBILE_IOS_BUNDLE_ID",
     "MOBILE_ANDROID_PACKAGE_NAME",
     "MOBILE_ANDROID_SIGNATURE_HASH",
@@ -53,6 +54,7 @@ class Settings:
     gatehouse_queues_client_id: str = ""
     dev_idp: bool = False  # DEV_IDP: serve the development IdP (only ever on an http:// PUBLIC_BASE_URL)
     tables_shards: str = ""  # JSON array of further Table Storage accounts; read by shared_code.storage.accounts
+    dns_nameservers: str = ""  # comma-separated ip[:port] for domain verification; empty: the system resolver
 
     @property
     def is_https(self) -> bool:
@@ -92,4 +94,5 @@ def get_settings() -> Settings:
         gatehouse_queues_client_id=env.get("GATEHOUSE_QUEUES__clientId", "").strip(),
         dev_idp=_flag(env.get("DEV_IDP")),
         tables_shards=env.get("TABLES_SHARDS", "").strip(),
+        dns_nameservers=env.get("DNS_NAMESERVERS", "").strip(),
     )

@@ -60,6 +60,7 @@ from shared_code import credentials, pending_logins, saml, sessions
 from shared_code import tenants as tenant_service
 from shared_code.errors import Conflict, Forbidden, GatehouseError, NotFound, Unauthorized
 from shared_code.storage import directory
+from shared_code.storage import oidc as oidc_store
 from shared_code.storage import sign_ins as store
 from shared_code.storage import tenants as tenant_store
 from shared_code.tenants import ENABLED, Tenant
@@ -343,7 +344,11 @@ def complete_sign_in(tenant_id: str, saml_response: str, relay_state: str | None
                              saml_session=(verified.name_id, verified.session_index, verified.name_id_format),
                              answered_relay_id=relay_id, answered=answered)
     target = safe_target(tenant.app_url, pending.target)  # app_url may have changed since the login began
-    token, _ = sessions.issue_session(tenant_id, employee.id, now.timestamp())
+    token, session = sessions.issue_session(tenant_id, employee.id, now.timestamp())
+    # Recorded with Entra's NameID and SessionIndex, so Entra's LogoutRequest for this sign-in ends it.
+    oidc_store.save_browser_session(tenant_id, employee.id, session.stored_sid, name_id=verified.name_id,
+                                    session_index=verified.session_index,
+                                    expires_at=datetime.fromtimestamp(session.expires_at, timezone.utc))
     return SignInOutcome(SESSION, tenant, employee, "sp", target or tenant.app_url, token,
                          answered_relay_id=relay_id)
 
@@ -473,12 +478,15 @@ def signed_in_employee(tenant_id: str, session_token: str | None) -> directory.E
     session = sessions.read_session(session_token, tenant_id)
     if session is None:
         raise Unauthorized("You are not signed in to this tenant. Sign in through the app's sign-in page.")
+    live = (_overlap(oidc_store.session_is_live, tenant_id, session.employee_id, session.stored_sid)
+            if session.recorded else None)
+    employee_read = _overlap(directory.get_user, tenant_id, session.employee_id)
     tenant = tenant_service.find_tenant(tenant_id)
     if tenant is None or session.issued_at < (tenant.sessions_valid_from or 0):
         # The tenant's SSO was cancelled or its IdP changed since: whoever that IdP signed in signs in again.
         raise Unauthorized("Your session has ended because your company changed its sign-in settings. Sign in "
                            "again through the app's sign-in page.")
-    employee = directory.get_user(tenant_id, session.employee_id)
+    employee = employee_read.result()
     if employee is None or not employee.active:
         raise Unauthorized("Your session has ended because your account is no longer active. Ask your "
                            "administrator if you think this is a mistake.")
@@ -486,6 +494,9 @@ def signed_in_employee(tenant_id: str, session_token: str | None) -> directory.E
         # Dismissed after this session began and rehired since: a rehire starts with a fresh sign-in.
         raise Unauthorized("Your session has ended because your account was deactivated after you signed in. "
                            "Sign in again through the app's sign-in page.")
+    if live is not None and not live.result():
+        raise Unauthorized("Your session has ended: you signed out (single sign-out with Microsoft, or the app's "
+                           "sign-out). Sign in again through the app's sign-in page.")
     return employee
 
 
@@ -518,8 +529,7 @@ def _spend_self_check_link(tenant_id: str, token: str, now: datetime) -> None:
 
 def purge_expired_sign_in_state(now: datetime | None = None) -> int:
     """Delete spent-by-time replay rows, pending requests and self-check links of every tenant."""
-    from shared_code.storage import oidc as oidc_store  # codes, OIDC sessions and pending logouts expire too
-
     now = now or datetime.now(timezone.utc)
-    return sum(store.purge_expired(record["tenant_id"], now) + oidc_store.purge_expired(record["tenant_id"], now)
-               for record in tenant_store.iter_tenant_records(select=["PartitionKey"]))
+    return store.purge_expired(store.EXCHANGED_TOKENS, now) + sum(
+        store.purge_expired(record["tenant_id"], now) + oidc_store.purge_expired(record["tenant_id"], now)
+        for record in tenant_store.iter_tenant_records(select=["PartitionKey"]))

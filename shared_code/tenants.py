@@ -53,6 +53,7 @@ class Tenant:
     sessions_valid_from: int | None = None  # employee sessions issued earlier have ended (IdP changed, cancelled)
     wizard_generation: int | None = None  # wizard sessions of earlier generations have ended (setup_access)
     admin_key_rotated_at: str | None = None
+    verified_domains: list | None = None  # ASCII domains the tenant proved it owns by DNS (domain_verification)
     etag: str | None = field(default=None, repr=False)
 
     @classmethod
@@ -275,13 +276,18 @@ def enable_sso(tenant_id: str) -> Tenant:
 
 
 def cancel_setup(tenant_id: str) -> Tenant:
-    """Abandon an unfinished SSO setup: back to draft, the IdP connection and self-check forgotten."""
+    """Abandon an unfinished SSO setup: back to draft, the IdP connection and self-check forgotten, and every
+    session it signed in ended (the product's too, by back-channel logout)."""
     def change(tenant: Tenant) -> dict:
         if tenant.status == ENABLED:
             raise Conflict("SSO is enabled for all employees; only the operator (technical support) can turn it off.")
         return {"status": DRAFT, "idp": None, "metadata_url": None, "self_check_at": None,
                 "sessions_valid_from": int(utcnow().timestamp()) + 1}  # employees signed in by it sign in again
-    return modify(tenant_id, change)
+    tenant = modify(tenant_id, change)
+    from shared_code import trust  # the OpenID Provider's modules load only when trust ends, not on cold SCIM calls
+
+    trust.trust_ended(trust.TrustEnded(tenant_id, trust.SETUP_CANCELLED))
+    return tenant
 
 
 def operator_disable_sso(tenant_id: str) -> dict[str, Any]:
@@ -293,14 +299,15 @@ def operator_disable_sso(tenant_id: str) -> dict[str, Any]:
         before["status"] = tenant.status  # the last call is the one that counted (modify retries on a race)
         if tenant.status != ENABLED:
             return {}
-        return {"status": TESTING if tenant.self_check_at else DRAFT, "enabled_at": None}
+        return {"status": TESTING if tenant.self_check_at else DRAFT, "enabled_at": None,
+                "sessions_valid_from": int(utcnow().timestamp()) + 1}  # the sign-ins it enforced end
 
     tenant = modify(tenant_id, change)
     disabled = before["status"] == ENABLED
     if disabled:
-        from shared_code.oidc import logout  # SSO turned off ends the product's sessions (back-channel logout)
+        from shared_code import trust  # SSO turned off ends every session, the product's by back-channel logout
 
-        logout.tenant_sessions_ended(tenant_id)
+        trust.trust_ended(trust.TrustEnded(tenant_id, trust.SSO_DISABLED))
     message = (f"SSO is no longer enforced for the employees of {tenant.name}; the setup is back in "
                f"{tenant.status}, and the tenant admin can enable it again." if disabled else
                f"Nothing changed: SSO was not enabled for {tenant.name} (status {tenant.status}).")

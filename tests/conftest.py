@@ -162,7 +162,17 @@ def entra_stand_in():
 
 
 @pytest.fixture(scope="session")
-def app_settings(azurite: Azurite, entra_stand_in) -> dict[str, str]:
+def dns_server():
+    """A DNS server on loopback (tests/support/dns_server.py); the app's domain verification asks it
+    (DNS_NAMESERVERS). Tests publish the TXT records they need."""
+    from tests.support.dns_server import DnsServer
+
+    with DnsServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def app_settings(azurite: Azurite, entra_stand_in, dns_server) -> dict[str, str]:
     """The settings the app runs with in tests (and that this process uses for direct core calls)."""
     port = free_port()
     settings = {
@@ -183,6 +193,7 @@ def app_settings(azurite: Azurite, entra_stand_in) -> dict[str, str]:
         # The first key signs; the second plays a retired key that stays published during a rollover.
         "OIDC_SIGNING_KEYS": oidc_keys.setting("op-current", "op-retired"),
         "OIDC_BACKCHANNEL_RETRY_SCHEDULE": "0 * * * * *",
+        "DNS_NAMESERVERS": dns_server.address,
         "PORT": str(port),
     }
     os.environ.update(settings)

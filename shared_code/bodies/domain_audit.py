@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
-from shared_code.bodies import Answer, Body, core_rule
+from shared_code.bodies import Answer, Body, core_rule, may_be_left_out
 from shared_code.domains import MAX_DOMAINS, CorporateDomains, normalise_domains
 
 
@@ -44,11 +44,26 @@ class CorporateDomainsUpdate(Body):
         return self._corporate
 
 
+class DomainVerification(Answer):
+    """A domain's proof of ownership (`shared_code/domain_verification.py`): its state and, once started, the TXT
+    record to create at the domain's DNS provider."""
+
+    domain: str
+    state: Literal["unverified", "pending", "verified"]
+    record_type: Literal["TXT"] = may_be_left_out()
+    record_name: str = may_be_left_out(description="_gatehouse.<domain> (ASCII form)")
+    record_value: str = may_be_left_out(description="gatehouse-verification=<token>")
+    verified_at: str = may_be_left_out()
+
+
 class CorporateDomainList(Answer):
-    """The corporate domains as stored ([] until set)."""
+    """The corporate domains as stored ([] until set); on GET also each domain's verification state."""
 
     domains: list[str]
     include_subdomains: bool
+    verification: list[DomainVerification] = may_be_left_out(
+        description="Each corporate domain (and each other domain whose verification was started): unverified, "
+                    "pending (record to create shown), or verified. Only verified domains make email_verified true.")
 
     @classmethod
     def of(cls, corporate: CorporateDomains | dict) -> "CorporateDomainList":

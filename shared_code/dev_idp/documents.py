@@ -458,11 +458,18 @@ class EntraIdp:
         etree.SubElement(status_el, f"{{{NS_SAMLP}}}StatusCode", Value=status)
         return etree.tostring(root)
 
-    def logout_request_xml(self, destination: str, name_id: str, session_index: str | None = None) -> bytes:
-        """The LogoutRequest Entra sends an SP when the employee signs out elsewhere."""
-        root = etree.Element(f"{{{NS_SAMLP}}}LogoutRequest", nsmap={"samlp": NS_SAMLP, "saml": NS_SAML}, attrib={
-            "ID": new_id(), "Version": "2.0", "IssueInstant": saml_time(dt.datetime.now(dt.timezone.utc)),
-            "Destination": destination})
+    def logout_request_xml(self, destination: str, name_id: str, session_index: str | None = None, *,
+                           issue_instant: dt.datetime | None = None, not_on_or_after: dt.datetime | None = None,
+                           request_id: str | None = None) -> bytes:
+        """The LogoutRequest Entra sends an SP when the employee signs out elsewhere (the options make the stale
+        or replayed ones an attacker would send)."""
+        attributes = {"ID": request_id or new_id(), "Version": "2.0",
+                      "IssueInstant": saml_time(issue_instant or dt.datetime.now(dt.timezone.utc)),
+                      "Destination": destination}
+        if not_on_or_after is not None:
+            attributes["NotOnOrAfter"] = saml_time(not_on_or_after)
+        root = etree.Element(f"{{{NS_SAMLP}}}LogoutRequest", nsmap={"samlp": NS_SAMLP, "saml": NS_SAML},
+                             attrib=attributes)
         etree.SubElement(root, f"{{{NS_SAML}}}Issuer").text = self.entity_id
         etree.SubElement(root, f"{{{NS_SAML}}}NameID").text = name_id
         if session_index:

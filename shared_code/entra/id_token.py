@@ -65,12 +65,14 @@ def verify_id_token(token: Any, *, entra_tenant_id: str, client_id: str, now: da
 
 
 def spend_token(tenant_id: str, identity: EntraIdentity) -> None:
-    """Use the verified token up for this Gatehouse tenant; a second use is refused."""
+    """Use the verified token up; a second use is refused, at this Gatehouse tenant or any other (two of our
+    tenants may trust the same Entra app registration: the token still signs in once)."""
     from shared_code.storage import sign_ins
 
     if not sign_ins.accept_entra_token_once(tenant_id, identity.token_id, identity.expires_at + CLOCK_SKEW):
-        raise EntraTokenRejected("replayed", "subject_token has been exchanged already; each Entra ID token can be "
-                                 f"exchanged once. Get a new one with {_FRESH} and exchange that.")
+        raise EntraTokenRejected("replayed", "subject_token has been exchanged already (here or at another "
+                                 "organisation using this service); each Entra ID token can be exchanged once. Get a "
+                                 f"new one with {_FRESH} and exchange that.")
 
 
 # ---- the steps -------------------------------------------------------------------------------------------------

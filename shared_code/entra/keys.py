@@ -9,6 +9,11 @@ Where a key comes from, in order:
    `UNKNOWN_KID_REFETCH_INTERVAL`, across all instances (a claim on the table row decides who fetches): a flood of
    tokens with made-up kids costs table reads, not requests to Entra.
 A refetch replaces the cached list, so a key Entra has stopped publishing stops verifying tokens.
+
+Nothing waits on a failure, and nothing polls: within one instance, concurrent requests that need the same fetch
+join the one in flight (`_single_flight`: they block on its result, not on storage reads); a request that finds
+another instance's fetch claimed and not landed, or a fetch that failed less than `FAILED_FETCH_PAUSE` ago (this
+instance remembers its failures; the row's `failed_at` tells the others), answers 503 with Retry-After at once.
 """
 from __future__ import annotations
 
@@ -16,7 +21,10 @@ import json
 import logging
 import threading
 import time
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import datetime, timedelta
+from typing import Callable
 
 from shared_code.entra.errors import EntraUnavailable
 from shared_code.settings import get_settings
@@ -30,10 +38,12 @@ MEMORY_SECONDS = 60.0
 FAILED_FETCH_PAUSE = timedelta(seconds=10)
 FETCH_TIMEOUT = 4.0  # with the wait for another instance's fetch, an exchange stays inside the 10 s request budget
 MAX_KEYS = 50  # Entra publishes a handful; more is not a key set we should store
-_WAIT_STEP = 0.1
 
 _memory: dict[str, tuple[float, store.CachedKeys]] = {}
 _memory_lock = threading.Lock()
+_in_flight: dict[str, Future] = {}  # Entra tenant → the fetch this instance is making for it now
+_failed_at: dict[str, datetime] = {}  # Entra tenant → when this instance's last fetch for it failed
+_flight_lock = threading.Lock()
 
 
 def keys_url(entra_tenant_id: str) -> str:
@@ -56,41 +66,43 @@ def signing_key(entra_tenant_id: str, kid: str, now: datetime) -> dict | None:
         return jwk
     if cached.unknown_kid_claimed_at is not None and now - cached.unknown_kid_claimed_at < UNKNOWN_KID_REFETCH_INTERVAL:
         return None  # fetched for an unknown kid a moment ago: Entra will not have changed its mind since
-    if not store.claim_fetch(entra_tenant_id, cached, now, unknown_kid=True):
-        return _after_other_fetch(entra_tenant_id, cached, now).key(kid)
-    try:
-        return _fetch_and_save(entra_tenant_id, now).key(kid)
-    except EntraUnavailable:
-        log.warning(json.dumps({"event": "entra_keys_fetch", "entra_tenant": entra_tenant_id, "outcome": "failed",
-                                "why": "unknown_kid"}))
-        raise
+    _refuse_if_failed_recently(entra_tenant_id, cached, now)
+
+    def claim_and_fetch() -> store.CachedKeys:
+        if not store.claim_fetch(entra_tenant_id, cached, now, unknown_kid=True):
+            # Another instance is fetching for a new kid right now: a rollover it has not stored yet must not be
+            # refused as a forgery, so until its fetch lands the answer is "retry", not "unknown key".
+            return _after_other_fetch(entra_tenant_id, now, keys_in_hand_will_do=False)
+        try:
+            return _fetch_and_save(entra_tenant_id, now)
+        except EntraUnavailable:
+            log.warning(json.dumps({"event": "entra_keys_fetch", "entra_tenant": entra_tenant_id,
+                                    "outcome": "failed", "why": "unknown_kid"}))
+            raise
+    return _single_flight(entra_tenant_id, now, claim_and_fetch).key(kid)
 
 
 def forget_memory() -> None:
     """Tests that change what Entra publishes behind the cache's back call this."""
     with _memory_lock:
         _memory.clear()
+    with _flight_lock:
+        _failed_at.clear()
 
 
 # ---- the three ways to a fetch ---------------------------------------------------------------------------------
 
 def _first_fetch(entra_tenant_id: str, cached: store.CachedKeys | None, now: datetime) -> store.CachedKeys:
-    if cached is not None and cached.claimed_at is not None and now - cached.claimed_at < FAILED_FETCH_PAUSE:
-        # A first fetch was claimed moments ago and has not landed: it failed or is still running. Either way do
-        # not pile more requests onto Entra.
-        return _after_other_fetch_or_unavailable(entra_tenant_id, cached, now)
-    if not store.claim_fetch(entra_tenant_id, cached, now, unknown_kid=False):
-        return _after_other_fetch_or_unavailable(entra_tenant_id, cached, now)
-    return _fetch_and_save(entra_tenant_id, now)
+    _refuse_if_failed_recently(entra_tenant_id, cached, now)
 
-
-def _after_other_fetch_or_unavailable(entra_tenant_id: str, cached: store.CachedKeys | None,
-                                       now: datetime) -> store.CachedKeys:
-    waited = _after_other_fetch(entra_tenant_id, cached, now)
-    if waited.fetched_at is None:
-        raise EntraUnavailable("Microsoft Entra's signing keys could not be read yet; retry in a few seconds.",
-                               retry_after=5)
-    return waited
+    def claim_and_fetch() -> store.CachedKeys:
+        if cached is not None and cached.claimed_at is not None and now - cached.claimed_at < FAILED_FETCH_PAUSE:
+            # Another instance claimed a first fetch moments ago and it has not landed: do not pile onto Entra.
+            return _after_other_fetch(entra_tenant_id, now, known=cached)
+        if not store.claim_fetch(entra_tenant_id, cached, now, unknown_kid=False):
+            return _after_other_fetch(entra_tenant_id, now)
+        return _fetch_and_save(entra_tenant_id, now)
+    return _single_flight(entra_tenant_id, now, claim_and_fetch)
 
 
 def _refresh(entra_tenant_id: str, cached: store.CachedKeys, now: datetime) -> store.CachedKeys:
@@ -107,28 +119,77 @@ def _refresh(entra_tenant_id: str, cached: store.CachedKeys, now: datetime) -> s
         return cached
 
 
-def _after_other_fetch(entra_tenant_id: str, cached: store.CachedKeys | None, now: datetime) -> store.CachedKeys:
-    """Another instance won the claim: wait (bounded) for its fetch to land, and use that. A claim older than a
-    fetch can take will not land: no wait then."""
-    latest = store.read(entra_tenant_id) or cached
-    claimed_at = latest.claimed_at if latest is not None else None
-    budget = FETCH_TIMEOUT if claimed_at is None else (claimed_at + timedelta(seconds=FETCH_TIMEOUT + 1) - now
-                                                         ).total_seconds()
-    deadline = time.monotonic() + max(0.0, min(budget, FETCH_TIMEOUT + 1))
-    if latest is not None and latest.fetched_at is not None and claimed_at is not None \
-            and latest.fetched_at >= claimed_at:
+def _single_flight(entra_tenant_id: str, now: datetime,
+                   claim_and_fetch: Callable[[], store.CachedKeys]) -> store.CachedKeys:
+    """Run `claim_and_fetch` once per Entra tenant at a time in this instance: a request that arrives while one is
+    running waits for its result (or its failure) instead of fetching, claiming or reading storage itself."""
+    with _flight_lock:
+        running = _in_flight.get(entra_tenant_id)
+        if running is None:
+            mine: Future = Future()
+            _in_flight[entra_tenant_id] = mine
+    if running is not None:
+        try:
+            return running.result(timeout=FETCH_TIMEOUT + 1)
+        except FutureTimeout:
+            raise EntraUnavailable("Microsoft Entra's signing keys are being fetched and have not arrived yet; "
+                                   "retry in a few seconds.", retry_after=5) from None
+    try:
+        result = claim_and_fetch()
+    except BaseException as error:
+        if isinstance(error, EntraUnavailable):
+            with _flight_lock:
+                _failed_at[entra_tenant_id] = now
+        mine.set_exception(error)
+        raise
+    else:
+        mine.set_result(result)
+        return result
+    finally:
+        with _flight_lock:
+            _in_flight.pop(entra_tenant_id, None)
+
+
+def _refuse_if_failed_recently(entra_tenant_id: str, cached: store.CachedKeys | None, now: datetime) -> None:
+    """503 at once when a fetch failed less than FAILED_FETCH_PAUSE ago (here, or at another instance: the row's
+    failed_at, written after the claim it failed under)."""
+    with _flight_lock:
+        failed = _failed_at.get(entra_tenant_id)
+    if cached is not None and cached.failed_at is not None and cached.claimed_at is not None \
+            and cached.failed_at >= cached.claimed_at and (failed is None or cached.failed_at > failed):
+        failed = cached.failed_at
+    if failed is None or not (timedelta(0) <= now - failed < FAILED_FETCH_PAUSE):
+        return
+    wait = max(1, int((FAILED_FETCH_PAUSE - (now - failed)).total_seconds() + 0.999))
+    raise EntraUnavailable("Microsoft Entra's signing keys could not be fetched a moment ago; retry in "
+                           f"{wait} seconds.", retry_after=wait)
+
+
+def _after_other_fetch(entra_tenant_id: str, now: datetime, *, known: store.CachedKeys | None = None,
+                       keys_in_hand_will_do: bool = True) -> store.CachedKeys:
+    """Another instance holds the claim: use its fetch if it has landed (one read, unless the caller's row is fresh
+    enough to tell), else 503 with Retry-After at once — never a wait polling storage. With `keys_in_hand_will_do`
+    the keys cached before that fetch are good enough meanwhile."""
+    latest = known if known is not None else store.read(entra_tenant_id)
+    if latest is not None and latest.fetched_at is not None and (latest.claimed_at is None
+                                                                 or latest.fetched_at >= latest.claimed_at):
         return _remember(latest)
-    while time.monotonic() < deadline:
-        time.sleep(_WAIT_STEP)
-        latest = store.read(entra_tenant_id)
-        if latest is not None and latest.fetched_at is not None and latest.claimed_at is not None \
-                and latest.fetched_at >= latest.claimed_at:
-            return _remember(latest)
-    return latest or store.CachedKeys(entra_tenant_id)
+    if latest is not None and latest.fetched_at is not None and keys_in_hand_will_do:
+        return latest  # a refetch is under way elsewhere; the keys we have are still Entra's
+    raise EntraUnavailable("Microsoft Entra's signing keys are being fetched by another instance; retry in a few "
+                           "seconds.", retry_after=int(FAILED_FETCH_PAUSE.total_seconds() // 2) or 1)
 
 
 def _fetch_and_save(entra_tenant_id: str, now: datetime) -> store.CachedKeys:
-    keys = _fetch(entra_tenant_id)
+    try:
+        keys = _fetch(entra_tenant_id)
+    except EntraUnavailable:
+        try:
+            store.record_failure(entra_tenant_id, now)  # the other instances answer 503 at once, too
+        except Exception:  # noqa: BLE001 - the fetch's own failure is the answer; storage trouble adds nothing
+            log.warning(json.dumps({"event": "entra_keys_fetch", "entra_tenant": entra_tenant_id,
+                                    "outcome": "failure_not_recorded"}))
+        raise
     store.save(entra_tenant_id, keys, now)
     log.info(json.dumps({"event": "entra_keys_fetch", "entra_tenant": entra_tenant_id, "outcome": "fetched",
                          "kids": [key["kid"] for key in keys]}))

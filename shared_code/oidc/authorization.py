@@ -297,9 +297,17 @@ _EMPLOYEE_SNAPSHOT = ("id", "user_name", "external_id", "work_email", "display_n
 
 
 def issue_code(tenant_id: str, employee: directory.Employee, context: dict, saml_session: tuple | None,
-               answered: tuple, now: datetime | None = None) -> str:
+               answered: tuple, now: datetime | None = None, verified_domains: Sequence[str] = ()) -> str:
     """Accept the SAML answer once and start the session (one transaction), then seal the code; returns the
-    redirect to the client (code, state, iss). `AnswerReplayed` when the answer was accepted before."""
+    redirect to the client (code, state, iss). `AnswerReplayed` when the answer was accepted before.
+    `verified_domains`: the tenant's DNS-verified domains as the ACS read them (the ID token's email_verified)."""
+    return issue_code_with_sid(tenant_id, employee, context, saml_session, answered, now, verified_domains)[0]
+
+
+def issue_code_with_sid(tenant_id: str, employee: directory.Employee, context: dict, saml_session: tuple | None,
+                        answered: tuple, now: datetime | None = None,
+                        verified_domains: Sequence[str] = ()) -> tuple[str, str]:
+    """`issue_code`, and the session id of the sign-in (the ACS names it in the browser's `gh_op` cookie)."""
     now = now or datetime.now(timezone.utc)
     sid = secrets.token_urlsafe(16)
     name_id, session_index, name_id_format = (tuple(saml_session or ()) + (None, None, None))[:3]
@@ -316,10 +324,10 @@ def issue_code(tenant_id: str, employee: directory.Employee, context: dict, saml
         "code_challenge": context.get("code_challenge") or "", "nonce": context.get("nonce"),
         "scope": context.get("scope") or "openid", "sid": sid,
         "auth_time": int(context.get("auth_time") or issued_at), "amr": amr_of(context.get("authn_methods") or ()),
-        "exp": issued_at + CODE_SECONDS, "session_etag": session_etag,
+        "exp": issued_at + CODE_SECONDS, "session_etag": session_etag, "verified_domains": list(verified_domains),
         "employee": {name: getattr(employee, name) for name in _EMPLOYEE_SNAPSHOT}, "names": employee.names or {}})
     return with_query(context["redirect_uri"], {"code": code, "state": context.get("state"),
-                                                "iss": discovery.issuer(tenant_id)})
+                                                "iss": discovery.issuer(tenant_id)}), sid
 
 
 def open_code(tenant_id: str, code: str) -> dict | None:

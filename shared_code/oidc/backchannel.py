@@ -41,13 +41,16 @@ def logout_token(tenant_id: str, client_id: str, sub: str, sid: str, now: float 
     return keys.sign(claims, typ="logout+jwt")
 
 
-def session_ended(tenant_id: str, employee_id: str, sid: str, *, now: datetime | None = None) -> int:
+def session_ended(tenant_id: str, employee_id: str, sid: str, *, now: datetime | None = None,
+                  clients: list[store.ClientRecord] | None = None) -> int:
     """Queue a logout token for each client of this session with a back-channel URI; start sending now.
-    Returns how many deliveries were queued."""
+    `clients` names them when they can no longer be read (a client being deleted). Returns how many deliveries
+    were queued."""
     now = now or datetime.now(timezone.utc)
     queued = []
-    for client_id in sorted(store.session_clients(tenant_id, sid)):
-        client = store.get_client(tenant_id, client_id)
+    known = {client.client_id: client for client in clients} if clients is not None else None
+    for client_id in sorted(known or store.session_clients(tenant_id, sid)):
+        client = known[client_id] if known is not None else store.get_client(tenant_id, client_id)
         if client is None or not client.backchannel_logout_uri:
             continue
         delivery = store.PendingLogout(tenant_id, f"{employee_id}:{sid}:{client_id}", client_id,

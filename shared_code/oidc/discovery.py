@@ -12,8 +12,8 @@ from shared_code.settings import get_settings
 
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 SCOPES = ("openid", "email", "profile")
-CLAIMS = ("iss", "sub", "aud", "exp", "iat", "auth_time", "amr", "nonce", "sid", "email", "name", "given_name",
-          "family_name", "preferred_username", "is_admin", "tenant")
+CLAIMS = ("iss", "sub", "aud", "exp", "iat", "auth_time", "amr", "nonce", "sid", "email", "email_verified", "name",
+          "given_name", "family_name", "preferred_username", "is_admin", "tenant")
 
 
 def issuer(tenant_id: str) -> str:

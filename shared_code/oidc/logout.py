@@ -1,35 +1,51 @@
 """Logout both ways.
 
 From the product (OpenID Connect RP-Initiated Logout 1.0, `end_session`): the `id_token_hint` must be an ID
-token this issuer signed (RS256 with a published key; expired ones are accepted, as the spec allows, since a
-product often logs out after its token expired), naming a client of this tenant; `post_logout_redirect_uri`
-must be registered for that client exactly. The session the token names ends (back-channel logout to the other
-clients of the session), and when Entra's metadata names a SingleLogoutService, the browser goes to Entra with
-a SAML LogoutRequest (Issuer = this tenant's SP entity ID) and comes back to our SLO endpoint, which returns
-it to the product with its `state`. Anything wrong is a page: we never redirect to an unverified address.
+token this issuer signed (RS256 with a published key; an expired one is accepted, as the spec allows, but only
+while its session lasts), naming a client of this tenant; `post_logout_redirect_uri` must be registered for that
+client exactly. The request must be tied to this browser (§2 and §6 of the spec: the OP should confirm otherwise):
+its first-party `gh_op` cookie names the hint's session and no foreign Origin sent it; else a confirmation page
+with a one-time token comes first and nothing ends until the person confirms it there, in that browser (so a link
+on any site, or a leaked ID token, cannot sign an employee out of the product and of Entra). The session the
+token names ends (back-channel logout to the other clients of the session), and when Entra's metadata names a
+SingleLogoutService, the browser goes to Entra with a SAML LogoutRequest (Issuer = this tenant's SP entity ID)
+and comes back to our SLO endpoint, which returns it to the product with its `state`. Anything wrong is a page:
+we never redirect to an unverified address.
 Without an `id_token_hint` (the spec makes it RECOMMENDED, not required): `client_id` with one of its registered
 `post_logout_redirect_uri`s goes straight back there (with `state`), and no parameters at all is our "you are
-signed out" page. Neither ends a session here: without the hint nothing says whose session it would be (we keep
-no OP cookie in the browser), so the product ends its own, and Entra's stays Entra's.
+signed out" page. Neither ends a session here: without the hint nothing says whose session it would be, so the
+product ends its own, and Entra's stays Entra's.
 
-From Entra (`saml_logout`): a signed LogoutRequest (the employee signed out elsewhere) ends the sessions of
-that Entra sign-in (by SessionIndex, else NameID) and is answered with a LogoutResponse; a LogoutResponse
-finishes a logout we started.
+From Entra (`saml_logout`): a signed, fresh LogoutRequest addressed to this tenant's SLO URL, seen once (the
+employee signed out elsewhere), ends the sessions of that Entra sign-in (by SessionIndex, else NameID) — the
+product's and the Gatehouse cookie's — and is answered with a LogoutResponse; a signed LogoutResponse finishes a
+logout we started, and a failed one is reported as such (`EntraLogoutFailed`), never as "signed out".
 
-Dismissal (`employee_dismissed`) and SSO turned off (`tenant_sessions_ended`) end sessions too.
+Every other end of trust ends sessions too, through shared_code/trust.py: a dismissal or deletion
+(`employee_dismissed`), the tenant's trust (`tenant_sessions_ended`: setup cancelled, IdP changed, SSO off), a
+deleted client (`client_sessions_ended`).
 """
 from __future__ import annotations
 
+import hmac
+import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Mapping
+from urllib.parse import urlsplit
 
+from shared_code import sessions
 from shared_code.errors import BadRequest, GatehouseError
 from shared_code.oidc import backchannel, discovery, keys
 from shared_code.oidc.authorization import with_query
 from shared_code.oidc.errors import OAuthError
+from shared_code.settings import get_settings
 from shared_code.storage import oidc as store
 
 SLO_SECONDS = 10 * 60
+CONFIRM_SECONDS = 10 * 60  # how long the confirmation page's one-time token works
+_CONFIRM = "logout-confirm"
+_KEPT = ("id_token_hint", "post_logout_redirect_uri", "state", "client_id", "ui_locales")
 
 
 class LogoutRefused(BadRequest):
@@ -38,9 +54,91 @@ class LogoutRefused(BadRequest):
         self.title, self.reason = "Sign-out could not be completed", reason
 
 
-def end_session(tenant_id: str, params: Mapping[str, str], now: datetime | None = None) -> str | None:
+class EntraLogoutFailed(GatehouseError):
+    """Entra answered our LogoutRequest with a failure: the employee is signed out of the app, not of Microsoft.
+    `return_to` is the product's post-logout address, with `error=entra_logout_failed` (the product is told so)."""
+
+    status, code = 502, "entra_logout_failed"
+    TITLE = "You are signed out of the app, but not of Microsoft"
+    FOR_PRODUCT = "Microsoft Entra did not confirm the sign-out: the employee may still be signed in to Microsoft."
+
+    def __init__(self, return_to: str | None):
+        super().__init__("You are signed out of the app, but Microsoft Entra reported that it could not sign you out "
+                         "of your Microsoft account. Close every browser window to end that sign-in, or sign out at "
+                         "https://myaccount.microsoft.com; on a shared computer, do it now.")
+        self.return_to = return_to
+        self.reason = "entra_logout_failed"
+
+
+@dataclass(frozen=True)
+class ConfirmLogout:
+    """The request cannot be tied to a session of this browser: ask the person first (a form that posts `fields`
+    back to the logout endpoint, with a one-time `confirm` token). Nothing has ended. `browser_nonce` goes into
+    the `gh_op_confirm` cookie (SameSite=Strict): only the browser that was shown the page can confirm."""
+
+    fields: dict[str, str]
+    client_name: str | None
+    browser_nonce: str
+
+
+def _tied_to_this_browser(sid: str, browser_sid: str | None, origin: str | None) -> bool:
+    """The browser holds our first-party cookie naming this session, and the request did not come from another
+    site's page (a cross-site form POST carries its Origin; a top-level GET from the product carries none)."""
+    if browser_sid is None or not hmac.compare_digest(browser_sid.encode(), sid.encode()):
+        return False
+    return origin is None or origin == _own_origin()
+
+
+def _own_origin() -> str:
+    parts = urlsplit(get_settings().public_base_url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _confirmation_claims(tenant_id: str, hint: str, sub: str, sid: str) -> dict:
+    return {"t": tenant_id, "sub": sub, "sid": sid, "h": store.digest(hint)[:32]}
+
+
+def _confirmation(tenant_id: str, params: Mapping[str, str], hint: str, sub: str, sid: str, now: datetime,
+                  client_name: str | None) -> ConfirmLogout:
+    nonce = secrets.token_urlsafe(16)
+    token = sessions.sign(_CONFIRM, {**_confirmation_claims(tenant_id, hint, sub, sid), "n": nonce},
+                          CONFIRM_SECONDS, now.timestamp())
+    fields = {name: params[name] for name in _KEPT if isinstance(params.get(name), str)}
+    return ConfirmLogout({**fields, "confirm": token}, client_name, nonce)
+
+
+def _confirmed(tenant_id: str, params: Mapping[str, str], hint: str, sub: str, sid: str, now: datetime,
+               confirm_cookie: str | None, origin: str | None) -> bool:
+    """The person confirmed on our page: the one-time token is genuine, for this very request, posted from our page
+    (no foreign Origin) by the browser the page was shown to (its cookie holds the token's nonce), and unused."""
+    token = params.get("confirm")
+    if not token:
+        return False
+    claims = sessions.verify(_CONFIRM, token, now.timestamp())
+    expected = _confirmation_claims(tenant_id, hint, sub, sid)
+    if claims is None or any(claims.get(name) != value for name, value in expected.items()) \
+            or not isinstance(claims.get("n"), str) or (origin is not None and origin != _own_origin()) \
+            or confirm_cookie is None or not hmac.compare_digest(confirm_cookie.encode(), claims["n"].encode()):
+        raise LogoutRefused("This sign-out confirmation has expired, belongs to another sign-out, or was not sent "
+                            "from the confirmation page in this browser. Go back to the app and sign out again.",
+                            "bad_confirmation")
+    from shared_code.storage import sign_ins
+
+    if not sign_ins.accept_logout_confirmation_once(tenant_id, claims["n"],
+                                                    datetime.fromtimestamp(claims["exp"], timezone.utc)):
+        raise LogoutRefused("This sign-out has been confirmed already. Go back to the app.", "confirmation_used")
+    return True
+
+
+def end_session(tenant_id: str, params: Mapping[str, str], now: datetime | None = None, *,
+                browser_sid: str | None = None, origin: str | None = None,
+                confirm_cookie: str | None = None) -> "str | ConfirmLogout | None":
     """Check an RP-initiated logout and end the session; returns where the browser goes next (Entra's
-    SingleLogoutService, or the product's post_logout_redirect_uri), or None for our own "signed out" page."""
+    SingleLogoutService, or the product's post_logout_redirect_uri), None for our own "signed out" page, or a
+    `ConfirmLogout` when the request cannot be tied to this browser's session (`browser_sid`: the sid in its
+    first-party `gh_op` cookie; `origin`: the request's Origin header) and carries no confirmation yet
+    (`confirm_cookie`: the `gh_op_confirm` cookie the confirmation page set).
+    An expired `id_token_hint` is accepted only while its session lasts."""
     from shared_code import sign_in, tenants
 
     now = now or datetime.now(timezone.utc)
@@ -68,8 +166,18 @@ def end_session(tenant_id: str, params: Mapping[str, str], now: datetime | None 
         raise LogoutRefused("The app asked to return to an address it has not registered, so the sign-out was "
                             "stopped to protect you. Go back to the app and sign out again; if it keeps happening, "
                             "tell the app's support team.", "bad_post_logout_redirect_uri")
-    # The product is told to go away only after the checks above: from here on, the session ends.
     sub, sid = claims.get("sub"), claims.get("sid")
+    if isinstance(sub, str) and isinstance(sid, str):
+        session = store.get_session(tenant_id, sub, sid)
+        expiry = claims.get("exp")
+        if isinstance(expiry, (int, float)) and expiry <= now.timestamp() and (
+                session is None or session.expires_at <= now):
+            raise LogoutRefused("The app's sign-out request carries an ID token that expired, and the sign-in it "
+                                "belongs to has ended already: there is nothing left to sign out of.", "expired_hint")
+        if session is not None and session.ended_at is None and not _tied_to_this_browser(sid, browser_sid, origin):
+            if not _confirmed(tenant_id, params, hint, sub, sid, now, confirm_cookie, origin):
+                return _confirmation(tenant_id, params, hint, sub, sid, now, client.client_name)
+    # The product is told to go away only after the checks above: from here on, the session ends.
     ended = store.end_session(tenant_id, sub, sid, now) if isinstance(sub, str) and isinstance(sid, str) else None
     back = with_query(post_logout, {"state": params.get("state")}) if post_logout else None
     if ended is None:
@@ -116,7 +224,7 @@ def saml_logout(tenant_id: str, raw_query: str, now: datetime | None = None) -> 
     tenant = sign_in._tenant_with_idp(tenant_id)  # noqa: SLF001 - the same "not set up" refusal as sign-in
     idp = saml.IdpMetadata.from_dict(tenant.idp)
     try:
-        message = saml.read_logout_message(raw_query, idp)
+        message = saml.read_logout_message(raw_query, idp, destination=tenant.urls()["slo_url"], now=now)
     except saml.SamlRejected as error:
         error.title = "Sign-out could not be completed"
         raise
@@ -125,9 +233,18 @@ def saml_logout(tenant_id: str, raw_query: str, now: datetime | None = None) -> 
         if pending is None:
             raise LogoutRefused("This sign-out answer does not belong to a sign-out in progress. You are signed out "
                                 "of the app already.", "unknown_logout")
-        if not pending.get("post_logout_redirect_uri"):
+        back = pending.get("post_logout_redirect_uri")
+        if not message.success:
+            raise EntraLogoutFailed(with_query(back, {"state": pending.get("state"), "error": "entra_logout_failed",
+                                                      "error_description": EntraLogoutFailed.FOR_PRODUCT})
+                                    if back else None)
+        if not back:
             return None
-        return with_query(pending["post_logout_redirect_uri"], {"state": pending.get("state")})
+        return with_query(back, {"state": pending.get("state")})
+    from shared_code.storage import sign_ins
+
+    if not sign_ins.accept_logout_request_once(tenant_id, message.id, message.keep_until or now + saml.FRESHNESS):
+        raise LogoutRefused("This sign-out message has been used already; it is not acted on twice.", "replayed")
     index = message.session_indexes[0] if message.session_indexes else None
     for session in store.find_sessions_by_session_index(tenant_id, message.name_id, index):
         if store.end_session(tenant_id, session.employee_id, session.sid, now) is not None:
@@ -159,12 +276,13 @@ def tenant_sessions_ended(tenant_id: str, now: datetime | None = None) -> int:
     return ended
 
 
-def sessions_ended_quietly(tenant_id: str, employee_id: str) -> None:
-    """For callers whose own answer must not fail because of this (SCIM): log, never raise."""
-    import logging
-
-    try:
-        employee_dismissed(tenant_id, employee_id)
-    except GatehouseError:
-        logging.getLogger("gatehouse.oidc").warning("ending the sessions of a dismissed employee failed; "
-                                                    "UserInfo refuses them anyway")
+def client_sessions_ended(tenant_id: str, client: store.ClientRecord, now: datetime | None = None) -> int:
+    """A client deleted: every session it holds tokens of ends, and it hears so on its back channel (the client
+    row may be gone already, so its record is passed in). UserInfo refuses its tokens anyway."""
+    now = now or datetime.now(timezone.utc)
+    ended = 0
+    for employee_id, sid in sorted(store.client_sessions(tenant_id, client.client_id)):
+        if store.end_session(tenant_id, employee_id, sid, now) is not None:
+            backchannel.session_ended(tenant_id, employee_id, sid, now=now, clients=[client])
+            ended += 1
+    return ended

@@ -25,9 +25,13 @@ Tokens:
   given_name, family_name, preferred_username, is_admin, tenant.
 - access token: for our UserInfo only, so it is an HMAC-signed token (`sessions.sign`, its own derived key):
   tenant, grant id (the code's key), employee, client, sid, scope. UserInfo releases claims by scope (`sub`,
-  `tenant`, `is_admin` always; `email` for scope email; the names for scope profile) and checks the grant is live, its session not
-  ended (logout) and the employee active (and not dismissed since the token was issued) on every call; the
-  three reads overlap.
+  `tenant`, `is_admin` always; `email` and `email_verified` for scope email; the names for scope profile) and
+  checks the grant is live, its session not ended (logout), the tenant's trust not ended since
+  (`sessions_valid_from`: setup cancelled, IdP changed, SSO off), the client still registered, and the employee
+  active (and not dismissed since the token was issued) on every call; the reads overlap.
+- `email_verified` rides with `email`: true only for a domain the tenant verified by DNS. The code flow's ID token
+  takes the tenant's verified domains as the ACS read them (sealed in the code, ≤ 60 s old); a trust that ended
+  in between ended the code's session row too (shared_code/trust.py), so its redemption fails on the session ETag.
 """
 from __future__ import annotations
 
@@ -41,7 +45,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Mapping
 
-from shared_code import sessions
+from shared_code import sessions, tenants
+from shared_code.domains import email_domain_verified
 from shared_code.oidc import discovery, keys
 from shared_code.oidc.authorization import ACCESS_TOKEN_SECONDS, open_code, record_exchange
 from shared_code.oidc.clients import authenticate
@@ -83,7 +88,8 @@ def token_request(tenant_id: str, authorization: str | None, form: Mapping[str, 
         stamp = now if now is not None else time.time()
         grant = record_exchange(tenant_id, client.client_id, employee.id, datetime.fromtimestamp(stamp, timezone.utc))
         answer = _tokens(tenant_id, client.client_id, employee, now=stamp, grant_key=grant.key, sid=grant.sid,
-                         nonce=None, auth_time=grant.auth_time, scope=EXCHANGE_SCOPE)
+                         nonce=None, auth_time=grant.auth_time, scope=EXCHANGE_SCOPE,
+                         verified_domains=_verified_domains(tenants.find_tenant(tenant_id)))
         if form.get("requested_token_type") == token_exchange.ID_TOKEN_TYPE:  # RFC 8693 §2.2.1: N_A, not Bearer
             return {"access_token": answer["id_token"], "issued_token_type": token_exchange.ID_TOKEN_TYPE,
                     "token_type": "N_A", "expires_in": ID_TOKEN_SECONDS, "scope": answer["scope"]}
@@ -127,14 +133,21 @@ def _redeem_code(tenant_id: str, authorization: str | None, form: Mapping[str, s
                              "was deactivated).")
     return _tokens(tenant_id, client.client_id, employee, now=now, grant_key=grant.key, sid=grant.sid,
                    nonce=grant.nonce, auth_time=grant.auth_time, scope=grant.scope, names=sealed["names"],
-                   amr=grant.amr)
+                   amr=grant.amr, verified_domains=sealed.get("verified_domains") or [])
 
 
 def _s256(verifier: str) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).rstrip(b"=").decode()
 
 
-def employee_claims(tenant_id: str, employee: directory.Employee, names: dict[str, str] | None = None) -> dict:
+def _verified_domains(tenant: tenants.Tenant | None) -> list[str]:
+    return list((tenant.verified_domains or []) if tenant is not None else [])
+
+
+def employee_claims(tenant_id: str, employee: directory.Employee, names: dict[str, str] | None = None,
+                    verified_domains: list[str] | None = None) -> dict:
+    """The employee's claims. `email_verified` is true only when the email's domain is one the tenant proved it
+    owns by DNS (shared_code/domain_verification.py): listing a domain as corporate proves nothing."""
     claims = {"sub": employee.id, "preferred_username": employee.user_name, "is_admin": employee.is_admin,
               "tenant": tenant_id}
     for claim, part in (("given_name", "givenName"), ("family_name", "familyName")):
@@ -142,6 +155,7 @@ def employee_claims(tenant_id: str, employee: directory.Employee, names: dict[st
             claims[claim] = names[part]
     if employee.work_email:
         claims["email"] = employee.work_email
+        claims["email_verified"] = email_domain_verified(employee.work_email, verified_domains)
     if employee.display_name:
         claims["name"] = employee.display_name
     return claims
@@ -149,10 +163,11 @@ def employee_claims(tenant_id: str, employee: directory.Employee, names: dict[st
 
 def _tokens(tenant_id: str, client_id: str, employee: directory.Employee, *, now: float, grant_key: str | None,
             sid: str | None, nonce: str | None, auth_time: int | None, scope: str,
-            names: dict[str, str] | None = None, amr: list[str] | None = None) -> dict:
+            names: dict[str, str] | None = None, amr: list[str] | None = None,
+            verified_domains: list[str] | None = None) -> dict:
     issued = int(now)
     id_claims = {"iss": discovery.issuer(tenant_id), "aud": client_id, "iat": issued,
-                 "exp": issued + ID_TOKEN_SECONDS, **employee_claims(tenant_id, employee, names)}
+                 "exp": issued + ID_TOKEN_SECONDS, **employee_claims(tenant_id, employee, names, verified_domains)}
     if auth_time is not None:
         id_claims["auth_time"] = auth_time
     if nonce is not None:
@@ -187,14 +202,23 @@ def userinfo(tenant_id: str, access_token: str | None) -> dict:
     grant, sid, employee_id = claims.get("g"), claims.get("sid"), claims.get("u") or ""
     live = _overlap(store.grant_is_live, tenant_id, grant) if grant else None
     session = _overlap(store.session_is_live, tenant_id, employee_id, sid) if sid else None
+    tenant_read = _overlap(tenants.find_tenant, tenant_id)
+    client_read = _overlap(store.get_client, tenant_id, claims.get("c") or "")
     employee, names = directory.get_user_and_names(tenant_id, employee_id) or (None, {})
     if live is not None and not live.result():
         raise InvalidToken("The access token has been revoked.")
     if session is not None and not session.result():
         raise InvalidToken("The session this access token belongs to has ended (signed out).")
+    tenant = tenant_read.result()
+    if tenant is None or claims["iat"] < (tenant.sessions_valid_from or 0):
+        raise InvalidToken("The sign-in this access token belongs to has ended: the organisation changed its "
+                           "sign-in settings.")
+    if client_read.result() is None:
+        raise InvalidToken("The app this access token was issued to is no longer registered.")
     if employee is None or not employee.active or claims["iat"] < employee.sessions_valid_from:
         raise InvalidToken("The employee's account is deactivated.")
-    return released(employee_claims(tenant_id, employee, names), claims.get("s"))
+    return released(employee_claims(tenant_id, employee, names, _verified_domains(tenant)), claims.get("s"))
+
 
 
 _BY_SCOPE = {"email": ("email", "email_verified"),

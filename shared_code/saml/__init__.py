@@ -23,6 +23,7 @@ _LAZY = {
     "build_logout_request": "service_provider",
     "build_logout_response": "service_provider",
     "read_logout_message": "logout",
+    "FRESHNESS": "logout",
     "SignIn": "assertion_consumer",
     "consume": "assertion_consumer",
 }

@@ -3,9 +3,13 @@ LogoutResponse to our LogoutRequest, and Entra's own LogoutRequest when the empl
 
 The redirect binding signs the query, not the XML: the signature covers the raw (still URL-encoded)
 `SAMLRequest|SAMLResponse=…&RelayState=…&SigAlg=…` as it arrived, so it is checked on the raw query string.
-RSA-SHA256 only; every signing certificate of the IdP's metadata is tried (rollover). A LogoutRequest must be
-signed (it ends sessions); a LogoutResponse is checked when signed and its Issuer and InResponseTo always (it
-only finishes a logout we started, to an address we stored ourselves).
+RSA-SHA256 only; every signing certificate of the IdP's metadata is tried (rollover). Both kinds must be signed:
+a LogoutRequest ends sessions, and a LogoutResponse's status is what the employee and the product are told.
+
+As the SAML profiles say (§4.4.4): `Destination` must be this tenant's SLO URL (a message addressed to another
+SP is not ours to act on), `IssueInstant` recent (within `FRESHNESS` plus clock skew) and a LogoutRequest's
+`NotOnOrAfter` not passed. Each LogoutRequest ID is accepted once (the caller keeps an insert-once row until
+`LogoutMessage.keep_until`).
 """
 from __future__ import annotations
 
@@ -13,11 +17,13 @@ import base64
 import binascii
 import zlib
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, unquote_plus
 
 from .errors import SamlRejected
 from .safe_xml import NS_SAML, NS_SAMLP, UntrustedXmlError, parse_untrusted
+from .timestamps import parse_instant
 
 if TYPE_CHECKING:
     from .metadata import IdpMetadata
@@ -27,6 +33,8 @@ STATUS_SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
 MAX_ENCODED = 64 * 1024
 MAX_XML = 256 * 1024
 _P, _A = "{%s}" % NS_SAMLP, "{%s}" % NS_SAML
+FRESHNESS = timedelta(minutes=5)  # a logout message is acted on when sent, not replayed later
+CLOCK_SKEW = timedelta(minutes=3)
 
 
 @dataclass(frozen=True)
@@ -40,6 +48,13 @@ class LogoutMessage:
     success: bool
     relay_state: str | None
     signed: bool
+    issue_instant: datetime | None = None
+    status_code: str | None = None
+
+    @property
+    def keep_until(self) -> datetime | None:
+        """Until when a replay of this message would still pass the freshness check (how long to remember its ID)."""
+        return self.issue_instant + FRESHNESS + 2 * CLOCK_SKEW if self.issue_instant is not None else None
 
 
 def _raw_params(raw_query: str) -> dict[str, str]:
@@ -54,8 +69,10 @@ def _raw_params(raw_query: str) -> dict[str, str]:
     return params
 
 
-def read_logout_message(raw_query: str, idp: "IdpMetadata") -> LogoutMessage:
-    """Read and check a LogoutRequest or LogoutResponse from `idp` (raw query string of the GET)."""
+def read_logout_message(raw_query: str, idp: "IdpMetadata", *, destination: str | None = None,
+                        now: datetime | None = None) -> LogoutMessage:
+    """Read and check a LogoutRequest or LogoutResponse from `idp` (raw query string of the GET), addressed to
+    `destination` (our SLO URL) and fresh at `now` (both checked when given)."""
     params = _raw_params(raw_query or "")
     parameter = "SAMLRequest" if "SAMLRequest" in params else "SAMLResponse" if "SAMLResponse" in params else None
     if parameter is None:
@@ -82,13 +99,34 @@ def read_logout_message(raw_query: str, idp: "IdpMetadata") -> LogoutMessage:
         raise SamlRejected("wrong_issuer", "The logout message comes from another identity provider.")
     if parameter == "SAMLRequest" and not signed:
         raise SamlRejected("unsigned", "A logout request from the identity provider must be signed.")
+    if not signed:
+        raise SamlRejected("unsigned", "A logout response from the identity provider must be signed; this one is "
+                           "not, so it cannot say whether you were signed out of Microsoft.")
+    if destination is not None and (root.get("Destination") or "") != destination:
+        raise SamlRejected("wrong_destination", "The logout message is addressed to another service, not this "
+                           "organisation's sign-out address.")
+    issue_instant = parse_instant(root.get("IssueInstant"))
+    if now is not None:
+        if issue_instant is None:
+            raise SamlRejected("malformed", "The logout message has no valid IssueInstant.")
+        if issue_instant > now + CLOCK_SKEW:
+            raise SamlRejected("not_yet_valid", "The logout message is dated in the future; check the clocks.")
+        if now - issue_instant > FRESHNESS + CLOCK_SKEW:
+            raise SamlRejected("stale", "The logout message is too old to act on (a sign-out message is used when "
+                               "it is sent, never later).")
+        not_on_or_after = root.get("NotOnOrAfter")
+        if not_on_or_after is not None:
+            deadline = parse_instant(not_on_or_after)
+            if deadline is None or now >= deadline + CLOCK_SKEW:
+                raise SamlRejected("stale", "The logout message has expired (NotOnOrAfter has passed).")
     status = root.find(f"{_P}Status/{_P}StatusCode")
     relay_state = unquote_plus(params["RelayState"]) if "RelayState" in params else None
     return LogoutMessage(
         kind="request" if parameter == "SAMLRequest" else "response", id=root.get("ID") or "", issuer=issuer,
         in_response_to=root.get("InResponseTo"), name_id=(root.findtext(_A + "NameID") or "").strip() or None,
         session_indexes=[(e.text or "").strip() for e in root.findall(_P + "SessionIndex") if (e.text or "").strip()],
-        success=status is not None and status.get("Value") == STATUS_SUCCESS, relay_state=relay_state, signed=signed)
+        success=status is not None and status.get("Value") == STATUS_SUCCESS, relay_state=relay_state, signed=signed,
+        issue_instant=issue_instant, status_code=status.get("Value") if status is not None else None)
 
 
 def _check_signature(params: dict[str, str], parameter: str, idp: "IdpMetadata") -> None:

@@ -390,9 +390,9 @@ def replace_user(caller: Caller, user_id: str, body: Any, params: dict, if_match
 def _dismissal_ends_sessions(tenant_id: str, before, data: dict, saved):
     """A dismissal ends the employee's OpenID Connect sessions: the products hear it by back-channel logout."""
     if before.data.get("active") is not False and data.get("active") is False:
-        from shared_code.oidc import logout
+        from shared_code import trust  # loaded on a dismissal only, not on every cold SCIM request
 
-        logout.sessions_ended_quietly(tenant_id, before.id)
+        trust.trust_ended(trust.TrustEnded(tenant_id, trust.EMPLOYEE_DISMISSED, employee_id=before.id))
     return saved
 
 
@@ -423,9 +423,9 @@ def delete(caller: Caller, kind: ResourceKind, resource_id: str, if_match: str |
     if not remove(tenant.tenant_id, resource_id, check=lambda record: _check_if_match(if_match, record)):
         raise _not_found(kind, resource_id)
     if kind is USER_KIND:  # a deleted employee's sessions end like a dismissed one's
-        from shared_code.oidc import logout
+        from shared_code import trust
 
-        logout.sessions_ended_quietly(tenant.tenant_id, resource_id)
+        trust.trust_ended(trust.TrustEnded(tenant.tenant_id, trust.EMPLOYEE_DELETED, employee_id=resource_id))
     return Reply(204)
 
 

@@ -180,6 +180,7 @@
       render(res.data);
       loadMobile();
       loadAudit();
+      loadVerification();
     });
   }
 
@@ -390,6 +391,7 @@
     busy(button, true);
     api("PUT", "domains", { domains: domains }).then(function (res) {
       if (!res.ok) { busy(button, false); if (res.status !== 401) showApiError(res, DOMAIN_FIELDS, DOMAIN_FIELDS.domains); return null; }
+      loadVerification();
       return runAudit().then(function () { busy(button, false); refreshProgressOnly(); });
     });
   });
@@ -402,6 +404,55 @@
   }
   function loadAudit() {
     return api("GET", "domain-audit").then(function (res) { if (res.ok) renderAudit(res.data); });
+  }
+
+  // Domain ownership: each domain's TXT record, and the check that verifies it (email_verified depends on it).
+  var STATE_TEXT = { unverified: "Not verified", pending: "Waiting for the DNS record", verified: "Verified" };
+  function loadVerification() {
+    return api("GET", "domains").then(function (res) {
+      if (res.ok) renderVerification(res.data.verification || []);
+    });
+  }
+  function renderVerification(rows) {
+    var body = $("verification-table").querySelector("tbody");
+    body.replaceChildren();
+    rows.forEach(function (row) { body.append(verificationRow(row)); });
+    show($("verification"), rows.length > 0);
+  }
+  function verificationRow(entry) {
+    var row = make("tr");
+    row.setAttribute("data-domain", entry.domain);
+    var record = make("td");
+    record.setAttribute("data-label", "TXT record to create");
+    if (entry.record_name) {
+      var name = make("code", entry.record_name, "record-name");
+      var value = make("code", entry.record_value, "record-value");
+      record.append(make("span", "Name: "), name, make("br"), make("span", "Value: "), value);
+    }
+    var actions = make("td");
+    actions.setAttribute("data-label", "Action");
+    var error = make("p", "", "field-error");
+    error.setAttribute("aria-live", "polite");
+    if (entry.state !== "verified") {
+      var action = make("button", entry.record_name ? "Check" : "Show record");
+      action.type = "button";
+      action.setAttribute("aria-label", (entry.record_name ? "Check the DNS record of " : "Show the DNS record for ") +
+        entry.domain);
+      action.addEventListener("click", function () {
+        busy(action, true);
+        text(error, "");
+        var path = "domains/" + encodeURIComponent(entry.domain) + "/verification" + (entry.record_name ? "/check" : "");
+        api("POST", path).then(function (res) {
+          busy(action, false);
+          if (!res.ok) { if (res.status !== 401) text(error, messageOf(res)); return; }
+          loadVerification();
+        });
+      });
+      actions.append(action);
+    }
+    actions.append(error);
+    row.append(cell("Domain", entry.domain), cell("State", STATE_TEXT[entry.state] || entry.state), record, actions);
+    return row;
   }
 
   function renderAudit(run) {

@@ -6,7 +6,8 @@ RowKeys:
   code:<sha256 of the code's id>      the grant a redeemed code became, written when the code is redeemed (the
                                       code itself is sealed, oidc/authorization.py): the access token's id is
                                       this key, so revoking the grant = one column
-  session:<employee id>:<sid>         a sign-in session the product holds tokens for (ended_at once ended)
+  session:<employee id>:<sid>         a sign-in session the product holds tokens for (ended_at once ended), or a
+                                      Gatehouse cookie session (sid "gh.…", save_browser_session)
   slo:<LogoutRequest ID>              a logout we sent to Entra, waiting for its LogoutResponse
 
 A product sign-in writes three rows: `answered:` and `session:` in one transaction at the ACS, `code:` at the
@@ -254,6 +255,24 @@ def session_clients(tenant_id: str, sid: str) -> set[str]:
                         {"pk": tenant_id, "lo": CODE, "hi": CODE + "\uffff", "sid": sid},
                         select=["client_id", "spent_at"])
     return {row["client_id"] for row in rows if row.get("spent_at") is not None}
+
+
+def client_sessions(tenant_id: str, client_id: str) -> set[tuple[str, str]]:
+    """(employee id, sid) of every session a client redeemed a code of (whom to log out when it is deleted): a
+    filtered range scan, run only when a client is deleted."""
+    rows = tables.query(TABLE, "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi and client_id eq @client",
+                        {"pk": tenant_id, "lo": CODE, "hi": CODE + "\uffff", "client": client_id},
+                        select=["employee_id", "sid", "spent_at"])
+    return {(row["employee_id"], row["sid"]) for row in rows if row.get("spent_at") is not None}
+
+
+def save_browser_session(tenant_id: str, employee_id: str, sid: str, *, name_id: str | None,
+                         session_index: str | None, expires_at: datetime) -> None:
+    """A Gatehouse cookie session (`gh_session`) with Entra's NameID and SessionIndex: a LogoutRequest from Entra
+    then finds (`find_sessions_by_session_index`) and ends it like the product's sessions (no client holds tokens
+    of it: no back-channel)."""
+    tables.insert(TABLE, _session_entity(tenant_id, employee_id, sid, name_id=name_id, session_index=session_index,
+                                         expires_at=expires_at))
 
 
 def live_sessions(tenant_id: str, employee_id: str) -> list[SessionRecord]:

@@ -11,8 +11,12 @@ RowKeys:
   assertion:, request:                     rows of the earlier design (replay cache, pending requests): only
                                            purged now
   selfcheck:<sha256 of the link token>     a self-check link, `expires_at`, `spent_at` once used
+  logoutconfirm:<sha256 of its nonce>      a sign-out confirmation page's one-time token, spent (`expires_at`)
+  logoutrequest:<sha256 of its ID>         a LogoutRequest from the IdP acted on once; kept while a replay of it
+                                           would still be fresh enough to pass (`expires_at`)
   entratoken:<sha256 of the token's uti>   an Entra ID token exchanged once at the token endpoint (mobile sign-in);
-                                           kept until the token expires (`expires_at`)
+                                           kept until the token expires (`expires_at`). These rows live in one
+                                           platform partition, `_entratokens`, not the tenant's: once in all.
 
 "Once" is enforced by Table Storage itself, never by a read followed by a write: an answer is accepted by
 inserting its row (the insert of a second use fails), and a self-check link is spent by an update of
@@ -33,6 +37,9 @@ from shared_code.storage import tables
 
 TABLE = tables.SIGN_INS
 ANSWERED, SELF_CHECK, ENTRA_TOKEN = "answered:", "selfcheck:", "entratoken:"
+LOGOUT_REQUEST, LOGOUT_CONFIRMATION = "logoutrequest:", "logoutconfirm:"
+# Not a tenant id (those match ^[a-z0-9][a-z0-9-]{2,62}$): the replay rows of exchanged Entra tokens, for every tenant.
+EXCHANGED_TOKENS = "_entratokens"
 
 
 def _digest(text: str) -> str:
@@ -61,9 +68,26 @@ def accept_request_once(tenant_id: str, request_id: str, keep_until: datetime) -
     return _accept_once(tenant_id, ANSWERED + _digest(request_id), "answered", keep_until)
 
 
+def accept_logout_request_once(tenant_id: str, request_id: str, keep_until: datetime) -> bool:
+    """Record the IdP's LogoutRequest as acted on; False when it was seen before (a replay)."""
+    return _accept_once(tenant_id, LOGOUT_REQUEST + _digest(request_id), "logoutrequest", keep_until)
+
+
+def accept_logout_confirmation_once(tenant_id: str, nonce: str, keep_until: datetime) -> bool:
+    """Spend the one-time token of an RP-initiated logout's confirmation page; False when it was used before."""
+    return _accept_once(tenant_id, LOGOUT_CONFIRMATION + _digest(nonce), "logoutconfirm", keep_until)
+
+
 def accept_entra_token_once(tenant_id: str, token_id: str, keep_until: datetime) -> bool:
-    """Record an Entra ID token (by its `uti`) as exchanged; False when it was exchanged before."""
-    return _accept_once(tenant_id, ENTRA_TOKEN + _digest(token_id), "entratoken", keep_until)
+    """Record an Entra ID token (by its `uti`) as exchanged; False when it was exchanged before, at this tenant or
+    at any other: the row lives in the platform partition `EXCHANGED_TOKENS`, so one Entra token (one app
+    registration may be trusted by several of our tenants) is accepted once in all."""
+    try:
+        tables.insert(TABLE, {"PartitionKey": EXCHANGED_TOKENS, "RowKey": ENTRA_TOKEN + _digest(token_id),
+                              "kind": "entratoken", "tenant": tenant_id, "expires_at": _utc(keep_until)})
+    except ResourceExistsError:
+        return False
+    return True
 
 
 def _spend(tenant_id: str, key: str, etag: str | None, now: datetime) -> bool:

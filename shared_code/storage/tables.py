@@ -70,6 +70,7 @@ OIDC_LOGOUTS = "oidclogouts"
 _ONE_PARTITION = re.compile(r"^PartitionKey eq @pk( and |$)")
 # Tables that hold no tenant's rows (keyed by something else): always on the primary account.
 _PRIMARY_ONLY = frozenset({ENTRA_KEYS})
+DOMAIN_CLAIMS = "domainclaims"  # partition = tenant (its verifications), or "claim" (one row per domain: who owns it)
 
 _lock = threading.RLock()  # table() holds it while _service_client() takes it again
 _services: dict[int, TableServiceClient] = {}  # by account index (accounts.py)

@@ -20,7 +20,7 @@ from shared_code.storage import accounts, tables
 
 ROW = "tenant"
 # Columns holding JSON documents (Table Storage has no nested types).
-JSON_COLUMNS = ("idp", "domains", "mobile", "steps", "certificate_changes")
+JSON_COLUMNS = ("idp", "domains", "mobile", "steps", "certificate_changes", "verified_domains")
 
 
 def _decode(entity: dict) -> dict:

@@ -98,7 +98,7 @@ def done_steps(page) -> list[str]:
 # ---- the whole walk ---------------------------------------------------------------------------------------
 
 def test_setup_link_walks_the_admin_through_every_step(chromium, app_url, operator_key, new_tenant, shots,
-                                                       local_host):
+                                                       local_host, dns_server):
     tenant = new_tenant("Contoso Ltd", "https://contoso.example.com")
     url = setup_link(app_url, operator_key, tenant.tenant_id)
     token = url.split("#t=", 1)[1]
@@ -182,6 +182,20 @@ def test_setup_link_walks_the_admin_through_every_step(chromium, app_url, operat
         expect(page.locator("#audit-table tbody tr", has_text="carol@old-contoso.example")).to_have_count(0)
         page.wait_for_selector('#progress li.done[data-step="domains"]')
         shots(page, "4-email-domains-fixed", "step-4")
+
+        # Domain ownership: the wizard shows the TXT record to create; checked against the test's DNS server.
+        owned = page.locator('#verification-table tbody tr[data-domain="contoso.example"]')
+        expect(owned).to_contain_text("Not verified")
+        owned.get_by_role("button", name="Show the DNS record for contoso.example").click()
+        expect(owned.locator(".record-name")).to_have_text("_gatehouse.contoso.example")
+        record_value = owned.locator(".record-value").text_content()
+        assert record_value.startswith("gatehouse-verification=")
+        owned.get_by_role("button", name="Check the DNS record of contoso.example").click()
+        expect(owned.locator(".field-error")).to_contain_text("No TXT record was found")
+        dns_server.publish_txt("_gatehouse.contoso.example", record_value)
+        owned.get_by_role("button", name="Check the DNS record of contoso.example").click()
+        expect(owned).to_contain_text("Verified")
+        shots(page, "4-domain-ownership", "step-4")
 
         # (5) Default department.
         page.fill("#department", "New hires")

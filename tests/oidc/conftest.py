@@ -16,6 +16,7 @@ from tests.sso.conftest import SsoTenant, cookie_header, login_cookies, set_cook
 from tests.support.idp import TestIdp, decode_authn_request
 
 REDIRECT_URI = "https://product.example.com/callback"
+OP_BROWSER = "gh_op"  # the first-party cookie that ties an RP-initiated logout to this browser's session
 
 
 def pkce_pair() -> tuple[str, str]:
@@ -36,6 +37,7 @@ class Authorized:
     state: str
     nonce: str
     location: str
+    browser: str | None = None  # the gh_op cookie the ACS set: this browser's tie to the session (logout)
 
 
 class OidcTenant:
@@ -86,8 +88,9 @@ class OidcTenant:
         location = answer.headers["Location"]
         got = query(location)
         assert "code" in got, location
+        op_cookie = set_cookies(answer).get(OP_BROWSER)
         return Authorized(got["code"], verifier, params["redirect_uri"], params["state"], params.get("nonce"),
-                          location)
+                          location, op_cookie.value if op_cookie else None)
 
     def token(self, form: dict, client: dict | None = None, *, auth: str = "basic") -> requests.Response:
         client = client or self.client

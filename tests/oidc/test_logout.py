@@ -18,8 +18,8 @@ from joserfc.jwk import RSAKey
 
 from shared_code.storage import oidc as store
 from shared_code.storage import tables
-from tests.oidc.conftest import query
-from tests.sso.conftest import assert_refused
+from tests.oidc.conftest import OP_BROWSER, query
+from tests.sso.conftest import assert_refused, cookie_header
 from tests.support import oidc_keys
 from tests.support.idp import decode_authn_request
 from tests.support.idp_server import IdpServer
@@ -50,6 +50,7 @@ def _signed_in(op, product, employee, **saml_options) -> dict:
     assert response.status_code == 200, response.text
     tokens = response.json()
     tokens["claims"] = json.loads(base64.urlsafe_b64decode(tokens["id_token"].split(".")[1] + "=="))
+    tokens["browser"] = {OP_BROWSER: authorized.browser}  # the cookie of the browser that signed in
     return tokens
 
 
@@ -57,8 +58,10 @@ def _b64(data: str | bytes) -> str:
     return base64.urlsafe_b64encode(data.encode() if isinstance(data, str) else data).rstrip(b"=").decode()
 
 
-def _logout(op, **params) -> requests.Response:
-    return requests.get(f"{op.issuer}/logout", params=params, allow_redirects=False, timeout=30)
+def _logout(op, browser: dict | None = None, **params) -> requests.Response:
+    """The product's logout, from the browser that signed in when `browser` (its cookies) is given."""
+    return requests.get(f"{op.issuer}/logout", params=params, allow_redirects=False, timeout=30,
+                        headers=cookie_header(browser))
 
 
 def _wait_for(predicate, what: str, seconds: float = 20.0):
@@ -73,8 +76,8 @@ def _wait_for(predicate, what: str, seconds: float = 20.0):
 
 def test_rp_initiated_logout_goes_through_entra_and_back_to_the_product_with_state(op, product, employee, entra):
     tokens = _signed_in(op, product, employee)
-    started = _logout(op, id_token_hint=tokens["id_token"], post_logout_redirect_uri=f"{product.url}/bye",
-                      state="s-123")
+    started = _logout(op, tokens["browser"], id_token_hint=tokens["id_token"],
+                      post_logout_redirect_uri=f"{product.url}/bye", state="s-123")
     assert started.status_code == 303, started.text
     request, _ = decode_authn_request(started.headers["Location"])  # a LogoutRequest on the same binding
     assert request.tag.endswith("LogoutRequest")
@@ -161,7 +164,7 @@ def test_a_refused_delivery_is_retried_by_the_timer_until_accepted(op, product, 
 def test_after_logout_the_sessions_access_token_stops_working(op, product, employee):
     tokens = _signed_in(op, product, employee)
     assert op.userinfo(tokens["access_token"]).status_code == 200
-    response = _logout(op, id_token_hint=tokens["id_token"])
+    response = _logout(op, tokens["browser"], id_token_hint=tokens["id_token"])
     assert response.status_code == 303  # to Entra's SingleLogoutService
     refused = op.userinfo(tokens["access_token"])
     assert refused.status_code == 401 and refused.json()["error"] == "invalid_token"
@@ -206,6 +209,7 @@ def test_entra_logout_request_by_session_index_ends_only_that_sign_in(op, produc
 
 def test_end_session_also_takes_a_form_post(op, product, employee):
     tokens = _signed_in(op, product, employee)
-    response = requests.post(f"{op.issuer}/logout", allow_redirects=False, timeout=30, data={
+    response = requests.post(f"{op.issuer}/logout", allow_redirects=False, timeout=30,
+                             headers=cookie_header(tokens["browser"]), data={
         "id_token_hint": tokens["id_token"], "post_logout_redirect_uri": f"{product.url}/bye", "state": "p"})
     assert response.status_code == 303 and "SAMLRequest=" in response.headers["Location"]

@@ -22,8 +22,8 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 from lxml import etree
 
-from tests.oidc.conftest import query
-from tests.sso.conftest import login_cookies
+from tests.oidc.conftest import OP_BROWSER, query
+from tests.sso.conftest import login_cookies, set_cookies
 from tests.support.idp_server import SESSION_COOKIE, IdpServer
 
 MFA = "http://schemas.microsoft.com/claims/multipleauthn"
@@ -215,9 +215,10 @@ def test_after_rp_initiated_logout_a_silent_sign_in_is_login_required(op, entra)
     _, answer = _walk(op, params, estsauth=session)
     tokens = op.token({"grant_type": "authorization_code", "code": query(answer.headers["Location"])["code"],
                        "redirect_uri": params["redirect_uri"], "code_verifier": verifier}).json()
+    tie = set_cookies(answer)[OP_BROWSER].value  # this browser's first-party tie to the session: no confirmation
     logout = requests.get(f"{op.issuer}/logout", allow_redirects=False, timeout=30, params={
         "id_token_hint": tokens["id_token"], "post_logout_redirect_uri": "https://product.example.com/bye",
-        "state": "bye"})
+        "state": "bye"}, headers={"Cookie": f"{OP_BROWSER}={tie}"})
     at_entra = requests.get(logout.headers["Location"], allow_redirects=False, timeout=30,
                             headers={"Cookie": f"{SESSION_COOKIE}={session}"})
     back = requests.get(at_entra.headers["Location"], allow_redirects=False, timeout=30)

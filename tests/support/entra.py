@@ -48,6 +48,7 @@ class EntraStandIn:
         self._keys: dict[str, list[RSAKey]] = {}  # tenant → published keys, the first one signs
         self.fetches: Counter[str] = Counter()
         self.status: dict[str, int] = {}  # tenant → forced HTTP status of its keys endpoint
+        self.delay: dict[str, float] = {}  # tenant → seconds its keys endpoint takes to answer (a slow Entra)
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
@@ -149,6 +150,8 @@ class EntraStandIn:
                 with stand_in._lock:
                     stand_in.fetches[tenant] += 1
                 status = stand_in.status.get(tenant, 200)
+                if stand_in.delay.get(tenant):
+                    time.sleep(stand_in.delay[tenant])
                 self._answer(status, stand_in.jwks(tenant) if status == 200 else {"error": "temporarily_unavailable"})
 
             def _answer(self, status: int, body: dict) -> None:

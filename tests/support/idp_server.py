@@ -30,7 +30,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from lxml import etree
 
-from tests.support.idp import NS_SAML, NS_SAMLP, STATUS_NO_PASSIVE, STATUS_REQUESTER, TestIdp, new_id
+from tests.support.idp import NS_SAML, NS_SAMLP, STATUS_NO_PASSIVE, STATUS_REQUESTER, STATUS_SUCCESS, TestIdp, new_id
 
 METADATA_PATH = "/federationmetadata/2007-06/federationmetadata.xml"
 
@@ -197,22 +197,28 @@ class IdpServer:
         """A URL of the HTTP-Redirect binding, signed over the query as Entra signs it (RSA-SHA256)."""
         return self.idp.signed_redirect(destination, parameter, xml, relay_state)
 
-    def _logout_answer(self, request: etree._Element, query: dict) -> str:
+    def _logout_answer(self, request: etree._Element, query: dict, *, status: str = STATUS_SUCCESS,
+                       sign: bool = True) -> str:
+        """Entra's LogoutResponse to an SP's LogoutRequest (`status` a SAML status code; unsigned with sign=False)."""
         self.logout_requests.append(request)
         name_id = request.findtext(f"{{{NS_SAML}}}NameID")
         for cookie in [c for c, session in self.sessions.items() if session["user"].get("name_id") == name_id]:
             del self.sessions[cookie]  # as Entra does: the person's session here ends too
         destination = self.sp_slo_url(request.findtext(f"{{{NS_SAML}}}Issuer"))
         relay_state = query.get("RelayState", [None])[0]
-        return self.signed_redirect(destination, "SAMLResponse",
-                                    self.idp.logout_response_xml(destination, request.get("ID")), relay_state)
+        url = self.signed_redirect(destination, "SAMLResponse",
+                                   self.idp.logout_response_xml(destination, request.get("ID"), status), relay_state)
+        return url if sign else url.split("&SigAlg=")[0]
 
     def logout_request_url(self, sp_entity_id: str, name_id: str, session_index: str | None = None, *,
-                           sign: bool = True) -> str:
-        """The LogoutRequest Entra sends to the SP when the employee signs out elsewhere."""
-        destination = self.sp_slo_url(sp_entity_id)
-        url = self.signed_redirect(destination, "SAMLRequest",
-                                   self.idp.logout_request_xml(destination, name_id, session_index))
+                           sign: bool = True, issue_instant: dt.datetime | None = None,
+                           destination: str | None = None, not_on_or_after: dt.datetime | None = None,
+                           request_id: str | None = None) -> str:
+        """The LogoutRequest Entra sends to the SP when the employee signs out elsewhere (the options make the
+        stale, misaddressed or replayed ones an attacker would send)."""
+        url = self.signed_redirect(self.sp_slo_url(sp_entity_id), "SAMLRequest", self.idp.logout_request_xml(
+            destination or self.sp_slo_url(sp_entity_id), name_id, session_index, issue_instant=issue_instant,
+            not_on_or_after=not_on_or_after, request_id=request_id))
         return url if sign else url.split("&SigAlg=")[0]
 
 

@@ -247,8 +247,8 @@ def test_a_spent_token_is_remembered_until_it_expires_and_then_purged(mobile, al
     now = datetime.now(timezone.utc)
     token = mobile.id_token(alice, exp=int(now.timestamp()) + 600)
     assert exchange(mobile.tenant_id, None, mobile.form(token)).id == alice["id"]
-    sign_ins.purge_expired(mobile.tenant_id, now + timedelta(minutes=10))  # not yet past exp + skew
+    sign_ins.purge_expired(sign_ins.EXCHANGED_TOKENS, now + timedelta(minutes=10))  # not yet past exp + skew
     refused(mobile, mobile.form(token), "exchanged already")
-    assert sign_ins.purge_expired(mobile.tenant_id, now + timedelta(minutes=13)) >= 1
+    assert sign_ins.purge_expired(sign_ins.EXCHANGED_TOKENS, now + timedelta(minutes=13)) >= 1
     # once purged the token is long expired: it is refused for that, not let through
     refused(mobile, mobile.form(token), "expired", now=now + timedelta(minutes=13))

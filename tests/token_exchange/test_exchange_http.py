@@ -4,6 +4,8 @@ JWKS discovery names), and UserInfo. Then the attack corpus of the issue, each r
 §5.2 JSON error, and Entra's key rollover as the running app sees it."""
 from __future__ import annotations
 
+import base64
+import json
 import time
 import uuid
 
@@ -287,3 +289,23 @@ def test_an_audience_or_resource_other_than_the_issuer_or_the_client_is_invalid_
     for extra in ({"audience": issuer}, {"resource": issuer}, {"audience": product.native["client_id"]}):
         response = product.exchange(mobile.id_token(alice), **extra)
         assert response.status_code == 200, (extra, response.text)
+def test_the_exchanged_id_token_says_email_verified_only_for_a_dns_verified_domain(product, mobile, dns_server):
+    """The mobile sign-in's tokens follow the same rule as the code flow's (issue 22): email_verified is true only
+    for an address in a domain the tenant proved by DNS."""
+    domain = f"mobile-{uuid.uuid4().hex[:10]}.example"
+    user = mobile.provision(f"dana@{domain}")
+
+    def email_verified() -> tuple[bool, bool]:
+        answer = product.exchange(mobile.id_token(user))
+        assert answer.status_code == 200, answer.text
+        claims = json.loads(base64.urlsafe_b64decode(answer.json()["id_token"].split(".")[1] + "=="))
+        info = requests.get(f"{product.served_config()['token_exchange']['issuer']}/userinfo", timeout=30,
+                            headers={"Authorization": f"Bearer {answer.json()['access_token']}"})
+        assert info.status_code == 200, info.text
+        return claims["email_verified"], info.json()["email_verified"]
+
+    assert email_verified() == (False, False)
+    record = mobile.handle.api("POST", f"domains/{domain}/verification").json()
+    dns_server.publish_txt(record["record_name"], record["record_value"])
+    assert mobile.handle.api("POST", f"domains/{domain}/verification/check").status_code == 200
+    assert email_verified() == (True, True)
