@@ -185,8 +185,9 @@ class Triggers:
             except Exception:  # noqa: BLE001 - logged by the host; the next occurrence runs anyway
                 pass
 
-    def _queue(self, function) -> None:
-        from azure.core.exceptions import ResourceNotFoundError
+    def queue_clients(self, function):
+        """(queue, poison queue) clients of a queue function, None when its connection is not a connection
+        string."""
         from azure.storage.queue import QueueClient
 
         trigger = function.trigger
@@ -194,37 +195,49 @@ class Triggers:
         if not connection or "QueueEndpoint" not in connection and "UseDevelopmentStorage" not in connection:
             log.warning("queue function '%s' will not run: setting %s holds no queue connection string",
                         function.name, trigger.connection)
-            return
+            return None
         name = resolve(trigger.queue_name)
-        queue = QueueClient.from_connection_string(connection, name)
-        poison = QueueClient.from_connection_string(connection, f"{name}-poison")
+        return (QueueClient.from_connection_string(connection, name),
+                QueueClient.from_connection_string(connection, f"{name}-poison"))
+
+    def _queue(self, function) -> None:
+        clients = self.queue_clients(function)
+        if clients is None:
+            return
         interval = 0.1
-        log.info("queue function '%s' polls '%s'", function.name, name)
+        log.info("queue function '%s' polls '%s'", function.name, clients[0].queue_name)
         while not self.stopping.is_set():
-            try:
-                messages = list(queue.receive_messages(max_messages=min(32, self.options["batch_size"]),
-                                                       visibility_timeout=IN_FLIGHT_VISIBILITY))
-            except ResourceNotFoundError:
-                try:
-                    queue.create_queue()
-                except Exception:  # noqa: BLE001 - created by someone else meanwhile
-                    pass
-                messages = []
-            except Exception as error:  # noqa: BLE001 - storage down: keep polling, as the host does
-                log.warning("queue '%s' cannot be read: %s", name, type(error).__name__)
-                messages = []
-            if not messages:
+            if not self.poll_once(function, *clients):
                 interval = min(self.options["max_polling_interval"], interval * 2)
                 self.stopping.wait(interval)
                 continue
             interval = 0.1
-            futures = [(m, self.host._run(function, _message(m))) for m in messages]  # noqa: SLF001
-            for message, future in futures:
-                try:
-                    future.result()
-                    queue.delete_message(message)
-                except Exception:  # noqa: BLE001 - the function failed (logged by the host) or storage did
-                    self._failed(queue, poison, message)
+
+    def poll_once(self, function, queue, poison) -> int:
+        """One batch: receive up to `batchSize` messages, run the function on each (concurrently), delete the
+        ones that succeeded and release or poison the others. Answers how many messages it received."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            messages = list(queue.receive_messages(max_messages=min(32, self.options["batch_size"]),
+                                                   visibility_timeout=IN_FLIGHT_VISIBILITY))
+        except ResourceNotFoundError:
+            try:
+                queue.create_queue()
+            except Exception:  # noqa: BLE001 - created by someone else meanwhile
+                pass
+            return 0
+        except Exception as error:  # noqa: BLE001 - storage down: keep polling, as the host does
+            log.warning("queue '%s' cannot be read: %s", queue.queue_name, type(error).__name__)
+            return 0
+        futures = [(m, self.host._run(function, _message(m))) for m in messages]  # noqa: SLF001
+        for message, future in futures:
+            try:
+                future.result()
+                queue.delete_message(message)
+            except Exception:  # noqa: BLE001 - the function failed (logged by the host) or storage did
+                self._failed(queue, poison, message)
+        return len(messages)
 
     def _failed(self, queue, poison, message) -> None:
         try:
