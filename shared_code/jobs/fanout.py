@@ -5,8 +5,9 @@ Messages on `gatehouse-jobs` (JSON, base64 on the wire):
 * `{"job", "run", "walk": {"after": <tenant id>, "left": <n or null>, "walked": n, "messages": n}}` — go on
   walking after `after` (the last tenant already enqueued; "" for the first); `left` bounds a rotating job's
   shard.
-* `{"job", "run", "tenants": [...], "retry": n}` — do the job's work for these tenants; `retry` counts
-  the times a tenant was put back after failing inside a shard.
+* `{"job", "run", "tenants": [...], "retry": n, "failed_before": [...]}` — do the job's work for these
+  tenants; `retry` counts the times a tenant was put back after failing inside a shard; `failed_before`
+  names those with a failure record, deleted when their work succeeds.
 
 The walk reads `PartitionKey gt @after` in key order, so the tenant id *is* the table's continuation token:
 a continuation message survives any deploy, and what was enqueued before a cut is never enqueued again.
@@ -106,11 +107,15 @@ def walk(job: Job, run_id: str, *, after: str = "", left: int | None = None, wal
     shard: list[str] = []
     last = after
     cut = limited = False
+    failing = {failure.tenant_id for failure in job_store.failures(job.name)}  # usually none: one short read
 
     def flush() -> None:
         nonlocal shard, messages
         if shard:
-            _send({"job": job.name, "run": run_id, "tenants": shard})
+            message = {"job": job.name, "run": run_id, "tenants": shard}
+            if failing.intersection(shard):  # their failure records go when their work succeeds
+                message["failed_before"] = sorted(failing.intersection(shard))
+            _send(message)
             messages += 1
             shard = []
 
@@ -184,8 +189,9 @@ def work(job: Job, message: dict, *, dequeue_count: int = 1, now: datetime | Non
                                      "attempt": dequeue_count + retry, "error": errors[tenant_id]}))
         else:
             result.done.append(tenant_id)
-    if dequeue_count > 1 or retry:
-        for tenant_id in result.done:  # this message failed before: its tenants' failure rows are history now
+    failed_before = message.get("failed_before") or []
+    for tenant_id in result.done:  # a tenant that failed before succeeded: its failure row is history now
+        if dequeue_count > 1 or retry or tenant_id in failed_before:
             job_store.clear_failure(job.name, tenant_id)
     if not result.failed:
         return result
@@ -237,6 +243,8 @@ def handle(jobs: dict[str, Job], body: bytes | str, *, dequeue_count: int = 1, b
     if tenants is None:
         _log.warning("a malformed %s work message was dropped", job.name)
         return "dropped"
-    work(job, {**message, "tenants": tenants}, dequeue_count=dequeue_count,
+    failed_before = message.get("failed_before")
+    failed_before = failed_before if isinstance(failed_before, list) else []
+    work(job, {**message, "tenants": tenants, "failed_before": failed_before}, dequeue_count=dequeue_count,
          budget=UNIT_SECONDS if budget is None else budget, clock=clock)
     return "work"
