@@ -1062,7 +1062,7 @@ def _jobs_paths() -> dict:
         "list_jobs", "The background jobs: each job's latest run and every tenant whose work is failing",
         "Operator", OPERATOR,
         {**_ok(model_schema(jobs.JobsReport, response=True), "Runs and open failures."),
-         **_errors("Unauthorized", "StorageUnavailable")},
+         **_errors("Unauthorized", "Forbidden", "StorageUnavailable")},
         description="Each job's timer walks the tenants onto the Storage Queue `gatehouse-jobs`; a failing "
                     "tenant is retried, then its message goes to `gatehouse-jobs-poison` (`poisoned`). A "
                     "failure is listed until the tenant's work succeeds again (docs/scaling.md).")}}
