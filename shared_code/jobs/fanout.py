@@ -91,26 +91,28 @@ def start(job: Job, *, limit: int | None = None, after: str = "", budget: float 
     run_id = uuid.uuid4().hex[:12]
     job_store.record_run(job.name, run_id, started_at=_now().isoformat(timespec="seconds"), walked=0, messages=0,
                          walk_done=False)
-    return walk(job, run_id, after=after, left=limit, budget=budget, clock=clock)
+    return walk(job, run_id, after=after, left=limit, budget=budget, clock=clock, hand_over_on_failure=True)
 
 
 def walk(job: Job, run_id: str, *, after: str = "", left: int | None = None, walked: int = 0, messages: int = 0,
-         budget: float = WALK_SECONDS, clock: Callable[[], float] = time.monotonic) -> WalkResult:
+         budget: float = WALK_SECONDS, clock: Callable[[], float] = time.monotonic,
+         hand_over_on_failure: bool = False) -> WalkResult:
     """Enqueue the tenants after `after`, `job.per_message` to a message, until the source ends, `left`
     tenants were walked, or `budget` seconds are spent (then a continuation message goes on from here).
     `job.on_end(after, wrapped, walked)` is told where the walk ended: `after` the tenant a bounded walk
-    stopped at, or "" with `wrapped` when it reached the end of the source."""
+    stopped at, or "" with `wrapped` when it reached the end of the source.
+
+    A walk step in a queue message that fails is retried by the host from the message's `after`. The timer's
+    own step has no such retry (`hand_over_on_failure`): when it fails midway it leaves a continuation
+    message from the last tenant it enqueued, so that the run goes on instead of waiting for the next timer."""
     started = clock()
     source = job.source
-    rows = tables.query(source.table, source.filter, {**source.parameters, "after": after},
-                        select=list(source.select), page_size=PAGE)
     shard: list[str] = []
-    last = after
+    last = enqueued = after  # the last tenant seen; the last one whose message is sent
     cut = limited = False
-    failing = {failure.tenant_id for failure in job_store.failures(job.name)}  # usually none: one short read
 
     def flush() -> None:
-        nonlocal shard, messages
+        nonlocal shard, messages, enqueued
         if shard:
             message = {"job": job.name, "run": run_id, "tenants": shard}
             if failing.intersection(shard):  # their failure records go when their work succeeds
@@ -118,26 +120,36 @@ def walk(job: Job, run_id: str, *, after: str = "", left: int | None = None, wal
             _send(message)
             messages += 1
             shard = []
+        enqueued = last
 
-    for row in rows:
-        tenant_id = row["PartitionKey"]
-        if tenant_id == last:
-            continue  # several rows of one tenant (a scan over RowKeys): one tenant
-        last = tenant_id
-        walked += 1
-        if source.wanted(row):
-            shard.append(tenant_id)
-            if len(shard) >= job.per_message:
-                flush()
-        if left is not None:
-            left -= 1
-            if left <= 0:
-                limited = True
+    try:
+        failing = {failure.tenant_id for failure in job_store.failures(job.name)}  # usually none: one read
+        rows = tables.query(source.table, source.filter, {**source.parameters, "after": after},
+                            select=list(source.select), page_size=PAGE)
+        for row in rows:
+            tenant_id = row["PartitionKey"]
+            if tenant_id == last:
+                continue  # several rows of one tenant (a scan over RowKeys): one tenant
+            last = tenant_id
+            walked += 1
+            if source.wanted(row):
+                shard.append(tenant_id)
+                if len(shard) >= job.per_message:
+                    flush()
+            if left is not None:
+                left -= 1
+                if left <= 0:
+                    limited = True
+                    break
+            if clock() - started >= budget:
+                cut = True
                 break
-        if clock() - started >= budget:
-            cut = True
-            break
-    flush()
+        flush()
+    except Exception:
+        if hand_over_on_failure:
+            _send({"job": job.name, "run": run_id,
+                   "walk": {"after": enqueued, "left": left, "walked": walked, "messages": messages}})
+        raise
     done = not cut
     if cut:  # everything up to `last` is on the queue: the next step starts after it
         _send({"job": job.name, "run": run_id,
