@@ -154,3 +154,36 @@ def test_a_message_that_is_not_a_job_is_dropped_not_retried(jobs_app):
                  json.dumps({"job": "events_purge", "tenants": ["t" * 3] * 101}).encode(),
                  b'{"job": "events_purge", "walk": {"after": 5}}'):
         assert catalog.handle(body) == "dropped"
+
+
+def test_a_timer_walk_that_fails_midway_hands_over_from_the_last_tenant_it_enqueued(jobs_app, make_tenants):
+    """The timer's walk has no retry of its own: failing at the 8th tenant, it leaves a continuation message after
+    the 6th (the last whose shard of 3 was sent), and the queue finishes the walk."""
+    import pytest
+
+    from shared_code.jobs import catalog, fanout
+    from shared_code.storage.tenants import iter_tenant_records
+
+    make_tenants(10, "Handover")
+    everyone = sorted(r["tenant_id"] for r in iter_tenant_records(select=["PartitionKey"]))
+    jobs_app.drain()
+    purge = catalog.jobs()[catalog.EVENTS_PURGE]
+    seen: list[str] = []
+
+    def wanted(row: dict) -> bool:
+        seen.append(row["PartitionKey"])
+        if len(seen) == 8:
+            raise ConnectionError("the store went away")
+        return True
+
+    failing = fanout.Job(purge.name, fanout.Source(purge.source.table, purge.source.filter, purge.source.parameters,
+                                                   wanted=wanted), purge.work, per_message=3)
+    with pytest.raises(ConnectionError):
+        fanout.start(failing)
+    messages = jobs_app.messages(fanout.QUEUE)
+    assert [m["tenants"] for m in messages if "tenants" in m] == [everyone[:3], everyone[3:6]]
+    assert [m["walk"]["after"] for m in messages if "walk" in m] == [everyone[5]]
+    enqueued = []
+    while taken := jobs_app.take():
+        enqueued.extend(t for message in taken for t in message.get("tenants") or [])
+    assert sorted(enqueued) == everyone and len(enqueued) == len(set(enqueued))
