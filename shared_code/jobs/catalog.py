@@ -12,6 +12,9 @@
 The webhook check walks a shard of the endpoints per run, from where the previous run stopped (`jobs`
 table cursor), sized so that every endpoint is checked within `WEBHOOK_RUNS_PER_CYCLE` runs: hourly at the
 sweep's one run a minute, whatever the number of endpoints.
+
+Each job's work imports its core when it first runs, not with this module: the metadata refresh loads pysaml2
+(a second and a half), which no other job and no timer's walk needs.
 """
 from __future__ import annotations
 

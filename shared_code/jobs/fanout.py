@@ -26,6 +26,7 @@ from shared_code import queues
 from shared_code.errors import GatehouseError
 from shared_code.storage import jobs as job_store
 from shared_code.storage import tables
+from shared_code.tenants import TENANT_ID
 
 QUEUE = "gatehouse-jobs"
 POISON = QUEUE + queues.POISON_SUFFIX
@@ -223,8 +224,6 @@ def work(job: Job, message: dict, *, dequeue_count: int = 1, now: datetime | Non
 # ---- a message --------------------------------------------------------------------------------------------------
 
 def valid_tenants(value) -> list[str] | None:
-    from shared_code.tenants import TENANT_ID
-
     if not isinstance(value, list) or not 0 < len(value) <= MAX_TENANTS_PER_MESSAGE:
         return None
     if not all(isinstance(item, str) and TENANT_ID.match(item) for item in value):

@@ -26,7 +26,8 @@ from azure.core.exceptions import ResourceModifiedError
 
 from shared_code import outbound
 from shared_code.events import log as event_log
-from shared_code.webhooks import endpoint
+from shared_code.storage import tables
+from shared_code.webhooks import endpoint, queue
 from shared_code.webhooks.endpoint import DeliveryAttempt, now_iso, parse_iso
 
 TIMEOUT = 10.0
@@ -221,9 +222,6 @@ def waiting(row: dict, now: datetime | None = None) -> bool:
 def wake_if_behind(tenant_id: str, now: datetime | None = None) -> bool:
     """The sweep's check of one endpoint (two point reads): enabled, not waiting, and behind the tenant's log
     → a delivery message, whatever happened to the earlier ones. Answers whether it enqueued one."""
-    from shared_code.storage import tables
-    from shared_code.webhooks import queue
-
     row = tables.get(endpoint.TABLE, tenant_id, endpoint.ROW,
                      select=["enabled", "delivered", "next_attempt_at", "lease_until"])
     if row is None or not row.get("enabled") or waiting(row, now):
