@@ -220,8 +220,8 @@ def report(measured: dict, args, sign_in: dict, scim: dict) -> None:
     print("Per SCIM operation: " + ", ".join(f"{name} {trips:.0f}" for name, trips in scim.items()))
     scim_per_op = statistics.mean(scim.values())
     print(f"\nStorage transactions/s at business-hour peak ({EMPLOYEES} employees × {SIGN_INS_PER_DAY} sign-ins "
-          f"a day in {BUSINESS_HOURS} h, ×{PEAK_FACTOR:g} in the busiest hour; Entra's {ENTRA_CYCLE_MINUTES}-minute cycle with 1 % of "
-          f"employees changed per cycle; the background jobs spread over their periods)")
+          f"a day in {BUSINESS_HOURS} h, ×{PEAK_FACTOR:g} in the busiest hour; Entra's {ENTRA_CYCLE_MINUTES}-minute "
+          f"cycle with 1 % of employees changed per cycle; the background jobs spread over their periods)")
     print(f"{'tenants':>10}{'sign-ins':>12}{'SCIM':>10}{'jobs':>10}{'total':>10}{'accounts (20k/s)':>18}")
     for n in SCALES:
         sign_ins = n * EMPLOYEES * SIGN_INS_PER_DAY / (BUSINESS_HOURS * 3600) * PEAK_FACTOR * per_sign_in

@@ -185,13 +185,15 @@ def work(job: Job, message: dict, *, dequeue_count: int = 1, now: datetime | Non
     as a new message; a failing tenant of a shard goes back alone; a failing lone tenant raises UnitFailed."""
     started = clock()
     tenants = message["tenants"]
-    retry = int(message.get("retry") or 0)
+    retry = _count(message.get("retry"))
+    failed_before = message.get("failed_before") or []
     result = UnitResult([], [], [])
     errors: dict[str, str] = {}
     for index, tenant_id in enumerate(tenants):
         if index and clock() - started >= budget:
             result.put_back = tenants[index:]
-            _send({"job": job.name, "run": message.get("run"), "tenants": result.put_back, "retry": retry})
+            _send({"job": job.name, "run": message.get("run"), "tenants": result.put_back, "retry": retry,
+                   "failed_before": [t for t in failed_before if t in result.put_back]})
             break
         try:
             job.work(tenant_id, now or _now())
@@ -202,7 +204,6 @@ def work(job: Job, message: dict, *, dequeue_count: int = 1, now: datetime | Non
                                      "attempt": dequeue_count + retry, "error": errors[tenant_id]}))
         else:
             result.done.append(tenant_id)
-    failed_before = message.get("failed_before") or []
     for tenant_id in result.done:  # a tenant that failed before succeeded: its failure row is history now
         if dequeue_count > 1 or retry or tenant_id in failed_before:
             job_store.clear_failure(job.name, tenant_id)
@@ -222,6 +223,11 @@ def work(job: Job, message: dict, *, dequeue_count: int = 1, now: datetime | Non
 
 
 # ---- a message --------------------------------------------------------------------------------------------------
+
+def _count(value) -> int:
+    """A count from a message: a non-negative int, else 0 (a message is input like any other)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
 
 def valid_tenants(value) -> list[str] | None:
     if not isinstance(value, list) or not 0 < len(value) <= MAX_TENANTS_PER_MESSAGE:
@@ -246,8 +252,8 @@ def handle(jobs: dict[str, Job], body: bytes | str, *, dequeue_count: int = 1, b
         if not isinstance(after, str) or not (left is None or isinstance(left, int)):
             _log.warning("a malformed %s walk message was dropped", job.name)
             return "dropped"
-        walk(job, str(message.get("run") or ""), after=after, left=left, walked=int(step.get("walked") or 0),
-             messages=int(step.get("messages") or 0), budget=WALK_SECONDS if budget is None else budget,
+        walk(job, str(message.get("run") or "")[:32], after=after, left=left, walked=_count(step.get("walked")),
+             messages=_count(step.get("messages")), budget=WALK_SECONDS if budget is None else budget,
              clock=clock)
         return "walk"
     tenants = valid_tenants(message.get("tenants"))
@@ -255,7 +261,9 @@ def handle(jobs: dict[str, Job], body: bytes | str, *, dequeue_count: int = 1, b
         _log.warning("a malformed %s work message was dropped", job.name)
         return "dropped"
     failed_before = message.get("failed_before")
-    failed_before = failed_before if isinstance(failed_before, list) else []
-    work(job, {**message, "tenants": tenants, "failed_before": failed_before}, dequeue_count=dequeue_count,
+    failed_before = valid_tenants(failed_before) if failed_before else []
+    run = str(message.get("run") or "")[:32]
+    work(job, {**message, "run": run, "tenants": tenants, "failed_before": failed_before or []},
+         dequeue_count=dequeue_count,
          budget=UNIT_SECONDS if budget is None else budget, clock=clock)
     return "work"

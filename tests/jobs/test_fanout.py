@@ -154,6 +154,8 @@ def test_a_message_that_is_not_a_job_is_dropped_not_retried(jobs_app):
                  json.dumps({"job": "events_purge", "tenants": ["t" * 3] * 101}).encode(),
                  b'{"job": "events_purge", "walk": {"after": 5}}'):
         assert catalog.handle(body) == "dropped"
+    # Counts that are not counts are taken as none: the work is done, never a crash to retry five times.
+    assert catalog.handle(b'{"job": "events_purge", "tenants": ["nobody-123"], "retry": "x", "run": [1]}') == "work"
 
 
 def test_a_timer_walk_that_fails_midway_hands_over_from_the_last_tenant_it_enqueued(jobs_app, make_tenants):
