@@ -17,6 +17,8 @@ Benchmarks, in order (see bench/README.md for what each ratio means):
                                        partition query
   concurrency bench/concurrency.py    throughput and p95 at 1, 2, 4, 8, 16 requests in flight per process, with
                                        storage as Azurite answers it and 8 ms further away
+  scale      bench/scale.py            each background job through gatehouse-jobs on 300 tenants, storage 8 ms
+                                       away: tenants/min per instance, the projection to 100,000 tenants
   load       bench/load.py --quick     tenants provisioned at once while employees sign in; app peak memory
   outage     bench/load.py --tenants 5 --users 100 --sign-ins 20 --outage 10   the same with Azurite stopped
                                        for 10 s mid-run: 503s meanwhile, then consistency and convergence
@@ -58,6 +60,8 @@ BENCHMARKS = [
     # Seeding 10,000 employees into Azurite takes many minutes here; 2,000 give the same per-1,000 figures.
     ("audit", "Domain audit per 1,000 employees", ["bench/audit.py", "--employees", "2000", "--tenants", "100"]),
     ("concurrency", "Requests in flight per process (Flex Consumption perInstanceConcurrency)", ["bench/concurrency.py"]),
+    ("scale", "Background jobs through their queue, projected to 100,000 tenants (storage 8 ms away)",
+     ["bench/scale.py"]),
     ("load", "Load (quick run) and the app's peak memory", ["bench/load.py", "--quick"]),
     ("outage", "Load with a storage outage in the middle",
      ["bench/load.py", "--tenants", "5", "--users", "100", "--sign-ins", "20", "--outage", "10"]),

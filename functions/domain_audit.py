@@ -11,11 +11,11 @@
 """
 from __future__ import annotations
 
-import json
 import logging
 
 import azure.functions as func
 
+from functions._background import background
 from functions._http import admin_tenant, handler, json_response, read_body
 from shared_code import domain_audit
 
@@ -93,8 +93,11 @@ def get_domain_audit(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("domain_audit_timer")
 @bp.timer_trigger(schedule="%DOMAIN_AUDIT_SCHEDULE%", arg_name="timer", run_on_startup=False)
+@background()
 def domain_audit_timer(timer: func.TimerRequest) -> None:
+    """Every tenant with corporate domains onto `gatehouse-jobs`; each message's work audits a few of them."""
+    from shared_code.jobs import catalog
+
     if timer.past_due:
         log.info("domain audit timer is past due; running now")
-    summary = domain_audit.audit_every_tenant()
-    log.info(json.dumps(summary.as_log()))
+    catalog.start(catalog.DOMAIN_AUDIT)

@@ -2,19 +2,17 @@
 
     GET /api/tenants/{tenant}/events?after=<cursor>&limit=<n>   (operator key or the tenant's admin key)
         → 200 {"events": [...], "next": "<cursor>"}, oldest first, limit 1-500 (default 100)
-    timer events_purge (daily): deletes events older than 30 days
+    timer events_purge (daily): deletes events older than 30 days, fanned out over `gatehouse-jobs`
+    timer events_outbox_sweep (every 10 min): outbox events a failed request left behind, into the log
 """
 from __future__ import annotations
 
-import json
-import logging
-
 import azure.functions as func
 
+from functions._background import background
 from functions._http import admin_tenant, handler, json_response
 
 bp = func.Blueprint()
-log = logging.getLogger("gatehouse")
 
 
 @bp.function_name("list_events")
@@ -30,7 +28,22 @@ def list_events(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("events_purge")
 @bp.timer_trigger(schedule="0 20 4 * * *", arg_name="timer", run_on_startup=False)
+@background()
 def events_purge(timer: func.TimerRequest) -> None:
-    from shared_code.events import retention
+    """Daily: every tenant onto `gatehouse-jobs`; each message's work deletes events older than 30 days."""
+    from shared_code.jobs import catalog
 
-    log.info(json.dumps({"event": "events_purge", **retention.purge_every_tenant()}))
+    catalog.start(catalog.EVENTS_PURGE)
+
+
+@bp.function_name("events_outbox_sweep")
+@bp.timer_trigger(schedule="0 */10 * * * *", arg_name="timer", run_on_startup=False)
+@background()
+def events_outbox_sweep(timer: func.TimerRequest) -> None:
+    """Every 10 minutes: tenants whose outbox holds events a failed request left behind (events/outbox.py)
+    onto `gatehouse-jobs`, to be appended to their log. Off the webhook sweep's per-minute path: the outbox
+    is found by a scan over RowKeys, which costs more as tables grow."""
+    from shared_code.jobs import catalog
+
+    catalog.start(catalog.OUTBOX_TENANTS)
+    catalog.start(catalog.OUTBOX_AUDITS)

@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import azure.functions as func
 
+from functions._background import background
 from functions._http import HTML, bearer_token, handler, json_response, login_redirect, redirect
 from shared_code import sessions, tenants
 from shared_code.errors import BadRequest, NotFound, PayloadTooLarge
@@ -266,6 +267,7 @@ def _signed_out() -> func.HttpResponse:
 @bp.function_name("oidc_backchannel_retry")
 @bp.timer_trigger(schedule="%OIDC_BACKCHANNEL_RETRY_SCHEDULE%", arg_name="timer", run_on_startup=False,
                   use_monitor=False)
+@background()
 def oidc_backchannel_retry(timer: func.TimerRequest) -> None:
     """Every minute: back-channel logout tokens not yet accepted get another attempt (for up to a day)."""
     import json

@@ -6,16 +6,13 @@ links; Table Storage has no TTL), so that no slow metadata fetch of the refresh 
 """
 from __future__ import annotations
 
-import json
-import logging
-
 import azure.functions as func
 
+from functions._background import background
 from functions._http import admin_tenant, bearer_token, handler, json_response, read_body
 from shared_code import idp_connection, sign_in, tenants
 
 bp = func.Blueprint()
-log = logging.getLogger("gatehouse.idp")
 # Every six hours: pending requests and links live 10-30 minutes, replay rows until their assertion expires.
 PURGE_SCHEDULE = "0 5 */6 * * *"
 
@@ -55,16 +52,19 @@ def create_self_check_link(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("refresh_idp_metadata")
 @bp.timer_trigger(schedule="%IDP_METADATA_REFRESH_SCHEDULE%", arg_name="timer", run_on_startup=False,
                   use_monitor=True)
+@background()
 def refresh_idp_metadata(timer: func.TimerRequest) -> None:
-    idp_connection.refresh_all()
+    """Daily: every tenant with a metadata URL onto `gatehouse-jobs`, one tenant per message (shared_code/jobs)."""
+    from shared_code.jobs import catalog
+
+    catalog.start(catalog.REFRESH_IDP_METADATA)
 
 
 @bp.function_name("purge_sign_in_state")
 @bp.timer_trigger(schedule=PURGE_SCHEDULE, arg_name="timer", run_on_startup=False, use_monitor=True)
+@background()
 def purge_sign_in_state(timer: func.TimerRequest) -> None:
-    try:
-        purged = sign_in.purge_expired_sign_in_state()
-    except Exception:  # noqa: BLE001 - housekeeping; the next run tries again
-        log.exception("purging expired sign-in rows failed")
-        return
-    log.info(json.dumps({"event": "sign_in_state_purged", "rows": purged}))
+    """Every 6 h: every tenant onto `gatehouse-jobs`; each message's work deletes expired sign-in rows."""
+    from shared_code.jobs import catalog
+
+    catalog.start(catalog.PURGE_SIGN_IN_STATE)

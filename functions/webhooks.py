@@ -6,8 +6,9 @@
     POST   /api/tenants/{tenant}/webhook/rotate-secret   → 200 a new secret; the old one signs too for 24 h
     POST   /api/tenants/{tenant}/webhook/test            → 200 {"delivered", "attempt"}
     queue  webhook_delivery on `webhook-deliveries` (connection GATEHOUSE_QUEUES): one tenant's delivery run
-    timer  webhook_sweep on %WEBHOOK_SWEEP_SCHEDULE%: outboxes into the log, and a message for every tenant
-           whose endpoint is behind (whatever happened to its messages)
+    timer  webhook_sweep on %WEBHOOK_SWEEP_SCHEDULE%: a rotating shard of the endpoints (each at least hourly)
+           checked on `gatehouse-jobs`: a message for every tenant whose endpoint is behind (whatever happened
+           to its messages)
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import logging
 
 import azure.functions as func
 
+from functions._background import background
 from functions._http import bearer_token, handler, json_response, read_json
 from shared_code import tenants
 from shared_code.webhooks import queue
@@ -81,6 +83,7 @@ def test_webhook(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("webhook_delivery")
 @bp.queue_trigger(arg_name="message", queue_name=queue.QUEUE, connection="GATEHOUSE_QUEUES")
+@background()
 def webhook_delivery(message: func.QueueMessage) -> None:
     """One tenant's run. An exception leaves the message to the host's retries (then the poison queue, and
     the sweep); a retry or leftover work is a new message, delayed until it is due."""
@@ -105,12 +108,11 @@ def webhook_delivery(message: func.QueueMessage) -> None:
 
 @bp.function_name("webhook_sweep")
 @bp.timer_trigger(schedule="%WEBHOOK_SWEEP_SCHEDULE%", arg_name="timer", run_on_startup=False)
+@background()
 def webhook_sweep(timer: func.TimerRequest) -> None:
-    from shared_code.events import outbox
-    from shared_code.webhooks import delivery
+    """The next shard of endpoints (all of them within 45 runs) onto `gatehouse-jobs`; each message's work
+    enqueues a delivery for every endpoint behind its log, whatever happened to its earlier messages."""
+    from shared_code.jobs import catalog
 
-    appended = outbox.flush_all()
-    behind = delivery.due_tenants()
-    for tenant_id in behind:
-        queue.enqueue(tenant_id)
-    log.info(json.dumps({"event": "webhook_sweep", "outbox_appended": appended, "enqueued": len(behind)}))
+    result = catalog.start_webhook_check()
+    log.info(json.dumps({"event": "webhook_sweep", "endpoints": result.walked, "messages": result.messages}))

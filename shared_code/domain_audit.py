@@ -3,7 +3,8 @@
 Once SSO is enabled, such employees cannot sign in, so before enabling it the admin lists the corporate
 domains (`set_corporate_domains`), runs the audit (`run_audit`) and, for each employee it lists, fixes the
 email or accepts the loss of access ("Allow", which the audit then counts instead of listing). A timer
-(`audit_every_tenant`) re-runs it for every tenant with domains, so employees Entra provisions later show up.
+re-runs it for every tenant with domains, so employees Entra provisions later show up: the `domain_audit` job
+(shared_code/jobs/catalog.py), which fans the tenants out over the queue `gatehouse-jobs`.
 
 An employee's email is the work email, else the userName (what Entra usually fills with the UPN). Every run
 is stored (`shared_code.storage.audits`) before it starts and completed or failed after, so a run that is cut
@@ -12,29 +13,20 @@ short is reported as unfinished, never lost; the admin reads the latest with `la
 from __future__ import annotations
 
 import logging
-import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 from shared_code import tenants
 from shared_code.domains import CorporateDomains, normalise_domains
 from shared_code.errors import Conflict, GatehouseError, Unprocessable
 from shared_code.storage import audits, directory
-from shared_code.storage import tenants as tenant_store
 from shared_code.storage.directory import Employee
 
 log = logging.getLogger("gatehouse.domain_audit")
 
 ON_DEMAND, TIMER = "on_demand", "timer"
 KEEP_RUNS = 30  # a month of nightly runs per tenant; older ones are deleted when a run completes
-KEEP_SWEEPS = 30
-TIMER_WORKERS = 4  # a few tenants at a time: each audit waits on storage, not on the CPU
-# The sweep starts no new tenant after this, leaving room inside host.json's 10-minute functionTimeout;
-# the tenants it did not reach come first in the next sweep.
-SWEEP_BUDGET_SECONDS = 8 * 60
-CHECKPOINT_EVERY = 50  # tenants finished between two progress writes of a sweep
 # A run still `running` after this was cut short: longer than any function may run (HTTP 230 s, timer 10 min).
 ABANDONED_AFTER = timedelta(minutes=15)
 
@@ -200,108 +192,3 @@ def _started(run: audits.AuditRun) -> datetime:
         return datetime.fromisoformat(run.started_at.replace("Z", "+00:00"))
     except ValueError:
         return datetime.min.replace(tzinfo=timezone.utc)
-
-
-# ---- every tenant (the timer) -------------------------------------------------------------------------------------
-
-@dataclass
-class SweepSummary:
-    sweep_id: str
-    planned: int
-    audited: int
-    failed: list[str]
-    not_reached: int
-    resumed_from: str | None
-    seconds: float
-
-    def as_log(self) -> dict[str, Any]:
-        return {"event": "domain_audit_sweep", "sweep_id": self.sweep_id, "planned": self.planned,
-                "audited": self.audited, "failed": len(self.failed), "failed_tenants": self.failed[:20],
-                "not_reached": self.not_reached, "resumed_from": self.resumed_from,
-                "seconds": round(self.seconds, 2)}
-
-
-def tenants_with_domains() -> list[tuple[str, dict]]:
-    """(tenant id, domains record) of every tenant with corporate domains, in tenant id order (one query)."""
-    found = []
-    for record in tenant_store.iter_tenant_records(select=["PartitionKey", "domains"]):
-        if (record.get("domains") or {}).get("domains"):
-            found.append((record["tenant_id"], record["domains"]))
-    return found
-
-
-def audit_every_tenant(*, workers: int = TIMER_WORKERS, budget_seconds: float = SWEEP_BUDGET_SECONDS,
-                       clock: Callable[[], float] = time.monotonic) -> SweepSummary:
-    """Audit every tenant with corporate domains, `workers` at a time; one tenant's failure (stored as its
-    run's reason) never stops the others. A previous sweep that did not finish is resumed: the tenants it
-    had not finished come first."""
-    started = clock()
-    planned = tenants_with_domains()
-    previous = audits.latest_sweep()
-    resumed_from = previous.resume_at if previous and previous.status != audits.COMPLETE else None
-    if previous and previous.status != audits.COMPLETE:
-        log.warning("the previous domain audit sweep %s did not finish (%s); resuming at %s",
-                    previous.sweep_id, previous.status, resumed_from or "the first tenant")
-    order = _rotated(planned, resumed_from)
-    sweep = audits.start_sweep(len(order), resumed_from, resume_at=order[0][0] if order else None)
-
-    finished = [False] * len(order)
-    failed: list[str] = []
-    audited = 0
-    next_index = 0
-    in_flight: dict[Future, int] = {}
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="domain-audit") as pool:
-        while next_index < len(order) or in_flight:
-            # Keep the pool just busy, so that stopping at the deadline leaves the rest genuinely unstarted.
-            while next_index < len(order) and len(in_flight) < workers and clock() - started < budget_seconds:
-                tenant_id, domains = order[next_index]
-                in_flight[pool.submit(_audit_one, tenant_id, domains)] = next_index
-                next_index += 1
-            if not in_flight:
-                break  # out of time: the rest waits for the next sweep
-            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-            for future in done:
-                index = in_flight.pop(future)
-                finished[index] = True
-                audited += 1
-                if not future.result():
-                    failed.append(order[index][0])
-                if audited % CHECKPOINT_EVERY == 0:
-                    _checkpoint(sweep, audited, failed, _resume_point(order, finished))
-    not_reached = len(order) - audited
-    resume_at = _resume_point(order, finished)
-    audits.finish_sweep(sweep, audited=audited, failed_tenants=failed, not_reached=not_reached, resume_at=resume_at)
-    try:
-        audits.prune_sweeps(KEEP_SWEEPS)
-    except GatehouseError as error:
-        log.warning("could not delete old domain audit sweeps: %s", error.message)
-    return SweepSummary(sweep.sweep_id, len(order), audited, failed, not_reached, resumed_from, clock() - started)
-
-
-def _audit_one(tenant_id: str, domains: dict) -> bool:
-    """True when the tenant's run completed; a failure is logged and stored by run_audit, never raised here."""
-    try:
-        run_audit(tenant_id, TIMER, domains=domains)
-        return True
-    except Exception:  # noqa: BLE001 - one tenant's failure must not stop the sweep
-        return False
-
-
-def _rotated(planned: list[tuple[str, dict]], start_at: str | None) -> list[tuple[str, dict]]:
-    """Tenant id order, starting at `start_at` (the first tenant the previous sweep did not finish)."""
-    if not start_at:
-        return planned
-    split = next((i for i, (tenant_id, _) in enumerate(planned) if tenant_id >= start_at), len(planned))
-    return planned[split:] + planned[:split]
-
-
-def _resume_point(order: list[tuple[str, dict]], finished: list[bool]) -> str | None:
-    """The first tenant in sweep order not finished yet: everything before it is done."""
-    return next((order[i][0] for i, done in enumerate(finished) if not done), None)
-
-
-def _checkpoint(sweep: audits.Sweep, audited: int, failed: list[str], resume_at: str | None) -> None:
-    try:
-        audits.checkpoint_sweep(sweep, audited=audited, failed=len(failed), resume_at=resume_at)
-    except GatehouseError as error:  # progress notes only; the audits themselves are stored per tenant
-        log.warning("could not record the progress of domain audit sweep %s: %s", sweep.sweep_id, error.message)

@@ -17,19 +17,16 @@ refreshed). Rules:
   by the old one);
 - before that, connecting another IdP (another entity ID) forgets a passed self-check: the self-check proved
   the old connection, not the new one, so the tenant returns to draft;
-- the refresh never changes the entity ID and never raises: one tenant's failure is logged, the walk goes on;
-- one slow tenant never stalls the others: tenants are refreshed concurrently (`REFRESH_WORKERS` at a time),
-  each fetch has its deadline (`REFRESH_FETCH_SECONDS`), and a tenant still unfinished after
-  `REFRESH_TENANT_SECONDS` is reported failed and no longer waited for. (Purging expired sign-in rows is a
-  timer of its own, functions/sso_setup.py, so no fetch can hold it up.)
+- the refresh never changes the entity ID: a tenant whose metadata now names another IdP is skipped (logged);
+- one slow or failing tenant never stalls the others: the daily job (`refresh_idp_metadata` in
+  shared_code/jobs/catalog.py) gives every tenant a queue message of its own, each fetch has its deadline
+  (`REFRESH_FETCH_SECONDS`), and a failure is retried, then poisoned and listed at GET /api/jobs.
 """
 from __future__ import annotations
 
 import json
 import logging
-import time
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -37,15 +34,12 @@ from shared_code import dev_idp, saml, trust
 from shared_code import tenants as tenant_service
 from shared_code.errors import Conflict
 from shared_code.settings import get_settings
-from shared_code.storage import tenants as tenant_store
 from shared_code.tenants import DRAFT, ENABLED, TESTING, Tenant
 
 log = logging.getLogger("gatehouse.idp")
 
 MAX_URL_CHARS = 2048
-REFRESH_WORKERS = 8
 REFRESH_FETCH_SECONDS = 10.0
-REFRESH_TENANT_SECONDS = 30.0
 MAX_CERTIFICATE_CHANGES = 50
 # Who changed the connection (the `by` of a certificate change record).
 TENANT_ADMIN, OPERATOR, DAILY_REFRESH = "tenant_admin", "operator", "daily_refresh"
@@ -177,57 +171,6 @@ def connect_idp(tenant_id: str, metadata_url: Any = None, metadata_xml: Any = No
 
 
 # ---- the daily refresh ----------------------------------------------------------------------------------------
-
-@dataclass
-class RefreshReport:
-    refreshed: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-
-
-def refresh_all(now: datetime | None = None, *, workers: int = REFRESH_WORKERS,
-                tenant_seconds: float = REFRESH_TENANT_SECONDS) -> RefreshReport:
-    """Refetch the metadata of every tenant that gave a URL, several at once; update certificates when the entity
-    ID is the same. A tenant that takes longer than `tenant_seconds` is reported failed and left behind."""
-    report = RefreshReport()
-    tenant_ids = [record["tenant_id"] for record in tenant_store.iter_tenant_records(
-        select=["PartitionKey", "metadata_url"]) if record.get("metadata_url")]
-    started: dict[str, float] = {}
-
-    def refresh(tenant_id: str) -> str:
-        started[tenant_id] = time.monotonic()
-        return refresh_tenant(tenant_id, now)
-
-    def failed(tenant_id: str, message: str) -> None:
-        report.failed.append(tenant_id)
-        log.warning(json.dumps({"event": "idp_metadata_refresh", "tenant": tenant_id, "outcome": "failed",
-                                "message": message}))
-
-    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="idp-refresh")
-    futures = {pool.submit(refresh, tenant_id): tenant_id for tenant_id in tenant_ids}
-    waiting = set(futures)
-    try:
-        while waiting:
-            done, waiting = wait(waiting, timeout=0.5, return_when=FIRST_COMPLETED)
-            for future in done:
-                tenant_id = futures[future]
-                try:
-                    outcome = future.result()
-                except Exception as error:  # noqa: BLE001 - one tenant's failure must not stop the others
-                    failed(tenant_id, getattr(error, "message", None) or type(error).__name__)
-                    continue
-                (report.refreshed if outcome == "refreshed" else report.skipped).append(tenant_id)
-            for future in list(waiting):
-                tenant_id = futures[future]
-                if tenant_id in started and time.monotonic() - started[tenant_id] > tenant_seconds:
-                    waiting.discard(future)  # its thread ends with its fetch's deadline; nobody waits for it
-                    failed(tenant_id, f"no metadata within {tenant_seconds:g} seconds")
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
-    log.info(json.dumps({"event": "idp_metadata_refresh_done", "refreshed": len(report.refreshed),
-                         "failed": len(report.failed), "skipped": len(report.skipped)}))
-    return report
-
 
 def refresh_tenant(tenant_id: str, now: datetime | None = None) -> str:
     """"refreshed", or "skipped" when the stored connection is not the one fetched (left for the admin)."""

@@ -1098,9 +1098,23 @@ def _credential_paths() -> dict:
     }
 
 
+def _jobs_paths() -> dict:
+    from shared_code.bodies import jobs
+
+    return {"/jobs": {"get": _operation(
+        "list_jobs", "The background jobs: each job's latest run and every tenant whose work is failing",
+        "Operator", OPERATOR,
+        {**_ok(model_schema(jobs.JobsReport, response=True), "Runs and open failures."),
+         **_errors("Unauthorized", "Forbidden", "StorageUnavailable")},
+        description="Each job's timer walks the tenants onto the Storage Queue `gatehouse-jobs`; a failing "
+                    "tenant is retried, then its message goes to `gatehouse-jobs-poison` (`poisoned`). A "
+                    "failure is listed until the tenant's work succeeds again (docs/scaling.md).")}}
+
+
 @lru_cache(maxsize=4)
 def _document_text(base_url: str) -> str:
     paths = {**_admin_paths(), **_scim_paths(), **_oidc_paths(), **_credential_paths(), **_events_paths()}
+    paths.update(_jobs_paths())
     document = {
         "openapi": "3.1.0",
         "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",

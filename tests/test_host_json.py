@@ -59,3 +59,10 @@ def test_one_burst_cannot_flood_a_customer_endpoint():
     assert 3 <= queues["maxDequeueCount"] <= 10
     # New deliveries are picked up within seconds when the queue was idle (the default backs off to a minute).
     assert _timespan(queues["maxPollingInterval"]) <= dt.timedelta(seconds=10)
+
+
+def test_the_jobs_know_when_a_message_goes_to_the_poison_queue():
+    """A background job records a failure as poisoned on the last try the host gives it."""
+    from shared_code.jobs import fanout
+
+    assert HOST["extensions"]["queues"]["maxDequeueCount"] == fanout.MAX_DEQUEUE_COUNT

@@ -4,7 +4,8 @@
   environment; UTC), each function one invocation at a time (the real host's singleton);
 * queue-triggered functions by polling the queue named in the trigger on the Storage account of its
   `connection` setting (a connection string: Azurite locally), with host.json `extensions.queues`:
-  `batchSize` messages at a time, polling backed off exponentially from 100 ms to `maxPollingInterval`
+  `batchSize` messages at a time (another batch once no more than `newBatchThreshold` are in flight),
+  polling backed off exponentially from 100 ms to `maxPollingInterval`
   while the queue is empty, a message hidden for 10 minutes while its function runs, deleted when it
   succeeds; on failure hidden for `visibilityTimeout`, and after `maxDequeueCount` dequeues moved to
   `<queue>-poison` (defaults as the real host's: 16, 1 minute, 0 s, 5). Messages are base64, as the real host
@@ -135,7 +136,8 @@ def queue_options(app_dir: str) -> dict[str, float]:
             queues = (json.load(handle).get("extensions") or {}).get("queues") or {}
     except (OSError, ValueError):
         queues = {}
-    return {"batch_size": int(queues.get("batchSize", 16)),
+    batch_size = int(queues.get("batchSize", 16))
+    return {"batch_size": batch_size, "new_batch_threshold": int(queues.get("newBatchThreshold", batch_size // 2)),
             "max_polling_interval": _timespan_seconds(queues.get("maxPollingInterval"), 60.0),
             "visibility_timeout": _timespan_seconds(queues.get("visibilityTimeout"), 0.0),
             "max_dequeue_count": int(queues.get("maxDequeueCount", 5))}
@@ -185,8 +187,9 @@ class Triggers:
             except Exception:  # noqa: BLE001 - logged by the host; the next occurrence runs anyway
                 pass
 
-    def _queue(self, function) -> None:
-        from azure.core.exceptions import ResourceNotFoundError
+    def queue_clients(self, function):
+        """(queue, poison queue) clients of a queue function, None when its connection is not a connection
+        string."""
         from azure.storage.queue import QueueClient
 
         trigger = function.trigger
@@ -194,37 +197,71 @@ class Triggers:
         if not connection or "QueueEndpoint" not in connection and "UseDevelopmentStorage" not in connection:
             log.warning("queue function '%s' will not run: setting %s holds no queue connection string",
                         function.name, trigger.connection)
-            return
+            return None
         name = resolve(trigger.queue_name)
-        queue = QueueClient.from_connection_string(connection, name)
-        poison = QueueClient.from_connection_string(connection, f"{name}-poison")
+        return (QueueClient.from_connection_string(connection, name),
+                QueueClient.from_connection_string(connection, f"{name}-poison"))
+
+    def _queue(self, function) -> None:
+        clients = self.queue_clients(function)
+        if clients is None:
+            return
+        queue, poison = clients
         interval = 0.1
-        log.info("queue function '%s' polls '%s'", function.name, name)
+        in_flight = threading.Semaphore(0)  # released as each invocation ends
+        running = 0
+        log.info("queue function '%s' polls '%s'", function.name, queue.queue_name)
         while not self.stopping.is_set():
-            try:
-                messages = list(queue.receive_messages(max_messages=min(32, self.options["batch_size"]),
-                                                       visibility_timeout=IN_FLIGHT_VISIBILITY))
-            except ResourceNotFoundError:
-                try:
-                    queue.create_queue()
-                except Exception:  # noqa: BLE001 - created by someone else meanwhile
-                    pass
-                messages = []
-            except Exception as error:  # noqa: BLE001 - storage down: keep polling, as the host does
-                log.warning("queue '%s' cannot be read: %s", name, type(error).__name__)
-                messages = []
+            # As the host: another batch only while no more than newBatchThreshold messages are in flight, so
+            # one slow message never holds up the ones behind it.
+            while in_flight.acquire(blocking=False):
+                running -= 1
+            if running > self.options["new_batch_threshold"]:
+                if in_flight.acquire(timeout=0.2):
+                    running -= 1
+                continue
+            messages = self._receive(queue)
             if not messages:
                 interval = min(self.options["max_polling_interval"], interval * 2)
                 self.stopping.wait(interval)
                 continue
             interval = 0.1
-            futures = [(m, self.host._run(function, _message(m))) for m in messages]  # noqa: SLF001
-            for message, future in futures:
-                try:
-                    future.result()
-                    queue.delete_message(message)
-                except Exception:  # noqa: BLE001 - the function failed (logged by the host) or storage did
-                    self._failed(queue, poison, message)
+            for message in messages:
+                running += 1
+                future = self.host._run(function, _message(message))  # noqa: SLF001
+                future.add_done_callback(
+                    lambda done, message=message: (self._settle(done, queue, poison, message), in_flight.release()))
+
+    def poll_once(self, function, queue, poison) -> int:
+        """One batch, waited for: receive up to `batchSize` messages, run the function on each (concurrently),
+        delete the ones that succeeded and release or poison the others. Answers how many it received."""
+        messages = self._receive(queue)
+        futures = [(m, self.host._run(function, _message(m))) for m in messages]  # noqa: SLF001
+        for message, future in futures:
+            self._settle(future, queue, poison, message)
+        return len(messages)
+
+    def _receive(self, queue) -> list:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            return list(queue.receive_messages(max_messages=min(32, self.options["batch_size"]),
+                                               visibility_timeout=IN_FLIGHT_VISIBILITY))
+        except ResourceNotFoundError:
+            try:
+                queue.create_queue()
+            except Exception:  # noqa: BLE001 - created by someone else meanwhile
+                pass
+        except Exception as error:  # noqa: BLE001 - storage down: keep polling, as the host does
+            log.warning("queue '%s' cannot be read: %s", queue.queue_name, type(error).__name__)
+        return []
+
+    def _settle(self, future, queue, poison, message) -> None:
+        try:
+            future.result()
+            queue.delete_message(message)
+        except Exception:  # noqa: BLE001 - the function failed (logged by the host) or storage did
+            self._failed(queue, poison, message)
 
     def _failed(self, queue, poison, message) -> None:
         try:

@@ -63,8 +63,8 @@ resource appBlobData 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
-// Queue data: the webhook-deliveries trigger reads, updates and deletes messages and moves failures to the
-// poison queue; the app enqueues deliveries (and the sweep re-enqueues). Contributor covers both sides (the
+// Queue data: the webhook-deliveries and gatehouse-jobs triggers read, update and delete messages and move
+// failures to the poison queues; the app enqueues deliveries and jobs (the timers walk tenants onto the queue). Contributor covers both sides (the
 // trigger alone would need Reader + Message Processor, the producer Message Sender).
 resource appQueueData 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(storage.id, appPrincipalId, roles.storageQueueDataContributor)
@@ -110,7 +110,7 @@ resource deployerSecretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04
   }
 }
 
-// The deployer peeks at the webhook queues, the poison queue above all (docs/deploy.md, "Webhooks"): reading
+// The deployer peeks at the webhook and job queues, the poison queues above all (docs/deploy.md, "Webhooks"): reading
 // only; moving a poison message back is a deliberate, separately granted act.
 resource deployerQueueReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(deployerPrincipalId)) {
   name: guid(storage.id, deployerPrincipalId, roles.storageQueueDataReader)

@@ -3,7 +3,8 @@
 // - Blob service: the Functions host's own storage (timer leases, keys) and the Flex Consumption
 //   deployment container that azd uploads the package to;
 // - Queue service: webhook deliveries (queue `webhook-deliveries`, and `webhook-deliveries-poison` where the
-//   Functions host moves a message after host.json's maxDequeueCount failed tries).
+//   Functions host moves a message after host.json's maxDequeueCount failed tries) and the background jobs'
+//   fan-out (queue `gatehouse-jobs` and `gatehouse-jobs-poison`; see docs/scaling.md).
 
 @description('Storage account name: 3-24 lowercase letters and digits, globally unique.')
 param name string
@@ -25,10 +26,12 @@ param skuName string = 'Standard_GZRS'
 @description('Blob container that Flex Consumption deploys the app package from.')
 param deploymentContainerName string
 
-@description('Queues the app reads and writes: webhook deliveries and their poison queue.')
+@description('Queues the app reads and writes: webhook deliveries, the background jobs, and their poison queues.')
 param queueNames array = [
   'webhook-deliveries'
   'webhook-deliveries-poison'
+  'gatehouse-jobs'
+  'gatehouse-jobs-poison'
 ]
 
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {

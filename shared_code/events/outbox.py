@@ -4,8 +4,9 @@ a domain audit run), brought into the tenant's one event log and its one sequenc
 A transaction can span only one table and partition, and the sequence lives in the directory table (log.py).
 So such a change writes its event into an outbox row *in its own transaction* (`outbox:<event id>`, same
 table and partition as the change: no change without its event), and the outbox is then appended to the log:
-at once by the request that made the change, and by the webhook sweep timer for anything a failure left
-behind. Appending writes `eventid:<id>` in the log's transaction, so an outbox event appended twice (the
+at once by the request that made the change, and by the outbox sweep for anything a failure left behind (a
+timer every 10 minutes that finds the tenants with outbox rows and fans their flush out over `gatehouse-jobs`:
+`outbox_tenants` and `outbox_audits` in shared_code/jobs/catalog.py). Appending writes `eventid:<id>` in the log's transaction, so an outbox event appended twice (the
 append succeeded, the outbox delete did not) is refused by the store instead of showing up twice. The event
 keeps its id and `occurred_at` (when the change was written); its sequence is its place in the log.
 """
@@ -56,18 +57,3 @@ def flush_after_change(table: str, tenant_id: str) -> None:
         flush(table, tenant_id)
     except Exception as error:  # noqa: BLE001 - the change is written; the sweep appends its event
         _log.warning("events of %s wait in the outbox of %s for the sweep: %s", tenant_id, table, error)
-
-
-def flush_all() -> int:
-    """Every outbox row of every tenant (the sweep): one query per table for RowKeys in the outbox range."""
-    appended = 0
-    for table in TABLES:
-        partitions = {row["PartitionKey"] for row in tables.query(
-            table, "RowKey ge @lo and RowKey lt @hi", {"lo": OUTBOX, "hi": OUTBOX[:-1] + ";"},
-            select=["PartitionKey", "RowKey"])}
-        for tenant_id in sorted(partitions):
-            try:
-                appended += flush(table, tenant_id)
-            except Exception as error:  # noqa: BLE001 - one tenant's failure must not stop the others
-                _log.warning("flushing the outbox of %s in %s failed: %s", tenant_id, table, error)
-    return appended

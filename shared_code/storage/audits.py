@@ -1,4 +1,4 @@
-"""Domain audit runs and the timer's sweeps, in the `audits` table.
+"""Domain audit runs, in the `audits` table.
 
 One partition per tenant (PartitionKey = tenant id), newest run first:
   run:<inverted ms>-<random>             a run's header: trigger, status (running → complete | failed), times,
@@ -13,10 +13,6 @@ half-written list is never shown.
 Table Storage holds at most 64 KiB in one property and 1 MiB in one entity (4 MiB in one transaction): each
 `outside` row carries one array of at most ~60 KB (UTF-16, how the service counts), rows are written 25 to a
 transaction, and a run keeps at most `MAX_STORED_OUTSIDE` entries (the header keeps the true count).
-
-The timer's sweeps over all tenants live in the partition `~sweeps` (no tenant id can contain `~`):
-  sweep:<inverted ms>-<random>           planned / audited / failed counts and `resume_at`, the first tenant
-                                         (in sweep order) not yet finished, checkpointed while the sweep runs
 """
 from __future__ import annotations
 
@@ -32,8 +28,7 @@ from shared_code.events import outbox, shapes
 from shared_code.storage import tables
 
 TABLE = tables.AUDITS
-RUN, OUTSIDE, SWEEP = "run:", "outside:", "sweep:"
-SWEEPS_PARTITION = "~sweeps"
+RUN, OUTSIDE = "run:", "outside:"
 
 RUNNING, COMPLETE, FAILED = "running", "complete", "failed"
 
@@ -42,7 +37,6 @@ MAX_STORED_OUTSIDE = 10_000
 # little below, so no rounding in how a row is measured can push it over.
 ROW_LIMIT_UTF16_BYTES = 60_000
 ROWS_PER_TRANSACTION = 25  # 25 rows of <= 60 KB stay well inside a transaction's 4 MiB
-MAX_LISTED_FAILURES = 100  # a sweep names at most this many failed tenants (the count is always exact)
 _MAX_TEXT = 256  # one outside entry's texts are cut to this, so any entry fits a row with room to spare
 _DELETES_PER_TRANSACTION = 100  # Table Storage's limit of operations in one transaction
 _INVERSION_BASE = 10 ** 13  # milliseconds since 1970 stay below this until the year 2286
@@ -79,23 +73,6 @@ class AuditRun:
     outside_rows: int = 0
     outside: list[dict] | None = field(default=None, repr=False)
     reason: str | None = None
-
-
-@dataclass
-class Sweep:
-    """One timer run over every tenant with corporate domains."""
-
-    sweep_id: str
-    status: str
-    started_at: str
-    planned: int
-    resumed_from: str | None = None
-    finished_at: str | None = None
-    audited: int = 0
-    failed: int = 0
-    not_reached: int = 0
-    resume_at: str | None = None
-    failed_tenants: list[str] = field(default_factory=list)
 
 
 # ---- runs ------------------------------------------------------------------------------------------------
@@ -226,58 +203,6 @@ def _delete(partition: str, keys: list[str]) -> None:
     for start in range(0, len(keys), _DELETES_PER_TRANSACTION):
         tables.transact(TABLE, [("delete", {"PartitionKey": partition, "RowKey": key})
                                 for key in keys[start:start + _DELETES_PER_TRANSACTION]])
-
-
-# ---- sweeps ------------------------------------------------------------------------------------------------
-
-def start_sweep(planned: int, resumed_from: str | None, *, resume_at: str | None) -> Sweep:
-    """Store a new sweep as `running`; `resume_at` is its first tenant, so a sweep killed before its first
-    checkpoint is resumed where it started."""
-    moment = _now()
-    sweep = Sweep(sweep_id=_new_key(moment), status=RUNNING, started_at=_iso(moment), planned=planned,
-                  resumed_from=resumed_from, resume_at=resume_at)
-    tables.insert(TABLE, {"PartitionKey": SWEEPS_PARTITION, "RowKey": SWEEP + sweep.sweep_id,
-                          "sweep_id": sweep.sweep_id, "status": RUNNING, "started_at": sweep.started_at,
-                          "planned": planned, "resumed_from": resumed_from, "resume_at": resume_at})
-    return sweep
-
-
-def checkpoint_sweep(sweep: Sweep, *, audited: int, failed: int, resume_at: str | None) -> None:
-    """Progress so far: if the sweep is killed, the next one starts at `resume_at`."""
-    tables.update(TABLE, {"PartitionKey": SWEEPS_PARTITION, "RowKey": SWEEP + sweep.sweep_id,
-                          "audited": audited, "failed": failed, "resume_at": resume_at}, etag=None)
-
-
-def finish_sweep(sweep: Sweep, *, audited: int, failed_tenants: list[str], not_reached: int,
-                 resume_at: str | None) -> Sweep:
-    """`status` is complete when every planned tenant was audited (failures included), else `cut_short`."""
-    sweep.status = COMPLETE if not_reached == 0 else "cut_short"
-    sweep.finished_at = _iso(_now())
-    sweep.audited, sweep.failed, sweep.not_reached = audited, len(failed_tenants), not_reached
-    sweep.resume_at, sweep.failed_tenants = resume_at, failed_tenants[:MAX_LISTED_FAILURES]
-    tables.update(TABLE, {
-        "PartitionKey": SWEEPS_PARTITION, "RowKey": SWEEP + sweep.sweep_id, "status": sweep.status,
-        "finished_at": sweep.finished_at, "audited": audited, "failed": sweep.failed, "not_reached": not_reached,
-        "resume_at": resume_at, "failed_tenants": json.dumps(sweep.failed_tenants),
-    }, etag=None)
-    return sweep
-
-
-def latest_sweep() -> Sweep | None:
-    row = next(iter(tables.partition_range(TABLE, SWEEPS_PARTITION, SWEEP, page_size=1)), None)
-    if row is None:
-        return None
-    return Sweep(sweep_id=row["sweep_id"], status=row.get("status") or RUNNING, started_at=row.get("started_at") or "",
-                 planned=int(row.get("planned") or 0), resumed_from=row.get("resumed_from"),
-                 finished_at=row.get("finished_at"), audited=int(row.get("audited") or 0),
-                 failed=int(row.get("failed") or 0), not_reached=int(row.get("not_reached") or 0),
-                 resume_at=row.get("resume_at"), failed_tenants=json.loads(row.get("failed_tenants") or "[]"))
-
-
-def prune_sweeps(keep: int) -> int:
-    old = [row["RowKey"] for row in tables.partition_range(TABLE, SWEEPS_PARTITION, SWEEP, select=["RowKey"])][keep:]
-    _delete(SWEEPS_PARTITION, old)
-    return len(old)
 
 
 def raw_rows(tenant_id: str) -> list[dict[str, Any]]:

@@ -291,17 +291,11 @@ def session_is_live(tenant_id: str, employee_id: str, sid: str) -> bool:
 
 
 def purge_expired(tenant_id: str, now: datetime) -> int:
-    """Delete this tenant's codes, sessions and pending logouts past their expiry; returns how many."""
+    """Delete this tenant's codes, sessions and pending logouts past their expiry (100 per transaction);
+    returns how many."""
     rows = tables.query(TABLE, "PartitionKey eq @pk and expires_at lt @now", {"pk": tenant_id, "now": _utc(now)},
                         select=["RowKey"], page_size=1000)
-    count = 0
-    for row in rows:
-        try:
-            tables.delete(TABLE, tenant_id, row["RowKey"])
-        except ResourceNotFoundError:
-            pass
-        count += 1
-    return count
+    return tables.delete_rows(TABLE, tenant_id, [row["RowKey"] for row in rows])
 
 
 def end_session(tenant_id: str, employee_id: str, sid: str, now: datetime) -> SessionRecord | None:

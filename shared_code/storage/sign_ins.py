@@ -31,7 +31,6 @@ import hashlib
 from datetime import datetime, timezone
 
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables import TableTransactionError
 
 from shared_code.storage import tables
 
@@ -124,15 +123,4 @@ def purge_expired(tenant_id: str, now: datetime) -> int:
     """Delete this tenant's sign-in rows past their expiry (100 per transaction); returns how many."""
     rows = tables.query(TABLE, "PartitionKey eq @pk and expires_at lt @now", {"pk": tenant_id, "now": _utc(now)},
                         select=["RowKey"], page_size=1000)
-    keys = [row["RowKey"] for row in rows]
-    for start in range(0, len(keys), 100):
-        operations = [("delete", {"PartitionKey": tenant_id, "RowKey": key}) for key in keys[start:start + 100]]
-        try:
-            tables.transact(TABLE, operations)
-        except TableTransactionError:  # a row spent meanwhile fails the whole batch: delete one by one
-            for _, entity in operations:
-                try:
-                    tables.delete(TABLE, tenant_id, entity["RowKey"])
-                except ResourceNotFoundError:
-                    pass
-    return len(keys)
+    return tables.delete_rows(TABLE, tenant_id, [row["RowKey"] for row in rows])

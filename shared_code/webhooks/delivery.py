@@ -26,7 +26,8 @@ from azure.core.exceptions import ResourceModifiedError
 
 from shared_code import outbound
 from shared_code.events import log as event_log
-from shared_code.webhooks import endpoint
+from shared_code.storage import tables
+from shared_code.webhooks import endpoint, queue
 from shared_code.webhooks.endpoint import DeliveryAttempt, now_iso, parse_iso
 
 TIMEOUT = 10.0
@@ -211,19 +212,21 @@ def _failed(row: dict, save, attempt: DeliveryAttempt, now: datetime, delivered:
     return RunResult("retry", delivered, retry_in=delay)
 
 
-def due_tenants(now: datetime | None = None) -> list[str]:
-    """Every enabled endpoint with events to deliver, no retry scheduled later and no live lease: what the
-    sweep enqueues. One query over the webhooks table plus one head read per endpoint."""
-    from shared_code.storage import tables
-
+def waiting(row: dict, now: datetime | None = None) -> bool:
+    """Whether an endpoint row has a live lease or a retry scheduled later (its own message will come)."""
     now = now or _utcnow()
-    due = []
-    rows = tables.query(endpoint.TABLE, "RowKey eq @row and enabled eq true", {"row": endpoint.ROW},
-                        select=["PartitionKey", "delivered", "next_attempt_at", "lease_until"])
-    for row in rows:
-        lease_until, next_at = parse_iso(row.get("lease_until")), parse_iso(row.get("next_attempt_at"))
-        if (lease_until and lease_until > now) or (next_at and next_at > now):
-            continue
-        if event_log.last_sequence(row["PartitionKey"]) > int(row.get("delivered") or 0):
-            due.append(row["PartitionKey"])
-    return due
+    lease_until, next_at = parse_iso(row.get("lease_until")), parse_iso(row.get("next_attempt_at"))
+    return bool((lease_until and lease_until > now) or (next_at and next_at > now))
+
+
+def wake_if_behind(tenant_id: str, now: datetime | None = None) -> bool:
+    """The sweep's check of one endpoint (two point reads): enabled, not waiting, and behind the tenant's log
+    → a delivery message, whatever happened to the earlier ones. Answers whether it enqueued one."""
+    row = tables.get(endpoint.TABLE, tenant_id, endpoint.ROW,
+                     select=["enabled", "delivered", "next_attempt_at", "lease_until"])
+    if row is None or not row.get("enabled") or waiting(row, now):
+        return False
+    if event_log.last_sequence(tenant_id) <= int(row.get("delivered") or 0):
+        return False
+    queue.enqueue(tenant_id)
+    return True

@@ -9,79 +9,39 @@ The notifier puts a message after each commit that wrote events, from a backgrou
 made the change does not wait for the queue (no extra round trip on its path), and a burst of changes of one
 tenant becomes one message. If the process dies before the message is sent, the sweep finds the tenant.
 
-Connection (setting names from the trigger's `connection="GATEHOUSE_QUEUES"`): `GATEHOUSE_QUEUES` as a
-connection string (Azurite locally), else `GATEHOUSE_QUEUES__queueServiceUri` with the managed identity
-(`GATEHOUSE_QUEUES__clientId`), as the Functions host itself reads them.
+The queue's client and message encoding are `shared_code/queues.py`'s (connection `GATEHOUSE_QUEUES`).
 """
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 
-from shared_code.settings import get_settings
+from shared_code import queues
 
 QUEUE = "webhook-deliveries"
-POISON = QUEUE + "-poison"
-MAX_VISIBILITY_DELAY = 6 * 24 * 3600  # a queue message can be hidden for at most 7 days
+POISON = QUEUE + queues.POISON_SUFFIX
+MAX_VISIBILITY_DELAY = queues.MAX_VISIBILITY_DELAY
 _log = logging.getLogger("gatehouse")
-_client = None
-_client_lock = threading.Lock()
-
-
-def configured() -> bool:
-    settings = get_settings()
-    return bool(settings.gatehouse_queues or settings.gatehouse_queues_service_uri)
+configured = queues.configured
 
 
 def client():
-    global _client
-    if _client is None:
-        with _client_lock:
-            if _client is None:
-                from azure.storage.queue import BinaryBase64DecodePolicy, QueueClient, TextBase64EncodePolicy
-
-                settings = get_settings()
-                options = {"message_encode_policy": TextBase64EncodePolicy(),
-                           "message_decode_policy": BinaryBase64DecodePolicy(),
-                           "retry_total": 2, "connection_timeout": 3, "read_timeout": 10}
-                if settings.gatehouse_queues:
-                    _client = QueueClient.from_connection_string(settings.gatehouse_queues, QUEUE, **options)
-                else:
-                    from azure.identity import ManagedIdentityCredential
-
-                    credential = ManagedIdentityCredential(client_id=settings.gatehouse_queues_client_id or None)
-                    _client = QueueClient(settings.gatehouse_queues_service_uri, QUEUE, credential=credential,
-                                          **options)
-    return _client
+    return queues.client(QUEUE)
 
 
 def reset() -> None:
-    global _client
-    _client = None
+    queues.reset()
 
 
 def enqueue(tenant_id: str, delay_seconds: float = 0) -> None:
     """A message that wakes the tenant's delivery run after `delay_seconds` (created queue on first use)."""
-    from azure.core.exceptions import ResourceNotFoundError
-
-    text = json.dumps({"tenant": tenant_id})
-    delay = max(0, min(MAX_VISIBILITY_DELAY, int(delay_seconds + 0.999)))
-    queue = client()
-    try:
-        queue.send_message(text, visibility_timeout=delay)
-    except ResourceNotFoundError:
-        queue.create_queue()
-        queue.send_message(text, visibility_timeout=delay)
+    queues.send(QUEUE, {"tenant": tenant_id}, delay_seconds)
 
 
 def tenant_of(body: bytes | str) -> str | None:
-    try:
-        message = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    tenant = message.get("tenant") if isinstance(message, dict) else None
+    message = queues.decode(body)
+    tenant = message.get("tenant") if message else None
     return tenant if isinstance(tenant, str) and tenant else None
 
 

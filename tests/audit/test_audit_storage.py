@@ -1,7 +1,7 @@
 """How audit runs are stored: newest first, large outside lists split into rows that respect Table Storage's
-limits (64 KiB per property, 1 MiB per entity) and read back whole, old runs pruned, and the timer's sweep
-resumed where a sweep cut short stopped. Runs are written by the real cores into the suite's Azurite and read
-back over HTTP."""
+limits (64 KiB per property, 1 MiB per entity) and read back whole, and old runs pruned. Runs are written by
+the real cores into the suite's Azurite and read back over HTTP. (The timer's walk over every tenant, cut short
+and resumed, is tests/jobs/.)"""
 from __future__ import annotations
 
 from shared_code.storage import audits
@@ -83,24 +83,3 @@ def test_the_newest_run_is_the_first_row_and_only_the_last_thirty_are_kept(tenan
     outside = {row["RowKey"].split(":")[1] for row in audits.raw_rows(tenant.tenant_id)
                if row["RowKey"].startswith(audits.OUTSIDE)}
     assert outside == set(run_ids[-domain_audit.KEEP_RUNS:])  # the pruned runs' lists went with them
-
-
-def test_a_sweep_cut_short_is_recorded_and_the_next_one_starts_where_it_stopped(tenant, new_tenant):
-    from shared_code import domain_audit
-
-    set_domains(tenant, "contoso.example")
-    second = new_tenant("Second")
-    set_domains(second, "contoso.example")
-    ticks = iter(range(10**6))
-    # A clock that runs out after two tenants were started: what a sweep near the function timeout sees.
-    cut = domain_audit.audit_every_tenant(workers=1, budget_seconds=2, clock=lambda: next(ticks))
-    assert cut.not_reached > 0 and cut.audited == cut.planned - cut.not_reached
-    recorded = audits.latest_sweep()
-    assert recorded.sweep_id == cut.sweep_id and recorded.status == "cut_short"
-    assert recorded.not_reached == cut.not_reached and recorded.resume_at is not None
-
-    resumed = domain_audit.audit_every_tenant(workers=4)
-    assert resumed.resumed_from == recorded.resume_at
-    assert resumed.not_reached == 0 and audits.latest_sweep().status == "complete"
-    for handle in (tenant, second):
-        assert handle.api("GET", "domain-audit").json()["trigger"] == "timer"

@@ -1,0 +1,42 @@
+"""The background jobs' queue function and the operator's view of them.
+
+    queue  run_job on `gatehouse-jobs` (connection GATEHOUSE_QUEUES): one walk step or one unit of work
+           (shared_code/jobs/); a failure is retried by the host, then moved to `gatehouse-jobs-poison`
+    GET    /api/jobs (operator key) → 200 {"runs": [...], "failures": [...]}
+
+The timers that start the jobs stay beside their features (sso_setup, events, domain_audit, webhooks); each
+only walks its tenants onto the queue.
+"""
+from __future__ import annotations
+
+import azure.functions as func
+
+from functions._background import background
+from functions._http import bearer_token, handler, json_response
+from shared_code import tenants
+from shared_code.jobs import fanout
+
+bp = func.Blueprint()
+
+
+@bp.function_name("run_job")
+@bp.queue_trigger(arg_name="message", queue_name=fanout.QUEUE, connection="GATEHOUSE_QUEUES")
+@background()
+def run_job(message: func.QueueMessage) -> None:
+    from shared_code.jobs import catalog
+
+    catalog.handle(message.get_body(), dequeue_count=message.dequeue_count or 1)
+
+
+@bp.function_name("list_jobs")
+@bp.route(route="jobs", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@handler()
+def list_jobs(req: func.HttpRequest) -> func.HttpResponse:
+    from shared_code.bodies.jobs import JobFailure, JobRun, JobsReport
+    from shared_code.storage import jobs as job_store
+
+    tenants.authenticate_operator(bearer_token(req))
+    runs = [JobRun(**run) for run in job_store.runs()]
+    failures = [JobFailure(job=f.job, tenant_id=f.tenant_id, attempts=f.attempts, error=f.error,
+                           failed_at=f.failed_at, poisoned=f.poisoned) for f in job_store.failures()]
+    return json_response(JobsReport(runs=runs, failures=failures))
