@@ -64,7 +64,9 @@ def refresh_idp_metadata(timer: func.TimerRequest) -> None:
 @bp.timer_trigger(schedule=PURGE_SCHEDULE, arg_name="timer", run_on_startup=False, use_monitor=True)
 @background()
 def purge_sign_in_state(timer: func.TimerRequest) -> None:
-    """Every 6 h: every tenant onto `gatehouse-jobs`; each message's work deletes expired sign-in rows."""
+    """Every 6 h: every tenant onto `gatehouse-jobs`; each message's work deletes expired sign-in rows. The
+    platform's own partition of exchanged Entra tokens is purged here."""
     from shared_code.jobs import catalog
 
     catalog.start(catalog.PURGE_SIGN_IN_STATE)
+    sign_in.purge_exchanged_tokens()

@@ -184,7 +184,7 @@ def test_expired_codes_and_sessions_are_purged(op, product, employee):
     _signed_in(op, product, employee)
     rows = lambda: list(tables.partition_range(store.TABLE, op.tenant_id, ""))  # noqa: E731
     assert any(r["RowKey"].startswith(store.CODE) for r in rows())
-    # What the daily housekeeping (sign_in.purge_expired_sign_in_state) runs for each tenant, a day later.
+    # What the purge job (shared_code/jobs/catalog.py: purge_sign_in_state) runs for each tenant, a day later.
     store.purge_expired(op.tenant_id, datetime.now(timezone.utc) + timedelta(days=1))
     assert not [r for r in rows() if r["RowKey"].startswith((store.CODE, store.SESSION))]
     assert [r for r in rows() if r["RowKey"].startswith(store.CLIENT)]  # clients do not expire
