@@ -28,7 +28,8 @@ from typing import Any
 from shared_code import sign_in
 from shared_code import tenants as tenant_service
 from shared_code.dev_idp import ROUTE_PREFIX, keys
-from shared_code.dev_idp.documents import NS_SAML, NS_SAMLP, EntraIdp, v2_id_token_claims, v2_published_key
+from shared_code.dev_idp.documents import (NS_SAML, NS_SAMLP, STATUS_NO_PASSIVE, STATUS_REQUESTER, EntraIdp,
+                                           v2_id_token_claims, v2_published_key)
 from shared_code.errors import BadRequest, Conflict, NotFound
 from shared_code.saml.safe_xml import UntrustedXmlError, parse_untrusted
 from shared_code.settings import get_settings
@@ -72,6 +73,8 @@ class SamlRequest:
     relay_state: str | None
     encoded: str = field(repr=False)
     tenant: Any = field(default=None, repr=False, compare=False)  # read once per request
+    is_passive: bool = False  # IsPassive: no page may be shown (OIDC prompt=none)
+    force_authn: bool = False  # ForceAuthn: the person authenticates now (prompt=login, max_age)
 
 
 # ---- identity ------------------------------------------------------------------------------------------------
@@ -149,7 +152,9 @@ def read_request(tenant_id: str, saml_request: Any, relay_state: Any, *, paramet
     if issuer != urls["sp_entity_id"] or (kind == "AuthnRequest" and acs_url not in (None, urls["acs_url"])):
         raise BadRequest(f"This request is not from tenant {tenant_id}'s Gatehouse (its Issuer or ACS URL is "
                          "another service provider's); the development IdP answers only its own tenant.")
-    return SamlRequest(kind, root.get("ID"), issuer, acs_url or urls["acs_url"], relay_state, saml_request, tenant)
+    return SamlRequest(kind, root.get("ID"), issuer, acs_url or urls["acs_url"], relay_state, saml_request, tenant,
+                       is_passive=root.get("IsPassive") in ("true", "1"),
+                       force_authn=root.get("ForceAuthn") in ("true", "1"))
 
 
 # ---- sign-in ---------------------------------------------------------------------------------------------------
@@ -158,7 +163,9 @@ def sign_in_page(tenant_id: str, saml_request: Any, relay_state: Any, login_hint
                  saml_response: Any = None) -> Page | Redirect:
     """GET of the SSO URL: a LogoutRequest is answered (signed redirect to the tenant's SLO URL); an AuthnRequest
     with a `login_hint` naming a provisioned employee is answered with the auto-posting form Entra sends; without
-    one, the page to pick an employee. The SP's LogoutResponse (after an Entra-initiated logout) ends on a page."""
+    one, the page to pick an employee — unless the request IsPassive (a silent sign-in): like Entra without a
+    session it then answers NoPassive, never a page (the `login_hint` stands for the session a browser would
+    hold). The SP's LogoutResponse (after an Entra-initiated logout) ends on a page."""
     if saml_request is None and saml_response is not None:
         read_request(tenant_id, saml_response, relay_state, parameter="SAMLResponse")
         return _signed_out_page(tenant_id)
@@ -173,6 +180,8 @@ def sign_in_page(tenant_id: str, saml_request: Any, relay_state: Any, login_hint
                                                      f"{hint!r}. Provision them first (python -m tools.simulate_entra)"
                                                      ", or pick one below.", status=404)
         return _post_form(tenant_id, request, employee)
+    if request.is_passive:
+        return _no_passive(tenant_id, request)
     return _picker(tenant_id, request)
 
 
@@ -189,20 +198,37 @@ def claims_of(tenant_id: str, employee: directory.Employee) -> dict[str, Any]:
             "surname": name.get("familyName") if isinstance(name.get("familyName"), str) else None}
 
 
+def _no_passive(tenant_id: str, request: SamlRequest) -> Page:
+    """Entra's answer to an IsPassive request it cannot satisfy without a page: status NoPassive (AADSTS50058)."""
+    sp = sign_in.service_provider(request.tenant)
+    saml_response = idp_for(tenant_id).response(
+        sp.entity_id, sp.acs_url, in_response_to=request.request_id, status=STATUS_REQUESTER,
+        sub_status=STATUS_NO_PASSIVE, status_message="AADSTS50058: A silent sign-in request was sent but no user "
+        "is signed in.")
+    return _auto_post(request, sp.acs_url, saml_response, "Answering a silent sign-in: nobody is signed in…")
+
+
 def _post_form(tenant_id: str, request: SamlRequest, employee: directory.Employee) -> Page:
     claims = claims_of(tenant_id, employee)
     sp = sign_in.service_provider(request.tenant)
+    now = dt.datetime.now(dt.timezone.utc)
+    # A ForceAuthn request is authenticated now; otherwise as from an Entra session a minute old (the default).
     saml_response = idp_for(tenant_id).response(
         sp.entity_id, sp.acs_url, claims.pop("name_id"), claims.pop("object_id"), claims.pop("email"),
-        in_response_to=request.request_id, **claims)
+        in_response_to=request.request_id, issue_instant=now,
+        authn_instant=now if request.force_authn else None, **claims)
+    return _auto_post(request, sp.acs_url, saml_response, f"Signing in {employee.user_name}…")
+
+
+def _auto_post(request: SamlRequest, acs_url: str, saml_response: str, doing: str) -> Page:
     relay = (f'<input type="hidden" name="RelayState" value="{escape(request.relay_state)}">'
              if request.relay_state is not None else "")
     script = "document.forms[0].submit();"
     # Entra's own answer page: a form that posts itself to the ACS (here with the development banner).
     html = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Working...</title>'
             f'<style>{_STYLE}</style></head><body><p class="dev">{escape(DEV_BANNER)}</p>'
-            f'<p>Signing in {escape(employee.user_name)}…</p>'
-            f'<form method="POST" name="hiddenform" action="{escape(sp.acs_url)}">'
+            f'<p>{escape(doing)}</p>'
+            f'<form method="POST" name="hiddenform" action="{escape(acs_url)}">'
             f'<input type="hidden" name="SAMLResponse" value="{saml_response}">{relay}'
             f'<noscript><button type="submit">Continue</button></noscript></form>'
             f'<script>{script}</script></body></html>')

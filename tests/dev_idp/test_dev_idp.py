@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import base64
 import re
+import zlib
 from datetime import datetime, timezone
 from html import unescape
 from typing import Iterator
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import pytest
 import requests
 from joserfc import jwt
 from joserfc.jwk import KeySet
+from lxml import etree
 
 from shared_code import saml, sign_in
 from shared_code import tenants as tenant_service
@@ -125,6 +127,40 @@ def test_without_a_login_hint_it_shows_the_tenants_employees_to_pick(dev):
     # The active employees; the dismissed one (Alex) is not offered, but may still be typed.
     assert listed == {f"{name}@{DOMAIN}" for name in ("adele.vance", "megan.bowen", "lee.gu", "nestor.wilke")}
     assert 'name="login_hint"' in page.text and "script-src 'none'" in page.headers["Content-Security-Policy"]
+
+
+def _with_request_flags(location: str, **flags: str) -> str:
+    """The IdP URL with the (unsigned, deflated) AuthnRequest's attributes set, as an OIDC prompt would set them."""
+    parts = urlsplit(location)
+    query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+    request = parse(zlib.decompress(base64.b64decode(query["SAMLRequest"]), -15))
+    for name, value in flags.items():
+        request.set(name, value)
+    deflater = zlib.compressobj(9, zlib.DEFLATED, -15)
+    query["SAMLRequest"] = base64.b64encode(deflater.compress(etree.tostring(request)) + deflater.flush()).decode()
+    return f"{parts.scheme}://{parts.netloc}{parts.path}?{urlencode(query)}"
+
+
+def test_a_silent_request_without_a_login_hint_answers_no_passive_never_a_page(dev):
+    location, cookies = dev.login()
+    page = requests.get(_with_request_flags(location, IsPassive="true"), timeout=30)
+    assert page.status_code == 200 and 'data-upn="' not in page.text  # no picker: a silent request shows nothing
+    form = dev.post_form(page.text)
+    document = parse(base64.b64decode(form["SAMLResponse"]))
+    codes = [c.get("Value") for c in document.iter("{urn:oasis:names:tc:SAML:2.0:protocol}StatusCode")]
+    assert codes[-1] == "urn:oasis:names:tc:SAML:2.0:status:NoPassive" and document.find(f"{{{NS_SAML}}}Assertion") is None
+    refused = requests.post(form.pop("action"), data=form, allow_redirects=False, timeout=30,
+                            headers={"Cookie": cookies})
+    assert refused.status_code >= 400 and SESSION not in set_cookies(refused)  # nobody signs in
+
+
+def test_a_force_authn_request_is_authenticated_now(dev):
+    location, _ = dev.login()
+    answer = requests.get(_with_request_flags(location, ForceAuthn="true"),
+                          params={"login_hint": f"lee.gu@{DOMAIN}"}, timeout=30)
+    document = parse(base64.b64decode(dev.post_form(answer.text)["SAMLResponse"]))
+    statement = document.find(f".//{{{NS_SAML}}}AuthnStatement")
+    assert statement.get("AuthnInstant") == document.get("IssueInstant")  # not an older session's instant
 
 
 def test_a_dismissed_employee_is_signed_in_by_the_idp_and_refused_by_gatehouse(dev):
