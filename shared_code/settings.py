@@ -24,6 +24,7 @@ SETTING_NAMES = (
     "ENTRA_LOGIN_URL",
     "GATEHOUSE_QUEUES",
     "WEBHOOK_SWEEP_SCHEDULE",
+    "PRODUCT_ROLES",
     "OIDC_BACKCHANNEL_RETRY_SCHEDULE",
     "GATEHOUSE_QUEUES__queueServiceUri",  # the identity-based form on Azure (webhook deliveries)
     "GATEHOUSE_QUEUES__credential",
@@ -49,6 +50,7 @@ class Settings:
     gatehouse_queues_service_uri: str = ""
     gatehouse_queues_credential: str = ""
     gatehouse_queues_client_id: str = ""
+    product_roles: str = "admin,member"  # comma-separated; tenant admins map Entra groups to these
 
     @property
     def is_https(self) -> bool:
@@ -86,4 +88,5 @@ def get_settings() -> Settings:
         gatehouse_queues_service_uri=env.get("GATEHOUSE_QUEUES__queueServiceUri", "").strip(),
         gatehouse_queues_credential=env.get("GATEHOUSE_QUEUES__credential", "").strip(),
         gatehouse_queues_client_id=env.get("GATEHOUSE_QUEUES__clientId", "").strip(),
+        product_roles=env.get("PRODUCT_ROLES", "").strip() or "admin,member",
     )

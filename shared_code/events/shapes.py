@@ -45,8 +45,8 @@ class Change:
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 # Enterprise User attributes, by the name the product sees them under.
-_ENTERPRISE_FIELDS = (("employee_number", "employeeNumber"), ("cost_center", "costCenter"),
-                      ("organization", "organization"), ("division", "division"), ("department", "department"))
+_ENTERPRISE_FIELDS = (("department", "department"), ("division", "division"), ("cost_center", "costCenter"),
+                      ("organization", "organization"), ("employee_number", "employeeNumber"))
 # What only says how, or when, the employee changed (not that they did): no employee.updated on its own.
 _NOT_UPDATES = ("active", "is_admin", "roles", "last_modified")
 

@@ -78,7 +78,8 @@ _ROLE_COLUMNS = ["roles", "granted_roles", "admin_blocked", "manager_name", *GRO
 _USER_COLUMNS = ["id", "scim", "created", "last_modified", "version", "is_admin", "allowed_outside_domain",
                  "sessions_valid_from", *_ROLE_COLUMNS]
 _EMPLOYEE_COLUMNS = ["id", "user_name", "external_id", "work_email", "display_name", "active", "is_admin",
-                     "department", "allowed_outside_domain", "sessions_valid_from", "roles", *GROUP_ID_COLUMNS]
+                     "department", "allowed_outside_domain", "sessions_valid_from", "roles", "admin_blocked",
+                     *GROUP_ID_COLUMNS]
 
 
 # --- errors ---------------------------------------------------------------------------------------------------
@@ -170,7 +171,9 @@ class Employee:
     sessions_valid_from: int = 0  # sessions issued before this Unix time were ended by a dismissal
     etag: str | None = None  # of the employee's row; changes on every write to it
     roles: tuple[str, ...] = ()
-    group_ids: tuple[str, ...] = ()
+    group_ids: tuple[str, ...] = ()  # only when read from the user row itself (not from an index copy)
+    profile: dict | None = field(default=None, compare=False, repr=False)  # the whole employee, when asked for
+    admin_blocked: bool = False  # dismissed since a tenant admin last granted the admin right
 
 
 # --- keys and columns ---------------------------------------------------------------------------------------------
@@ -324,7 +327,7 @@ def _employee_from(entity: dict) -> Employee:
         sessions_valid_from=int(entity.get("sessions_valid_from") or 0), etag=tables.etag_of(entity),
         roles=_words(entity["roles"]) if entity.get("roles") is not None else (
             ("admin",) if entity.get("is_admin") else ()),
-        group_ids=group_ids_of(entity))
+        group_ids=group_ids_of(entity), admin_blocked=bool(entity.get("admin_blocked")))
 
 
 def _group_columns(record: GroupRecord) -> dict[str, Any]:
@@ -981,10 +984,14 @@ def _employee_entity(tenant_id: str, key: str) -> dict | None:
     return tables.get(TABLE, tenant_id, key, select=_EMPLOYEE_COLUMNS)
 
 
-def get_user(tenant_id: str, user_id: str) -> Employee | None:
-    """The employee with this SCIM id (one point read)."""
+def get_user(tenant_id: str, user_id: str, profile: bool = False) -> Employee | None:
+    """The employee with this SCIM id (one point read); with `profile`, the whole employee as the product sees
+    them too (`events.employee_data`: the SCIM document is read along)."""
     if not isinstance(user_id, str) or not user_id or len(user_id) > 64:
         return None
+    if profile:
+        entity = tables.get(TABLE, tenant_id, USER + _part(user_id))
+        return replace(_employee_from(entity), profile=events.employee_data(entity)) if entity else None
     entity = _employee_entity(tenant_id, USER + _part(user_id))
     return _employee_from(entity) if entity else None
 
@@ -1044,7 +1051,8 @@ def _change_user(tenant_id: str, user_id: str, change) -> Employee:
         if record is None:
             raise NotFound("No such employee.")
         saved = change(record)
-        return replace(_employee_from(_user_columns(saved)), etag=saved.etag)  # the columns as written
+        columns = _user_columns(saved)  # as written
+        return replace(_employee_from(columns), etag=saved.etag, profile=events.employee_data(columns))
     return _retrying(attempt)
 
 
