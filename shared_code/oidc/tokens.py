@@ -12,7 +12,9 @@ working at once. Storage round trips: (client ∥ code) → (spend ∥ employee)
 
 Tokens:
 - ID token: RS256 JWT (keys.py) with iss, sub (the employee's id: stable within the tenant), aud, exp, iat,
-  auth_time, nonce, sid, email, name, given_name, family_name, preferred_username, is_admin, tenant.
+  auth_time, nonce, sid, email, name, given_name, family_name, preferred_username, is_admin, tenant; with scope
+  `roles`, `roles` (the employee's roles in the product: shared_code/roles.py) and with scope `groups`, `groups`
+  (every SCIM Group id they are in: no overage, however many — Entra's own tokens drop the claim above 150/200).
 - access token: for our UserInfo only, so it is an HMAC-signed token (`sessions.sign`, its own derived key):
   tenant, grant id (the code's key), employee, client, sid. UserInfo checks the grant is live, its session not
   ended (logout) and the employee active (and not dismissed since the token was issued) on every call; the
@@ -127,12 +129,25 @@ def employee_claims(tenant_id: str, employee: directory.Employee, names: dict[st
     return claims
 
 
+def directory_claims(employee: directory.Employee, scope: str | None) -> dict:
+    """`roles` with scope roles, `groups` with scope groups: read from the user row itself (its one point read),
+    where the membership's own transaction keeps them current."""
+    scopes = (scope or "").split()
+    claims: dict = {}
+    if "roles" in scopes:
+        claims["roles"] = list(employee.roles)
+    if "groups" in scopes:
+        claims["groups"] = list(employee.group_ids)
+    return claims
+
+
 def _tokens(tenant_id: str, client_id: str, employee: directory.Employee, *, now: float, grant_key: str | None,
             sid: str | None, nonce: str | None, auth_time: int | None, scope: str,
             names: dict[str, str] | None = None) -> dict:
     issued = int(now)
     id_claims = {"iss": discovery.issuer(tenant_id), "aud": client_id, "iat": issued,
-                 "exp": issued + ID_TOKEN_SECONDS, **employee_claims(tenant_id, employee, names)}
+                 "exp": issued + ID_TOKEN_SECONDS, **employee_claims(tenant_id, employee, names),
+                 **directory_claims(employee, scope)}
     if auth_time is not None:
         id_claims["auth_time"] = auth_time
     if nonce is not None:
@@ -140,7 +155,7 @@ def _tokens(tenant_id: str, client_id: str, employee: directory.Employee, *, now
     if sid is not None:
         id_claims["sid"] = sid
     access = sessions.sign(_ACCESS, {"t": tenant_id, "g": grant_key, "u": employee.id, "c": client_id,
-                                     "sid": sid}, ACCESS_TOKEN_SECONDS, now)
+                                     "sid": sid, "scope": scope}, ACCESS_TOKEN_SECONDS, now)
     return {"access_token": access, "token_type": "Bearer", "expires_in": ACCESS_TOKEN_SECONDS,
             "id_token": keys.sign(id_claims), "scope": scope}
 
@@ -172,4 +187,4 @@ def userinfo(tenant_id: str, access_token: str | None) -> dict:
         raise InvalidToken("The session this access token belongs to has ended (signed out).")
     if employee is None or not employee.active or claims["iat"] < employee.sessions_valid_from:
         raise InvalidToken("The employee's account is deactivated.")
-    return employee_claims(tenant_id, employee, names)
+    return {**employee_claims(tenant_id, employee, names), **directory_claims(employee, claims.get("scope"))}
