@@ -97,6 +97,21 @@ DATA_MODELS = {
 }
 
 
+class WebhookTestData(BaseModel):
+    message: str
+
+
+class WebhookTestEvent(BaseModel):
+    """What `POST …/webhook/test` delivers: signed like every event, but not in the event log (no sequence)."""
+
+    id: str
+    type: Literal["webhook.test"]
+    tenant: str
+    occurred_at: str
+    sequence: None = Field(description="Always null: a test delivery is not in the event log.")
+    data: WebhookTestData
+
+
 class EventPage(BaseModel):
     events: list[Event] = Field(description="Oldest first, at most `limit`.")
     next: str = Field(description="Pass as `after` to read on; returned even when `events` is empty.")
