@@ -57,14 +57,14 @@ def test_events_are_delivered_signed_in_order_with_the_events_api_ids(scim, oper
     connect(operator, receiver)
     user = scim.create_user(displayName="Webhooked")
     scim.create_group(members=[{"value": user["id"]}])
-    wait_until(lambda: len(receiver.copy.applied) == 3)
+    wait_until(lambda: len(receiver.copy.applied) == 4)  # created, group created, members added, employee updated
     from_api = reader.poll()
     delivered = [event for _, event in receiver.arrivals]
     assert [e["id"] for e in delivered] == [e["id"] for e in from_api]
     assert delivered == from_api  # the same event, byte for byte as JSON
     assert receiver.rejected_signatures == 0 and receiver.copy.out_of_order == []
     status = wait_until(lambda: (s := operator.get())["pending"] == 0 and s)
-    assert status["delivered_sequence"] == 3 and status["last_attempts"][0]["outcome"] == "delivered"
+    assert status["delivered_sequence"] == 4 and status["last_attempts"][0]["outcome"] == "delivered"
 
 
 def test_the_test_delivery_and_a_rotation_that_signs_with_both_secrets(scim, operator, receiver):
