@@ -5,12 +5,14 @@
         → 200 {"employees"|"groups": […], "next": "<cursor>"|null, "events_after": "<events cursor>"}
     GET /api/tenants/{tenant}/role-mappings                       (admin key, or the wizard's session)
     PUT /api/tenants/{tenant}/role-mappings  {"mappings": {"<group id>": ["admin", …]}}
+    PUT /api/tenants/{tenant}/product-roles  (operator key) {"roles": [...]|null}
 """
 from __future__ import annotations
 
 import azure.functions as func
 
-from functions._http import admin_tenant, handler, json_response, read_body
+from functions._http import admin_tenant, bearer_token, handler, json_response, read_body
+from shared_code import tenants
 
 bp = func.Blueprint()
 
@@ -59,3 +61,16 @@ def set_role_mappings(req: func.HttpRequest) -> func.HttpResponse:
     tenant = admin_tenant(req)
     body = read_body(req, RoleMappings)
     return json_response(RoleMappingsAnswer(**roles.set_mappings(tenant, body.mappings)))
+
+
+@bp.function_name("set_product_roles")
+@bp.route(route="tenants/{tenant}/product-roles", methods=["PUT"], auth_level=func.AuthLevel.ANONYMOUS)
+@handler()
+def set_product_roles(req: func.HttpRequest) -> func.HttpResponse:
+    from shared_code import roles
+    from shared_code.bodies.directory import ProductRoles, ProductRolesAnswer
+
+    tenants.authenticate_operator(bearer_token(req))
+    tenant = tenants.get_tenant(req.route_params.get("tenant", ""))
+    body = read_body(req, ProductRoles)
+    return json_response(ProductRolesAnswer(**roles.set_tenant_roles(tenant, body.roles)))

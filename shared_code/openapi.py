@@ -1112,6 +1112,14 @@ def _directory_paths() -> dict:
                             "granted; a dismissed employee has none; a rehire does not bring the admin right "
                             "back until a tenant admin grants it again (the answer's `rehire_rule`)."),
         }},
+        "/tenants/{tenant}/product-roles": {"parameters": [_TENANT], "put": _operation(
+            "set_product_roles", "Declare the product's roles for this tenant (instead of PRODUCT_ROLES)",
+            "Directory", OPERATOR,
+            {**_ok(model_schema(directory_bodies.ProductRolesAnswer, response=True), "The tenant's roles now."),
+             **_errors("BadRequest", "Unauthorized", "Forbidden", "NotFound", "Conflict", "PayloadTooLarge",
+                       "Unprocessable", "StorageUnavailable")},
+            body=_json_body(model_schema(directory_bodies.ProductRoles)),
+            description="409 while a role to be dropped is still mapped to a group.")},
     }
 
 

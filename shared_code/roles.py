@@ -10,13 +10,14 @@ events (and in every employee.* event's `roles`), and in the ID token and UserIn
 
     GET /api/tenants/{t}/role-mappings   → the declared roles, the mappings, every provisioned group
     PUT /api/tenants/{t}/role-mappings   {"mappings": {"<group id>": ["admin"], …}} → the same, after
+    PUT /api/tenants/{t}/product-roles   (operator) {"roles": ["admin", "billing"]} or {"roles": null}
 """
 from __future__ import annotations
 
 import re
 from typing import Any
 
-from shared_code.errors import Unprocessable
+from shared_code.errors import Conflict, Unprocessable
 from shared_code.settings import get_settings
 from shared_code.storage import directory
 from shared_code.tenants import Tenant
@@ -30,10 +31,33 @@ REHIRE_RULE = ("A dismissed employee has no roles. When Entra rehires them (acti
                "(PUT …/employees/{id}/admin), after which the groups' admin role applies again.")
 
 
-def declared_roles() -> list[str]:
-    """The product's roles for this deployment: `PRODUCT_ROLES`, with `admin` always among them."""
-    roles = [r.strip() for r in get_settings().product_roles.split(",") if _ROLE.match(r.strip())]
+def declared_roles(tenant_id: str | None = None) -> list[str]:
+    """The product's roles: those the operator declared for this tenant (`PUT …/product-roles`), else the
+    deployment's `PRODUCT_ROLES`; `admin` always among them."""
+    roles = directory.tenant_roles(tenant_id) if tenant_id else None
+    if roles is None:
+        roles = [r.strip() for r in get_settings().product_roles.split(",") if _ROLE.match(r.strip())]
     return sorted(set(roles) | {ADMIN})
+
+
+def set_tenant_roles(tenant: Tenant, roles: list[str] | None) -> dict[str, Any]:
+    """The operator declares the product's roles for one tenant (None: back to `PRODUCT_ROLES`). A role that
+    a mapping still uses cannot go (409 naming the group): the tenant admin maps it away first."""
+    for role in roles or []:
+        if not _ROLE.match(role):
+            raise Unprocessable(f"{role[:64]!r} is not a role name: 1-64 letters, digits and . _ : -.", field="roles")
+    kept = set(roles or []) | {ADMIN} if roles is not None else None
+
+    def still_mapped(mappings: dict[str, list[str]]) -> None:
+        if kept is None:
+            return
+        for group_id, mapped in sorted(mappings.items()):
+            gone = sorted(set(mapped) - kept)
+            if gone:
+                raise Conflict(f"The role {gone[0]!r} is still mapped to the group {group_id!r}: the tenant admin "
+                               "removes it from the role mappings first.", field="roles")
+    directory.set_tenant_roles(tenant.tenant_id, sorted(kept) if kept is not None else None, check=still_mapped)
+    return {"roles": declared_roles(tenant.tenant_id), "per_tenant": roles is not None}
 
 
 def view(tenant: Tenant) -> dict[str, Any]:
@@ -41,7 +65,7 @@ def view(tenant: Tenant) -> dict[str, Any]:
     mapping, _ = directory.role_mapping(tenant.tenant_id)
     groups = {g.id: g for g in directory.iter_group_records(tenant.tenant_id)}
     return {
-        "roles": declared_roles(),
+        "roles": declared_roles(tenant.tenant_id),
         "mappings": [{"group_id": group_id, "display_name": groups[group_id].data.get("displayName")
                       if group_id in groups else None, "roles": roles}
                      for group_id, roles in sorted(mapping.items())],
@@ -54,7 +78,7 @@ def view(tenant: Tenant) -> dict[str, Any]:
 def set_mappings(tenant: Tenant, mappings: dict[str, list[str]]) -> dict[str, Any]:
     """Replace the tenant's mappings (each group must be provisioned, each role declared) and recompute the
     roles of every member of a group the old or new mappings name; answers `view`."""
-    declared = set(declared_roles())
+    declared = set(declared_roles(tenant.tenant_id))
     clean: dict[str, list[str]] = {}
     for group_id, roles in mappings.items():
         if not _GROUP_ID.match(group_id):

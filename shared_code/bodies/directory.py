@@ -93,6 +93,18 @@ class RoleMappings(Body):
                                     "out gives no roles. At most 500 groups.")
 
 
+class ProductRoles(Body):
+    """`PUT …/product-roles` (operator): the product's roles for this tenant; null: the deployment's."""
+
+    roles: list[str] | None = Field(max_length=50, description="Role names (1-64 of letters, digits, . _ : -); "
+                                                               "`admin` is added. null: `PRODUCT_ROLES`.")
+
+
+class ProductRolesAnswer(Answer):
+    roles: list[str]
+    per_tenant: bool = Field(description="false: the deployment's `PRODUCT_ROLES` apply.")
+
+
 class MappedGroup(BaseModel):
     group_id: str
     display_name: str | None = Field(description="null: the group is no longer provisioned (it gives no roles).")

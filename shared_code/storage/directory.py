@@ -16,7 +16,8 @@ RowKeys (key parts are escaped, see `_part`):
   groupname:<casefolded name>   a copy of the group row: uniqueness of displayName, `displayName eq` in one read
   member:<groupId>:<userId>     one row per membership ...
   memberof:<userId>:<groupId>   ... and its reverse, so deleting a user finds its groups without a scan
-  rolemap                       the tenant's role mappings: Entra group id → the product's roles (JSON)
+  rolemap                       the tenant's role mappings: Entra group id → the product's roles (JSON), and
+                                the product's roles for this tenant when the operator declared them (`roles`)
 
 Index rows are copies, not pointers, so a lookup by userName, externalId or id is one round trip. Every
 change of a user or group writes its row and its copies in one entity-group transaction (all or nothing).
@@ -573,10 +574,11 @@ def set_role_mappings(tenant_id: str, mappings: dict[str, list[str]]) -> int:
     body) finishes. A membership write that read the mappings before this one changed them notices it after
     its commit and recomputes its users again (`_after_membership_write`)."""
     def attempt() -> tuple[dict, int]:
-        entity = tables.get(TABLE, tenant_id, ROLE_MAP, select=["mappings", "version"])
+        entity = tables.get(TABLE, tenant_id, ROLE_MAP, select=["mappings", "version", "roles"])
         old, version = _mapping_from(entity)
         row = {"PartitionKey": tenant_id, "RowKey": ROLE_MAP, "kind": "rolemap", "version": version + 1,
-               "mappings": json.dumps(mappings, separators=(",", ":"), sort_keys=True)}
+               "mappings": json.dumps(mappings, separators=(",", ":"), sort_keys=True),
+               "roles": (entity or {}).get("roles")}
         op = ("update", row, {"mode": UpdateMode.REPLACE, **_conditional(tables.etag_of(entity))}) if entity \
             else ("create", row)
         _submit(tenant_id, [op])
@@ -587,6 +589,29 @@ def set_role_mappings(tenant_id: str, mappings: dict[str, list[str]]) -> int:
         users.update(m["value"] for m in iter_members(tenant_id, group_id))
     recompute_roles(tenant_id, sorted(users))
     return version
+
+
+def tenant_roles(tenant_id: str) -> list[str] | None:
+    """The product's roles the operator declared for this tenant (None: the deployment's `PRODUCT_ROLES`)."""
+    entity = tables.get(TABLE, tenant_id, ROLE_MAP, select=["roles"])
+    roles = (entity or {}).get("roles")
+    return json.loads(roles) if roles else None
+
+
+def set_tenant_roles(tenant_id: str, roles: list[str] | None, check=None) -> None:
+    """Declare (None: forget) the product's roles for this tenant. `check(mappings)` may refuse first (a role
+    still mapped); the mappings row's ETag makes a concurrent mapping change re-run it."""
+    def attempt() -> None:
+        entity = tables.get(TABLE, tenant_id, ROLE_MAP, select=["mappings", "version", "roles"])
+        if check is not None:
+            check(_mapping_from(entity)[0])
+        row = {"PartitionKey": tenant_id, "RowKey": ROLE_MAP, "kind": "rolemap",
+               "version": int((entity or {}).get("version") or 0), "mappings": (entity or {}).get("mappings") or "{}",
+               "roles": json.dumps(roles) if roles is not None else None}
+        op = ("update", row, {"mode": UpdateMode.REPLACE, **_conditional(tables.etag_of(entity))}) if entity \
+            else ("create", row)
+        _submit(tenant_id, [op])
+    _retrying(attempt)
 
 
 def recompute_roles(tenant_id: str, user_ids: list[str]) -> None:

@@ -139,3 +139,24 @@ def test_an_employee_in_300_groups_signs_in_with_all_of_them(op, employee):
     assert sorted(claims["groups"]) == sorted(groups)  # no overage claim, however many groups
     assert sorted(info["groups"]) == sorted(groups)
     assert "_claim_names" not in claims and "hasgroups" not in claims
+
+
+def test_the_operator_declares_the_products_roles_per_tenant(op):
+    tenant = op.sso.handle
+    url = f"{op.sso.base_url}/api/tenants/{tenant.tenant_id}/product-roles"
+    group = _group(op, "Billing team")
+    declared = requests.put(url, json={"roles": ["billing", "member"]}, headers=op.operator, timeout=30)
+    assert declared.status_code == 200 and declared.json() == {"roles": ["admin", "billing", "member"],
+                                                               "per_tenant": True}
+    assert tenant.api("GET", "role-mappings").json()["roles"] == ["admin", "billing", "member"]
+    assert tenant.api("PUT", "role-mappings", json={"mappings": {group: ["billing"]}}).status_code == 200
+    # a role still mapped cannot go; the tenant admin cannot declare roles
+    refused = requests.put(url, json={"roles": ["member"]}, headers=op.operator, timeout=30)
+    assert refused.status_code == 409 and group in refused.json()["message"]
+    assert requests.put(url, json={"roles": ["x"]}, headers=tenant.admin_headers, timeout=30).status_code in (401, 403)
+    assert requests.put(url, json={"roles": ["no spaces"]}, headers=op.operator, timeout=30).status_code == 422
+    # the mappings survive a declaration; back to the deployment's PRODUCT_ROLES once billing is unmapped
+    assert tenant.api("PUT", "role-mappings", json={"mappings": {}}).status_code == 200
+    reset = requests.put(url, json={"roles": None}, headers=op.operator, timeout=30)
+    assert reset.status_code == 200 and reset.json() == {"roles": ["admin", "member"], "per_tenant": False}
+    assert tenant.api("PUT", "role-mappings", json={"mappings": {group: ["billing"]}}).status_code == 422
