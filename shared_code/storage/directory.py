@@ -777,17 +777,28 @@ def _regroup_ops(tenant_id: str, old: UserRecord, add: list[str], remove: list[s
     return ops, events.employee_changes(old_rows[primary], new_rows[primary])
 
 
+PAYLOAD = 3_000_000  # bytes a transaction may carry, with room to spare (Table Storage takes at most 4 MiB)
+
+
+def _unit_bytes(unit: tuple[str, list, list]) -> int:
+    """About what a unit adds to a transaction's payload (its long strings: group ids, SCIM data, events)."""
+    size = sum(len(v) for op in unit[1] for v in op[1].values() if isinstance(v, str))
+    return size + sum(len(json.dumps(change.data)) for change in unit[2])
+
+
 def _packed(units: list[tuple[str, list, list]], room: int) -> Iterator[list[tuple[str, list, list]]]:
-    """Units in order, as many to a transaction as fit in `room` operations (events included)."""
+    """Units in order, as many to a transaction as fit in `room` operations (events included) and in its
+    payload (members in thousands of groups carry long group id lists)."""
     batch: list = []
-    used = 0
+    used = weight = 0
     for unit in units:
-        cost = len(unit[1]) + len(unit[2])
-        if batch and used + cost > room:
+        cost, size = len(unit[1]) + len(unit[2]), _unit_bytes(unit)
+        if batch and (used + cost > room or weight + size > PAYLOAD):
             yield batch
-            batch, used = [], 0
+            batch, used, weight = [], 0, 0
         batch.append(unit)
         used += cost
+        weight += size
     if batch:
         yield batch
 
