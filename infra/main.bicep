@@ -55,6 +55,9 @@ param idpMetadataRefreshSchedule string = '0 30 2 * * *'
 @description('NCRONTAB (six fields, UTC) of the timer that re-enqueues webhook deliveries a lost queue message left behind.')
 param webhookSweepSchedule string = '0 * * * * *'
 
+@description('The product\'s roles, comma-separated, that tenant admins map Entra groups to (`admin` is Gatehouse\'s admin right).')
+param productRoles string = 'admin,member'
+
 @description('Where Microsoft Entra ID tokens\' signing keys are fetched ({ENTRA_LOGIN_URL}/{tenant}/discovery/v2.0/keys). Another cloud\'s login host only (e.g. https://login.microsoftonline.us).')
 param entraLoginUrl string = 'https://login.microsoftonline.com'
 
@@ -266,6 +269,7 @@ var appSettings = {
   GATEHOUSE_QUEUES__credential: 'managedidentity'
   GATEHOUSE_QUEUES__clientId: identity.outputs.clientId
   WEBHOOK_SWEEP_SCHEDULE: empty(webhookSweepSchedule) ? '0 * * * * *' : webhookSweepSchedule
+  PRODUCT_ROLES: empty(productRoles) ? 'admin,member' : productRoles
   // Back-channel logout tokens not yet accepted by a product get another attempt (backoff 1 … 60 min, a day).
   OIDC_BACKCHANNEL_RETRY_SCHEDULE: '0 * * * * *'
 }

@@ -4,7 +4,8 @@ corporate domains, grant or revoke admin rights.
 Entra owns provisioned employees (they have an externalId, Entra's objectId): an email fixed here is
 overwritten on Entra's next provisioning cycle unless it is fixed in Entra too, so the answer warns.
 Dismissal (SCIM `active=false`) drops admin rights in the directory itself; a dismissed employee cannot be
-made an admin here, and rehiring does not bring the rights back.
+made an admin here, and rehiring does not bring the rights back — neither a grant nor the admin role of an
+Entra group (shared_code/roles.py) — until a tenant admin grants them again here.
 """
 from __future__ import annotations
 
@@ -28,16 +29,28 @@ _ENTRA_WARNING = ("This employee is provisioned by Microsoft Entra: Entra will o
 
 
 def employee_view(employee: Employee, tenant: tenants.Tenant) -> dict[str, Any]:
-    """The employee as the admin sees them, with the audit's verdict on their email."""
+    """The whole employee (as events and the directory listing show them), with the audit's verdict on their
+    email."""
     corporate = _domains_or_none(tenant)
     email = audited_email(employee)
-    return {
-        "id": employee.id, "user_name": employee.user_name, "name": employee.display_name,
-        "email": employee.work_email, "active": employee.active, "is_admin": employee.is_admin,
-        "department": employee.department, "managed_by_entra": bool(employee.external_id),
-        "external_id": employee.external_id, "allowed_outside_domain": employee.allowed_outside_domain,
-        "why_outside": corporate.why_outside(email) if corporate else None,
-    }
+    view = {**(employee.profile or {}), "why_outside": corporate.why_outside(email) if corporate else None}
+    note = why_not_admin(tenant.tenant_id, employee)
+    if note:
+        view["why_not_admin"] = note
+    return view
+
+
+def why_not_admin(tenant_id: str, employee: Employee) -> str | None:
+    """Why an active employee whose Entra groups map to the admin role is no admin: the seed's rule that a
+    rehire does not bring admin rights back by itself (one read of the role mappings, only then)."""
+    if not employee.admin_blocked or not employee.active or employee.is_admin or not employee.group_ids:
+        return None
+    mapping = directory.role_mapping(tenant_id)[0]
+    if not any("admin" in mapping.get(g, ()) for g in employee.group_ids):
+        return None
+    return ("This employee was dismissed (deactivated in Entra) and rehired since a tenant admin last granted "
+            "them the admin right. Their Entra group is mapped to the admin role, but a rehire does not bring "
+            "admin rights back by itself: grant them again (PUT …/employees/{id}/admin) if they should have them.")
 
 
 def _domains_or_none(tenant: tenants.Tenant):
@@ -48,7 +61,8 @@ def _domains_or_none(tenant: tenants.Tenant):
 
 
 def get_employee(tenant: tenants.Tenant, employee_id: str) -> Employee:
-    employee = directory.get_user(tenant.tenant_id, employee_id) if _EMPLOYEE_ID.match(employee_id or "") else None
+    employee = directory.get_user(tenant.tenant_id, employee_id, profile=True) \
+        if _EMPLOYEE_ID.match(employee_id or "") else None
     if employee is None:
         raise NotFound(f"No employee with id {employee_id[:64]!r} in this tenant: take the id from the domain "
                        "audit or from SCIM.")

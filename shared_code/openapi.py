@@ -699,7 +699,9 @@ def _admin_paths() -> dict:
             "delete": _operation(
                 "revoke_employee_admin_rights", "Revoke admin rights", "Employees", ADMIN,
                 {**_ok(employee, "The employee."),
-                 **_errors("Unauthorized", "Forbidden", "NotFound", "StorageUnavailable")}),
+                 **_errors("Unauthorized", "Forbidden", "NotFound", "Conflict", "StorageUnavailable")},
+                description="409 when an Entra group mapped to the admin role gives the right (remove them from "
+                            "the group in Entra, or change the role mappings)."),
         }},
         "/tenants/{tenant}/mobile": {"parameters": [_TENANT], **{
             "put": _operation(
@@ -942,7 +944,7 @@ def _events_components() -> dict:
 
     schemas = _pydantic_schemas(events_api.EventPage, events_api.Event, webhook.WebhookRequest,
                                 webhook.WebhookSecret, webhook.WebhookStatus, webhook.TestDelivery,
-                                *events_api.DATA_MODELS)
+                                events_api.WebhookTestEvent, *events_api.DATA_MODELS)
     # `data` by `type` (JSON Schema 2020-12 if/then: OpenAPI 3.1 validators and receivers' tools read it).
     schemas["Event"]["allOf"] = [
         {"if": {"properties": {"type": {"enum": types}}},
@@ -974,6 +976,32 @@ def _events_paths() -> dict:
                             events_api.EVENT_TYPES) + ". Webhooks deliver the same events with the same ids.")},
         **_webhook_paths(),
     }
+
+
+def _webhooks() -> dict:
+    """OpenAPI 3.1 `webhooks`: what the product's endpoint receives, one entry per event type (the event with
+    that type's `data`), and the test delivery."""
+    from shared_code.events import api as events_api
+
+    def delivery(event_type: str, schema: dict, summary: str) -> dict:
+        return {"post": {
+            "operationId": f"webhook_{event_type.replace('.', '_')}", "summary": summary, "tags": ["Events"],
+            "description": "Signed per Standard Webhooks 1.0 (`webhook-id`, `webhook-timestamp`, "
+                           "`webhook-signature`); answer 2xx once applied (at least once: dedupe by `id`).",
+            "requestBody": {"required": True, "content": {JSON: {"schema": schema}}},
+            "responses": {"2XX": {"description": "Delivered."},
+                          "410": {"description": "Gone: the endpoint is disabled at once."},
+                          "default": {"description": "Anything else is retried with backoff for up to 3 days."}}}}
+
+    hooks = {}
+    for model, types in events_api.DATA_MODELS.items():
+        for event_type in types:
+            schema = {"allOf": [_ref("Event"), _obj({"type": {"const": event_type}, "data": _ref(model.__name__)},
+                                                    ("type", "data"))]}
+            hooks[event_type] = delivery(event_type, schema, f"{event_type}: {(model.__doc__ or '').strip()}")
+    hooks["webhook.test"] = delivery("webhook.test", _ref("WebhookTestEvent"),
+                                     "webhook.test: sent by POST …/webhook/test only")
+    return hooks
 
 
 def _webhook_paths() -> dict:
@@ -1084,6 +1112,60 @@ def _oidc_paths() -> dict:
     }
 
 
+# ---- issue 23: the directory listing and role mappings ------------------------------------------------------------
+
+def _directory_paths() -> dict:
+    from shared_code.bodies import directory as directory_bodies
+    from shared_code.events import api as events_api
+
+    errors = _errors("BadRequest", "Unauthorized", "Forbidden", "NotFound", "StorageUnavailable")
+    paging = [
+        {"name": "after", "in": "query", "schema": {"type": "string", "maxLength": 4096},
+         "description": "The `next` of the previous page (signed: any other value is a 400); leave out to start."},
+        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
+                                                    "maximum": events_api.MAX_LIMIT,
+                                                    "default": events_api.DEFAULT_LIMIT}}]
+    how = ("List every page once, then read GET …/events?after=<events_after>: nothing that changed while you "
+           "listed is missed (events_after is the event log's position taken before the first page; every change "
+           "after it is an event after it, carrying the whole current state).")
+    mappings = model_schema(directory_bodies.RoleMappingsAnswer, response=True)
+    return {
+        "/tenants/{tenant}/directory/employees": {"parameters": [_TENANT], "get": _operation(
+            "list_directory_employees", "Every employee (the whole employee, as events carry them), paged",
+            "Directory", ADMIN_OR_OPERATOR,
+            {**_ok(model_schema(directory_bodies.EmployeePage, response=True), "A page of employees."), **errors},
+            parameters=paging, description=how)},
+        "/tenants/{tenant}/directory/groups": {"parameters": [_TENANT], "get": _operation(
+            "list_directory_groups", "Every group Entra provisioned, paged", "Directory", ADMIN_OR_OPERATOR,
+            {**_ok(model_schema(directory_bodies.GroupPage, response=True), "A page of groups."), **errors},
+            parameters=paging, description=how + " Memberships are in the employees' `group_ids`.")},
+        "/tenants/{tenant}/role-mappings": {"parameters": [_TENANT], **{
+            "get": _operation(
+                "get_role_mappings", "The product's roles, the Entra groups mapped to them, and every group",
+                "Directory", ADMIN, {**_ok(mappings, "The mappings."),
+                                     **_errors("Unauthorized", "Forbidden", "StorageUnavailable")}),
+            "put": _operation(
+                "set_role_mappings", "Map Entra groups to the product's roles (the whole mapping)", "Directory",
+                ADMIN, {**_ok(mappings, "The mappings; every member's roles are recomputed (with their "
+                                        "employee.roles_changed events)."),
+                        **_errors("BadRequest", "Unauthorized", "Forbidden", "PayloadTooLarge", "Unprocessable",
+                                  "StorageUnavailable")},
+                body=_json_body(model_schema(directory_bodies.RoleMappings)),
+                description="An employee's roles are their groups' roles plus the admin right a tenant admin "
+                            "granted; a dismissed employee has none; a rehire does not bring the admin right "
+                            "back until a tenant admin grants it again (the answer's `rehire_rule`)."),
+        }},
+        "/tenants/{tenant}/product-roles": {"parameters": [_TENANT], "put": _operation(
+            "set_product_roles", "Declare the product's roles for this tenant (instead of PRODUCT_ROLES)",
+            "Directory", OPERATOR,
+            {**_ok(model_schema(directory_bodies.ProductRolesAnswer, response=True), "The tenant's roles now."),
+             **_errors("BadRequest", "Unauthorized", "Forbidden", "NotFound", "Conflict", "PayloadTooLarge",
+                       "Unprocessable", "StorageUnavailable")},
+            body=_json_body(model_schema(directory_bodies.ProductRoles)),
+            description="409 while a role to be dropped is still mapped to a group.")},
+    }
+
+
 # ---- issue 11: credential revocation ---------------------------------------------------------------------------
 
 def _credential_paths() -> dict:
@@ -1113,7 +1195,8 @@ def _jobs_paths() -> dict:
 
 @lru_cache(maxsize=4)
 def _document_text(base_url: str) -> str:
-    paths = {**_admin_paths(), **_scim_paths(), **_oidc_paths(), **_credential_paths(), **_events_paths()}
+    paths = {**_admin_paths(), **_scim_paths(), **_oidc_paths(), **_credential_paths(), **_events_paths(),
+             **_directory_paths()}
     paths.update(_jobs_paths())
     document = {
         "openapi": "3.1.0",
@@ -1137,6 +1220,8 @@ def _document_text(base_url: str) -> str:
     }
     document["components"]["schemas"].update(_events_components())
     document["tags"].append({"name": "Events"})
+    document["webhooks"] = _webhooks()
+    document["tags"].append({"name": "Directory"})
     return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
 
 

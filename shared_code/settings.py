@@ -27,6 +27,7 @@ SETTING_NAMES = (
     "ENTRA_LOGIN_URL",
     "GATEHOUSE_QUEUES",
     "WEBHOOK_SWEEP_SCHEDULE",
+    "PRODUCT_ROLES",
     "OIDC_BACKCHANNEL_RETRY_SCHEDULE",
     "GATEHOUSE_QUEUES__queueServiceUri",  # the identity-based form on Azure (webhook deliveries)
     "GATEHOUSE_QUEUES__credential",
@@ -55,6 +56,7 @@ class Settings:
     dev_idp: bool = False  # DEV_IDP: serve the development IdP (only ever on an http:// PUBLIC_BASE_URL)
     tables_shards: str = ""  # JSON array of further Table Storage accounts; read by shared_code.storage.accounts
     dns_nameservers: str = ""  # comma-separated ip[:port] for domain verification; empty: the system resolver
+    product_roles: str = "admin,member"  # comma-separated; tenant admins map Entra groups to these
 
     @property
     def is_https(self) -> bool:
@@ -95,4 +97,5 @@ def get_settings() -> Settings:
         dev_idp=_flag(env.get("DEV_IDP")),
         tables_shards=env.get("TABLES_SHARDS", "").strip(),
         dns_nameservers=env.get("DNS_NAMESERVERS", "").strip(),
+        product_roles=env.get("PRODUCT_ROLES", "").strip() or "admin,member",
     )

@@ -8,6 +8,7 @@ from pydantic import Field, field_validator
 
 from shared_code import employees
 from shared_code.bodies import Answer, Body, core_rule
+from shared_code.bodies.directory import DirectoryEmployee
 
 
 class EmailChange(Body):
@@ -31,19 +32,12 @@ class EmailChange(Body):
         return core_rule(employees.valid_email, value)
 
 
-class Employee(Answer):
-    """One employee as the tenant admin sees them, with the domain audit's verdict on their email."""
+class Employee(Answer, DirectoryEmployee):
+    """One employee as the tenant admin sees them: the whole employee (as events and the directory listing show
+    them), with the domain audit's verdict on their email."""
 
-    id: str
-    user_name: str | None
-    name: str | None
-    email: str | None
-    active: bool
-    is_admin: bool
-    department: str | None
-    managed_by_entra: bool
-    external_id: str | None
-    allowed_outside_domain: bool
     why_outside: str | None
+    why_not_admin: str = Field("", description="Present when the employee's Entra groups map to the admin role "
+                                               "but a rehire withheld it: a tenant admin must grant it again.")
     warning: str = Field("", description="Present when Entra provisions this employee: it will overwrite an email "
                                          "fixed here unless it is changed in Entra too.")

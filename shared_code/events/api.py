@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from shared_code.bodies.directory import DirectoryEmployee, DirectoryGroup
 from shared_code.errors import BadRequest, Unprocessable
 from shared_code.events import log
 from shared_code.events.shapes import EVENT_TYPES
@@ -38,27 +39,12 @@ class Event(BaseModel):
 
 # --- what `data` holds, per type (documentation and the OpenAPI document; shapes.py builds them) -------------
 
-class EmployeeData(BaseModel):
-    """employee.*: the employee as the admin API shows them."""
-
-    id: str
-    user_name: str | None
-    name: str | None
-    email: str | None
-    active: bool = Field(description="false: dismissed (no sign-in, no admin rights).")
-    is_admin: bool
-    department: str | None
-    managed_by_entra: bool
-    external_id: str | None = Field(description="Entra's objectId.")
-    allowed_outside_domain: bool
+class EmployeeData(DirectoryEmployee):
+    """employee.*: the whole employee, as the admin API and the directory listing show them."""
 
 
-class GroupData(BaseModel):
+class GroupData(DirectoryGroup):
     """group.created / group.updated / group.deleted."""
-
-    id: str
-    display_name: str | None
-    external_id: str | None
 
 
 class GroupMembersData(GroupData):
@@ -109,6 +95,21 @@ DATA_MODELS = {
     IdpCertificatesData: ["idp.certificates_changed"],
     DomainAuditData: ["domain_audit.completed"],
 }
+
+
+class WebhookTestData(BaseModel):
+    message: str
+
+
+class WebhookTestEvent(BaseModel):
+    """What `POST …/webhook/test` delivers: signed like every event, but not in the event log (no sequence)."""
+
+    id: str
+    type: Literal["webhook.test"]
+    tenant: str
+    occurred_at: str
+    sequence: None = Field(description="Always null: a test delivery is not in the event log.")
+    data: WebhookTestData
 
 
 class EventPage(BaseModel):

@@ -87,10 +87,23 @@ def last_sequence(tenant_id: str) -> int:
 def _event_row(tenant_id: str, sequence: int, change: Change, occurred_at: str, event_id: str | None) -> dict:
     row = {"PartitionKey": tenant_id, "RowKey": event_key(sequence), "kind": "event",
            "id": event_id or new_event_id(), "type": change.type, "occurred_at": occurred_at,
-           "sequence": sequence, "data": json.dumps(change.data, separators=(",", ":"), ensure_ascii=False)}
+           "sequence": sequence, **data_columns(change.data)}
     if event_id:
         row["outbox"] = True  # came through the outbox: its `eventid:` marker goes when it is purged
     return row
+
+
+DATA_CHUNK = 30000  # characters per column: a string property holds at most 32K UTF-16 characters
+DATA_COLUMNS = ["data"] + [f"data_{n}" for n in range(1, 16)]  # an employee in thousands of groups fits
+
+
+def data_columns(data: dict) -> dict[str, str]:
+    """An event's data as JSON, split over `data`, `data_1`, … when longer than one column holds."""
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    parts = [text[i:i + DATA_CHUNK] for i in range(0, len(text), DATA_CHUNK)] or [""]
+    if len(parts) > len(DATA_COLUMNS):
+        raise ValueError("event data too large")
+    return {column: part for column, part in zip(DATA_COLUMNS, parts)}
 
 
 def _operations(tenant_id: str, head: tuple[int, str | None], changes: list[Change], occurred_at: str,
@@ -174,10 +187,11 @@ def forget_heads() -> None:
 def event_from(entity: dict, tenant_id: str) -> dict[str, Any]:
     """An event as the Events API and webhooks show it."""
     return {"id": entity["id"], "type": entity["type"], "tenant": tenant_id, "occurred_at": entity["occurred_at"],
-            "sequence": int(entity["sequence"]), "data": json.loads(entity["data"])}
+            "sequence": int(entity["sequence"]),
+            "data": json.loads("".join(entity.get(column) or "" for column in DATA_COLUMNS))}
 
 
-_COLUMNS = ["id", "type", "occurred_at", "sequence", "data"]
+_COLUMNS = ["id", "type", "occurred_at", "sequence", *DATA_COLUMNS]
 
 
 def read(tenant_id: str, after: int, limit: int) -> list[dict[str, Any]]:

@@ -1,7 +1,9 @@
 """What an event is: its type and `data`, the whole current state of what changed, so a receiver can upsert
 from any one event. Plain dicts, no pydantic: the directory's write path builds these on every change.
 
-- employee.*: the employee as the admin API shows them (`employee_data`).
+- employee.*: the whole employee as the product sees them (`employee_data`): profile, emails, phones, manager,
+  roles and group ids. employee.updated for any change of it; employee.roles_changed when their roles change
+  (memberships, role mappings, dismissal, rehire, a grant), in the same transaction as that change.
 - group.created / group.updated / group.deleted: the group (`group_data`).
 - group.members_added / group.members_removed: the group plus `member_ids`, the users added or removed by
   this event (a large change is several events, one per transaction that wrote part of it).
@@ -12,12 +14,14 @@ from any one event. Plain dicts, no pydantic: the directory's write path builds 
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 EMPLOYEE_CREATED, EMPLOYEE_UPDATED = "employee.created", "employee.updated"
 EMPLOYEE_DISMISSED, EMPLOYEE_REHIRED, EMPLOYEE_DELETED = "employee.dismissed", "employee.rehired", "employee.deleted"
 EMPLOYEE_ADMIN_GRANTED, EMPLOYEE_ADMIN_REVOKED = "employee.admin_granted", "employee.admin_revoked"
+EMPLOYEE_ROLES_CHANGED = "employee.roles_changed"
 GROUP_CREATED, GROUP_UPDATED, GROUP_DELETED = "group.created", "group.updated", "group.deleted"
 GROUP_MEMBERS_ADDED, GROUP_MEMBERS_REMOVED = "group.members_added", "group.members_removed"
 SSO_ENABLED, SSO_DISABLED = "sso.enabled", "sso.disabled"
@@ -25,7 +29,7 @@ DOMAIN_AUDIT_COMPLETED, IDP_CERTIFICATES_CHANGED = "domain_audit.completed", "id
 
 EVENT_TYPES = (
     EMPLOYEE_CREATED, EMPLOYEE_UPDATED, EMPLOYEE_DISMISSED, EMPLOYEE_REHIRED, EMPLOYEE_DELETED,
-    EMPLOYEE_ADMIN_GRANTED, EMPLOYEE_ADMIN_REVOKED,
+    EMPLOYEE_ADMIN_GRANTED, EMPLOYEE_ADMIN_REVOKED, EMPLOYEE_ROLES_CHANGED,
     GROUP_CREATED, GROUP_UPDATED, GROUP_DELETED, GROUP_MEMBERS_ADDED, GROUP_MEMBERS_REMOVED,
     SSO_ENABLED, SSO_DISABLED, DOMAIN_AUDIT_COMPLETED, IDP_CERTIFICATES_CHANGED,
 )
@@ -39,36 +43,92 @@ class Change:
     data: dict[str, Any]
 
 
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+# Enterprise User attributes, by the name the product sees them under.
+_ENTERPRISE_FIELDS = (("department", "department"), ("division", "division"), ("cost_center", "costCenter"),
+                      ("organization", "organization"), ("employee_number", "employeeNumber"))
+# What only says how, or when, the employee changed (not that they did): no employee.updated on its own.
+_NOT_UPDATES = ("active", "is_admin", "roles", "last_modified")
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _multi(values: Any) -> list[dict[str, Any]]:
+    """SCIM emails / phoneNumbers as the product sees them: value, type, primary."""
+    return [{"value": v["value"], "type": _text(v.get("type")), "primary": v.get("primary") is True}
+            for v in values or [] if isinstance(v, dict) and isinstance(v.get("value"), str)]
+
+
+def _joined(columns: dict[str, Any], name: str) -> str:
+    """A long column written over `name`, `name_1`, `name_2`, … (storage/directory.py: group_id_columns)."""
+    parts, n = [columns.get(name) or ""], 1
+    while columns.get(f"{name}_{n}"):
+        parts.append(columns[f"{name}_{n}"])
+        n += 1
+    return "".join(parts)
+
+
 def employee_data(columns: dict[str, Any]) -> dict[str, Any]:
-    """The employee as the admin API shows them (GET /tenants/{t}/employees/{id}, without the audit's
-    verdict, which depends on the corporate domains rather than on the employee), from a user row's columns."""
+    """The whole employee as the product sees them, from a user row's columns (with its SCIM document): the
+    same fields in every employee.* event, the admin API's employee (which adds the audit's verdict) and the
+    directory listing. `bodies.directory.DirectoryEmployee` declares them (the OpenAPI document publishes
+    it; tests check this builder against it). Plain dicts here: this runs on every write of the SCIM path,
+    which must not load pydantic."""
+    scim = columns.get("scim")
+    data = json.loads(scim) if isinstance(scim, str) else (scim or {})
+    name = data.get("name") if isinstance(data.get("name"), dict) else {}
+    enterprise = data.get(ENTERPRISE) if isinstance(data.get(ENTERPRISE), dict) else {}
+    manager = enterprise.get("manager") if isinstance(enterprise.get("manager"), dict) else {}
+    roles = columns.get("roles")
     return {
         "id": columns["id"], "user_name": columns.get("user_name"), "name": columns.get("display_name"),
-        "email": columns.get("work_email"), "active": bool(columns.get("active")),
-        "is_admin": bool(columns.get("is_admin")), "department": columns.get("department"),
+        "given_name": _text(name.get("givenName")), "family_name": _text(name.get("familyName")),
+        "formatted_name": _text(name.get("formatted")),
+        "email": columns.get("work_email"), "emails": _multi(data.get("emails")),
+        "phone_numbers": _multi(data.get("phoneNumbers")), "title": _text(data.get("title")),
+        **{field: _text(enterprise.get(attribute)) for field, attribute in _ENTERPRISE_FIELDS},
+        "manager": {"id": manager["value"], "display_name": columns.get("manager_name")}
+        if isinstance(manager.get("value"), str) and manager["value"] else None,
+        "preferred_language": _text(data.get("preferredLanguage")), "locale": _text(data.get("locale")),
+        "timezone": _text(data.get("timezone")),
+        "active": bool(columns.get("active")), "is_admin": bool(columns.get("is_admin")),
+        "roles": roles.split() if isinstance(roles, str) else (["admin"] if columns.get("is_admin") else []),
+        "group_ids": _joined(columns, "group_ids").split(),
         "managed_by_entra": bool(columns.get("external_id")), "external_id": columns.get("external_id"),
         "allowed_outside_domain": bool(columns.get("allowed_outside_domain")),
+        "created": columns.get("created"), "last_modified": columns.get("last_modified"),
     }
 
 
 def employee_changes(old: dict[str, Any] | None, new: dict[str, Any]) -> list[Change]:
-    """The events of one write of a user row (columns before and after): none when nothing a reader sees
-    changed. A dismissal that drops admin rights is two events, dismissed then admin_revoked."""
+    """The events of one write of a user row (columns before and after): none when nothing the product sees
+    changed. A lifecycle change (dismissed, rehired) or else any other change of the employee (updated);
+    then roles_changed when their roles changed, and admin_granted / admin_revoked when the admin right did.
+    A dismissal of an admin is three events: dismissed, roles_changed, admin_revoked; each carries the whole
+    employee as it is after the write."""
     after = employee_data(new)
     if old is None:
-        return [Change(EMPLOYEE_CREATED, after)]
+        changes = [Change(EMPLOYEE_CREATED, after)]
+        if after["roles"]:
+            changes.append(Change(EMPLOYEE_ROLES_CHANGED, after))
+        return changes
     before = employee_data(old)
-    if before == after:
+    if {k: v for k, v in before.items() if k != "last_modified"} == \
+            {k: v for k, v in after.items() if k != "last_modified"}:
         return []
     changes = []
-    rest_before = {k: v for k, v in before.items() if k not in ("active", "is_admin")}
-    rest_after = {k: v for k, v in after.items() if k not in ("active", "is_admin")}
+    rest_before = {k: v for k, v in before.items() if k not in _NOT_UPDATES}
+    rest_after = {k: v for k, v in after.items() if k not in _NOT_UPDATES}
     if before["active"] and not after["active"]:
         changes.append(Change(EMPLOYEE_DISMISSED, after))
     elif not before["active"] and after["active"]:
         changes.append(Change(EMPLOYEE_REHIRED, after))
     elif rest_before != rest_after:
         changes.append(Change(EMPLOYEE_UPDATED, after))
+    if before["roles"] != after["roles"]:
+        changes.append(Change(EMPLOYEE_ROLES_CHANGED, after))
     if before["is_admin"] and not after["is_admin"]:
         changes.append(Change(EMPLOYEE_ADMIN_REVOKED, after))
     elif not before["is_admin"] and after["is_admin"]:

@@ -11,9 +11,9 @@ from __future__ import annotations
 from shared_code.settings import get_settings
 
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
-SCOPES = ("openid", "email", "profile")
+SCOPES = ("openid", "email", "profile", "roles", "groups")
 CLAIMS = ("iss", "sub", "aud", "exp", "iat", "auth_time", "amr", "nonce", "sid", "email", "email_verified", "name",
-          "given_name", "family_name", "preferred_username", "is_admin", "tenant")
+          "given_name", "family_name", "preferred_username", "is_admin", "tenant", "roles", "groups")
 
 
 def issuer(tenant_id: str) -> str:

@@ -22,7 +22,10 @@ claims are the employee's as the sign-in (≤ 60 s before) read them.
 Tokens:
 - ID token: RS256 JWT (keys.py) with iss, sub (the employee's id: stable within the tenant), aud, exp, iat,
   auth_time (Entra's AuthnInstant), amr (from Entra's authnmethodsreferences), nonce, sid, email, name,
-  given_name, family_name, preferred_username, is_admin, tenant.
+  given_name, family_name, preferred_username, is_admin, tenant; with scope `roles`, `roles` (the employee's
+  roles in the product: shared_code/roles.py) and with scope `groups`, `groups` (every SCIM Group id they are in:
+  no overage, however many — Entra's own tokens drop the claim above 150/200). A code carries no roles or groups
+  (it travels in a URL): with those scopes the token endpoint reads the employee's row beside the redemption.
 - access token: for our UserInfo only, so it is an HMAC-signed token (`sessions.sign`, its own derived key):
   tenant, grant id (the code's key), employee, client, sid, scope. UserInfo releases claims by scope (`sub`,
   `tenant`, `is_admin` always; `email` and `email_verified` for scope email; the names for scope profile) and
@@ -42,6 +45,7 @@ import hmac
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Mapping
 
@@ -118,6 +122,9 @@ def _redeem_code(tenant_id: str, authorization: str | None, form: Mapping[str, s
         raise _invalid_grant("This code was issued without a PKCE code_challenge, so a code_verifier cannot be "
                              "checked: send the code_challenge with the authorization request, or no verifier.")
     employee = directory.Employee(**sealed["employee"])  # as the sign-in read it, ≤ 60 s ago
+    # Roles and groups are not in the code (a URL): read from the employee's row, beside the redemption.
+    directory_read = (_overlap(directory.get_user, tenant_id, employee.id)
+                      if {"roles", "groups"} & set(sealed["scope"].split()) else None)
     grant = store.CodeRecord(
         key=store.digest(sealed["id"]), client_id=client.client_id, redirect_uri=sealed["redirect_uri"],
         code_challenge=sealed["code_challenge"], nonce=sealed.get("nonce"), scope=sealed["scope"],
@@ -131,6 +138,9 @@ def _redeem_code(tenant_id: str, authorization: str | None, form: Mapping[str, s
         # Signed out, or dismissed (which ends every session) since this sign-in: no tokens for it.
         raise _invalid_grant("The sign-in this code comes from has ended (signed out, or the employee's account "
                              "was deactivated).")
+    current = directory_read.result() if directory_read is not None else None
+    if current is not None:
+        employee = replace(employee, roles=current.roles, group_ids=current.group_ids)
     return _tokens(tenant_id, client.client_id, employee, now=now, grant_key=grant.key, sid=grant.sid,
                    nonce=grant.nonce, auth_time=grant.auth_time, scope=grant.scope, names=sealed["names"],
                    amr=grant.amr, verified_domains=sealed.get("verified_domains") or [])
@@ -161,13 +171,26 @@ def employee_claims(tenant_id: str, employee: directory.Employee, names: dict[st
     return claims
 
 
+def directory_claims(employee: directory.Employee, scope: str | None) -> dict:
+    """`roles` with scope roles, `groups` with scope groups: read from the user row itself (its one point read),
+    where the membership's own transaction keeps them current."""
+    scopes = (scope or "").split()
+    claims: dict = {}
+    if "roles" in scopes:
+        claims["roles"] = list(employee.roles)
+    if "groups" in scopes:
+        claims["groups"] = list(employee.group_ids)
+    return claims
+
+
 def _tokens(tenant_id: str, client_id: str, employee: directory.Employee, *, now: float, grant_key: str | None,
             sid: str | None, nonce: str | None, auth_time: int | None, scope: str,
             names: dict[str, str] | None = None, amr: list[str] | None = None,
             verified_domains: list[str] | None = None) -> dict:
     issued = int(now)
     id_claims = {"iss": discovery.issuer(tenant_id), "aud": client_id, "iat": issued,
-                 "exp": issued + ID_TOKEN_SECONDS, **employee_claims(tenant_id, employee, names, verified_domains)}
+                 "exp": issued + ID_TOKEN_SECONDS, **employee_claims(tenant_id, employee, names, verified_domains),
+                 **directory_claims(employee, scope)}
     if auth_time is not None:
         id_claims["auth_time"] = auth_time
     if nonce is not None:
@@ -217,8 +240,8 @@ def userinfo(tenant_id: str, access_token: str | None) -> dict:
         raise InvalidToken("The app this access token was issued to is no longer registered.")
     if employee is None or not employee.active or claims["iat"] < employee.sessions_valid_from:
         raise InvalidToken("The employee's account is deactivated.")
-    return released(employee_claims(tenant_id, employee, names, _verified_domains(tenant)), claims.get("s"))
-
+    return released({**employee_claims(tenant_id, employee, names, _verified_domains(tenant)),
+                     **directory_claims(employee, claims.get("s"))}, claims.get("s"))
 
 
 _BY_SCOPE = {"email": ("email", "email_verified"),

@@ -338,16 +338,19 @@ def _retrying(attempt: Callable[[], Any]) -> Any:
 
 # --- users ------------------------------------------------------------------------------------------------------
 
-def _check_manager(tenant: Tenant, user_id: str | None, old: dict | None, new: dict) -> None:
-    """A manager must be another user of this tenant (checked only when it changes: one point read)."""
+def _check_manager(tenant: Tenant, user_id: str | None, old: dict | None, new: dict) -> dict:
+    """A manager must be another user of this tenant (checked only when it changes: one point read). Answers
+    `save_user`'s keyword for the manager's display name as of now (nothing when the manager is unchanged)."""
     manager = ((new.get(ENTERPRISE_USER) or {}).get("manager") or {}).get("value")
     before = (((old or {}).get(ENTERPRISE_USER) or {}).get("manager") or {}).get("value")
     if manager is None or manager == before:
-        return
+        return {}
     if manager == user_id:
         raise invalid("A user cannot be their own manager.")
-    if directory.get_user_record(tenant.tenant_id, manager) is None:
+    found = directory.get_user(tenant.tenant_id, manager)
+    if found is None:
         raise invalid(f"manager {manager!r} is not a user of this tenant.")
+    return {"manager_name": found.display_name}
 
 
 def create_user(caller: Caller, body: Any, params: dict) -> Reply:
@@ -357,9 +360,9 @@ def create_user(caller: Caller, body: Any, params: dict) -> Reply:
     department = (data.get(ENTERPRISE_USER) or {}).get("department")
     if department is None and tenant.default_department:
         data.setdefault(ENTERPRISE_USER, {})["department"] = tenant.default_department
-    _check_manager(tenant, None, None, data)
+    manager = _check_manager(tenant, None, None, data)
     try:
-        record = directory.create_user(tenant.tenant_id, data)
+        record = directory.create_user(tenant.tenant_id, data, **manager)
     except directory.Taken:
         # Entra retries a POST that timed out but succeeded: the same userName and externalId mean the same
         # employee, so answer with it instead of a 409 that would repeat every cycle.
@@ -381,8 +384,8 @@ def replace_user(caller: Caller, user_id: str, body: Any, params: dict, if_match
         _check_if_match(if_match, record)
         if data == record.data:
             return record
-        _check_manager(tenant, record.id, record.data, data)
-        saved = directory.save_user(tenant.tenant_id, record, data)
+        manager = _check_manager(tenant, record.id, record.data, data)
+        saved = directory.save_user(tenant.tenant_id, record, data, **manager)
         return _dismissal_ends_sessions(tenant.tenant_id, record, data, saved)
     return _single(USER_KIND, caller, _retrying(attempt), projection)
 
@@ -409,8 +412,8 @@ def patch_user(caller: Caller, user_id: str, body: Any, params: dict, if_match: 
         data = patch.apply(record.data, operations, USER_KIND)
         if data == record.data:
             return record  # Entra re-sends values it already set: nothing to write
-        _check_manager(tenant, record.id, record.data, data)
-        saved = directory.save_user(tenant.tenant_id, record, data)
+        manager = _check_manager(tenant, record.id, record.data, data)
+        saved = directory.save_user(tenant.tenant_id, record, data, **manager)
         return _dismissal_ends_sessions(tenant.tenant_id, record, data, saved)
     return _single(USER_KIND, caller, _retrying(attempt), projection)
 

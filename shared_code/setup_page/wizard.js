@@ -179,6 +179,7 @@
       if (!res.ok) { if (res.status !== 401) banner(messageOf(res)); return; }
       render(res.data);
       loadMobile();
+      loadRoles();
       loadAudit();
       loadVerification();
     });
@@ -592,6 +593,63 @@
       if (!res.ok) { if (res.status !== 401) showApiError(res, DEPARTMENT_FIELDS, DEPARTMENT_FIELDS.department); return; }
       text($("department-saved"), "Saved: new employees from Entra land in " + (res.data.department || department) + ".");
       refreshProgressOnly();
+    });
+  });
+
+  // ---- roles from Entra groups --------------------------------------------------------------------------------
+  function renderRoles(data) {
+    var roles = data.roles || [];
+    var mapped = {};
+    (data.mappings || []).forEach(function (m) { mapped[m.group_id] = m.roles || []; });
+    var head = $("roles-table").querySelector("thead tr");
+    while (head.children.length > 1) head.removeChild(head.lastChild);
+    roles.forEach(function (role) { head.appendChild(make("th", role)).setAttribute("scope", "col"); });
+    var body = $("roles-table").querySelector("tbody");
+    while (body.firstChild) body.removeChild(body.firstChild);
+    (data.groups || []).forEach(function (group) {
+      var row = make("tr");
+      row.appendChild(make("th", group.display_name || group.id)).setAttribute("scope", "row");
+      roles.forEach(function (role) {
+        var cell = make("td");
+        var label = make("label");
+        var box = document.createElement("input");
+        box.type = "checkbox";
+        box.id = "role-" + group.id + "-" + role;
+        box.setAttribute("data-group", group.id);
+        box.setAttribute("data-role", role);
+        box.checked = (mapped[group.id] || []).indexOf(role) >= 0;
+        label.appendChild(box);
+        label.appendChild(make("span", (group.display_name || group.id) + ": " + role, "visually-hidden"));
+        cell.appendChild(label);
+        row.appendChild(cell);
+      });
+      body.appendChild(row);
+    });
+    var any = (data.groups || []).length > 0;
+    show($("roles-form"), any);
+    show($("roles-empty"), !any);
+    text($("rehire-rule"), data.rehire_rule || "");
+  }
+  function loadRoles() {
+    return api("GET", "role-mappings").then(function (res) { if (res.ok) renderRoles(res.data); });
+  }
+  $("roles-form").addEventListener("submit", function (event) {
+    event.preventDefault();
+    text($("roles-error"), "");
+    text($("roles-saved"), "");
+    var mappings = {};
+    this.querySelectorAll("input[type=checkbox]").forEach(function (box) {
+      if (!box.checked) return;
+      var group = box.getAttribute("data-group");
+      (mappings[group] = mappings[group] || []).push(box.getAttribute("data-role"));
+    });
+    var button = event.submitter || this.querySelector("button");
+    busy(button, true);
+    api("PUT", "role-mappings", { mappings: mappings }).then(function (res) {
+      busy(button, false);
+      if (!res.ok) { if (res.status !== 401) text($("roles-error"), messageOf(res)); return; }
+      renderRoles(res.data);
+      text($("roles-saved"), "Saved: employees' roles follow their Entra groups now.");
     });
   });
 

@@ -8,7 +8,9 @@ Rules, each problem naming the row it is about:
 - every live group row has its `groupname:` copy, same version; no `groupname:` row without its group;
 - a group marked `deleting` is a delete in progress; older than `stuck_after` it is stuck (a retried DELETE
   finishes it);
-- every `member:<g>:<u>` row has its `memberof:<u>:<g>` reverse and back, and both ends exist.
+- every `member:<g>:<u>` row has its `memberof:<u>:<g>` reverse and back, and both ends exist;
+- a user row's `group_ids` name exactly the groups of its `memberof:` rows (rows written before group ids
+  were kept on the user row have no `group_ids` column and are left alone).
 
 A partition is read in one range scan, without the SCIM documents (the columns derived from them are
 compared instead), so memory is a few hundred bytes per row. The scan is not a snapshot: on a live tenant a
@@ -29,9 +31,10 @@ RECHECK_LIMIT = 2000  # rows re-read one by one; beyond that the partition is pl
 
 # Columns a copy must share with its entity (everything the directory writes into both, except the document).
 _USER_SHARED = ("id", "version", "created", "last_modified", "user_name", "external_id", "work_email",
-                "display_name", "active", "department", "is_admin", "allowed_outside_domain", "sessions_valid_from")
+                "display_name", "active", "department", "is_admin", "allowed_outside_domain", "sessions_valid_from",
+                "roles")
 _GROUP_SHARED = ("id", "version", "created", "last_modified", "display_name", "external_id", "deleting")
-_COLUMNS = ["RowKey", "kind", *sorted(set(_USER_SHARED) | set(_GROUP_SHARED))]
+_COLUMNS = ["RowKey", "kind", *sorted(set(_USER_SHARED) | set(_GROUP_SHARED)), *directory.GROUP_ID_COLUMNS]
 _USER_INDEXES = (directory.USERNAME, directory.EXTERNAL_ID, directory.EMAIL)
 
 
@@ -121,6 +124,7 @@ def find_problems(rows: dict[str, dict], *, stuck_after: timedelta = STUCK_AFTER
     problems += _user_indexes(rows)
     problems += _groups(rows, now - stuck_after)
     problems += _memberships(rows)
+    problems += _user_group_ids(rows)
     return sorted(problems, key=lambda p: (p.row, p.code))
 
 
@@ -165,6 +169,24 @@ def _users(rows: dict[str, dict]) -> Iterator[Problem]:
                     yield Problem("stale-index-copy", copy_key,
                                   f"differs from {key} in {', '.join(stale)} (version {copy.get('version')} "
                                   f"vs {row.get('version')}).", (key,))
+
+
+def _user_group_ids(rows: dict[str, dict]) -> Iterator[Problem]:
+    member_of: dict[str, set[str]] = {}
+    for key in rows:
+        if key.startswith(directory.MEMBER_OF):
+            user_id, _, group_id = key[len(directory.MEMBER_OF):].partition(":")
+            member_of.setdefault(user_id, set()).add(group_id)
+    for key, row in rows.items():
+        if not key.startswith(directory.USER) or row.get("group_ids") is None:
+            continue
+        user_id = key[len(directory.USER):]
+        stored, actual = set(directory.group_ids_of(row)), member_of.get(user_id, set())
+        if stored != actual:
+            related = tuple(f"{directory.MEMBER_OF}{user_id}:{g}" for g in sorted(stored | actual))
+            yield Problem("user-group-ids-stale", key,
+                          f"group_ids name {len(stored)} groups, its memberof rows {len(actual)} "
+                          f"(differ in {', '.join(sorted(stored ^ actual)[:3])}).", related)
 
 
 def _user_indexes(rows: dict[str, dict]) -> Iterator[Problem]:

@@ -4,7 +4,11 @@ lookup a point read. One partition per tenant in the `directory` table.
 RowKeys (key parts are escaped, see `_part`):
   user:<id>                     the employee: SCIM data as JSON (`scim`) plus its own columns for the audit
                                 and sign-in (`user_name`, `external_id`, `work_email`, `display_name`, `active`,
-                                `department`, and Gatehouse-internal `is_admin`, `allowed_outside_domain`)
+                                `department`, and Gatehouse-internal `is_admin`, `allowed_outside_domain`), and
+                                what the product sees of their groups: `group_ids` (the groups they are in,
+                                space-separated, split over `group_ids`, `group_ids_1`, … when long), `roles`
+                                (effective), `granted_roles` (granted by a tenant admin), `admin_blocked`
+                                (dismissed since the admin right was last granted), `manager_name`
   username:<casefolded userName>   a copy of the user row: uniqueness of userName, and `userName eq` in one read
   externalid:<externalId>          a copy of the user row: uniqueness of externalId (Entra's objectId)
   email:<casefolded email>:<id>    a copy of the user row per work email (not unique)
@@ -12,9 +16,19 @@ RowKeys (key parts are escaped, see `_part`):
   groupname:<casefolded name>   a copy of the group row: uniqueness of displayName, `displayName eq` in one read
   member:<groupId>:<userId>     one row per membership ...
   memberof:<userId>:<groupId>   ... and its reverse, so deleting a user finds its groups without a scan
+  rolemap                       the tenant's role mappings: Entra group id → the product's roles (JSON), and
+                                the product's roles for this tenant when the operator declared them (`roles`)
 
 Index rows are copies, not pointers, so a lookup by userName, externalId or id is one round trip. Every
 change of a user or group writes its row and its copies in one entity-group transaction (all or nothing).
+
+A membership change merges the member's new `group_ids` into their user row in the same transaction as the
+membership rows, conditional on the ETag read (and their `roles`/`is_admin` into the copies too, when those
+change): the user row is never behind the membership rows, so an `employee.*` event carries the employee's
+groups and roles without a query per event, and a token reads them in its one point read of the user row.
+The copies (`username:` …) do not carry `group_ids`. Roles are recomputed in the write that changes what they depend on
+(membership, dismissal, rehire, a grant); a change of the role mappings recomputes the members of the groups it
+names (`set_role_mappings`).
 Ids start with the creation time in microseconds, so listing in RowKey order is stable while users are added.
 
 Every transaction that changes what the product sees also writes its events (shared_code/events/log.py:
@@ -57,10 +71,16 @@ ATTEMPTS = 8  # optimistic-concurrency retries before answering 503
 USER, USERNAME, EXTERNAL_ID, EMAIL = "user:", "username:", "externalid:", "email:"
 GROUP, GROUP_NAME, MEMBER, MEMBER_OF = "group:", "groupname:", "member:", "memberof:"
 
+ROLE_MAP = "rolemap"
+GROUP_ID_CHUNK = 30000  # characters per column (a string property holds at most 32K UTF-16 characters)
+GROUP_ID_COLUMNS = ["group_ids"] + [f"group_ids_{n}" for n in range(1, 6)]
+MAX_GROUPS_PER_EMPLOYEE = len(GROUP_ID_COLUMNS) * GROUP_ID_CHUNK // 33  # 32-character ids and a separator
+_ROLE_COLUMNS = ["roles", "granted_roles", "admin_blocked", "manager_name", *GROUP_ID_COLUMNS]
 _USER_COLUMNS = ["id", "scim", "created", "last_modified", "version", "is_admin", "allowed_outside_domain",
-                 "sessions_valid_from"]
+                 "sessions_valid_from", *_ROLE_COLUMNS]
 _EMPLOYEE_COLUMNS = ["id", "user_name", "external_id", "work_email", "display_name", "active", "is_admin",
-                     "department", "allowed_outside_domain", "sessions_valid_from"]
+                     "department", "allowed_outside_domain", "sessions_valid_from", "roles", "admin_blocked",
+                     *GROUP_ID_COLUMNS]
 
 
 # --- errors ---------------------------------------------------------------------------------------------------
@@ -86,6 +106,15 @@ class _Missing(Exception):
         self.key = key
 
 
+class AdminFromGroups(Conflict):
+    """Revoking an admin right that the employee's Entra groups give them (nothing is changed)."""
+
+    def __init__(self):
+        super().__init__("This employee is an admin through an Entra group mapped to the admin role: remove them "
+                         "from that group in Entra, or map the group to other roles (PUT …/role-mappings).",
+                         field="is_admin")
+
+
 class NotAUser(BadRequest):
     def __init__(self, user_id: str):
         super().__init__(f"{user_id!r} is not the id of a user in this tenant: only users can be members.",
@@ -109,6 +138,11 @@ class UserRecord:
     # Unix time of the last dismissal: sessions issued before it stay invalid after a rehire.
     sessions_valid_from: int = 0
     etag: str | None = field(default=None, repr=False)  # of the user:<id> row; None when read from a copy
+    group_ids: tuple[str, ...] = ()  # the groups they are in, sorted
+    roles: tuple[str, ...] = ()  # effective: `effective_roles` of the rest; "admin" is the same as is_admin
+    granted_roles: tuple[str, ...] = ()  # granted by a tenant admin (today: "admin")
+    admin_blocked: bool = False  # dismissed since admin was last granted: no admin role from groups either
+    manager_name: str | None = None  # the manager's displayName when the manager was last set
 
 
 @dataclass
@@ -138,6 +172,10 @@ class Employee:
     sessions_valid_from: int = 0  # sessions issued before this Unix time were ended by a dismissal
     etag: str | None = None  # of the employee's row; changes on every write to it
     names: dict | None = field(default=None, compare=False)  # SCIM givenName, familyName when read `with_names`
+    roles: tuple[str, ...] = ()
+    group_ids: tuple[str, ...] = ()  # only when read from the user row itself (not from an index copy)
+    profile: dict | None = field(default=None, compare=False, repr=False)  # the whole employee, when asked for
+    admin_blocked: bool = False  # dismissed since a tenant admin last granted the admin right
 
 
 # --- keys and columns ---------------------------------------------------------------------------------------------
@@ -211,7 +249,45 @@ def _user_columns(record: UserRecord) -> dict[str, Any]:
         "created": record.created,
         "last_modified": record.last_modified,
         "version": record.version,
+        "roles": " ".join(record.roles),
+        "granted_roles": " ".join(record.granted_roles),
+        "admin_blocked": record.admin_blocked,
+        "manager_name": record.manager_name,
+        **group_id_columns(record.group_ids),
     }
+
+
+def group_id_columns(group_ids: Iterable[str]) -> dict[str, str | None]:
+    """`group_ids` split over as many columns as it needs (the unused ones empty, so a MERGE clears them)."""
+    text = " ".join(group_ids)
+    if len(text) > len(GROUP_ID_COLUMNS) * GROUP_ID_CHUNK:
+        raise Conflict(f"An employee can be in at most {MAX_GROUPS_PER_EMPLOYEE} groups here.", field="members")
+    parts = [text[i:i + GROUP_ID_CHUNK] for i in range(0, len(text), GROUP_ID_CHUNK)] or [""]
+    return {column: (parts[n] if n < len(parts) else "") for n, column in enumerate(GROUP_ID_COLUMNS)}
+
+
+def group_ids_of(columns: dict) -> tuple[str, ...]:
+    """The group ids stored on a user row (see `group_id_columns`)."""
+    return tuple("".join(columns.get(c) or "" for c in GROUP_ID_COLUMNS).split())
+
+
+def _words(value: Any) -> tuple[str, ...]:
+    return tuple(value.split()) if isinstance(value, str) else ()
+
+
+def effective_roles(active: bool, group_ids: Iterable[str], granted: Iterable[str], admin_blocked: bool,
+                    mapping: dict[str, list[str]]) -> tuple[str, ...]:
+    """An employee's roles: none while dismissed; else their grants plus the roles mapped to their groups,
+    except the admin role from groups while `admin_blocked` (dismissed since a tenant admin last granted it:
+    a rehire does not bring admin rights back by itself)."""
+    if not active:
+        return ()
+    roles = set(granted)
+    for group_id in group_ids:
+        for role in mapping.get(group_id, ()):
+            if role != "admin" or not admin_blocked:
+                roles.add(role)
+    return tuple(sorted(roles))
 
 
 def _user_rows(tenant_id: str, record: UserRecord) -> dict[str, dict]:
@@ -222,16 +298,26 @@ def _user_rows(tenant_id: str, record: UserRecord) -> dict[str, dict]:
         keys.append(external_id_key(record.data["externalId"]))
     if columns["work_email"]:
         keys.append(email_prefix(columns["work_email"]) + record.id)
-    return {key: {"PartitionKey": tenant_id, "RowKey": key, **columns} for key in keys}
+    # The group ids live on the user row only: a membership change then rewrites one row, not four.
+    copy = {k: v for k, v in columns.items() if k not in GROUP_ID_COLUMNS}
+    return {key: {"PartitionKey": tenant_id, "RowKey": key, **(columns if key == USER + record.id else copy)}
+            for key in keys}
 
 
 def _user_from(entity: dict, from_copy: bool = False) -> UserRecord:
+    is_admin = bool(entity.get("is_admin"))
+    granted = entity.get("granted_roles")
+    # Rows written before roles existed: their admin right was a grant.
+    granted_roles = _words(granted) if granted is not None else (("admin",) if is_admin else ())
+    roles = entity.get("roles")
     return UserRecord(
         id=entity["id"], data=json.loads(entity["scim"]), created=entity["created"],
         last_modified=entity["last_modified"], version=int(entity["version"]),
-        is_admin=bool(entity.get("is_admin")), allowed_outside_domain=bool(entity.get("allowed_outside_domain")),
+        is_admin=is_admin, allowed_outside_domain=bool(entity.get("allowed_outside_domain")),
         sessions_valid_from=int(entity.get("sessions_valid_from") or 0),
-        etag=None if from_copy else tables.etag_of(entity))
+        etag=None if from_copy else tables.etag_of(entity), group_ids=group_ids_of(entity),
+        roles=_words(roles) if roles is not None else granted_roles, granted_roles=granted_roles,
+        admin_blocked=bool(entity.get("admin_blocked")), manager_name=entity.get("manager_name"))
 
 
 def _employee_from(entity: dict) -> Employee:
@@ -241,6 +327,9 @@ def _employee_from(entity: dict) -> Employee:
         active=bool(entity.get("active")), is_admin=bool(entity.get("is_admin")),
         department=entity.get("department"), allowed_outside_domain=bool(entity.get("allowed_outside_domain")),
         sessions_valid_from=int(entity.get("sessions_valid_from") or 0), etag=tables.etag_of(entity),
+        roles=_words(entity["roles"]) if entity.get("roles") is not None else (
+            ("admin",) if entity.get("is_admin") else ()),
+        group_ids=group_ids_of(entity), admin_blocked=bool(entity.get("admin_blocked")),
         names=_names(entity) if "scim" in entity else None)
 
 
@@ -304,10 +393,10 @@ def _replace_rows(old: dict[str, dict], new: dict[str, dict], primary: str, etag
 
 
 def _submit(tenant_id: str, ops: list[tuple], *, taken: dict[str, tuple[str, str]] | None = None,
-            touched_users: dict[str, str] | None = None, gone_ok: set[str] | None = None,
+            gone_ok: set[str] | None = None,
             changes: list[events.Change] | None = None) -> list:
     """One transaction, with the events of `changes`. Maps its failures: a created index row that exists →
-    Taken; a conditional write that lost the race → Changed; a touch of a missing user row → NotAUser."""
+    Taken; a conditional write that lost the race, or a row gone meanwhile → Changed."""
     try:
         return event_log.transact(tenant_id, ops, changes or [])
     except TableTransactionError as error:
@@ -318,8 +407,6 @@ def _submit(tenant_id: str, ops: list[tuple], *, taken: dict[str, tuple[str, str
             raise Taken(*taken[key]) from None
         if "UpdateConditionNotSatisfied" in code or "ConditionNotMet" in code:
             raise Changed() from None
-        if "ResourceNotFound" in code and touched_users and key in touched_users:
-            raise NotAUser(touched_users[key]) from None
         if "ResourceNotFound" in code and gone_ok and key in gone_ok:
             raise _Missing(key) from None
         if "ResourceNotFound" in code or "EntityAlreadyExists" in code:
@@ -342,23 +429,6 @@ def _delete_all(tenant_id: str, ops: list[tuple], primary: str, changes: list[ev
 def _chunks(items: list, size: int) -> Iterator[list]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
-
-
-def _delete_rows(tenant_id: str, keys: list[str]) -> None:
-    """Delete rows that are derived state (memberships), in batches; rows already gone are skipped."""
-    for chunk in _chunks(keys, BATCH):
-        ops = [("delete", {"PartitionKey": tenant_id, "RowKey": key}) for key in chunk]
-        try:
-            tables.transact(TABLE, ops)
-        except TableTransactionError:
-            # One of them was deleted meanwhile (a concurrent delete of the user or group): one at a time.
-            for key in chunk:
-                try:
-                    tables.delete(TABLE, tenant_id, key)
-                except Exception as error:  # noqa: BLE001 - only "not found" is expected here
-                    if "ResourceNotFound" not in str(getattr(error, "error_code", "")) and \
-                            type(error).__name__ != "ResourceNotFoundError":
-                        raise
 
 
 _point_reads = ThreadPoolExecutor(max_workers=16, thread_name_prefix="directory-point-read")
@@ -388,11 +458,11 @@ def _retrying(operation):
 
 # --- users ----------------------------------------------------------------------------------------------------------
 
-def create_user(tenant_id: str, data: dict) -> UserRecord:
+def create_user(tenant_id: str, data: dict, manager_name: str | None = None) -> UserRecord:
     """Insert a user with its copies in one transaction: of concurrent creates with the same userName
     (or externalId), exactly one wins; the others raise Taken."""
     stamp = now()
-    record = UserRecord(new_id(), data, stamp, stamp, 1)
+    record = UserRecord(new_id(), data, stamp, stamp, 1, manager_name=manager_name)
     rows = _user_rows(tenant_id, record)
     taken = {user_name_key(data["userName"]): ("userName", data["userName"])}
     if data.get("externalId"):
@@ -423,34 +493,173 @@ def iter_user_records(tenant_id: str) -> Iterator[UserRecord]:
         yield _user_from(entity, from_copy=True)
 
 
+_KEEP: Any = object()
+
+
 def save_user(tenant_id: str, old: UserRecord, data: dict, *, bump: bool = True,
-              is_admin: bool | None = None, allowed_outside_domain: bool | None = None) -> UserRecord:
+              is_admin: bool | None = None, allowed_outside_domain: bool | None = None,
+              manager_name: Any = _KEEP) -> UserRecord:
     """Write new data for a user read as `old` (raises Changed when it changed meanwhile, Taken when a new
-    userName/externalId is someone else's). Dismissal is enforced here, for every caller: a user whose
-    `active` is false is never an admin, and the moment of a dismissal ends every session issued before it
-    (also once the employee is rehired: a rehire means a new sign-in)."""
-    admin = old.is_admin if is_admin is None else is_admin
+    userName/externalId is someone else's). Dismissal is enforced here, for every caller: a dismissed user
+    has no roles (so is no admin), a granted admin right is withdrawn and the admin role from groups stays
+    blocked until a tenant admin grants it again (a rehire does not bring it back), and the moment of a
+    dismissal ends every session issued before it (also once the employee is rehired: a rehire means a new
+    sign-in). `is_admin` True/False grants/withdraws the admin right (a grant lifts the block)."""
+    granted, blocked = set(old.granted_roles), old.admin_blocked
+    if is_admin is True:
+        granted.add("admin")
+        blocked = False
+    elif is_admin is False:
+        granted.discard("admin")
     sessions_valid_from = old.sessions_valid_from
-    if data.get("active") is False:
-        admin = False
-        if old.data.get("active") is not False:
+    active, was_active = data.get("active") is not False, old.data.get("active") is not False
+    if not active:
+        granted.discard("admin")
+        if was_active:
+            blocked = True
             # Rounded up: a session issued in the same second as the dismissal is ended too.
             sessions_valid_from = math.ceil(time.time())
-    record = UserRecord(old.id, data, old.created, now() if bump else old.last_modified,
-                        old.version + (1 if bump else 0), admin,
-                        old.allowed_outside_domain if allowed_outside_domain is None else allowed_outside_domain,
-                        sessions_valid_from)
-    old_rows = _user_rows(tenant_id, old)
-    new_rows = _user_rows(tenant_id, record)
+    roles = old.roles
+    if active != was_active or granted != set(old.granted_roles) or blocked != old.admin_blocked:
+        mapping = role_mapping(tenant_id)[0] if active and old.group_ids else {}
+        roles = effective_roles(active, old.group_ids, granted, blocked, mapping)
+    manager = ((data.get(ENTERPRISE) or {}).get("manager") or {}).get("value")
+    if manager_name is _KEEP:
+        manager_name = old.manager_name if manager else None
+    record = replace(old, data=data, last_modified=now() if bump else old.last_modified,
+                     version=old.version + (1 if bump else 0), is_admin="admin" in roles,
+                     allowed_outside_domain=old.allowed_outside_domain if allowed_outside_domain is None
+                     else allowed_outside_domain, sessions_valid_from=sessions_valid_from, roles=roles,
+                     granted_roles=tuple(sorted(granted)), admin_blocked=blocked,
+                     manager_name=manager_name if manager else None, etag=None)
     taken = {}
     if old.data["userName"].casefold() != data["userName"].casefold():
         taken[user_name_key(data["userName"])] = ("userName", data["userName"])
     if data.get("externalId") and data.get("externalId") != old.data.get("externalId"):
         taken[external_id_key(data["externalId"])] = ("externalId", data["externalId"])
-    results = _submit(tenant_id, _replace_rows(old_rows, new_rows, USER + old.id, old.etag), taken=taken,
-                      changes=events.employee_changes(old_rows[USER + old.id], new_rows[USER + old.id]))
+    ops, changes = _user_write(tenant_id, old, record)
+    results = _submit(tenant_id, ops, taken=taken, changes=changes)
     record.etag = (results[0] or {}).get("etag") if results else None
     return record
+
+
+def _user_write(tenant_id: str, old: UserRecord, new: UserRecord) -> tuple[list[tuple], list[events.Change]]:
+    """The operations that turn the user `old` (as read, with its ETag) into `new`, and their events."""
+    old_rows, new_rows = _user_rows(tenant_id, old), _user_rows(tenant_id, new)
+    return (_replace_rows(old_rows, new_rows, USER + old.id, old.etag),
+            events.employee_changes(old_rows[USER + old.id], new_rows[USER + old.id]))
+
+
+def _regrouped(old: UserRecord, add: Iterable[str], remove: Iterable[str], mapping: dict) -> UserRecord:
+    """The user after joining `add` and leaving `remove`, with their roles recomputed."""
+    group_ids = tuple(sorted((set(old.group_ids) | set(add)) - set(remove)))
+    return _reroled(replace(old, group_ids=group_ids, etag=None), mapping)
+
+
+def _reroled(record: UserRecord, mapping: dict) -> UserRecord:
+    roles = effective_roles(record.data.get("active") is not False, record.group_ids, record.granted_roles,
+                            record.admin_blocked, mapping)
+    return replace(record, roles=roles, is_admin="admin" in roles)
+
+
+# --- role mappings -----------------------------------------------------------------------------------------------
+
+def role_mapping(tenant_id: str) -> tuple[dict[str, list[str]], int]:
+    """The tenant's role mappings (Entra group id → roles) and their version (0: never set)."""
+    entity = tables.get(TABLE, tenant_id, ROLE_MAP, select=["mappings", "version"])
+    return _mapping_from(entity)
+
+
+def _mapping_from(entity: dict | None) -> tuple[dict[str, list[str]], int]:
+    if not entity:
+        return {}, 0
+    return json.loads(entity.get("mappings") or "{}"), int(entity.get("version") or 0)
+
+
+def set_role_mappings(tenant_id: str, mappings: dict[str, list[str]]) -> int:
+    """Store the role mappings and recompute the roles of every member of a group the old or new mappings
+    name (each changed employee gets its events). The mappings row is written first; the members are then
+    rewritten in batches (`recompute_roles`), so an interrupted call leaves roles that a repeated PUT (same
+    body) finishes. A membership write that read the mappings before this one changed them notices it after
+    its commit and recomputes its users again (`_after_membership_write`)."""
+    def attempt() -> tuple[dict, int]:
+        entity = tables.get(TABLE, tenant_id, ROLE_MAP, select=["mappings", "version", "roles"])
+        old, version = _mapping_from(entity)
+        row = {"PartitionKey": tenant_id, "RowKey": ROLE_MAP, "kind": "rolemap", "version": version + 1,
+               "mappings": json.dumps(mappings, separators=(",", ":"), sort_keys=True),
+               "roles": (entity or {}).get("roles")}
+        op = ("update", row, {"mode": UpdateMode.REPLACE, **_conditional(tables.etag_of(entity))}) if entity \
+            else ("create", row)
+        _submit(tenant_id, [op])
+        return old, version + 1
+    old, version = _retrying(attempt)
+    users: set[str] = set()
+    for group_id in sorted(set(old) | set(mappings)):
+        users.update(m["value"] for m in iter_members(tenant_id, group_id))
+    recompute_roles(tenant_id, sorted(users))
+    return version
+
+
+def tenant_roles(tenant_id: str) -> list[str] | None:
+    """The product's roles the operator declared for this tenant (None: the deployment's `PRODUCT_ROLES`)."""
+    entity = tables.get(TABLE, tenant_id, ROLE_MAP, select=["roles"])
+    roles = (entity or {}).get("roles")
+    return json.loads(roles) if roles else None
+
+
+def set_tenant_roles(tenant_id: str, roles: list[str] | None, check=None) -> None:
+    """Declare (None: forget) the product's roles for this tenant. `check(mappings)` may refuse first (a role
+    still mapped); the mappings row's ETag makes a concurrent mapping change re-run it."""
+    def attempt() -> None:
+        entity = tables.get(TABLE, tenant_id, ROLE_MAP, select=["mappings", "version", "roles"])
+        if check is not None:
+            check(_mapping_from(entity)[0])
+        row = {"PartitionKey": tenant_id, "RowKey": ROLE_MAP, "kind": "rolemap",
+               "version": int((entity or {}).get("version") or 0), "mappings": (entity or {}).get("mappings") or "{}",
+               "roles": json.dumps(roles) if roles is not None else None}
+        op = ("update", row, {"mode": UpdateMode.REPLACE, **_conditional(tables.etag_of(entity))}) if entity \
+            else ("create", row)
+        _submit(tenant_id, [op])
+    _retrying(attempt)
+
+
+def recompute_roles(tenant_id: str, user_ids: list[str]) -> None:
+    """Recompute these users' roles from the current mappings, in batches; only changed users are written."""
+    for chunk in _chunks(user_ids, (BATCH - 1) // 7):
+        for _ in range(ATTEMPTS):
+            users, mapping, _ = _read_users(tenant_id, chunk)
+            ops: list[tuple] = []
+            changes: list[events.Change] = []
+            for user in users.values():
+                new = _reroled(user, mapping)
+                if new.roles != user.roles:
+                    user_ops, user_changes = _user_write(tenant_id, user, new)
+                    ops += user_ops
+                    changes += user_changes
+            if not ops:
+                break
+            try:
+                _submit(tenant_id, ops, changes=changes)
+                break
+            except Changed:
+                continue
+        else:
+            raise StorageUnavailable("These employees are being changed by several requests at once; please retry.",
+                                     retry_after=1)
+
+
+def _read_users(tenant_id: str, user_ids: Iterable[str]) -> tuple[dict[str, UserRecord], dict, int]:
+    """These users (those that exist) and the role mappings, in one parallel round of point reads."""
+    found = _existing(tenant_id, [USER + u for u in user_ids] + [ROLE_MAP], select=_USER_COLUMNS + ["mappings"])
+    mapping, version = _mapping_from(found.pop(ROLE_MAP, None))
+    return {key[len(USER):]: _user_from(entity) for key, entity in found.items()}, mapping, version
+
+
+def _after_membership_write(tenant_id: str, version: int, user_ids: Iterable[str]) -> None:
+    """A membership write computed roles from mappings of `version`; if they changed meanwhile (a concurrent
+    PUT of the mappings that may have recomputed these users before this write landed), recompute again."""
+    if role_mapping(tenant_id)[1] != version:
+        recompute_roles(tenant_id, sorted(set(user_ids)))
 
 
 def delete_user(tenant_id: str, user_id: str, check=None) -> bool:
@@ -474,7 +683,7 @@ def delete_user(tenant_id: str, user_id: str, check=None) -> bool:
                                                for k in membership_keys], USER + user_id, deleted)
             return True
         # Too many groups for one transaction: memberships first (a retry finds fewer), then the user.
-        _remove_memberships(tenant_id, [(g, user_id) for g in groups])
+        _remove_memberships(tenant_id, [(g, user_id) for g in groups], update_users=False)
         _delete_all(tenant_id, user_ops, USER + user_id, deleted)  # Changed if a membership was added meanwhile
         return True
     return _retrying(attempt)
@@ -528,31 +737,83 @@ def find_members(tenant_id: str, group_id: str, user_ids: Iterable[str]) -> dict
     return out
 
 
-def _membership_ops(tenant_id: str, group_id: str, adds: list[dict], removes: list[str]) -> tuple[list, dict]:
-    """Per added member: its row, the reverse row and a touch (an empty merge) of the user row, which fails
-    the whole transaction if the user does not exist. Per removed member: both rows."""
-    ops: list[tuple] = []
-    touched: dict[str, str] = {}
+PER_MEMBER = 9  # operations one member can cost: 2 membership rows, the user row, 3 copies, 3 events
+
+
+def _membership_units(tenant_id: str, group_id: str, adds: list[dict], removes: list[str],
+                      users: dict[str, UserRecord], mapping: dict) -> list[tuple[str, list, list]]:
+    """Per member (user id, operations, events): for an added one, its row and the reverse row; for a removed
+    one, both deleted; and the user row merged with their new `group_ids` (and roles), conditional on the
+    ETag read (a concurrent change or delete of the user fails the transaction: Changed, re-read), with the
+    user's events. An added user that does not exist is refused (NotAUser) before anything is written."""
+    units = []
     for member in adds:
         user_id = member["value"]
-        columns = {"type": member["type"]} if member.get("type") else {}
-        ops.append(("upsert", {"PartitionKey": tenant_id, "RowKey": f"{MEMBER}{group_id}:{user_id}", **columns},
-                    {"mode": UpdateMode.REPLACE}))
-        ops.append(("upsert", {"PartitionKey": tenant_id, "RowKey": f"{MEMBER_OF}{user_id}:{group_id}"},
-                    {"mode": UpdateMode.REPLACE}))
-        ops.append(("update", {"PartitionKey": tenant_id, "RowKey": USER + user_id}, {"mode": UpdateMode.MERGE}))
-        touched[USER + user_id] = user_id
-    for user_id in removes:
-        ops.append(("delete", {"PartitionKey": tenant_id, "RowKey": f"{MEMBER}{group_id}:{user_id}"}))
-        ops.append(("delete", {"PartitionKey": tenant_id, "RowKey": f"{MEMBER_OF}{user_id}:{group_id}"}))
-    return ops, touched
-
-
-def _check_users_exist(tenant_id: str, user_ids: list[str]) -> None:
-    found = _existing(tenant_id, [USER + u for u in user_ids], select=["RowKey"])
-    for user_id in user_ids:
-        if USER + user_id not in found:
+        if user_id not in users:
             raise NotAUser(user_id)
+        columns = {"type": member["type"]} if member.get("type") else {}
+        ops = [("upsert", {"PartitionKey": tenant_id, "RowKey": f"{MEMBER}{group_id}:{user_id}", **columns},
+                {"mode": UpdateMode.REPLACE}),
+               ("upsert", {"PartitionKey": tenant_id, "RowKey": f"{MEMBER_OF}{user_id}:{group_id}"},
+                {"mode": UpdateMode.REPLACE})]
+        user_ops, changes = _regroup_ops(tenant_id, users[user_id], [group_id], [], mapping)
+        units.append((user_id, ops + user_ops, changes))
+    for user_id in removes:
+        ops = [("delete", {"PartitionKey": tenant_id, "RowKey": f"{MEMBER}{group_id}:{user_id}"}),
+               ("delete", {"PartitionKey": tenant_id, "RowKey": f"{MEMBER_OF}{user_id}:{group_id}"})]
+        changes: list[events.Change] = []
+        if user_id in users:  # else a user being deleted: its row goes with it
+            user_ops, changes = _regroup_ops(tenant_id, users[user_id], [], [group_id], mapping)
+            ops += user_ops
+        units.append((user_id, ops, changes))
+    return units
+
+
+def _regroup_ops(tenant_id: str, old: UserRecord, add: list[str], remove: list[str],
+                 mapping: dict) -> tuple[list[tuple], list[events.Change]]:
+    """Merge a user's new group ids (and, when they change, roles) into their rows; with their events."""
+    new = _regrouped(old, add, remove, mapping)
+    if new.group_ids == old.group_ids and new.roles == old.roles:
+        return [], []
+    old_rows, new_rows = _user_rows(tenant_id, old), _user_rows(tenant_id, new)
+    primary = USER + old.id
+    changed = {"PartitionKey": tenant_id, "RowKey": primary, **group_id_columns(new.group_ids)}
+    copies = {"roles": new_rows[primary]["roles"], "is_admin": new.is_admin} if new.roles != old.roles else {}
+    ops = [("update", {**changed, **copies}, {"mode": UpdateMode.MERGE, **_conditional(old.etag)})]
+    if copies:
+        ops += [("update", {"PartitionKey": tenant_id, "RowKey": key, **copies}, {"mode": UpdateMode.MERGE})
+                for key in new_rows if key != primary]
+    return ops, events.employee_changes(old_rows[primary], new_rows[primary])
+
+
+PAYLOAD = 3_000_000  # bytes a transaction may carry, with room to spare (Table Storage takes at most 4 MiB)
+
+
+def _unit_bytes(unit: tuple[str, list, list]) -> int:
+    """About what a unit adds to a transaction's payload (its long strings: group ids, SCIM data, events)."""
+    size = sum(len(v) for op in unit[1] for v in op[1].values() if isinstance(v, str))
+    return size + sum(len(json.dumps(change.data)) for change in unit[2])
+
+
+def _packed(units: list[tuple[str, list, list]], room: int) -> Iterator[list[tuple[str, list, list]]]:
+    """Units in order, as many to a transaction as fit in `room` operations (events included) and in its
+    payload (members in thousands of groups carry long group id lists)."""
+    batch: list = []
+    used = weight = 0
+    for unit in units:
+        cost, size = len(unit[1]) + len(unit[2]), _unit_bytes(unit)
+        if batch and (used + cost > room or weight + size > PAYLOAD):
+            yield batch
+            batch, used, weight = [], 0, 0
+        batch.append(unit)
+        used += cost
+        weight += size
+    if batch:
+        yield batch
+
+
+def _unit_ops(units) -> tuple[list, list[events.Change]]:
+    return [op for unit in units for op in unit[1]], [change for unit in units for change in unit[2]]
 
 
 def create_group(tenant_id: str, data: dict, members: list[dict]) -> GroupRecord:
@@ -564,58 +825,120 @@ def create_group(tenant_id: str, data: dict, members: list[dict]) -> GroupRecord
     group_ops = [("create", row) for row in rows.values()]
     members = list({m["value"]: m for m in members}.values())
     created = [events.Change(events.GROUP_CREATED, events.group_data(record.id, data))]
-    if len(group_ops) + 3 * len(members) + 3 <= BATCH:  # + two events and the event log's head
-        ops, touched = _membership_ops(tenant_id, record.id, members, [])
+    if len(group_ops) + PER_MEMBER * len(members) + 3 <= BATCH:  # + two events and the event log's head
+        users, mapping, version = _read_users(tenant_id, [m["value"] for m in members]) if members else ({}, {}, 0)
+        ops, user_changes = _unit_ops(_membership_units(tenant_id, record.id, members, [], users, mapping))
         if members:
             created.append(events.members_change(events.GROUP_MEMBERS_ADDED, record.id, data,
                                                  [m["value"] for m in members]))
-        results = _submit(tenant_id, group_ops + ops, taken=taken, touched_users=touched, changes=created)
+        results = _submit(tenant_id, group_ops + ops, taken=taken, changes=created + user_changes)
         record.etag = results[0].get("etag")
+        if members:
+            _after_membership_write(tenant_id, version, [m["value"] for m in members])
         return record
     # A large initial member list (Entra never sends one): check the users, create the group, then add
     # members in batches; an interruption leaves the group with part of its members (a PATCH completes it).
-    _check_users_exist(tenant_id, [m["value"] for m in members])
+    read = _added_users(tenant_id, members)
     results = _submit(tenant_id, group_ops, taken=taken, changes=created)
     record.etag = results[0].get("etag")
-    _write_members(tenant_id, record.id, members, [], data)
+    _write_members(tenant_id, record.id, members, [], data, read)
     return record
 
 
-def _write_members(tenant_id: str, group_id: str, adds: list[dict], removes: list[str], data: dict) -> None:
-    """Member changes too large for one transaction, in batches; each batch writes its own event."""
+def _added_users(tenant_id: str, adds: list[dict]) -> tuple[dict[str, UserRecord], dict, int]:
+    """The users about to be added (all of them, read once; NotAUser for one that does not exist, so bad input
+    fails before anything is written) and the role mappings."""
+    users, mapping, version = _read_users(tenant_id, [m["value"] for m in adds])
+    for member in adds:
+        if member["value"] not in users:
+            raise NotAUser(member["value"])
+    return users, mapping, version
+
+
+def _write_members(tenant_id: str, group_id: str, adds: list[dict], removes: list[str], data: dict,
+                   read: tuple[dict[str, UserRecord], dict, int]) -> None:
+    """Member changes too large for one transaction, in batches; each batch writes its own events and
+    rewrites its users (`read` by `_added_users`; re-read and tried again when one of them changed)."""
     _remove_memberships(tenant_id, [(group_id, u) for u in removes], {group_id: data})
-    for chunk in _chunks(adds, (BATCH - 2) // 3):
-        ops, touched = _membership_ops(tenant_id, group_id, chunk, [])
-        _submit(tenant_id, ops, touched_users=touched, changes=[events.members_change(
-            events.GROUP_MEMBERS_ADDED, group_id, data, [m["value"] for m in chunk])])
+    users, mapping, first_version = read
+    pending, touched = list(adds), []
+    for _ in range(ATTEMPTS * max(1, math.ceil(len(adds) / 10))):
+        if not pending:
+            break
+        window = pending[:(BATCH - 2) // 4]  # what fits when roles do not change: 2 rows, the user row, an event
+        units = _membership_units(tenant_id, group_id, window, [], users, mapping)
+        batch = next(_packed(units, BATCH - 2))  # as many as fit in one transaction
+        ops, user_changes = _unit_ops(batch)
+        try:
+            _submit(tenant_id, ops, changes=[events.members_change(
+                events.GROUP_MEMBERS_ADDED, group_id, data, [unit[0] for unit in batch])] + user_changes)
+        except Changed:  # one of them changed meanwhile: read the window again
+            fresh, mapping, _ = _read_users(tenant_id, [m["value"] for m in window])
+            users.update(fresh)
+            for member in window:
+                if member["value"] not in fresh:
+                    users.pop(member["value"], None)
+            continue
+        pending = pending[len(batch):]
+        touched += [unit[0] for unit in batch]
+    if pending:
+        raise StorageUnavailable("These memberships are being changed by several requests at once; please retry.",
+                                 retry_after=1)
+    if touched:
+        _after_membership_write(tenant_id, first_version, touched)
 
 
-def _remove_memberships(tenant_id: str, pairs: list[tuple[str, str]], groups: dict[str, dict] | None = None) -> None:
-    """Delete memberships (group id, user id) in batches, each with a group.members_removed event per group;
-    a membership deleted meanwhile by someone else is left out (its event was theirs)."""
-    if groups is None:
+def _remove_memberships(tenant_id: str, pairs: list[tuple[str, str]], groups: dict[str, dict] | None = None,
+                        *, announce: bool = True, update_users: bool = True) -> None:
+    """Delete memberships (group id, user id) in batches, each with a group.members_removed event per group
+    (unless `announce` is off: a group whose deletion was announced) and, with `update_users`, the users'
+    rows without the group (off for a user being deleted); a membership deleted meanwhile by someone else is
+    left out (its event was theirs)."""
+    if groups is None and announce:
         found = _existing(tenant_id, [GROUP + g for g in {g for g, _ in pairs}], select=["id", "scim"])
         groups = {entity["id"]: json.loads(entity["scim"]) for entity in found.values()}
-    for chunk in _chunks(pairs, (BATCH - 2) // 3):
-        for _ in range(ATTEMPTS):
-            ops = [("delete", {"PartitionKey": tenant_id, "RowKey": key}) for g, u in chunk
-                   for key in (f"{MEMBER}{g}:{u}", f"{MEMBER_OF}{u}:{g}")]
-            removed: dict[str, list[str]] = {}
-            for g, u in chunk:
-                removed.setdefault(g, []).append(u)
-            changes = [events.members_change(events.GROUP_MEMBERS_REMOVED, g, groups.get(g) or {}, users)
-                       for g, users in removed.items()]
-            try:
-                _submit(tenant_id, ops, changes=changes)
-                break
-            except Changed:  # one of them is gone: keep only memberships still there
-                present = _existing(tenant_id, [f"{MEMBER}{g}:{u}" for g, u in chunk], select=["RowKey"])
-                chunk = [(g, u) for g, u in chunk if f"{MEMBER}{g}:{u}" in present]
-                if not chunk:
-                    break
-        else:
-            raise StorageUnavailable("These memberships are being changed by several requests at once; please retry.",
-                                     retry_after=1)
+    pending, first_version, touched = list(pairs), None, []
+    for _ in range(ATTEMPTS * max(1, math.ceil(len(pairs) / 10))):
+        if not pending:
+            break
+        window = pending[:(BATCH - 2) // 4]
+        leaving: dict[str, list[str]] = {}
+        for g, u in window:
+            leaving.setdefault(u, []).append(g)
+        users, mapping, version = _read_users(tenant_id, leaving) if update_users else ({}, {}, None)
+        first_version = version if first_version is None else first_version
+        units = []  # (its memberships, operations, events): per user, or per membership for a user who goes
+        for user_id, left in leaving.items():
+            for part in ([left] if update_users else [[g] for g in left]):
+                ops = [("delete", {"PartitionKey": tenant_id, "RowKey": key}) for g in part
+                       for key in (f"{MEMBER}{g}:{user_id}", f"{MEMBER_OF}{user_id}:{g}")]
+                user_ops, changes = _regroup_ops(tenant_id, users[user_id], [], part, mapping) \
+                    if user_id in users else ([], [])
+                units.append(([(g, user_id) for g in part], ops + user_ops, changes))
+        batch = next(_packed(units, BATCH - 1 - len({g for g, _ in window})))
+        chunk = [pair for unit in batch for pair in unit[0]]
+        in_batch = {u for _, u in chunk}
+        removed: dict[str, list[str]] = {}
+        for g, u in chunk:
+            removed.setdefault(g, []).append(u)
+        changes = [events.members_change(events.GROUP_MEMBERS_REMOVED, g, (groups or {}).get(g) or {}, users_)
+                   for g, users_ in removed.items()] if announce else []
+        ops, user_changes = _unit_ops(batch)
+        try:
+            _submit(tenant_id, ops, changes=changes + user_changes)
+        except Changed:  # one of them is gone, or a user changed: keep only memberships still there
+            present = _existing(tenant_id, [f"{MEMBER}{g}:{u}" for g, u in chunk], select=["RowKey"])
+            gone = {(g, u) for g, u in chunk if f"{MEMBER}{g}:{u}" not in present}
+            pending = [pair for pair in pending if pair not in gone]
+            continue
+        done = set(chunk)
+        pending = [pair for pair in pending if pair not in done]
+        touched += sorted(in_batch)
+    if pending:
+        raise StorageUnavailable("These memberships are being changed by several requests at once; please retry.",
+                                 retry_after=1)
+    if update_users and touched:
+        _after_membership_write(tenant_id, first_version, touched)
 
 
 def save_group(tenant_id: str, old: GroupRecord, data: dict, adds: dict[str, dict], removes: set[str],
@@ -638,29 +961,33 @@ def save_group(tenant_id: str, old: GroupRecord, data: dict, adds: dict[str, dic
         taken[group_name_key(data["displayName"])] = ("displayName", data["displayName"])
     group_ops = _replace_rows(old_rows, new_rows, GROUP + old.id, old.etag)
     updated = [events.Change(events.GROUP_UPDATED, events.group_data(old.id, data))] if data != old.data else []
-    if len(group_ops) + 3 * len(adding) + 2 * len(removing) + 4 <= BATCH:  # + three events and the head
-        ops, touched = _membership_ops(tenant_id, old.id, adding, removing)
+    if len(group_ops) + PER_MEMBER * (len(adding) + len(removing)) + 4 <= BATCH:  # + three events, the head
+        members = [m["value"] for m in adding] + removing
+        users, mapping, version = _read_users(tenant_id, members) if members else ({}, {}, 0)
+        ops, user_changes = _unit_ops(_membership_units(tenant_id, old.id, adding, removing, users, mapping))
         changes = list(updated)
         if adding:
             changes.append(events.members_change(events.GROUP_MEMBERS_ADDED, old.id, data,
                                                  [m["value"] for m in adding]))
         if removing:
             changes.append(events.members_change(events.GROUP_MEMBERS_REMOVED, old.id, data, removing))
-        results = _submit(tenant_id, group_ops + ops, taken=taken, touched_users=touched, changes=changes)
+        results = _submit(tenant_id, group_ops + ops, taken=taken, changes=changes + user_changes)
         record.etag = results[0].get("etag")
+        if members:
+            _after_membership_write(tenant_id, version, members)
         return record
     # More than one transaction: check the users first, so bad input fails before anything is written;
     # then the group row (which also claims the version), then the membership batches.
-    _check_users_exist(tenant_id, [m["value"] for m in adding])
+    read = _added_users(tenant_id, adding)
     results = _submit(tenant_id, group_ops, taken=taken, changes=updated)
     record.etag = results[0].get("etag")
-    _write_members(tenant_id, old.id, adding, removing, data)
+    _write_members(tenant_id, old.id, adding, removing, data, read)
     return record
 
 
 def delete_group(tenant_id: str, group_id: str, check=None) -> bool:
-    """Delete a group and its memberships; False when there is no such group. A retried DELETE of a group
-    whose deletion was interrupted finishes it."""
+    """Delete a group and its memberships (and the group from its members' `group_ids`); False when there is
+    no such group. A retried DELETE of a group whose deletion was interrupted finishes it."""
     def attempt() -> bool:
         record = get_group_record(tenant_id, group_id, include_deleting=True)
         if record is None:
@@ -675,9 +1002,12 @@ def delete_group(tenant_id: str, group_id: str, check=None) -> bool:
         # A hidden group's deletion was announced when it was hidden; the rest is cleaning up.
         deleted = [] if record.deleting else [events.Change(events.GROUP_DELETED,
                                                             events.group_data(group_id, record.data))]
-        if len(group_ops) + len(membership_keys) + 2 <= BATCH:
-            _delete_all(tenant_id, group_ops + [("delete", {"PartitionKey": tenant_id, "RowKey": k})
-                                                for k in membership_keys], GROUP + group_id, deleted)
+        if not record.deleting and len(group_ops) + PER_MEMBER * len(users) + 2 <= BATCH:
+            members, mapping, version = _read_users(tenant_id, users) if users else ({}, {}, 0)
+            ops, user_changes = _unit_ops(_membership_units(tenant_id, group_id, [], users, members, mapping))
+            _submit(tenant_id, group_ops + ops, changes=deleted + user_changes)
+            if users:
+                _after_membership_write(tenant_id, version, users)
             return True
         if not record.deleting:
             # Hide the group and free its name first: from here on, only finishing the delete is possible.
@@ -686,7 +1016,7 @@ def delete_group(tenant_id: str, group_id: str, check=None) -> bool:
                                                        record.etag), changes=deleted)
             record = hidden
             record.etag = results[0].get("etag")
-        _delete_rows(tenant_id, membership_keys)
+        _remove_memberships(tenant_id, [(group_id, u) for u in users], announce=False)
         _submit(tenant_id, [("delete", {"PartitionKey": tenant_id, "RowKey": GROUP + group_id},
                              _conditional(record.etag))])
         return True
@@ -699,10 +1029,14 @@ def _employee_entity(tenant_id: str, key: str, with_names: bool = False) -> dict
     return tables.get(TABLE, tenant_id, key, select=_EMPLOYEE_COLUMNS + (["scim"] if with_names else []))
 
 
-def get_user(tenant_id: str, user_id: str) -> Employee | None:
-    """The employee with this SCIM id (one point read)."""
+def get_user(tenant_id: str, user_id: str, profile: bool = False) -> Employee | None:
+    """The employee with this SCIM id (one point read); with `profile`, the whole employee as the product sees
+    them too (`events.employee_data`: the SCIM document is read along)."""
     if not isinstance(user_id, str) or not user_id or len(user_id) > 64:
         return None
+    if profile:
+        entity = tables.get(TABLE, tenant_id, USER + _part(user_id))
+        return replace(_employee_from(entity), profile=events.employee_data(entity)) if entity else None
     entity = _employee_entity(tenant_id, USER + _part(user_id))
     return _employee_from(entity) if entity else None
 
@@ -760,7 +1094,8 @@ def _change_user(tenant_id: str, user_id: str, change) -> Employee:
         if record is None:
             raise NotFound("No such employee.")
         saved = change(record)
-        return replace(_employee_from(_user_columns(saved)), etag=saved.etag)  # the columns as written
+        columns = _user_columns(saved)  # as written
+        return replace(_employee_from(columns), etag=saved.etag, profile=events.employee_data(columns))
     return _retrying(attempt)
 
 
@@ -770,6 +1105,12 @@ def set_admin(tenant_id: str, user_id: str, is_admin: bool) -> Employee:
     def change(record: UserRecord) -> UserRecord:
         if is_admin and record.data.get("active") is False:
             raise Conflict("A dismissed employee (active=false) cannot be an admin.", field="is_admin")
+        if not is_admin and record.is_admin and "admin" in effective_roles(
+                True, record.group_ids, set(record.granted_roles) - {"admin"}, record.admin_blocked,
+                role_mapping(tenant_id)[0]):
+            raise AdminFromGroups()
+        if bool(is_admin) == ("admin" in record.granted_roles) and not (is_admin and record.admin_blocked):
+            return record  # already so: nothing to write
         return save_user(tenant_id, record, record.data, bump=False, is_admin=bool(is_admin))
     return _change_user(tenant_id, user_id, change)
 

@@ -367,3 +367,40 @@ def test_every_control_is_labelled_and_keyboard_reachable_with_visible_focus(chr
         assert wanted in seen, (wanted, seen)
     assert [f for f in outlines if f[1] == "none" or f[2] == "0px"] == []
     context.close()
+
+
+def test_the_roles_step_maps_entra_groups_to_the_products_roles(chromium, app_url, operator_key, new_tenant, shots):
+    tenant = new_tenant("Roles Ltd")
+    token = tenant.scim_token()
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"}
+    user = scim_user(tenant, token, "rhea@roles.example", "Rhea Admin", "6f1d1c9e-0000-4000-8000-000000000001")
+    groups = {}
+    for name in ("Gatehouse Admins", "Everyone"):
+        response = requests.post(f"{tenant.scim_url}/Groups", timeout=10, headers=headers, json={
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name,
+            "members": [{"value": user["id"]}]})
+        assert response.status_code == 201, response.text
+        groups[name] = response.json()["id"]
+    context = chromium.new_context(viewport=DESKTOP)
+    page, watch, _ = open_wizard(context, setup_link(app_url, operator_key, tenant.tenant_id))
+    expect_visible(page, "#roles-form")
+    # one row per provisioned group, one labelled checkbox per declared role (PRODUCT_ROLES: admin, member)
+    assert page.eval_on_selector_all("#roles-table thead th", "h => h.map(e => e.textContent)") == [
+        "Group", "admin", "member"]
+    expect(page.locator("#rehire-rule")).to_contain_text("does not come back by itself")
+    page.check(f'#role-{groups["Gatehouse Admins"]}-admin')
+    page.check(f'#role-{groups["Everyone"]}-member')
+    page.click("#roles-form button[type=submit]")
+    expect(page.locator("#roles-saved")).to_contain_text("Saved")
+    shots(page, "5-roles", "step-roles")
+    mapped = tenant.api("GET", "role-mappings").json()["mappings"]
+    assert {m["group_id"]: m["roles"] for m in mapped} == {groups["Gatehouse Admins"]: ["admin"],
+                                                            groups["Everyone"]: ["member"]}
+    assert tenant.api("GET", f"employees/{user['id']}").json()["roles"] == ["admin", "member"]
+    # after a reload the page shows what is stored
+    page.reload()
+    expect_visible(page, "#roles-form")
+    assert page.is_checked(f'#role-{groups["Gatehouse Admins"]}-admin')
+    assert not page.is_checked(f'#role-{groups["Gatehouse Admins"]}-member')
+    assert watch.problems == []
+    context.close()

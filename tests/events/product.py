@@ -1,6 +1,6 @@
 """The sample product: what a SaaS product embedding Gatehouse does with its events. It keeps its own copy of
-the tenant's directory (employees, who is dismissed, who is an admin, groups and their members), fed either
-by webhooks (verified with the `standardwebhooks` package, as a receiver in any language would) or by the
+the tenant's directory (the whole employee, groups and their members), started from the directory listing
+(`start_from`) and fed either by webhooks (verified with the `standardwebhooks` package, as a receiver in any language would) or by the
 Events API. It also records what a careful receiver must check: no event out of order, duplicates only as
 exact repeats of an event already applied.
 
@@ -30,6 +30,18 @@ class DirectoryCopy:
         self.out_of_order: list[tuple[int, int]] = []
         self.duplicates = 0
         self.lock = threading.Lock()
+
+    def start_from(self, employees: list[dict], groups: list[dict]) -> None:
+        """The directory listing (GET …/directory/employees and …/groups, every page): the copy's start; then
+        events from the listing's `events_after` are applied on top. Memberships come from the employees'
+        `group_ids`."""
+        with self.lock:
+            self.employees = {e["id"]: e for e in employees}
+            self.groups = {g["id"]: dict(g) for g in groups}
+            self.members = {g["id"]: set() for g in groups}
+            for employee in employees:
+                for group_id in employee["group_ids"]:
+                    self.members.setdefault(group_id, set()).add(employee["id"])
 
     def apply(self, event: dict) -> None:
         with self.lock:

@@ -27,16 +27,24 @@ def test_employee_lifecycle_is_told_in_order_with_the_whole_employee(scim, reade
     assert scim.delete(f"/Users/{uid}").status_code == 204
 
     events = reader.poll()
-    assert _types(events) == ["employee.created", "employee.admin_granted", "employee.dismissed",
-                              "employee.admin_revoked", "employee.rehired", "employee.updated", "employee.deleted"]
-    assert [e["sequence"] for e in events] == list(range(events[0]["sequence"], events[0]["sequence"] + 7))
+    assert _types(events) == ["employee.created", "employee.roles_changed", "employee.admin_granted",
+                              "employee.dismissed", "employee.roles_changed", "employee.admin_revoked",
+                              "employee.rehired", "employee.updated", "employee.deleted"]
+    assert [e["sequence"] for e in events] == list(range(events[0]["sequence"], events[0]["sequence"] + 9))
     assert all(e["tenant"] == scim.tenant.tenant_id and e["id"].startswith("evt_") for e in events)
-    assert len({e["id"] for e in events}) == 7
-    created, dismissed, rehired, updated = events[0]["data"], events[2]["data"], events[4]["data"], events[5]["data"]
+    assert len({e["id"] for e in events}) == 9
+    created, dismissed, rehired, updated = events[0]["data"], events[3]["data"], events[6]["data"], events[7]["data"]
     assert created == {"id": uid, "user_name": "ada@contoso.example", "name": "Ada", "email": None, "active": True,
                        "is_admin": False, "department": None, "managed_by_entra": True, "external_id": "obj-ada",
-                       "allowed_outside_domain": False}
+                       "allowed_outside_domain": False, "given_name": None, "family_name": None,
+                       "formatted_name": None, "emails": [], "phone_numbers": [], "title": None,
+                       "employee_number": None, "cost_center": None, "organization": None, "division": None,
+                       "manager": None, "preferred_language": None, "locale": None, "timezone": None, "roles": [],
+                       "group_ids": [], "created": user["meta"]["created"],
+                       "last_modified": user["meta"]["lastModified"]}
+    assert events[1]["data"]["roles"] == ["admin"] and events[2]["data"]["is_admin"] is True
     assert dismissed["active"] is False and dismissed["is_admin"] is False  # the dismissal dropped the rights
+    assert dismissed["roles"] == [] and events[4]["data"]["roles"] == []
     assert rehired["active"] is True and rehired["is_admin"] is False  # a rehire does not bring them back
     assert updated["name"] == "Ada L."
     # the admin API shows the same employee the last event carries
@@ -61,9 +69,15 @@ def test_group_changes_carry_the_group_and_the_member_ids(scim, reader):
     assert scim.patch(f"/Groups/{gid}", load("entra-dev-replace-group-display-name.json",
                                              displayName="Eng")).status_code == 204
     assert scim.delete(f"/Groups/{gid}").status_code == 204
-    events = reader.poll()[2:]
-    assert _types(events) == ["group.created", "group.members_added", "group.members_removed", "group.updated",
-                              "group.deleted"]
+    everything = reader.poll()[2:]
+    # each member's employee.updated comes in the same transaction as the membership change, with its group ids
+    assert _types(everything) == ["group.created", "group.members_added", "employee.updated", "employee.updated",
+                                  "group.members_removed", "employee.updated", "group.updated", "group.deleted",
+                                  "employee.updated"]
+    assert {e["data"]["id"]: e["data"]["group_ids"] for e in everything[2:4]} == {a: [gid], b: [gid]}
+    assert everything[5]["data"]["id"] == a and everything[5]["data"]["group_ids"] == []
+    assert everything[8]["data"]["id"] == b and everything[8]["data"]["group_ids"] == []
+    events = [e for e in everything if e["type"].startswith("group.")]
     assert events[0]["data"] == {"id": gid, "display_name": "Engineering", "external_id": "obj-eng"}
     assert sorted(events[1]["data"]["member_ids"]) == sorted([a, b])
     assert events[2]["data"] == {"id": gid, "display_name": "Engineering", "external_id": "obj-eng",
@@ -78,9 +92,13 @@ def test_a_large_member_change_writes_one_event_per_transaction_and_loses_no_mem
     body = {"schemas": [PATCH], "Operations": [{"op": "add", "path": "members",
                                                 "value": [{"value": i} for i in ids]}]}
     assert scim.patch(f"/Groups/{group['id']}", body).status_code == 204
-    events = reader.poll()
-    assert _types(events) == ["group.members_added"] * 3
+    everything = reader.poll()
+    events = [e for e in everything if e["type"].startswith("group.")]
+    # a transaction adds as many members as their rows, their user rows and their events fit in it
+    assert _types(events) == ["group.members_added"] * 3  # 24 members a transaction: 2 rows, user row, event
     assert sorted(i for e in events for i in e["data"]["member_ids"]) == sorted(ids)
+    updated = [e["data"] for e in everything if e["type"] == "employee.updated"]
+    assert sorted(d["id"] for d in updated) == sorted(ids) and all(d["group_ids"] == [group["id"]] for d in updated)
 
 
 def test_events_live_with_the_directory_and_the_head_counts_them(scim, reader):

@@ -156,3 +156,101 @@ def test_both_copies_equal_the_directory_after_failures_an_outage_and_a_restart(
     assert expected["employees"][users[0]][1:] == (False, False)  # dismissed, and no longer an admin
     assert users[2] not in expected["employees"] and groups[2] not in expected["groups"]
     receiver.stop()
+
+
+def _profile_replay(n: int, manager: str) -> dict:
+    """Entra's PATCH after every profile attribute changed in Entra (both dialects: path ops and a no-path
+    replace with dotted and URN keys)."""
+    ent = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+    return {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [
+        {"op": "Replace", "path": "displayName", "value": f"Person {n} (new)"},
+        {"op": "replace", "value": {"name.givenName": f"Given{n}", "name.familyName": f"Family{n}",
+                                    "name.formatted": f"Given{n} Family{n}", f"{ent}:employeeNumber": f"E{n:04d}"}},
+        {"op": "Replace", "path": "title", "value": f"Title {n}"},
+        {"op": "Replace", "path": 'emails[type eq "work"].value', "value": f"new{n}@contoso.example"},
+        {"op": "Add", "path": 'phoneNumbers[type eq "work"].value', "value": f"+1 555 01{n:02d}"},
+        {"op": "Add", "path": 'phoneNumbers[type eq "mobile"].value', "value": f"+1 555 02{n:02d}"},
+        {"op": "Replace", "path": "preferredLanguage", "value": "de-DE"},
+        {"op": "Replace", "path": "locale", "value": "de-DE"},
+        {"op": "Replace", "path": "timezone", "value": "Europe/Berlin"},
+        {"op": "Replace", "path": f"{ent}:department", "value": f"Dept {n % 3}"},
+        {"op": "Replace", "path": f"{ent}:division", "value": "Division A"},
+        {"op": "Replace", "path": f"{ent}:costCenter", "value": f"CC{n}"},
+        {"op": "Replace", "path": f"{ent}:organization", "value": "Contoso"},
+        {"op": "Add", "path": f"{ent}:manager", "value": manager},
+        {"op": "Replace", "path": "userName", "value": f"renamed{n}@contoso.example"},
+    ]}
+
+
+def test_both_copies_start_from_the_listing_after_a_replay_that_changed_every_attribute(new_tenant, operator_key):
+    """A product that connects late: it sets its webhook, lists the directory, then keeps both copies (webhooks,
+    and the Events API from the listing's events_after) while Entra goes on; each equals the tenant's
+    directory field by field, every employee as the admin API shows them."""
+    tenant = new_tenant("Late Product")
+    scim = ScimClient(tenant.scim_url, tenant.scim_token(), tenant)
+    users = [scim.post("/Users", load("entra-dev-create-user.json", externalId=str(uuid.uuid4()),
+                                      userName=f"p{i}@contoso.example", email=f"p{i}@contoso.example")).json()["id"]
+             for i in range(6)]
+    groups = [scim.create_group(f"Late {n}", members=[{"value": u} for u in users[n::2]])["id"] for n in range(2)]
+    assert tenant.api("PUT", "role-mappings", json={"mappings": {groups[0]: ["admin"], groups[1]: ["member"]}}) \
+        .status_code == 200
+    for i, user in enumerate(users):  # the replay: every profile attribute changed
+        response = scim.patch(f"/Users/{user}", _profile_replay(i, users[(i + 1) % len(users)]))
+        assert response.status_code == 200, response.text
+
+    # the product connects: webhook first (delivery starts at the log's head), then the listing
+    receiver = WebhookReceiver()
+    operator = Operator(tenant.base_url, operator_key, tenant.tenant_id)
+    receiver.secret = operator.put(receiver.url).json()["secret"]
+    listed, events_after, listed_groups = [], None, []
+    after = None
+    while True:
+        page = tenant.api("GET", "directory/employees", params={"limit": 4, **({"after": after} if after else {})})
+        listed += page.json()["employees"]
+        events_after = events_after or page.json()["events_after"]
+        after = page.json()["next"]
+        if after is None:
+            break
+    listed_groups = tenant.api("GET", "directory/groups").json()["groups"]
+    receiver.copy.start_from(listed, listed_groups)
+    api_copy = DirectoryCopy()
+    api_copy.start_from(listed, listed_groups)
+    reader = EventReader(tenant)
+    reader.cursor = events_after
+
+    # Entra goes on: a dismissal, a move between groups, a new hire, a rename, a deletion
+    replay(lambda: scim.patch(f"/Users/{users[0]}", load("entra-default-disable-user.json")))
+    replay(lambda: scim.patch(f"/Groups/{groups[1]}", load("entra-dev-add-members.json", first=users[0],
+                                                           second=users[2])))
+    replay(lambda: scim.patch(f"/Groups/{groups[0]}", load("entra-dev-remove-member.json", memberId=users[2])))
+    replay(lambda: scim.post("/Users", load("entra-dev-create-user.json", externalId=str(uuid.uuid4()),
+                                           userName="late@contoso.example", email="late@contoso.example")))
+    replay(lambda: scim.patch(f"/Users/{users[3]}", {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                                                     "Operations": [{"op": "Replace", "path": "title",
+                                                                     "value": "Late title"}]}))
+    replay(lambda: scim.delete(f"/Users/{users[5]}"))
+
+    directory = {e["id"]: e for e in tenant.api("GET", "directory/employees", params={"limit": 500})
+                 .json()["employees"]}
+    for employee_id, employee in directory.items():  # the listing is the admin API's employee, field by field
+        shown = tenant.api("GET", f"employees/{employee_id}").json()
+        assert {k: shown[k] for k in employee} == employee
+    expected_groups = {g["id"]: g for g in tenant.api("GET", "directory/groups").json()["groups"]}
+    expected_members = {g: sorted(e["id"] for e in directory.values() if g in e["group_ids"]) for g in expected_groups}
+
+    def state(copy: DirectoryCopy) -> tuple:
+        with copy.lock:
+            return (copy.employees, copy.groups, {g: sorted(m) for g, m in copy.members.items() if g in copy.groups})
+
+    for event in reader.poll():
+        api_copy.apply(event)
+    wait_until(lambda: operator.get()["pending"] == 0 and state(receiver.copy)[0] == directory, timeout=90)
+    for copy in (receiver.copy, api_copy):
+        employees, copied_groups, members = state(copy)
+        assert employees == directory  # every field of every employee
+        assert copied_groups == expected_groups and members == expected_members
+        assert copy.out_of_order == []
+    assert directory[users[0]]["active"] is False and directory[users[0]]["roles"] == []
+    assert directory[users[1]]["manager"]["id"] == users[2] and directory[users[1]]["title"] == "Title 1"
+    assert directory[users[4]]["roles"] == ["admin"] and directory[users[4]]["phone_numbers"][1]["type"] == "mobile"
+    receiver.stop()

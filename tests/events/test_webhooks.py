@@ -57,14 +57,14 @@ def test_events_are_delivered_signed_in_order_with_the_events_api_ids(scim, oper
     connect(operator, receiver)
     user = scim.create_user(displayName="Webhooked")
     scim.create_group(members=[{"value": user["id"]}])
-    wait_until(lambda: len(receiver.copy.applied) == 3)
+    wait_until(lambda: len(receiver.copy.applied) == 4)  # created, group created, members added, employee updated
     from_api = reader.poll()
     delivered = [event for _, event in receiver.arrivals]
     assert [e["id"] for e in delivered] == [e["id"] for e in from_api]
     assert delivered == from_api  # the same event, byte for byte as JSON
     assert receiver.rejected_signatures == 0 and receiver.copy.out_of_order == []
     status = wait_until(lambda: (s := operator.get())["pending"] == 0 and s)
-    assert status["delivered_sequence"] == 3 and status["last_attempts"][0]["outcome"] == "delivered"
+    assert status["delivered_sequence"] == 4 and status["last_attempts"][0]["outcome"] == "delivered"
 
 
 def test_the_test_delivery_and_a_rotation_that_signs_with_both_secrets(scim, operator, receiver):
@@ -111,3 +111,37 @@ def test_410_disables_the_endpoint_and_a_put_resumes_where_it_stopped(scim, oper
     assert operator.put(receiver.url).status_code == 200
     wait_until(lambda: len(receiver.copy.applied) == 2)
     assert [e["sequence"] for _, e in receiver.arrivals] == [1, 2]
+
+
+def test_every_delivery_and_the_test_delivery_match_the_documents_webhooks(scim, operator, receiver):
+    """What the receiver gets is what /api/openapi.json's `webhooks` section says, type by type (the JSON
+    Schema of the entry for the event's type, with the document's components), the test delivery included."""
+    import jsonschema_rs
+
+    document = requests.get(f"{scim.tenant.base_url}/api/openapi.json", timeout=30).json()
+    connect(operator, receiver)
+    user = scim.create_user(displayName="Documented", title="Writer")
+    group = scim.create_group(members=[{"value": user["id"]}])
+    assert scim.tenant.api("PUT", "role-mappings", json={"mappings": {group["id"]: ["admin"]}}).status_code == 200
+    assert scim.patch(f"/Users/{user['id']}", {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                                               "Operations": [{"op": "replace", "path": "active", "value": False}]}
+                      ).status_code == 200
+    assert operator.post("test").json()["delivered"] is True
+    wait_until(lambda: any(e["type"] == "employee.admin_revoked" for _, e in receiver.arrivals))
+    delivered = [event for _, event in receiver.arrivals]
+    assert {e["type"] for e in delivered} >= {"webhook.test", "employee.created", "group.created",
+                                              "group.members_added", "employee.updated", "employee.roles_changed",
+                                              "employee.admin_granted", "employee.dismissed",
+                                              "employee.admin_revoked"}
+    for event in delivered:
+        entry = document["webhooks"][event["type"]]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        validator = jsonschema_rs.Draft202012Validator({**entry, "components": document["components"]})
+        errors = [e.message for e in validator.iter_errors(event)]
+        assert errors == [], (event["type"], errors)
+    # and a wrong one does not pass: the schema checks the data of the type
+    entry = document["webhooks"]["employee.updated"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    validator = jsonschema_rs.Draft202012Validator({**entry, "components": document["components"]})
+    updated = next(e for e in delivered if e["type"] == "employee.updated")
+    assert validator.is_valid(updated)
+    assert not validator.is_valid({**updated, "data": {**updated["data"], "roles": "admin"}})
+    assert not validator.is_valid({**updated, "data": {k: v for k, v in updated["data"].items() if k != "title"}})

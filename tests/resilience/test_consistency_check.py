@@ -91,6 +91,7 @@ def test_a_copy_with_an_older_version_a_leftover_name_and_a_one_sided_membership
         ("stale-index-copy", key),
         ("index-not-of-its-user", "username:emp1@contoso.example"),
         ("membership-without-reverse", f"member:{groups[1]['id']}:{users[0]['id']}"),
+        ("user-group-ids-stale", f"user:{users[0]['id']}"),  # its group_ids still name the group
     }
     assert "version 1 vs 2" in found[("stale-index-copy", key)]
 
