@@ -182,8 +182,8 @@ def test_every_flow_works_on_either_account_and_each_tenants_rows_are_only_in_it
     # the shard holds nothing but its tenants' rows: every partition there is a tenant id placed on it
     for table, partitions in found["shard"].items():
         assert all(ON_SHARD.search(partition) for partition in partitions), (table, sorted(partitions))
-    # what belongs to no tenant (the audit sweeps' records) is on the primary
-    assert "~sweeps" in found["primary"]["audits"] and "~sweeps" not in found["shard"].get("audits", set())
+    # what belongs to no tenant (the background jobs' records: the audit timer's run) is on the primary
+    assert "run" in found["primary"]["jobs"] and "jobs" not in found["shard"]
 
 
 @contextmanager

@@ -8,13 +8,15 @@ from tests.audit.provisioning import audit_now, newer_timer_run, outside_emails,
 # ---- corporate domains ----------------------------------------------------------------------------------------
 
 def test_admin_sets_corporate_domains_and_reads_them_back_normalised(tenant):
-    assert tenant.api("GET", "domains").json() == {"domains": [], "include_subdomains": False}
+    assert tenant.api("GET", "domains").json() == {"domains": [], "include_subdomains": False, "verification": []}
     response = tenant.api("PUT", "domains", json={"domains": ["Contoso.Example.", "contoso.example", "BÜCHER.example"],
                                                   "include_subdomains": True})
     assert response.status_code == 200, response.text
     expected = {"domains": ["bücher.example", "contoso.example"], "include_subdomains": True}
     assert response.json() == expected
-    assert tenant.api("GET", "domains").json() == expected
+    # Listed, not proved: each domain's DNS verification (issue 22) has not started.
+    assert tenant.api("GET", "domains").json() == {**expected, "verification": [
+        {"domain": "bücher.example", "state": "unverified"}, {"domain": "contoso.example", "state": "unverified"}]}
     assert tenant.api("GET", "sso").json()["steps"]["domains"]["done"] is True
 
 

@@ -29,7 +29,7 @@ def test_discovery_names_the_tenant_issuer_and_only_what_is_implemented(op):
     assert config["end_session_endpoint"] == op.issuer + "/logout"
     assert config["backchannel_logout_supported"] is True and config["backchannel_logout_session_supported"] is True
     assert {"none", "login"} <= set(config["prompt_values_supported"])
-    assert config["scopes_supported"] == ["openid", "email", "profile"]
+    assert config["scopes_supported"] == ["openid", "email", "profile", "roles", "groups"]
     assert {"auth_time", "amr", "sid"} <= set(config["claims_supported"])
 
 
