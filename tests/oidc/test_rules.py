@@ -1,0 +1,180 @@
+"""The OpenID Provider's promised numbers and checks, each tested so that breaking it fails here (issue 26;
+docs/mutation-testing.md lists the one-line breakages these were seen failing against).
+
+Time is given to the code (`now`), never slept: a code lives 60 s, a back-channel logout is retried for a
+day and then given up, UserInfo checks the employee itself (not only the session a dismissal ends), a client's
+back-channel URI is checked at registration, and a rotated client secret works and is stored only as its hash.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Iterator
+
+import pytest
+
+from shared_code import credentials
+from shared_code.errors import Unprocessable
+from shared_code.oidc import authorization, backchannel, clients, tokens
+from shared_code.oidc.errors import OAuthError
+from shared_code.storage import directory, tables
+from shared_code.storage import oidc as store
+from tests.oidc.conftest import pkce_pair, query
+
+
+def _basic(client: dict) -> str:
+    return "Basic " + base64.b64encode(f"{client['client_id']}:{client['client_secret']}".encode()).decode()
+
+
+def _issue(op, employee: dict, now: datetime) -> tuple[str, str, str]:
+    """A code issued at `now` for `employee` through the authorization core; (code, verifier, sid)."""
+    verifier, challenge = pkce_pair()
+    context = {"client_id": op.client["client_id"], "redirect_uri": op.client["redirect_uris"][0],
+               "code_challenge": challenge, "nonce": "n-0S6_WzA2Mj", "scope": "openid", "state": "s"}
+    location = authorization.issue_code(op.tenant_id, employee["id"], context, None, now=now)
+    code = query(location)["code"]
+    return code, verifier, store.get_code(op.tenant_id, store.digest(code)).sid
+
+
+def _redeem(op, code: str, verifier: str, at: float) -> dict:
+    return tokens.token_request(op.tenant_id, _basic(op.client), {
+        "grant_type": "authorization_code", "code": code, "redirect_uri": op.client["redirect_uris"][0],
+        "code_verifier": verifier}, now=at)
+
+
+# ---- a code lives 60 seconds -----------------------------------------------------------------------------------------
+
+def test_a_code_is_good_for_60_seconds_and_not_one_more(op, employee):
+    issued = datetime.now(timezone.utc).replace(microsecond=0)
+    code, verifier, _ = _issue(op, employee, issued)
+    assert "id_token" in _redeem(op, code, verifier, issued.timestamp() + 59.9)
+    code, verifier, _ = _issue(op, employee, issued)
+    with pytest.raises(OAuthError) as expired:
+        _redeem(op, code, verifier, issued.timestamp() + 60)
+    assert expired.value.error == "invalid_grant" and "expired" in expired.value.description
+
+
+# ---- UserInfo checks the employee, not only the session ----------------------------------------------------------------
+
+def test_userinfo_refuses_a_dismissed_employee_whose_session_is_still_live(op, employee):
+    """A dismissal also ends the employee's sessions, which would hide a missing employee check: here only the
+    employee row says so (a dismissal whose session ending has not been written yet)."""
+    code, verifier, sid = _issue(op, employee, datetime.now(timezone.utc))
+    access = _redeem(op, code, verifier, time.time())["access_token"]
+    assert tokens.userinfo(op.tenant_id, access)["sub"] == employee["id"]
+    row = {"PartitionKey": op.tenant_id, "RowKey": directory.USER + employee["id"]}
+    tables.update(directory.TABLE, {**row, "active": False}, etag=None)
+    assert store.session_is_live(op.tenant_id, employee["id"], sid)  # the session alone would let it through
+    with pytest.raises(OAuthError) as refused:
+        tokens.userinfo(op.tenant_id, access)
+    assert refused.value.status == 401 and "deactivated" in refused.value.description
+    # Rehired since the token was issued (active again, sessions before the rehire ended): still refused.
+    tables.update(directory.TABLE, {**row, "active": True, "sessions_valid_from": int(time.time()) + 5}, etag=None)
+    with pytest.raises(OAuthError) as stale:
+        tokens.userinfo(op.tenant_id, access)
+    assert "deactivated" in stale.value.description
+
+
+# ---- back-channel logout: retried for a day, then given up --------------------------------------------------------
+
+class RefusingClient:
+    """A product's back-channel logout endpoint that answers 503 to every logout token (and counts them)."""
+
+    def __init__(self):
+        self.received = 0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's name
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                server.received += 1
+                self.send_response(503)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/backchannel-logout"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def refusing() -> Iterator[RefusingClient]:
+    server = RefusingClient()
+    yield server
+    server.close()
+
+
+def test_a_refused_back_channel_logout_is_retried_for_a_day_then_given_up(op, employee, refusing):
+    listening = op.register(redirect_uris=[op.client["redirect_uris"][0]], backchannel_logout_uri=refusing.url)
+    assert listening.status_code == 201, listening.text
+    op.client = listening.json()
+    ended_at = datetime.now(timezone.utc)
+    code, verifier, sid = _issue(op, employee, ended_at)
+    _redeem(op, code, verifier, time.time())
+    assert backchannel.session_ended(op.tenant_id, employee["id"], sid, now=ended_at) == 1
+    key = f"{employee['id']}:{sid}:{op.client['client_id']}"
+    deadline = time.monotonic() + 30  # the first attempt runs right away, off this thread
+    while (pending := store.get_pending_logout(op.tenant_id, key)) is None or pending.attempts < 1:
+        assert pending is not None and time.monotonic() < deadline, "the first attempt never happened"
+        time.sleep(0.05)
+    assert refusing.received == 1
+    assert not backchannel.attempt(pending, now=ended_at + timedelta(days=1) - timedelta(minutes=1))
+    still = store.get_pending_logout(op.tenant_id, key)
+    assert still is not None and still.attempts == 2, "given up before a day had passed"
+    assert not backchannel.attempt(still, now=ended_at + timedelta(days=1, minutes=1))
+    assert store.get_pending_logout(op.tenant_id, key) is None, "still retried after a day"
+    assert refusing.received == 3
+
+
+# ---- registration checks the back-channel URI ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("uri, says", [
+    ("ftp://product.example.com/logout", "https://"),
+    ("http://product.example.com/logout", "https://"),
+    ("https://user:pw@product.example.com/logout", "user name or password"),
+    ("https://product.example.com/logout#frag", "fragment"),
+    ("https://product.example.com/log out", "spaces"),
+    ("/relative/logout", "https://"),
+])
+def test_registration_refuses_a_back_channel_uri_we_would_not_call(op, uri, says):
+    with pytest.raises(Unprocessable) as refused:
+        clients.register(op.tenant_id, {"redirect_uris": [op.client["redirect_uris"][0]],
+                                        "backchannel_logout_uri": uri})
+    assert refused.value.field == "backchannel_logout_uri" and says in refused.value.message, refused.value.message
+    answer = op.register(redirect_uris=[op.client["redirect_uris"][0]], backchannel_logout_uri=uri)
+    assert answer.status_code == 422 and answer.json()["field"] == "backchannel_logout_uri", answer.text
+
+
+# ---- a rotated client secret ------------------------------------------------------------------------------------------
+
+def test_a_rotated_client_secret_works_and_is_stored_only_as_its_hash(op, employee):
+    old = dict(op.client)
+    rotated = clients.rotate_secret(op.tenant_id, op.client["client_id"])
+    new_secret = rotated["client_secret"]
+    assert new_secret and new_secret != old["client_secret"]
+    record = store.get_client(op.tenant_id, op.client["client_id"])
+    assert record.secret_hash == hashlib.sha256(new_secret.encode()).hexdigest()
+    assert record.secret_hash == credentials.hash_secret(new_secret)
+    row = tables.get(store.TABLE, op.tenant_id, store.CLIENT + op.client["client_id"])
+    assert all(new_secret not in str(value) for value in row.values())
+    op.client = {**old, "client_secret": new_secret}
+    code, verifier, _ = _issue(op, employee, datetime.now(timezone.utc))
+    assert "access_token" in _redeem(op, code, verifier, time.time())  # the new secret authenticates
+    assert op.redeem(op.sign_in(employee)).status_code == 200  # over HTTP too
+    op.client = old
+    code, verifier, _ = _issue(op, employee, datetime.now(timezone.utc))
+    with pytest.raises(OAuthError) as refused:
+        _redeem(op, code, verifier, time.time())
+    assert refused.value.error == "invalid_client"  # the old one stopped working at once

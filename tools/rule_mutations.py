@@ -1,0 +1,99 @@
+"""Break each rule the README promises with a one-line change and check that its test fails (issue 26).
+
+    .venv/bin/python tools/rule_mutations.py            # every mutation: apply, run its tests, expect a failure, undo
+    .venv/bin/python tools/rule_mutations.py --list     # the table (docs/mutation-testing.md shows it)
+    .venv/bin/python tools/rule_mutations.py code-lifetime backchannel-give-up   # some of them
+
+Each mutation replaces one exact line (it must occur exactly once, so a refactor that moves it makes this
+script say so rather than silently test nothing), runs only the tests named next to it, and restores the file
+whatever happens. A mutation whose tests still pass is reported and the exit status is 1. This is not part of
+`make test` (each mutation starts its own pytest, Azurite and app host); `make mutants` is the broad,
+automatic run over the security-critical modules.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    rule: str
+    path: str
+    old: str
+    new: str
+    tests: tuple[str, ...]
+
+
+MUTATIONS = [
+    Mutation("code-lifetime", "an authorization code lives 60 s",
+             "shared_code/oidc/authorization.py", "CODE_SECONDS = 60", "CODE_SECONDS = 3600",
+             ("tests/oidc/test_rules.py::test_a_code_is_good_for_60_seconds_and_not_one_more",)),
+    Mutation("backchannel-give-up", "a refused back-channel logout is given up after a day",
+             "shared_code/oidc/backchannel.py", "GIVE_UP_AFTER = timedelta(days=1)",
+             "GIVE_UP_AFTER = timedelta(days=3650)",
+             ("tests/oidc/test_rules.py::test_a_refused_back_channel_logout_is_retried_for_a_day_then_given_up",)),
+    Mutation("userinfo-employee-check", "UserInfo checks the employee is active (not only the session)",
+             "shared_code/oidc/tokens.py",
+             '    if employee is None or not employee.active or claims["iat"] < employee.sessions_valid_from:',
+             "    if employee is None:",
+             ("tests/oidc/test_rules.py::test_userinfo_refuses_a_dismissed_employee_whose_session_is_still_live",)),
+    Mutation("backchannel-uri-check", "the back-channel logout URI is checked at registration",
+             "shared_code/oidc/clients.py", "        check_uri(uri, what=\"backchannel_logout_uri\")",
+             "        return uri",
+             ("tests/oidc/test_rules.py::test_registration_refuses_a_back_channel_uri_we_would_not_call",)),
+    Mutation("rotated-client-secret-hash", "a rotated client secret is stored as its SHA-256 hash",
+             "shared_code/oidc/clients.py",
+             "    if not store.set_client_secret(tenant_id, client_id, credentials.hash_secret(secret), rotated_at):",
+             "    if not store.set_client_secret(tenant_id, client_id, credentials.hash_secret(secret + ' '), "
+             "rotated_at):",
+             ("tests/oidc/test_rules.py::test_a_rotated_client_secret_works_and_is_stored_only_as_its_hash",)),
+]
+
+
+def run(mutation: Mutation) -> tuple[bool, float, str]:
+    """(the tests failed, seconds, last lines of their output); the file is restored in any case."""
+    path = ROOT / mutation.path
+    original = path.read_text()
+    count = original.count(mutation.old)
+    if count != 1:
+        raise SystemExit(f"{mutation.name}: {mutation.old!r} occurs {count} times in {mutation.path}; update the "
+                         "mutation to the code as it is now")
+    started = time.monotonic()
+    try:
+        path.write_text(original.replace(mutation.old, mutation.new))
+        result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+                                 *mutation.tests], cwd=ROOT, capture_output=True, text=True)
+    finally:
+        path.write_text(original)
+    tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-3:])
+    return result.returncode != 0, time.monotonic() - started, tail
+
+
+def main(argv: list[str]) -> int:
+    if "--list" in argv:
+        print("| rule | mutation (one line) | test that fails |\n| --- | --- | --- |")
+        for m in MUTATIONS:
+            tests = "<br>".join(f"`{t}`" for t in m.tests)
+            print(f"| {m.rule} | `{m.path}`: `{m.old.strip()}` → `{m.new.strip()}` | {tests} |")
+        return 0
+    chosen = [m for m in MUTATIONS if not argv or m.name in argv]
+    survivors = []
+    for mutation in chosen:
+        failed, seconds, tail = run(mutation)
+        print(f"{'killed  ' if failed else 'SURVIVED'} {mutation.name} ({seconds:.0f} s): {tail.splitlines()[-1]}")
+        if not failed:
+            survivors.append(mutation.name)
+    if survivors:
+        print("Rules whose breakage no test noticed: " + ", ".join(survivors))
+    return 1 if survivors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
