@@ -54,6 +54,25 @@ MUTATIONS = [
              "    if not store.set_client_secret(tenant_id, client_id, credentials.hash_secret(secret + ' '), "
              "rotated_at):",
              ("tests/oidc/test_rules.py::test_a_rotated_client_secret_works_and_is_stored_only_as_its_hash",)),
+    Mutation("webhook-rotation-overlap", "a rotated webhook secret keeps signing for 24 h, then stops",
+             "shared_code/webhooks/endpoint.py", "ROTATION_OVERLAP = timedelta(hours=24)",
+             "ROTATION_OVERLAP = timedelta(days=3650)",
+             ("tests/events/test_rules.py::test_a_rotated_secret_keeps_signing_for_24_hours_and_then_stops",)),
+    Mutation("webhook-give-up", "webhook retries of one event give up (disable the endpoint) after 3 days",
+             "shared_code/webhooks/delivery.py", "GIVE_UP_AFTER = timedelta(days=3)",
+             "GIVE_UP_AFTER = timedelta(days=3650)",
+             ("tests/events/test_rules.py::test_a_failing_event_is_retried_for_3_days_then_the_endpoint_is_disabled",)),
+    Mutation("webhook-retry-after", "a 429/503's Retry-After is the delay of the next delivery attempt",
+             "shared_code/webhooks/delivery.py",
+             '    delay = retry_after(getattr(attempt, "_retry_after", None), now) or backoff(attempts)',
+             "    delay = backoff(attempts)",
+             ("tests/events/test_rules.py::test_retry_after_in_seconds_schedules_the_next_attempt",
+              "tests/events/test_rules.py::test_retry_after_as_an_http_date_and_its_bounds")),
+    Mutation("event-head-if-match", "the event head is replaced only if unchanged since read (If-Match: its ETag)",
+             "shared_code/events/log.py",
+             '        ops.append(("update", new_head, {"mode": UpdateMode.REPLACE, "etag": etag,',
+             '        ops.append(("update", new_head, {"mode": UpdateMode.REPLACE, "etag": "*",',
+             ("tests/events/test_rules.py::test_a_writer_with_a_stale_head_cannot_reuse_a_purged_sequence_number",)),
 ]
 
 
@@ -72,8 +91,9 @@ def run(mutation: Mutation) -> tuple[bool, float, str]:
                                  *mutation.tests], cwd=ROOT, capture_output=True, text=True)
     finally:
         path.write_text(original)
-    tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-3:])
-    return result.returncode != 0, time.monotonic() - started, tail
+    lines = (result.stdout + result.stderr).strip().splitlines()
+    why = next((line for line in lines if line.startswith("E ")), "")  # the first assertion that failed
+    return result.returncode != 0, time.monotonic() - started, f"{lines[-1] if lines else ''} {why[:160]}"
 
 
 def main(argv: list[str]) -> int:
@@ -87,7 +107,7 @@ def main(argv: list[str]) -> int:
     survivors = []
     for mutation in chosen:
         failed, seconds, tail = run(mutation)
-        print(f"{'killed  ' if failed else 'SURVIVED'} {mutation.name} ({seconds:.0f} s): {tail.splitlines()[-1]}")
+        print(f"{'killed  ' if failed else 'SURVIVED'} {mutation.name} ({seconds:.0f} s): {tail}")
         if not failed:
             survivors.append(mutation.name)
     if survivors:
