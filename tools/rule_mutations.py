@@ -73,6 +73,28 @@ MUTATIONS = [
              '        ops.append(("update", new_head, {"mode": UpdateMode.REPLACE, "etag": etag,',
              '        ops.append(("update", new_head, {"mode": UpdateMode.REPLACE, "etag": "*",',
              ("tests/events/test_rules.py::test_a_writer_with_a_stale_head_cannot_reuse_a_purged_sequence_number",)),
+    Mutation("webhook-secret-in-the-clear", "the webhook secret is stored only encrypted",
+             "shared_code/webhooks/endpoint.py",
+             '                    "secret": secrets.seal(secret, tenant_id), "enabled": True, "created_at": now_iso(),',
+             '                    "secret": secrets.seal(secret, tenant_id), "copy": secret, "enabled": True, '
+             '"created_at": now_iso(),',
+             ("tests/test_secrets_at_rest.py::test_no_secret_is_stored_in_the_clear",)),
+    Mutation("previous-webhook-secret-in-the-clear", "the previous webhook secret is stored only encrypted",
+             "shared_code/webhooks/endpoint.py",
+             '        fields = {"secret": secrets.seal(secret, tenant_id), "previous_secret": row.get("secret"),',
+             '        fields = {"secret": secrets.seal(secret, tenant_id), "previous_secret": row.get("secret"), '
+             '"copy": secrets.unseal(row["secret"], tenant_id),',
+             ("tests/test_secrets_at_rest.py::test_no_secret_is_stored_in_the_clear",)),
+    Mutation("client-secret-in-the-clear", "an OIDC client secret is stored only as its hash",
+             "shared_code/oidc/clients.py",
+             "        backchannel_logout_uri=registration.backchannel_logout_uri, client_name=registration.client_name,",
+             "        backchannel_logout_uri=registration.backchannel_logout_uri, client_name=secret,",
+             ("tests/test_secrets_at_rest.py::test_no_secret_is_stored_in_the_clear",)),
+    Mutation("rotated-admin-key-in-the-clear", "a rotated tenant admin key is stored only as its hash",
+             "shared_code/tenants.py",
+             '                                         "admin_key_rotated_at": utcnow().isoformat()})',
+             '                                         "admin_key_rotated_at": utcnow().isoformat(), "copy": admin_key})',
+             ("tests/test_secrets_at_rest.py::test_no_secret_is_stored_in_the_clear",)),
 ]
 
 
