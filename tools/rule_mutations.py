@@ -95,6 +95,11 @@ MUTATIONS = [
              '                                         "admin_key_rotated_at": utcnow().isoformat()})',
              '                                         "admin_key_rotated_at": utcnow().isoformat(), "copy": admin_key})',
              ("tests/test_secrets_at_rest.py::test_no_secret_is_stored_in_the_clear",)),
+    Mutation("idp-refresh-sequential", "the daily IdP refresh fetches tenants concurrently",
+             "shared_code/idp_connection.py",
+             '    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="idp-refresh")',
+             '    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="idp-refresh")',
+             ("tests/sso/test_refresh_rules.py::test_the_daily_refresh_fetches_the_tenants_metadata_concurrently",)),
 ]
 
 

@@ -1,0 +1,86 @@
+"""The daily IdP metadata refresh fetches tenants' metadata concurrently, so one slow IdP stalls no other
+(issue 26: made sequential, this fails; see docs/mutation-testing.md).
+
+No clock is watched: the metadata server holds every fetch until TENANTS of them are in flight at once (a
+barrier). A concurrent refresh gets there at once; a sequential one never does, and the barrier's timeout
+(reached only then) breaks it, so the refresh fails those tenants and the test says why.
+"""
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from shared_code import idp_connection
+from tests.sso.conftest import SsoTenant
+from tests.support.idp import TestIdp
+
+TENANTS = 3
+HELD_AT_MOST = 20.0  # seconds a fetch waits for the others; only a sequential refresh ever waits this out
+
+
+class BarrierMetadataServer:
+    """Serves each tenant's metadata at /<index>; once `hold()` is called, every fetch waits until TENANTS of
+    them are in flight together, and the most seen in flight at once is kept."""
+
+    def __init__(self, idps: list[TestIdp]):
+        self.documents = [idp.metadata_xml() for idp in idps]
+        self.barrier = threading.Barrier(TENANTS, timeout=HELD_AT_MOST)
+        self.holding = threading.Event()
+        self.lock = threading.Lock()
+        self.in_flight = self.most_in_flight = self.broken = 0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - http.server's name
+                document = server.documents[int(self.path.strip("/"))]
+                if server.holding.is_set():
+                    with server.lock:
+                        server.in_flight += 1
+                        server.most_in_flight = max(server.most_in_flight, server.in_flight)
+                    try:
+                        server.barrier.wait()
+                    except threading.BrokenBarrierError:
+                        server.broken += 1
+                        return self._answer(503, b"no other fetch came")
+                    finally:
+                        with server.lock:
+                            server.in_flight -= 1
+                self._answer(200, document)
+
+            def _answer(self, status: int, body: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/samlmetadata+xml")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.base = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.barrier.abort()
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def test_the_daily_refresh_fetches_the_tenants_metadata_concurrently(new_tenant, app_url):
+    tenants = [SsoTenant(new_tenant(f"Concurrent refresh {i}"), TestIdp(key_label="sso-tests"), app_url)
+               for i in range(TENANTS)]
+    server = BarrierMetadataServer([tenant.idp for tenant in tenants])
+    try:
+        for index, tenant in enumerate(tenants):
+            connected = tenant.connect(metadata_url=f"{server.base}/{index}")
+            assert connected.status_code == 200, connected.text
+        server.holding.set()
+        report = idp_connection.refresh_all()
+    finally:
+        server.close()
+    ours = {tenant.tenant_id for tenant in tenants}
+    assert server.most_in_flight == TENANTS and server.broken == 0, (
+        f"at most {server.most_in_flight} of {TENANTS} fetches were in flight at once: the refresh is sequential")
+    assert ours <= set(report.refreshed) and not ours & set(report.failed)
