@@ -1,0 +1,88 @@
+"""`make mutants`: a mutation run (mutmut 2.5.1, from its own venv `.venv-mutants`) over the security-critical
+modules, each module with the focused tests that cover it (a full-suite run per mutant is far too slow on 2 cores).
+
+    make mutants                                   # every module below, one after the other (hours here)
+    make mutants MUTANTS="sessions oidc/tokens"    # some of them (names as in MODULES, without shared_code/ and .py)
+    .venv-mutants/bin/mutmut results               # what survived so far; `mutmut show <id>` shows one mutant
+
+mutmut changes one line of the module on disk at a time and runs the module's tests (they must fail: the mutant is
+"killed"); the file is put back after each. Do not edit the module or run other tests meanwhile, and run it
+on a checkout nothing else uses. Results accumulate in `.mutmut-cache` (a module run again re-tests only what
+changed). docs/mutation-testing.md lists the survivors found so far and what became of each (killed by a new
+test, or equivalent: a change no test can see because behaviour does not change).
+
+Not part of `make test` or CI: a module takes minutes to hours (each mutant starts pytest, and most start
+Azurite and the app host).
+"""
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MUTMUT = ROOT / ".venv-mutants" / "bin" / "mutmut"
+PYTEST = f"{shlex.quote(str(ROOT / '.venv' / 'bin' / 'python'))} -m pytest -x -q -p no:cacheprovider"
+
+# module (under shared_code/, without .py) → the tests that must kill its mutants: fast, focused, the ones that
+# exercise it directly. Listed in the order `make mutants` runs them (the most critical first).
+MODULES: dict[str, list[str]] = {
+    "sessions": ["tests/test_sessions.py", "tests/sso/test_sign_in_state.py", "-k", "not purge"],
+    "webhooks/secrets": ["tests/events/test_rules.py", "-k", "rotated or retry_after_in_seconds"],
+    "oidc/tokens": ["tests/oidc/test_rules.py", "tests/oidc/test_code_flow.py"],
+    "sign_in": ["tests/sso/test_sign_in_state.py", "tests/sso/test_acs_accepted.py",
+                "tests/sso/test_who_may_sign_in.py"],
+    "webhooks/delivery": ["tests/events/test_rules.py", "tests/events/test_webhooks.py"],
+    "webhooks/endpoint": ["tests/events/test_rules.py", "tests/events/test_webhooks.py"],
+    "webhooks/queue": ["tests/events/test_webhooks.py"],
+    "events/log": ["tests/events/test_rules.py", "tests/events/test_event_log.py"],
+    "oidc/authorization": ["tests/oidc/test_rules.py", "tests/oidc/test_code_flow.py"],
+    "oidc/clients": ["tests/oidc/test_rules.py", "tests/oidc/test_clients.py"],
+    "oidc/backchannel": ["tests/oidc/test_rules.py", "tests/oidc/test_logout.py"],
+    "oidc/logout": ["tests/oidc/test_logout.py"],
+    "oidc/keys": ["tests/oidc/test_core.py", "tests/oidc/test_discovery_and_keys.py"],
+    "oidc/discovery": ["tests/oidc/test_discovery_and_keys.py"],
+    "oidc/token_exchange": ["tests/token_exchange/test_exchange_core.py"],
+    "oidc/third_party_login": ["tests/oidc/test_third_party_login.py"],
+    "entra/id_token": ["tests/token_exchange/test_exchange_core.py"],
+    "entra/keys": ["tests/token_exchange/test_entra_keys.py", "tests/token_exchange/test_exchange_core.py"],
+    "outbound": ["tests/test_outbound.py"],
+    "saml/signature": ["tests/saml/test_saml_signature.py", "tests/saml/test_saml_consumer.py"],
+    "saml/assertion_consumer": ["tests/saml/test_saml_consumer.py"],
+    "saml/safe_xml": ["tests/saml/test_saml_consumer.py", "tests/saml/test_saml_metadata.py"],
+    "saml/timestamps": ["tests/saml/test_saml_consumer.py"],
+    "saml/metadata": ["tests/saml/test_saml_metadata.py"],
+    "saml/logout": ["tests/oidc/test_core.py"],
+    "saml/service_provider": ["tests/saml/test_saml_service_provider.py"],
+    "saml/pysaml2_backend": ["tests/saml/test_saml_consumer.py"],
+}
+
+
+def run(module: str) -> int:
+    tests = " ".join(shlex.quote(part) for part in MODULES[module])
+    command = [str(MUTMUT), "run", "--paths-to-mutate", f"shared_code/{module}.py", "--tests-dir", "tests",
+               "--runner", f"{PYTEST} {tests}", "--simple-output", "--no-progress",
+               # a loaded machine: a mutant is "timed out" only past 4x the clean run plus a minute
+               "--test-time-multiplier", "4", "--test-time-base", "60"]
+    print(f"== shared_code/{module}.py  ←  {' '.join(MODULES[module])}", flush=True)
+    return subprocess.run(command, cwd=ROOT).returncode
+
+
+def main(argv: list[str]) -> int:
+    if not MUTMUT.exists():
+        raise SystemExit("mutmut is not installed: run `make mutants` (it installs it into .venv-mutants)")
+    chosen = argv or list(MODULES)
+    unknown = [name for name in chosen if name not in MODULES]
+    if unknown:
+        raise SystemExit(f"unknown module(s) {unknown}; choose from: {' '.join(MODULES)}")
+    for module in chosen:
+        code = run(module)
+        if code & 1:  # mutmut's "fatal error" bit: e.g. the tests fail without any mutation
+            raise SystemExit(f"mutmut could not run shared_code/{module}.py (exit {code})")
+    subprocess.run([str(MUTMUT), "results"], cwd=ROOT)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
