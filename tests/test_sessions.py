@@ -4,6 +4,7 @@ it once per mutant of sessions.py (docs/mutation-testing.md)."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -54,7 +55,7 @@ def test_a_token_signed_under_another_key_is_refused(settings):
     settings(key="another-key-" + "x" * 20)
     assert sessions.verify("p", token, now=1_000_001) is None
     settings(key="")
-    with pytest.raises(RuntimeError, match="SESSION_SIGNING_KEY"):
+    with pytest.raises(RuntimeError, match="^SESSION_SIGNING_KEY is not set; sessions cannot be signed$"):
         sessions.sign("p", {}, 60)
 
 
@@ -85,12 +86,24 @@ def test_tampered_truncated_or_oversized_tokens_are_refused():
     assert sessions.verify("p", by_length[limit + 1], now=1_000_000) is None
 
 
+def test_the_purposes_keys_are_the_ones_cookies_already_out_there_were_signed_with():
+    """A cookie issued before a deploy still reads after it: the session and the login binding each sign with
+    the key derived from their purpose's name, which therefore never changes."""
+    session = _forge({"t": "acme-000001", "u": "employee-1", "sid": "s", "iat": 1_000_000, "exp": 1_000_060},
+                     purpose="session")
+    assert sessions.read_session(session, "acme-000001", now=1_000_001).employee_id == "employee-1"
+    binding = _forge({"n": "nonce-1", "iat": 1_000_000, "exp": 1_000_060}, purpose="login-binding")
+    assert sessions.read_login_binding(binding, now=1_000_001) == "nonce-1"
+
+
 def test_a_session_lives_8_hours_for_its_tenant_and_employee():
     token, session = sessions.issue_session("acme-000001", "employee-1", now=1_000_000)
     assert session == sessions.Session("acme-000001", "employee-1", 1_000_000, 1_000_000 + 8 * 3600)
     assert sessions.read_session(token, "acme-000001", now=1_000_000 + 8 * 3600 - 1) == session
     assert sessions.read_session(token, "acme-000001", now=1_000_000 + 8 * 3600) is None
     assert sessions.read_session(token, "globex-00001", now=1_000_001) is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        session.employee_id = "employee-2"  # type: ignore[misc]
     other, _ = sessions.issue_session("acme-000001", "employee-1", now=1_000_000)
     assert other != token  # each carries its own sid
     no_employee = sessions.sign("session", {"t": "acme-000001", "u": 7}, 60, now=1_000_000)
