@@ -93,7 +93,7 @@ def test_retry_after_is_honoured_then_delivery_resumes(scim, operator, receiver)
     status = wait_until(lambda: (s := operator.get())["last_attempts"] and s)
     assert status["last_attempts"][0]["status"] == 503 and status["next_attempt_at"]
     # That the delay is the Retry-After's and not the backoff's is asserted exactly, on the run's own clock, in
-    # tests/events/test_rules.py (a window on the wall clock here overlapped the backoff's 2.5 to 5 s).
+    # tests/events/test_webhook_and_log_rules.py (a window on the wall clock here overlapped the backoff's 2.5 to 5 s).
     receiver.mode = "ok"
     wait_until(lambda: len(receiver.copy.applied) == 1)
     assert operator.get()["pending"] == 0

@@ -36,7 +36,7 @@ def _own_tenant(scim, receiver: WebhookReceiver) -> datetime:
     receiver.secret = endpoint.put(tenant_id, {"url": receiver.url}).secret
     row = endpoint.read(tenant_id)
     real_now = datetime.now(timezone.utc)
-    endpoint.merge(tenant_id, row["etag"], {"lease_owner": "tests/events/test_rules.py",
+    endpoint.merge(tenant_id, row["etag"], {"lease_owner": "tests/events/test_webhook_and_log_rules.py",
                                             "lease_until": endpoint.now_iso(real_now + timedelta(hours=1))})
     scim.create_user()  # one event to deliver
     return (real_now + timedelta(hours=2)).replace(microsecond=0)
