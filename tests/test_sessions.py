@@ -76,7 +76,8 @@ def test_tampered_truncated_or_oversized_tokens_are_refused():
     version, body, mac = token.split(".")
     assert sessions.verify("p", _forge({"u": "a", "exp": 1_000_060}), now=1_000_000) is not None
     for bad in (f"v2.{body}.{mac}", f"v1.{body}.", f"v1..{mac}", f"v1.{body}", f"v1.{body}.{mac[:-2]}AA",
-                f"v1.{body}A.{mac}", "", None, 42, f"v1.{body}.{mac}.extra", f"v1.{body}.!!!!"):
+                f"v1.{body}A.{mac}", "", None, 42, f"v1.{body}.{mac}.extra", f"v1.{body}.!!!!",
+                f"v1.{body}é.{mac}", "v1.é.ü"):  # non-ASCII: still None, never an exception
         assert sessions.verify("p", bad, now=1_000_000) is None, bad
     by_length = {len(t): t for t in (sessions.sign("p", {"pad": "x" * n, "q": "y" * k}, 60, now=1_000_000)
                                      for n in range(1400, 1560) for k in range(3))}

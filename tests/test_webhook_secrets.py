@@ -64,7 +64,8 @@ def test_a_tampered_seal_or_another_signing_key_reads_as_none(settings):
 def test_without_a_signing_key_nothing_is_sealed_or_read(settings):
     sealed = secrets.seal("whsec_abc", "tenant-a")
     settings("")
-    with pytest.raises(StorageUnavailable, match="SESSION_SIGNING_KEY"):
+    with pytest.raises(StorageUnavailable) as refused:
         secrets.seal("whsec_abc", "tenant-a")
+    assert refused.value.message == ("SESSION_SIGNING_KEY is not set: webhook secrets cannot be stored or used.")
     with pytest.raises(StorageUnavailable):
         secrets.unseal(sealed, "tenant-a")

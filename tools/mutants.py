@@ -3,13 +3,15 @@ modules, each module with the focused tests that cover it (a full-suite run per 
 
     make mutants                                   # every module below, one after the other (hours here)
     make mutants MUTANTS="sessions oidc/tokens"    # some of them (names as in MODULES, without shared_code/ and .py)
-    .venv-mutants/bin/mutmut results               # what survived so far; `mutmut show <id>` shows one mutant
+    cp .mutmut/sessions.sqlite .mutmut-cache && .venv-mutants/bin/mutmut results    # one module's survivors
+                                                   # (then `mutmut show <id>` shows one mutant)
 
 mutmut changes one line of the module on disk at a time and runs the module's tests (they must fail: the mutant is
-"killed"); the file is put back after each. Do not edit the module or run other tests meanwhile, and run it
-on a checkout nothing else uses. Results accumulate in `.mutmut-cache` (a module run again re-tests only what
-changed). docs/mutation-testing.md lists the survivors found so far and what became of each (killed by a new
-test, or equivalent: a change no test can see because behaviour does not change).
+"killed"); the file is put back after each. Do not edit the module, run other tests, or call `mutmut results`
+meanwhile, and run it on a checkout nothing else uses. Each module's results are kept in `.mutmut/<module>.sqlite`
+(a module run again re-tests only what changed). docs/mutation-testing.md lists the survivors found so far and
+what became of each (killed by a new test, or equivalent: a change no test can see because behaviour does not
+change).
 
 Not part of `make test` or CI: a module takes minutes to hours (each mutant starts pytest, and most start
 Azurite and the app host).
@@ -17,12 +19,15 @@ Azurite and the app host).
 from __future__ import annotations
 
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 MUTMUT = ROOT / ".venv-mutants" / "bin" / "mutmut"
+CACHE = ROOT / ".mutmut-cache"  # where mutmut keeps a run's state
+CACHES = ROOT / ".mutmut"  # one kept cache per module: mutmut's clean-run time, and so its timeout, is per module
 PYTEST = f"{shlex.quote(str(ROOT / '.venv' / 'bin' / 'python'))} -m pytest -x -q -p no:cacheprovider"
 # Tests that need no fixture of tests/conftest.py (no Azurite, no app host) run without it and without plugins:
 # 4 s a mutant instead of 20 on a loaded machine.
@@ -74,7 +79,18 @@ def run(module: str) -> int:
                # a loaded machine: a mutant is "timed out" only past 4x the clean run plus a minute
                "--test-time-multiplier", "4", "--test-time-base", "60"]
     print(f"== shared_code/{module}.py  ←  {' '.join(MODULES[module])}", flush=True)
-    return subprocess.run(command, cwd=ROOT).returncode
+    kept = CACHES / f"{module.replace('/', '.')}.sqlite"
+    CACHE.unlink(missing_ok=True)
+    if kept.exists():
+        shutil.copy(kept, CACHE)  # resume: mutants already judged against the same tests are not run again
+    try:
+        code = subprocess.run(command, cwd=ROOT).returncode
+        subprocess.run([str(MUTMUT), "results"], cwd=ROOT)
+    finally:
+        if CACHE.exists():
+            CACHES.mkdir(exist_ok=True)
+            shutil.move(CACHE, kept)
+    return code
 
 
 def main(argv: list[str]) -> int:
@@ -88,7 +104,6 @@ def main(argv: list[str]) -> int:
         code = run(module)
         if code & 1:  # mutmut's "fatal error" bit: e.g. the tests fail without any mutation
             raise SystemExit(f"mutmut could not run shared_code/{module}.py (exit {code})")
-    subprocess.run([str(MUTMUT), "results"], cwd=ROOT)
     return 0
 
 
