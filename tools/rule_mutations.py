@@ -48,6 +48,11 @@ MUTATIONS = [
              "shared_code/oidc/clients.py", "        check_uri(uri, what=\"backchannel_logout_uri\")",
              "        return uri",
              ("tests/oidc/test_oidc_rules.py::test_registration_refuses_a_back_channel_uri_we_would_not_call",)),
+    Mutation("backchannel-uri-outbound-policy", "the back-channel logout URI follows the outbound policy at registration",
+             "shared_code/oidc/clients.py", '            outbound.check_url(uri, what="The backchannel_logout_uri")',
+             "            pass",
+             ("tests/oidc/test_oidc_rules.py::"
+              "test_outside_local_development_registration_applies_the_outbound_policy_to_the_back_channel_uri",)),
     Mutation("rotated-client-secret-hash", "a rotated client secret is stored as its SHA-256 hash",
              "shared_code/oidc/clients.py",
              "    if not store.set_client_secret(tenant_id, client_id, credentials.hash_secret(secret), rotated_at):",

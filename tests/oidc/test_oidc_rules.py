@@ -157,6 +157,25 @@ def test_registration_refuses_a_back_channel_uri_we_would_not_call(op, uri, says
     assert answer.status_code == 422 and answer.json()["field"] == "backchannel_logout_uri", answer.text
 
 
+def test_outside_local_development_registration_applies_the_outbound_policy_to_the_back_channel_uri(op, monkeypatch):
+    """http:// on loopback is fine for a redirect URI in local development, but we call the back-channel URI
+    ourselves: with private addresses off (production), only https:// to a public host will do."""
+    from shared_code.settings import get_settings
+
+    monkeypatch.setenv("ALLOW_PRIVATE_METADATA_URLS", "false")
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(Unprocessable) as refused:
+            clients.register(op.tenant_id, {"redirect_uris": [op.client["redirect_uris"][0]],
+                                            "backchannel_logout_uri": "http://127.0.0.1:9/logout"})
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    assert refused.value.field == "backchannel_logout_uri" and "https://" in refused.value.message
+    assert clients.register(op.tenant_id, {"redirect_uris": [op.client["redirect_uris"][0]],
+                                           "backchannel_logout_uri": "http://127.0.0.1:9/logout"})["client_id"]
+
+
 # ---- a rotated client secret ------------------------------------------------------------------------------------------
 
 def test_a_rotated_client_secret_works_and_is_stored_only_as_its_hash(op, employee):
