@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -17,7 +18,7 @@ from typing import Iterator
 
 import pytest
 
-from shared_code import credentials
+from shared_code import credentials, sessions
 from shared_code.errors import Unprocessable
 from shared_code.oidc import authorization, backchannel, clients, tokens
 from shared_code.oidc.errors import OAuthError
@@ -56,6 +57,20 @@ def test_a_code_is_good_for_60_seconds_and_not_one_more(op, employee):
     with pytest.raises(OAuthError) as expired:
         _redeem(op, code, verifier, issued.timestamp() + 60)
     assert expired.value.error == "invalid_grant" and "expired" in expired.value.description
+
+
+def test_the_tokens_of_a_code_live_an_hour_from_their_redemption(op, employee):
+    issued = datetime.now(timezone.utc).replace(microsecond=0)
+    code, verifier, _ = _issue(op, employee, issued)
+    redeemed_at = issued.timestamp() + 30.5
+    answer = _redeem(op, code, verifier, redeemed_at)
+    payload = answer["id_token"].split(".")[1]
+    id_claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert (id_claims["iat"], id_claims["exp"]) == (int(redeemed_at), int(redeemed_at) + 3600)
+    assert answer["expires_in"] == 3600
+    # The access token is a Gatehouse token of its own purpose ("oidc-access"): good for the hour, not a second more.
+    assert sessions.verify("oidc-access", answer["access_token"], now=int(redeemed_at) + 3599)["u"] == employee["id"]
+    assert sessions.verify("oidc-access", answer["access_token"], now=int(redeemed_at) + 3600) is None
 
 
 # ---- UserInfo checks the employee, not only the session ----------------------------------------------------------------
