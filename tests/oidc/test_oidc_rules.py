@@ -212,3 +212,44 @@ def test_a_rotated_client_secret_works_and_is_stored_only_as_its_hash(op, employ
     with pytest.raises(OAuthError) as refused:
         _redeem(op, code, verifier, time.time())
     assert refused.value.error == "invalid_client"  # the old one stopped working at once
+
+
+# ---- what the token endpoint and UserInfo say (a developer acts on the description) ---------------------------------
+
+def test_each_refusal_of_the_token_endpoint_says_what_is_wrong(op, employee):
+    def refusal(form: dict, at: float | None = None) -> tuple[str, str]:
+        with pytest.raises(OAuthError) as refused:
+            tokens.token_request(op.tenant_id, _basic(op.client), form, now=at)
+        return refused.value.error, refused.value.description
+
+    redirect = op.client["redirect_uris"][0]
+    assert refusal({}) == ("invalid_request", "grant_type is required.")
+    assert refusal({"grant_type": "password"}) == ("unsupported_grant_type",
+                                                   "grant_type 'password' is not supported here.")
+    assert refusal({"grant_type": "authorization_code", "redirect_uri": redirect}) == (
+        "invalid_request", "code and redirect_uri are required.")
+    assert refusal({"grant_type": "authorization_code", "code": "c" * 43, "redirect_uri": redirect}) == (
+        "invalid_request", "code_verifier is required (PKCE).")
+    assert refusal({"grant_type": "authorization_code", "code": "c" * 43, "redirect_uri": redirect,
+                    "code_verifier": "v" * 43}) == (
+        "invalid_grant", "The code is not valid (unknown, or issued to another client).")
+    now = datetime.now(timezone.utc)
+    code, verifier, _ = _issue(op, employee, now)
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect, "code_verifier": verifier}
+    assert refusal(form, now.timestamp() + 61) == ("invalid_grant", "The code has expired (codes live 60 seconds).")
+    assert refusal({**form, "redirect_uri": "http://127.0.0.1:8765/cb"}, now.timestamp()) == (
+        "invalid_grant", "redirect_uri is not the one the code was issued for.")
+    assert refusal({**form, "code_verifier": pkce_pair()[0]}, now.timestamp()) == (
+        "invalid_grant", "The PKCE code_verifier does not match the code_challenge (S256).")
+    access = _redeem(op, code, verifier, now.timestamp())["access_token"]
+    assert refusal(form, now.timestamp()) == (
+        "invalid_grant", "The code has been redeemed already; the tokens issued for it are revoked.")
+
+    def userinfo_refusal(token: str | None) -> tuple[int, str]:
+        with pytest.raises(OAuthError) as refused:
+            tokens.userinfo(op.tenant_id, token)
+        return refused.value.status, refused.value.description
+
+    assert userinfo_refusal(None) == (401, "An access token is required (Authorization: Bearer).")
+    assert userinfo_refusal(access[:-4] + "AAAA") == (401, "The access token is not valid here, or it has expired.")
+    assert userinfo_refusal(access) == (401, "The access token has been revoked.")  # the replay revoked it
