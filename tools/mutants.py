@@ -31,7 +31,7 @@ CACHES = ROOT / ".mutmut"  # one kept cache per module: mutmut's clean-run time,
 PYTEST = f"{shlex.quote(str(ROOT / '.venv' / 'bin' / 'python'))} -m pytest -x -q -p no:cacheprovider"
 # Tests that need no fixture of tests/conftest.py (no Azurite, no app host) run without it and without plugins:
 # 4 s a mutant instead of 20 on a loaded machine.
-PURE = {"tests/test_sessions.py", "tests/test_webhook_secrets.py"}
+PURE = {"tests/test_sessions.py", "tests/test_webhook_secrets.py", "tests/test_outbound.py"}
 
 # module (under shared_code/, without .py) → the tests that must kill its mutants: fast, focused, the ones that
 # exercise it directly. Listed in the order `make mutants` runs them (the most critical first).
