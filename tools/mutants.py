@@ -38,7 +38,8 @@ PURE = {"tests/test_sessions.py", "tests/test_webhook_secrets.py", "tests/test_o
 MODULES: dict[str, list[str]] = {
     "sessions": ["tests/test_sessions.py"],
     "webhooks/secrets": ["tests/test_webhook_secrets.py"],
-    "oidc/tokens": ["tests/oidc/test_oidc_rules.py", "tests/oidc/test_code_flow.py"],
+    "oidc/tokens": ["tests/oidc/test_oidc_rules.py", "tests/oidc/test_code_flow.py",
+                    "tests/token_exchange/test_exchange_core.py"],  # the token-exchange grant is answered here too
     "sign_in": ["tests/sso/test_sign_in_state.py", "tests/sso/test_acs_accepted.py",
                 "tests/sso/test_who_may_sign_in.py"],
     "webhooks/delivery": ["tests/events/test_webhook_and_log_rules.py", "tests/events/test_webhooks.py"],

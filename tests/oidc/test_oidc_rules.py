@@ -226,6 +226,8 @@ def test_each_refusal_of_the_token_endpoint_says_what_is_wrong(op, employee):
     assert refusal({}) == ("invalid_request", "grant_type is required.")
     assert refusal({"grant_type": "password"}) == ("unsupported_grant_type",
                                                    "grant_type 'password' is not supported here.")
+    assert refusal({"grant_type": "g" * 150}) == ("unsupported_grant_type",  # quoted back, cut at 100 characters
+                                                  f"grant_type {'g' * 100!r} is not supported here.")
     assert refusal({"grant_type": "authorization_code", "redirect_uri": redirect}) == (
         "invalid_request", "code and redirect_uri are required.")
     assert refusal({"grant_type": "authorization_code", "code": "c" * 43, "redirect_uri": redirect}) == (
