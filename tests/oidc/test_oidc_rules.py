@@ -255,3 +255,32 @@ def test_each_refusal_of_the_token_endpoint_says_what_is_wrong(op, employee):
     assert userinfo_refusal(None) == (401, "An access token is required (Authorization: Bearer).")
     assert userinfo_refusal(access[:-4] + "AAAA") == (401, "The access token is not valid here, or it has expired.")
     assert userinfo_refusal(access) == (401, "The access token has been revoked.")  # the replay revoked it
+
+
+def test_userinfo_refuses_the_token_of_an_ended_session_and_a_code_of_a_dismissed_employee(op, employee):
+    now = datetime.now(timezone.utc)
+    code, verifier, sid = _issue(op, employee, now)
+    access = _redeem(op, code, verifier, time.time())["access_token"]
+    assert store.end_session(op.tenant_id, employee["id"], sid, now) is not None  # signed out
+    with pytest.raises(OAuthError) as ended:
+        tokens.userinfo(op.tenant_id, access)
+    assert ended.value.description == "The session this access token belongs to has ended (signed out)."
+    code, verifier, _ = _issue(op, employee, now)
+    tables.update(directory.TABLE, {"PartitionKey": op.tenant_id, "RowKey": directory.USER + employee["id"],
+                                    "active": False}, etag=None)
+    with pytest.raises(OAuthError) as dismissed:
+        _redeem(op, code, verifier, time.time())
+    assert (dismissed.value.error, dismissed.value.description) == (
+        "invalid_grant", "The employee's account is deactivated.")
+
+
+def test_a_code_from_the_very_second_sessions_became_valid_again_is_redeemed(op, employee):
+    """A rehire ends every session before it (`sessions_valid_from`); a sign-in in that same second is after it."""
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    tables.update(directory.TABLE, {"PartitionKey": op.tenant_id, "RowKey": directory.USER + employee["id"],
+                                    "sessions_valid_from": int(now.timestamp())}, etag=None)
+    code, verifier, _ = _issue(op, employee, now)
+    assert "id_token" in _redeem(op, code, verifier, now.timestamp() + 1)
+    code, verifier, _ = _issue(op, employee, now - timedelta(seconds=1))
+    with pytest.raises(OAuthError):
+        _redeem(op, code, verifier, now.timestamp() + 1)
