@@ -67,7 +67,7 @@ def test_the_tokens_of_a_code_live_an_hour_from_their_redemption(op, employee):
     payload = answer["id_token"].split(".")[1]
     id_claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     assert (id_claims["iat"], id_claims["exp"]) == (int(redeemed_at), int(redeemed_at) + 3600)
-    assert answer["expires_in"] == 3600
+    assert answer["expires_in"] == 3600 and answer["token_type"] == "Bearer" and answer["scope"] == "openid"
     # The access token is a Gatehouse token of its own purpose ("oidc-access"): good for the hour, not a second more.
     assert sessions.verify("oidc-access", answer["access_token"], now=int(redeemed_at) + 3599)["u"] == employee["id"]
     assert sessions.verify("oidc-access", answer["access_token"], now=int(redeemed_at) + 3600) is None
@@ -250,11 +250,16 @@ def test_each_refusal_of_the_token_endpoint_says_what_is_wrong(op, employee):
     def userinfo_refusal(token: str | None) -> tuple[int, str]:
         with pytest.raises(OAuthError) as refused:
             tokens.userinfo(op.tenant_id, token)
+        headers[0] = refused.value.headers
         return refused.value.status, refused.value.description
 
+    headers: list = [None]
     assert userinfo_refusal(None) == (401, "An access token is required (Authorization: Bearer).")
+    assert headers[0] == {"WWW-Authenticate": 'Bearer realm="userinfo"'}  # RFC 6750 §3: no error code yet
     assert userinfo_refusal(access[:-4] + "AAAA") == (401, "The access token is not valid here, or it has expired.")
     assert userinfo_refusal(access) == (401, "The access token has been revoked.")  # the replay revoked it
+    assert headers[0] == {"WWW-Authenticate": 'Bearer error="invalid_token", '
+                                              'error_description="The access token has been revoked."'}
 
 
 def test_userinfo_refuses_the_token_of_an_ended_session_and_a_code_of_a_dismissed_employee(op, employee):
