@@ -256,6 +256,9 @@ def test_each_refusal_of_the_token_endpoint_says_what_is_wrong(op, employee):
     headers: list = [None]
     assert userinfo_refusal(None) == (401, "An access token is required (Authorization: Bearer).")
     assert headers[0] == {"WWW-Authenticate": 'Bearer realm="userinfo"'}  # RFC 6750 §3: no error code yet
+    with pytest.raises(OAuthError) as missing:
+        tokens.userinfo(op.tenant_id, "")
+    assert missing.value.error == "invalid_request"
     assert userinfo_refusal(access[:-4] + "AAAA") == (401, "The access token is not valid here, or it has expired.")
     assert userinfo_refusal(access) == (401, "The access token has been revoked.")  # the replay revoked it
     assert headers[0] == {"WWW-Authenticate": 'Bearer error="invalid_token", '
