@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 7071
 
-.PHONY: run demo test deps system-deps browser bench clean lock
+.PHONY: run demo test deps system-deps browser bench clean lock mutants
 
 # Every Debian package the tests and benchmarks need, in one place (`make test`, `make bench` and .ci/run
 # install the missing ones):
@@ -80,5 +80,15 @@ test: system-deps deps
 bench: system-deps deps
 	$(PY) bench/run_all.py
 
+# Mutation testing (tools/mutants.py; docs/mutation-testing.md): mutmut in a venv of its own, never in `make test`
+# or CI. `make mutants MUTANTS="sessions oidc/tokens"` runs some modules; without MUTANTS, all (hours on 2 cores).
+MUTANTS_VENV := .venv-mutants
+MUTMUT := mutmut==2.5.1
+MUTANTS ?=
+mutants: system-deps deps
+	test -x $(MUTANTS_VENV)/bin/mutmut || { $(PYTHON) -m venv $(MUTANTS_VENV) && \
+	  $(MUTANTS_VENV)/bin/python -m pip install -q --disable-pip-version-check $(MUTMUT); }
+	$(PY) tools/mutants.py $(MUTANTS)
+
 clean:
-	rm -rf $(VENV) $(LOCK_VENV) node_modules .azurite test-output .python_packages
+	rm -rf $(VENV) $(LOCK_VENV) $(MUTANTS_VENV) .mutmut-cache node_modules .azurite test-output .python_packages

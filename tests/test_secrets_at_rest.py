@@ -47,6 +47,50 @@ class Flows:
         (cookie,) = [c for c in browser.cookies if c.value]
         return cookie.value
 
+    def oidc_client_secret(self) -> str:
+        registered = self.operator("POST", "oidc/clients", json={"redirect_uris": ["https://product.example.com/cb"]})
+        assert registered.status_code == 201, registered.text
+        self._client = registered.json()
+        return self._used_client_secret(self._client["client_secret"])
+
+    def rotated_oidc_client_secret(self) -> str:
+        rotated = self.operator("POST", f"oidc/clients/{self._client['client_id']}/secret")
+        assert rotated.status_code in (200, 201), rotated.text
+        return self._used_client_secret(rotated.json()["client_secret"])
+
+    def _used_client_secret(self, secret: str) -> str:
+        """Authenticates at the token endpoint (the code is unknown: `invalid_grant`, after the secret was checked)."""
+        answer = requests.post(f"{self.app_url}/api/oidc/{self.tenant.tenant_id}/token", timeout=30,
+                               auth=(self._client["client_id"], secret),
+                               data={"grant_type": "authorization_code", "code": "x" * 43, "code_verifier": "v" * 43,
+                                     "redirect_uri": "https://product.example.com/cb"})
+        assert answer.status_code == 400 and answer.json()["error"] == "invalid_grant", answer.text
+        return secret
+
+    def previous_webhook_secret(self) -> str:
+        """The first webhook secret, then rotated: it keeps signing for 24 h as the previous secret."""
+        first = self.operator("PUT", "webhook", json={"url": "http://127.0.0.1:9/gatehouse-events"})
+        assert first.status_code == 200, first.text
+        rotated = self.operator("POST", "webhook/rotate-secret")
+        assert rotated.status_code == 200 and rotated.json()["previous_secret_expires_at"], rotated.text
+        self._webhook_secret = rotated.json()["secret"]
+        assert self.operator("POST", "webhook/test").status_code == 200  # signs with both
+        return first.json()["secret"]
+
+    def webhook_secret(self) -> str:
+        return self._webhook_secret
+
+    def rotated_admin_key(self) -> str:
+        """Last: the tenant's earlier admin key stops working."""
+        rotated = requests.post(f"{self.app_url}/api/tenants/{self.tenant.tenant_id}/admin-key", timeout=30,
+                                headers={"Authorization": f"Bearer {self.operator_key}"})
+        assert rotated.status_code == 201, rotated.text
+        key = rotated.json()["admin_key"]
+        used = requests.get(f"{self.app_url}/api/tenants/{self.tenant.tenant_id}/sso", timeout=30,
+                            headers={"Authorization": f"Bearer {key}"})
+        assert used.status_code == 200, used.text
+        return key
+
 
 # (what, how to obtain it over HTTP). Add a line for every new kind of secret.
 SECRETS: list[tuple[str, Callable[[Flows], str]]] = [
@@ -54,8 +98,11 @@ SECRETS: list[tuple[str, Callable[[Flows], str]]] = [
     ("SCIM secret token", Flows.scim_token),
     ("an unused setup-link token", Flows.setup_token),
     ("a setup-wizard session cookie", Flows.wizard_session),
-    # ("OIDC client secret", lambda f: f.operator("POST", "oidc/clients", json={...}).json()["client_secret"]),
-    # ("webhook signing secret", lambda f: f.operator("PUT", "webhook", json={"url": ...}).json()["secret"]),
+    ("OIDC client secret", Flows.oidc_client_secret),
+    ("rotated OIDC client secret", Flows.rotated_oidc_client_secret),
+    ("previous webhook signing secret", Flows.previous_webhook_secret),
+    ("webhook signing secret", Flows.webhook_secret),
+    ("rotated tenant admin key", Flows.rotated_admin_key),  # last: it replaces the admin key the others use
 ]
 
 

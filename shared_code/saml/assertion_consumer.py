@@ -222,8 +222,8 @@ def _check_status(root: etree._Element, sp: "ServiceProvider") -> None:
     else:
         advice = ("Entra could not complete the sign-in. Try again in a few minutes; if it keeps happening, ask "
                   "your administrator to check the application's single sign-on settings in Entra.")
-    if match:
-        advice += f" (Entra error code {match.group(0)}.)"  # digits only: nothing to phish with
+    if match and match.group(0) in _ENTRA_ERRORS:
+        advice += f" (Entra error code {match.group(0)}.)"  # one of ours: the page never echoes unverified text
     raise SamlRejected("status_not_success", advice)
 
 

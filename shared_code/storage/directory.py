@@ -1068,16 +1068,6 @@ def find_user_by_user_name(tenant_id: str, user_name: str, with_names: bool = Fa
     return _employee_from(entity) if entity else None
 
 
-def find_user_by_email(tenant_id: str, email: str) -> Employee | None:
-    """The employee whose userName or else work email is `email` (case-insensitive). Never guesses: when
-    several employees have this work email and none has it as userName, the answer is None."""
-    found = find_user_by_user_name(tenant_id, email)
-    if found is not None or not isinstance(email, str) or not email:
-        return found
-    matches = list(tables.partition_range(TABLE, tenant_id, email_prefix(email), select=_EMPLOYEE_COLUMNS))
-    return _employee_from(matches[0]) if len(matches) == 1 else None
-
-
 def iter_active_people(tenant_id: str) -> Iterator[Employee]:
     """Every active employee (id, user_name, work_email, display_name, ...) without reading SCIM documents:
     a range scan of the user rows selecting only the employee columns."""

@@ -92,9 +92,8 @@ def test_retry_after_is_honoured_then_delivery_resumes(scim, operator, receiver)
     scim.create_user()
     status = wait_until(lambda: (s := operator.get())["last_attempts"] and s)
     assert status["last_attempts"][0]["status"] == 503 and status["next_attempt_at"]
-    waited = (datetime.fromisoformat(status["next_attempt_at"].replace("Z", "+00:00"))
-              - datetime.fromisoformat(status["last_attempts"][0]["at"].replace("Z", "+00:00"))).total_seconds()
-    assert 1.5 <= waited <= 3.5  # Retry-After: 2, not the backoff's own delay
+    # That the delay is the Retry-After's and not the backoff's is asserted exactly, on the run's own clock, in
+    # tests/events/test_webhook_and_log_rules.py (a window on the wall clock here overlapped the backoff's 2.5 to 5 s).
     receiver.mode = "ok"
     wait_until(lambda: len(receiver.copy.applied) == 1)
     assert operator.get()["pending"] == 0

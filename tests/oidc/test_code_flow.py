@@ -107,13 +107,17 @@ def test_native_client_redeems_with_pkce_alone(op, employee):
 # ---- the authorization endpoint's refusals --------------------------------------------------------------------
 
 def test_unknown_client_or_unregistered_redirect_uri_is_a_page_never_a_redirect(op, new_tenant):
-    for overrides in ({"client_id": "0" * 32}, {"redirect_uri": "https://evil.example/callback"},
-                      {"redirect_uri": "https://product.example.com/callback/"},  # exact match: not a prefix
-                      {"redirect_uri": "https://product.example.com/callback?x=1"},
-                      {"client_id": None}):
+    unknown_client = "is not registered for this company"
+    unregistered_return = "to return to an address it has not registered"
+    for overrides, reason in (({"client_id": "0" * 32}, unknown_client),
+                              ({"redirect_uri": "https://evil.example/callback"}, unregistered_return),
+                              # exact match: not a prefix
+                              ({"redirect_uri": "https://product.example.com/callback/"}, unregistered_return),
+                              ({"redirect_uri": "https://product.example.com/callback?x=1"}, unregistered_return),
+                              ({"client_id": None}, "does not name the app (client_id is missing)")):
         params = op.params(**overrides)
         params.pop("_verifier")
-        assert_refused(op.authorize(params), 400, "not")
+        assert_refused(op.authorize(params), 400, reason)
     # Another tenant's client is unknown at this issuer.
     other = op.register(redirect_uris=["https://other.example/cb"]).json()
     tenant = new_tenant("Globex", "https://globex.example.com")

@@ -402,7 +402,8 @@ def test_status_not_success_from_entra(idp, sp, metadata):
                            sub_status=tidp.STATUS_REQUEST_DENIED, status_message=message)
     error = rejected("status_not_success", doc, sp, metadata)
     assert "add you as a user of this application in Entra" in error.message
-    assert "AADSTS50105" in error.message and "\n" not in error.message
+    assert "(Entra error code AADSTS50105.)" in error.message  # a code of our own table, with our advice
+    assert "\n" not in error.message and "<script>" not in error.message
     assert "Your administrator has configured" not in error.message  # unsigned text is never quoted
 
 
@@ -414,6 +415,7 @@ def test_unverified_text_is_never_quoted_on_the_error_page(idp, sp, metadata):
                            sign_response=False, sign_assertion=False)
     error = rejected("status_not_success", doc, sp, metadata)
     assert "evil.example" not in error.message and "555" not in error.message and "locked" not in error.message
+    assert "AADSTS90000" not in error.message  # a code we do not know is not echoed either
     forged = idp.response_xml(sp.entity_id, sp.acs_url, issuer="https://sts.windows.net/ Call +1 555 0100 now/")
     error = rejected("wrong_issuer", forged, sp, metadata)
     assert "555" not in error.message and "sts.windows.net" not in error.message

@@ -274,7 +274,8 @@ def test_connecting_another_idp_or_cancelling_sso_ends_the_employees_sessions(te
 
 class TricklingMetadataServer:
     """Serves real metadata until `trickle()`; then answers 200 and sends a byte every half second until
-    `release()`: a fetch that only checks its time limit between chunks never ends meanwhile."""
+    `release()`: a fetch that only checks its time limit between chunks never ends meanwhile. `started` is set
+    when a trickling answer begins, `ended` when its reader has gone (the app cut the fetch off)."""
 
     def __init__(self, idp: TestIdp):
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -282,6 +283,7 @@ class TricklingMetadataServer:
 
         self.metadata = idp.metadata_xml()
         self.trickling, self.released = threading.Event(), threading.Event()
+        self.started, self.ended = threading.Event(), threading.Event()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -294,9 +296,13 @@ class TricklingMetadataServer:
                 if not server.trickling.is_set():
                     self.wfile.write(server.metadata)
                     return
-                while not server.released.wait(0.5):
-                    self.wfile.write(b" ")
-                    self.wfile.flush()
+                server.started.set()
+                try:
+                    while not server.released.wait(0.5):
+                        self.wfile.write(b" ")
+                        self.wfile.flush()
+                except OSError:  # the app stopped reading: its fetch deadline cut it off
+                    server.ended.set()
 
             def log_message(self, *args):
                 pass
@@ -341,7 +347,10 @@ def test_a_trickling_metadata_server_stalls_neither_the_other_tenants_refresh_no
             while tables.get(tables.SIGN_INS, good.tenant_id, stale_row) is not None:
                 assert time.monotonic() < deadline, "the purge did not run while a metadata fetch trickled"
                 time.sleep(0.2)
-            assert not trickling.released.is_set()  # all of it happened while the slow fetch was still going
+            # All of it happened while the slow fetch was still going: the app cuts it off only after
+            # REFRESH_FETCH_SECONDS (10 s), several times what the refresh and purge above take on a loaded machine.
+            assert trickling.started.is_set() and not trickling.ended.is_set(), (
+                "the slow fetch had not started, or had already been cut off: nothing shows it stalled no one")
     finally:
         trickling.release()
 
