@@ -122,10 +122,6 @@ def _redeem_code(tenant_id: str, authorization: str | None, form: Mapping[str, s
         raise _invalid_grant("This code was issued without a PKCE code_challenge, so a code_verifier cannot be "
                              "checked: send the code_challenge with the authorization request, or no verifier.")
     employee = directory.Employee(**sealed["employee"])  # as the sign-in read it, ≤ 60 s ago
-    if int(sealed["auth_time"]) < employee.sessions_valid_from:
-        # Authenticated at Entra before the employee's sessions became valid again (dismissed, then rehired):
-        # a rehire means a new sign-in.
-        raise _invalid_grant("The employee's account is deactivated.")
     # Roles and groups are not in the code (a URL): read from the employee's row, beside the redemption.
     directory_read = (_overlap(directory.get_user, tenant_id, employee.id)
                       if {"roles", "groups"} & set(sealed["scope"].split()) else None)

@@ -288,13 +288,16 @@ def test_userinfo_refuses_the_token_of_an_ended_session_and_a_code_of_a_dismisse
                          "deactivated).")
 
 
-def test_a_code_from_the_very_second_sessions_became_valid_again_is_redeemed(op, employee):
-    """A rehire ends every session before it (`sessions_valid_from`); a sign-in in that same second is after it."""
+def test_a_code_from_before_a_dismissal_stays_dead_after_the_rehire(op, employee):
+    """A dismissal ends the employee's sessions (and sets `sessions_valid_from`); a code issued before it fails on
+    its session row's ETag even once the employee is rehired. A code of the rehired employee is redeemed."""
     now = datetime.now(timezone.utc).replace(microsecond=0)
+    code, verifier, sid = _issue(op, employee, now)
+    assert store.end_session(op.tenant_id, employee["id"], sid, now) is not None  # the dismissal's reaction
     tables.update(directory.TABLE, {"PartitionKey": op.tenant_id, "RowKey": directory.USER + employee["id"],
-                                    "sessions_valid_from": int(now.timestamp())}, etag=None)
-    code, verifier, _ = _issue(op, employee, now)
-    assert "id_token" in _redeem(op, code, verifier, now.timestamp() + 1)
-    code, verifier, _ = _issue(op, employee, now - timedelta(seconds=1))
-    with pytest.raises(OAuthError):
-        _redeem(op, code, verifier, now.timestamp() + 1)
+                                    "sessions_valid_from": int(now.timestamp()) + 1}, etag=None)  # then a rehire
+    with pytest.raises(OAuthError) as stale:
+        _redeem(op, code, verifier, now.timestamp() + 2)
+    assert stale.value.error == "invalid_grant" and "has ended" in stale.value.description
+    code, verifier, _ = _issue(op, employee, now + timedelta(seconds=1))
+    assert "id_token" in _redeem(op, code, verifier, now.timestamp() + 2)
