@@ -254,26 +254,33 @@ def saml_logout(tenant_id: str, raw_query: str, now: datetime | None = None) -> 
     return saml.build_logout_response(sign_in.service_provider(tenant), idp.slo_url, message.id, message.relay_state)
 
 
-def employee_dismissed(tenant_id: str, employee_id: str, now: datetime | None = None) -> int:
-    """End every live session of a dismissed (or deleted) employee; the products hear it by back-channel."""
-    now = now or datetime.now(timezone.utc)
+def _end_each(tenant_id: str, sessions: list[store.SessionRecord], now: datetime,
+              before: datetime | None) -> int:
+    """End `sessions` (those that started before `before`, when given): the back-channel notice is queued first
+    (a durable row, one per session and client), then the session is marked ended, so a consumer that dies
+    between the two sends the notice when it handles the event again; ending twice queues nothing new."""
     ended = 0
-    for session in store.live_sessions(tenant_id, employee_id):
-        if store.end_session(tenant_id, employee_id, session.sid, now) is not None:
-            backchannel.session_ended(tenant_id, employee_id, session.sid, now=now)
-            ended += 1
-    return ended
-
-
-def tenant_sessions_ended(tenant_id: str, now: datetime | None = None) -> int:
-    """SSO turned off for the tenant: every live session ends."""
-    now = now or datetime.now(timezone.utc)
-    ended = 0
-    for session in store.all_live_sessions(tenant_id):
+    for session in sessions:
+        if before is not None and session.started_at is not None and session.started_at >= before:
+            continue  # signed in after the change (a rehire, a new IdP): not the one this change ended
+        backchannel.session_ended(tenant_id, session.employee_id, session.sid, now=now)
         if store.end_session(tenant_id, session.employee_id, session.sid, now) is not None:
-            backchannel.session_ended(tenant_id, session.employee_id, session.sid, now=now)
             ended += 1
     return ended
+
+
+def employee_dismissed(tenant_id: str, employee_id: str, now: datetime | None = None, *,
+                       before: datetime | None = None) -> int:
+    """End every live session of a dismissed (or deleted) employee (started before `before`, when given: the
+    dismissal's time); the products hear it by back-channel."""
+    return _end_each(tenant_id, store.live_sessions(tenant_id, employee_id), now or datetime.now(timezone.utc),
+                     before)
+
+
+def tenant_sessions_ended(tenant_id: str, now: datetime | None = None, *, before: datetime | None = None) -> int:
+    """The tenant's trust ended (setup cancelled, IdP changed, SSO off): every live session ends (started before
+    `before`, when given)."""
+    return _end_each(tenant_id, store.all_live_sessions(tenant_id), now or datetime.now(timezone.utc), before)
 
 
 def client_sessions_ended(tenant_id: str, client: store.ClientRecord, now: datetime | None = None) -> int:

@@ -52,7 +52,7 @@ from typing import Mapping
 from shared_code import sessions, tenants
 from shared_code.domains import email_domain_verified
 from shared_code.oidc import discovery, keys
-from shared_code.oidc.authorization import ACCESS_TOKEN_SECONDS, open_code, record_exchange
+from shared_code.oidc.authorization import ACCESS_TOKEN_SECONDS, CODE_SECONDS, open_code, record_exchange
 from shared_code.oidc.clients import authenticate
 from shared_code.oidc.errors import OAuthError
 from shared_code.storage import directory
@@ -123,8 +123,10 @@ def _redeem_code(tenant_id: str, authorization: str | None, form: Mapping[str, s
                              "checked: send the code_challenge with the authorization request, or no verifier.")
     employee = directory.Employee(**sealed["employee"])  # as the sign-in read it, ≤ 60 s ago
     # Roles and groups are not in the code (a URL): read from the employee's row, beside the redemption.
-    directory_read = (_overlap(directory.get_user, tenant_id, employee.id)
-                      if {"roles", "groups"} & set(sealed["scope"].split()) else None)
+    # The employee's row and the tenant's, beside the redemption: an end of trust since the sign-in (its stored
+    # `sessions_valid_from`) refuses the code at once, before the log's consumer has ended the session.
+    directory_read = _overlap(directory.get_user, tenant_id, employee.id)
+    tenant_read = _overlap(tenants.find_tenant, tenant_id)
     grant = store.CodeRecord(
         key=store.digest(sealed["id"]), client_id=client.client_id, redirect_uri=sealed["redirect_uri"],
         code_challenge=sealed["code_challenge"], nonce=sealed.get("nonce"), scope=sealed["scope"],
@@ -138,8 +140,14 @@ def _redeem_code(tenant_id: str, authorization: str | None, form: Mapping[str, s
         # Signed out, or dismissed (which ends every session) since this sign-in: no tokens for it.
         raise _invalid_grant("The sign-in this code comes from has ended (signed out, or the employee's account "
                              "was deactivated).")
-    current = directory_read.result() if directory_read is not None else None
-    if current is not None:
+    issued_at, current, tenant = int(sealed["exp"]) - CODE_SECONDS, directory_read.result(), tenant_read.result()
+    # The employee: dismissed since the sign-in read them (rehired at once or not) is exact, not by the second.
+    if tenant is None or issued_at < (tenant.sessions_valid_from or 0) or current is None or not current.active \
+            or current.sessions_valid_from != employee.sessions_valid_from:
+        store.revoke_grant(tenant_id, grant.key)
+        raise _invalid_grant("The sign-in this code comes from has ended (the organisation changed its sign-in "
+                             "settings, or the employee's account was deactivated).")
+    if {"roles", "groups"} & set(sealed["scope"].split()):
         employee = replace(employee, roles=current.roles, group_ids=current.group_ids)
     return _tokens(tenant_id, client.client_id, employee, now=now, grant_key=grant.key, sid=grant.sid,
                    nonce=grant.nonce, auth_time=grant.auth_time, scope=grant.scope, names=sealed["names"],

@@ -227,20 +227,22 @@ class SessionRecord:
     ended_at: datetime | None
     expires_at: datetime
     name_id_format: str | None = None
+    started_at: datetime | None = None  # None: started before the column was written (treated as old)
 
 
 def _session_entity(tenant_id: str, employee_id: str, sid: str, *, name_id: str | None,
                     session_index: str | None, expires_at: datetime, name_id_format: str | None = None) -> dict:
     entity = {"PartitionKey": tenant_id, "RowKey": f"{SESSION}{employee_id}:{sid}", "kind": "session",
               "name_id": name_id, "name_id_format": name_id_format, "session_index": session_index,
-              "expires_at": _utc(expires_at)}
+              "expires_at": _utc(expires_at), "started_at": datetime.now(timezone.utc)}
     return {key: value for key, value in entity.items() if value is not None}
 
 
 def _session_from(entity: dict) -> SessionRecord:
     employee_id, _, sid = entity["RowKey"][len(SESSION):].partition(":")
     return SessionRecord(employee_id, sid, entity.get("name_id"), entity.get("session_index"),
-                         entity.get("ended_at"), _utc(entity["expires_at"]), entity.get("name_id_format"))
+                         entity.get("ended_at"), _utc(entity["expires_at"]), entity.get("name_id_format"),
+                         _utc(entity["started_at"]) if entity.get("started_at") else None)
 
 
 def get_session(tenant_id: str, employee_id: str, sid: str) -> SessionRecord | None:
