@@ -4,7 +4,7 @@ Trust ends when the tenant admin cancels the setup, an identity provider is repl
 enabled, by the operator after), the operator turns SSO off, a client (the product) is deleted, or an employee is
 dismissed or deleted. The core that makes such a change stores it with its event, in one transaction — the
 tenant's `sessions_valid_from` with `sessions.revoked` (internal, through the tenant table's outbox), the
-employee's with `employee.dismissed` / `employee.deleted` — and that alone already makes every check refuse
+employee's with `employee.dismissed` / `employee.deleted`, the client row's delete with `client.deleted` — and that alone already makes every check refuse
 what came before (the Gatehouse cookie, UserInfo, code redemption). The core calls nothing here.
 
 `CONSUMER` reads each tenant's event log (shared_code/events/consumer.py: its own position, a lease per tenant,
@@ -15,25 +15,21 @@ message was lost) and ends the sessions the event ended, so the product hears it
 session is marked ended (a crash between the two sends it on the next run), one token row per session and
 client (handling an event twice sends nothing new). A reaction never fails the change it follows.
 
-A deleted client is the exception still called directly (`trust_ended`, from shared_code/oidc/clients.py):
-its row is gone, and no event carries its back-channel URI yet.
+A deleted client's `client.deleted` (internal, through the oidc table's outbox) carries its back-channel URI,
+since its row is gone: every session it holds tokens of ends, and it hears so.
 """
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
 from datetime import datetime
 
-from shared_code.errors import GatehouseError
 from shared_code.events import shapes
 from shared_code.events.consumer import LogConsumer
 from shared_code.oidc import logout
 from shared_code.storage.oidc import ClientRecord
 
 log = logging.getLogger("gatehouse.trust")
-
-CLIENT_DELETED = "client_deleted"
 
 
 def _occurred(event: dict) -> datetime:
@@ -44,6 +40,11 @@ def react(tenant_id: str, event: dict) -> int:
     """One event's reaction; returns how many sessions it ended."""
     if event["type"] in (shapes.EMPLOYEE_DISMISSED, shapes.EMPLOYEE_DELETED):
         ended = logout.employee_dismissed(tenant_id, event["data"]["id"], before=_occurred(event))
+    elif event["type"] == shapes.CLIENT_DELETED:
+        data = event["data"]
+        client = ClientRecord(data["client_id"], "web", None, [], [], None, data.get("backchannel_logout_uri"), None,
+                              event["occurred_at"])  # as much of the deleted client as its back channel needs
+        ended = logout.client_sessions_ended(tenant_id, client)
     else:
         ended = logout.tenant_sessions_ended(tenant_id, before=_occurred(event))
     log.info(json.dumps({"event": "trust_ended", "tenant": tenant_id, "type": event["type"],
@@ -52,24 +53,4 @@ def react(tenant_id: str, event: dict) -> int:
 
 
 CONSUMER = LogConsumer("trust", frozenset({shapes.EMPLOYEE_DISMISSED, shapes.EMPLOYEE_DELETED,
-                                           shapes.SESSIONS_REVOKED}), react)
-
-
-@dataclass(frozen=True)
-class TrustEnded:
-    tenant_id: str
-    why: str
-    client: ClientRecord  # the deleted client, as it was (its back-channel URI)
-
-
-def trust_ended(change: TrustEnded) -> int:
-    """A deleted client: every session it holds tokens of ends, and it hears so. Never raises a GatehouseError."""
-    try:
-        ended = logout.client_sessions_ended(change.tenant_id, change.client)
-    except GatehouseError as error:
-        log.warning(json.dumps({"event": "trust_ended_reaction_failed", "tenant": change.tenant_id,
-                                "why": change.why, "error": error.code}))
-        return 0
-    log.info(json.dumps({"event": "trust_ended", "tenant": change.tenant_id, "why": change.why,
-                         "sessions_ended": ended}))
-    return ended
+                                           shapes.SESSIONS_REVOKED, shapes.CLIENT_DELETED}), react)

@@ -14,6 +14,8 @@ from any one event. Plain dicts, no pydantic: the directory's write path builds 
 - sessions.revoked (internal: neither delivered as a webhook nor listed by the Events API): the tenant's
   `sessions_valid_from` moved, so every session signed in before it ends — the setup cancelled, the IdP
   replaced, SSO turned off (`why`). Written with the tenant row (its outbox), read by shared_code/trust.py.
+- client.deleted (internal too): a product's client deleted (`client_id`, `backchannel_logout_uri`), written
+  with the client row's delete (the oidc table's outbox): its sessions end and it hears so.
 """
 from __future__ import annotations
 
@@ -30,8 +32,8 @@ GROUP_MEMBERS_ADDED, GROUP_MEMBERS_REMOVED = "group.members_added", "group.membe
 SSO_ENABLED, SSO_DISABLED = "sso.enabled", "sso.disabled"
 DOMAIN_AUDIT_COMPLETED, IDP_CERTIFICATES_CHANGED = "domain_audit.completed", "idp.certificates_changed"
 
-SESSIONS_REVOKED = "sessions.revoked"
-INTERNAL_TYPES = frozenset({SESSIONS_REVOKED})  # for the log's own consumers only, never shown to the product
+SESSIONS_REVOKED, CLIENT_DELETED = "sessions.revoked", "client.deleted"
+INTERNAL_TYPES = frozenset({SESSIONS_REVOKED, CLIENT_DELETED})  # for the log's own consumers only, never shown to the product
 SETUP_CANCELLED, IDP_CHANGED, SSO_TURNED_OFF = "setup_cancelled", "idp_changed", "sso_disabled"  # its `why`
 
 EVENT_TYPES = (
@@ -178,6 +180,10 @@ def tenant_changes(before: dict[str, Any], after: dict[str, Any]) -> list[Change
         why = SSO_TURNED_OFF if was and not now else IDP_CHANGED if after.get("idp") else SETUP_CANCELLED
         changes.append(Change(SESSIONS_REVOKED, {"why": why, "sessions_valid_from": valid_from}))
     return changes
+
+
+def client_deleted(client_id: str, backchannel_logout_uri: str | None) -> Change:
+    return Change(CLIENT_DELETED, {"client_id": client_id, "backchannel_logout_uri": backchannel_logout_uri})
 
 
 def audit_completed(run_view: dict[str, Any]) -> Change:

@@ -289,7 +289,8 @@ def client_sessions_ended(tenant_id: str, client: store.ClientRecord, now: datet
     now = now or datetime.now(timezone.utc)
     ended = 0
     for employee_id, sid in sorted(store.client_sessions(tenant_id, client.client_id)):
-        if store.end_session(tenant_id, employee_id, sid, now) is not None:
+        if store.session_is_live(tenant_id, employee_id, sid):  # the notice first: see `_end_each`
             backchannel.session_ended(tenant_id, employee_id, sid, now=now, clients=[client])
+        if store.end_session(tenant_id, employee_id, sid, now) is not None:
             ended += 1
     return ended

@@ -36,6 +36,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableTransactionError, UpdateMode
 
+from shared_code.events import outbox, shapes
 from shared_code.storage import tables
 
 TABLE = tables.OIDC
@@ -104,12 +105,19 @@ def list_clients(tenant_id: str) -> list[ClientRecord]:
 
 
 def delete_client(tenant_id: str, client_id: str) -> bool:
-    if get_client(tenant_id, client_id) is None:
+    """Delete the client row and stage its `client.deleted` event in one transaction (the outbox), then append
+    it to the log: the end-of-trust consumer ends the client's sessions (shared_code/trust.py)."""
+    entity = tables.get(TABLE, tenant_id, CLIENT + client_id)
+    if entity is None:
         return False
+    event = shapes.client_deleted(client_id, entity.get("backchannel_logout_uri"))
     try:
-        tables.delete(TABLE, tenant_id, CLIENT + client_id)
-    except ResourceNotFoundError:
-        return False
+        tables.transact(TABLE, [("delete", {"PartitionKey": tenant_id, "RowKey": CLIENT + client_id},
+                                 {"etag": tables.etag_of(entity), "match_condition": MatchConditions.IfNotModified}),
+                                *outbox.stage(tenant_id, [event])])
+    except TableTransactionError:
+        return False  # deleted (or changed) meanwhile: the other request's delete is the one that counts
+    outbox.flush_after_change(TABLE, tenant_id)
     return True
 
 
