@@ -143,6 +143,12 @@ class LogConsumer:
                 save({"position": position, "lease_until": _iso(_now() + LEASE)})
         except ResourceModifiedError:
             return ConsumerRun("busy", handled, position)  # the lease expired and another worker took it
+        except BaseException:
+            try:  # a handler or the store failed: keep what was handled, hand the lease back for the retry
+                save({"position": position, "lease_owner": "", "lease_until": ""})
+            except Exception:  # noqa: BLE001 - the lease expires on its own; the batch is handled again
+                pass
+            raise
 
     def _handle(self, tenant_id: str, event: dict) -> None:
         try:
