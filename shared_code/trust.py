@@ -27,6 +27,7 @@ from datetime import datetime
 from shared_code.events import shapes
 from shared_code.events.consumer import LogConsumer
 from shared_code.oidc import logout
+from shared_code.storage import directory
 from shared_code.storage.oidc import ClientRecord
 
 log = logging.getLogger("gatehouse.trust")
@@ -39,7 +40,10 @@ def _occurred(event: dict) -> datetime:
 def react(tenant_id: str, event: dict) -> int:
     """One event's reaction; returns how many sessions it ended."""
     if event["type"] in (shapes.EMPLOYEE_DISMISSED, shapes.EMPLOYEE_DELETED):
-        ended = logout.employee_dismissed(tenant_id, event["data"]["id"], before=_occurred(event))
+        employee_id = event["data"]["id"]
+        current = directory.get_user(tenant_id, employee_id) if event["type"] == shapes.EMPLOYEE_DISMISSED else None
+        ended = logout.employee_dismissed(tenant_id, employee_id, before=_occurred(event),
+                                          rehired=current is not None and current.active)
     elif event["type"] == shapes.CLIENT_DELETED:
         data = event["data"]
         client = ClientRecord(data["client_id"], "web", None, [], [], None, data.get("backchannel_logout_uri"), None,

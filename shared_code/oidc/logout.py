@@ -255,13 +255,14 @@ def saml_logout(tenant_id: str, raw_query: str, now: datetime | None = None) -> 
 
 
 def _end_each(tenant_id: str, sessions: list[store.SessionRecord], now: datetime,
-              before: datetime | None) -> int:
+              before: datetime | None, *, spare_unknown: bool = False) -> int:
     """End `sessions` (those that started before `before`, when given): the back-channel notice is queued first
     (a durable row, one per session and client), then the session is marked ended, so a consumer that dies
     between the two sends the notice when it handles the event again; ending twice queues nothing new."""
     ended = 0
     for session in sessions:
-        if before is not None and session.started_at is not None and session.started_at >= before:
+        if before is not None and (session.started_at >= before if session.started_at is not None
+                                   else spare_unknown):
             continue  # signed in after the change (a rehire, a new IdP): not the one this change ended
         backchannel.session_ended(tenant_id, session.employee_id, session.sid, now=now)
         if store.end_session(tenant_id, session.employee_id, session.sid, now) is not None:
@@ -270,11 +271,12 @@ def _end_each(tenant_id: str, sessions: list[store.SessionRecord], now: datetime
 
 
 def employee_dismissed(tenant_id: str, employee_id: str, now: datetime | None = None, *,
-                       before: datetime | None = None) -> int:
+                       before: datetime | None = None, rehired: bool = False) -> int:
     """End every live session of a dismissed (or deleted) employee (started before `before`, when given: the
-    dismissal's time); the products hear it by back-channel."""
+    dismissal's time); the products hear it by back-channel. `rehired`: active again since, so a session of
+    unknown start (written before sessions recorded it) is spared rather than taken for an old one."""
     return _end_each(tenant_id, store.live_sessions(tenant_id, employee_id), now or datetime.now(timezone.utc),
-                     before)
+                     before, spare_unknown=rehired)
 
 
 def tenant_sessions_ended(tenant_id: str, now: datetime | None = None, *, before: datetime | None = None) -> int:

@@ -17,6 +17,7 @@ from shared_code.events.api import encode_cursor
 from shared_code.jobs import catalog
 from shared_code.storage import directory
 from shared_code.storage import oidc as oidc_store
+from shared_code.storage import tables
 from tests.oidc.test_logout import _signed_in, _wait_for, product  # noqa: F401 - fixtures
 from tests.oidc.test_trust_ends import _ended
 
@@ -62,6 +63,13 @@ def test_an_old_dismissal_handled_again_spares_the_sessions_of_the_rehired_emplo
     dismissed = [e for e in event_log.read(op.tenant_id, 0, 500) if e["type"] == shapes.EMPLOYEE_DISMISSED]
     assert dismissed
     assert trust.react(op.tenant_id, dismissed[-1]) == 0  # the session began after the dismissal
+    assert oidc_store.session_is_live(op.tenant_id, employee["id"], tokens["claims"]["sid"])
+    # A session written before sessions recorded their start is spared too, the employee being active again.
+    key = f"{oidc_store.SESSION}{employee['id']}:{tokens['claims']['sid']}"
+    row = {k: v for k, v in tables.get(tables.OIDC, op.tenant_id, key).items() if k != "started_at"}
+    tables.update(tables.OIDC, row, etag=None, replace=True)
+    assert oidc_store.get_session(op.tenant_id, employee["id"], tokens["claims"]["sid"]).started_at is None
+    assert trust.react(op.tenant_id, dismissed[-1]) == 0
     assert oidc_store.session_is_live(op.tenant_id, employee["id"], tokens["claims"]["sid"])
 
 
