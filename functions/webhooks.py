@@ -76,9 +76,9 @@ def rotate_webhook_secret(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route=WEBHOOK + "/test", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @handler()
 def test_webhook(req: func.HttpRequest) -> func.HttpResponse:
-    from shared_code.webhooks import endpoint
+    from shared_code.webhooks import delivery
 
-    return json_response(endpoint.test_delivery(_tenant_id(req)).model_dump(mode="json", exclude_none=True))
+    return json_response(delivery.test_delivery(_tenant_id(req)).model_dump(mode="json", exclude_none=True))
 
 
 @bp.function_name("webhook_delivery")

@@ -34,11 +34,11 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Sequence
-from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from shared_code import sealing
 from shared_code.errors import BadRequest, Forbidden, GatehouseError
 from shared_code.oidc import discovery, keys
+from shared_code.oidc.discovery import with_query
 from shared_code.oidc.errors import OAuthError
 from shared_code.storage import directory
 from shared_code.storage import oidc as store
@@ -96,14 +96,6 @@ class AuthorizationRequest:
                 "nonce": self.nonce, "code_challenge": self.code_challenge or "", "scope": self.scope,
                 "max_age": self.max_age, "prompt_login": self.prompt_login, "requested_at": self.requested_at,
                 "hint_sub": self.hint_sub}
-
-
-def with_query(uri: str, params: dict[str, str]) -> str:
-    """`uri` with `params` appended to its query (a registered query is kept, RFC 6749 §3.1.2)."""
-    parts = urlsplit(uri)
-    extra = urlencode({key: value for key, value in params.items() if value is not None})
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, f"{parts.query}&{extra}" if parts.query else extra,
-                       ""))
 
 
 def error_redirect(tenant_id: str, redirect_uri: str, state: str | None, error: str,

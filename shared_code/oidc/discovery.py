@@ -8,6 +8,8 @@ of the mobile apps (RFC 8693, `token_exchange.py`).
 """
 from __future__ import annotations
 
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
 from shared_code.settings import get_settings
 
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
@@ -51,3 +53,11 @@ def configuration(tenant_id: str) -> dict:
         "backchannel_logout_supported": True,
         "backchannel_logout_session_supported": True,
     }
+
+
+def with_query(uri: str, params: dict[str, str]) -> str:
+    """`uri` with `params` appended to its query (a registered query is kept, RFC 6749 §3.1.2)."""
+    parts = urlsplit(uri)
+    extra = urlencode({key: value for key, value in params.items() if value is not None})
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, f"{parts.query}&{extra}" if parts.query else extra,
+                       ""))

@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 from shared_code import sessions
 from shared_code.errors import BadRequest, GatehouseError
 from shared_code.oidc import backchannel, discovery, keys
-from shared_code.oidc.authorization import with_query
+from shared_code.oidc.discovery import with_query
 from shared_code.oidc.errors import OAuthError
 from shared_code.settings import get_settings
 from shared_code.storage import oidc as store

@@ -6,7 +6,7 @@ authorization request (which leads back through Entra, where the employee is alr
 from __future__ import annotations
 
 from shared_code.oidc import discovery
-from shared_code.oidc.authorization import with_query
+from shared_code.oidc.discovery import with_query
 from shared_code.storage import oidc as store
 
 

@@ -113,6 +113,16 @@ def record_attempts(tenant_id: str, attempts: list[DeliveryAttempt]) -> None:
             continue
 
 
+def test_delivery(tenant_id: str) -> endpoint.TestDelivery:
+    """One signed `webhook.test` event now (not in the event log; no sequence), and what the receiver said."""
+    row = endpoint.existing(tenant_id)
+    event = {"id": event_log.new_event_id(), "type": "webhook.test", "tenant": tenant_id,
+             "occurred_at": now_iso(), "sequence": None, "data": {"message": "A test delivery from Gatehouse."}}
+    attempt = post(row, tenant_id, event)
+    record_attempts(tenant_id, [attempt])
+    return endpoint.TestDelivery(delivered=attempt.outcome == "delivered", attempt=attempt)
+
+
 def _recent(row: dict, attempts: list[DeliveryAttempt]) -> list[dict]:
     newest = [a.model_dump(exclude_none=True) for a in reversed(attempts)]
     return (newest + list(row.get("last_attempts") or []))[:endpoint.KEPT_ATTEMPTS]

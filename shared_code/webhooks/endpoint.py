@@ -191,7 +191,7 @@ def _still(row: dict) -> str | None:
 
 def rotate_secret(tenant_id: str) -> WebhookSecret:
     for _ in range(8):
-        row = _existing(tenant_id)
+        row = existing(tenant_id)
         secret = secrets.new_secret()
         until = now_iso(datetime.now(timezone.utc) + ROTATION_OVERLAP)
         fields = {"secret": secrets.seal(secret, tenant_id), "previous_secret": row.get("secret"),
@@ -204,7 +204,8 @@ def rotate_secret(tenant_id: str) -> WebhookSecret:
     raise StorageUnavailable("The webhook is being changed by several requests at once; please retry.", retry_after=1)
 
 
-def _existing(tenant_id: str) -> dict:
+def existing(tenant_id: str) -> dict:
+    """The endpoint row, or a 404 that says how to create one."""
     row = read(tenant_id)
     if row is None:
         raise NotFound("This tenant has no webhook: PUT /api/tenants/{tenant}/webhook {\"url\": …} first.")
@@ -212,7 +213,7 @@ def _existing(tenant_id: str) -> dict:
 
 
 def status(tenant_id: str) -> WebhookStatus:
-    row = _existing(tenant_id)
+    row = existing(tenant_id)
     latest = event_log.last_sequence(tenant_id)
     delivered = int(row.get("delivered") or 0)
     return WebhookStatus(
@@ -224,17 +225,6 @@ def status(tenant_id: str) -> WebhookStatus:
 
 
 def delete(tenant_id: str) -> None:
-    _existing(tenant_id)
+    existing(tenant_id)
     tables.delete(TABLE, tenant_id, ROW)
 
-
-def test_delivery(tenant_id: str) -> TestDelivery:
-    """One signed `webhook.test` event now (not in the event log; no sequence), and what the receiver said."""
-    from shared_code.webhooks import delivery
-
-    row = _existing(tenant_id)
-    event = {"id": event_log.new_event_id(), "type": "webhook.test", "tenant": tenant_id,
-             "occurred_at": now_iso(), "sequence": None, "data": {"message": "A test delivery from Gatehouse."}}
-    attempt = delivery.post(row, tenant_id, event)
-    delivery.record_attempts(tenant_id, [attempt])
-    return TestDelivery(delivered=attempt.outcome == "delivered", attempt=attempt)
