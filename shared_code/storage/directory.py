@@ -995,7 +995,6 @@ def delete_group(tenant_id: str, group_id: str, check=None) -> bool:
         if check is not None and not record.deleting:
             check(record)
         users = [m["value"] for m in iter_members(tenant_id, group_id)]
-        membership_keys = [k for u in users for k in (f"{MEMBER}{group_id}:{u}", f"{MEMBER_OF}{u}:{group_id}")]
         rows = _group_rows(tenant_id, record)
         group_ops = [("delete", {"PartitionKey": tenant_id, "RowKey": key},
                       _conditional(record.etag) if key == GROUP + group_id else {}) for key in rows]
