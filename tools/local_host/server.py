@@ -150,8 +150,8 @@ class LocalHost:
     # ---- invocation
 
     def _run(self, function: IndexedFunction, trigger_value: Any) -> concurrent.futures.Future:
-        """Start one invocation of any of the app's functions (the triggers, the tests and the benchmarks start
-        theirs here too); see `Worker.run`."""
+        """Start one invocation of any of the app's functions, as `Worker.run` (the tests and benchmarks that
+        call timers and queue functions directly start theirs here)."""
         return self.worker.run(function, trigger_value)
 
     def respond(self, method: str, target: str, headers: Iterable[tuple[str, str]], body: bytes,
