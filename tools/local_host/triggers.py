@@ -24,7 +24,6 @@ import logging
 import os
 import re
 import threading
-import time
 from typing import Any
 
 import azure.functions.queue as queue_types
