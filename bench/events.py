@@ -46,7 +46,7 @@ def start(azurite: Azurite):
                        "PLATFORM_ADMIN_KEY": OPERATOR_KEY, "SESSION_SIGNING_KEY": "bench-" + uuid.uuid4().hex,
                        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}", "ALLOW_PRIVATE_METADATA_URLS": "true",
                        "DOMAIN_AUDIT_SCHEDULE": "0 0 3 * * *", "IDP_METADATA_REFRESH_SCHEDULE": "0 30 2 * * *"})
-    from tools.local_triggers import Triggers
+    from tools.local_host.triggers import Triggers
 
     host = serve_app(port)
     return f"http://127.0.0.1:{port}", lambda: Triggers(host, str(ROOT)).start()

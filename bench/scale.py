@@ -155,7 +155,7 @@ def run_job(host, timer: str) -> tuple[float, float, int]:
 
 def work_queue(host) -> None:
     """This process works `gatehouse-jobs` as one Functions instance would."""
-    from tools.local_triggers import Triggers
+    from tools.local_host.triggers import Triggers
 
     triggers = Triggers(host, str(ROOT))
     function = host.functions["run_job"]

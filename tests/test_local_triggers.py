@@ -16,7 +16,7 @@ import pytest
 from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 
 from tests.conftest import free_port, stop_process_group, wait_for_port
-from tools.local_triggers import Schedule
+from tools.local_host.triggers import Schedule
 
 ROOT = Path(__file__).resolve().parent.parent
 QUEUE_APP = Path(__file__).resolve().parent / "queue_app"

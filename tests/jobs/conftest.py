@@ -32,7 +32,7 @@ def _forget_clients() -> None:
 
 @dataclass
 class JobsApp:
-    """The Function App served in-process (tools/local_host.py) with the local host's queue runner."""
+    """The Function App served in-process (tools/local_host/) with the local host's queue runner."""
 
     host: object
     triggers: object
@@ -60,7 +60,7 @@ class JobsApp:
         """Take the messages waiting on the function's queue, run the function on each, and answer them
         (decoded): what a test needs when it must see every message exactly once."""
         from shared_code import queues
-        from tools.local_triggers import _message
+        from tools.local_host.triggers import _message
 
         found = self.host.functions[function]
         queue, _ = self.triggers.queue_clients(found)
@@ -92,7 +92,7 @@ class JobsApp:
 def in_process_host(app_settings):
     import function_app
     from tools.local_host import LocalHost
-    from tools.local_triggers import Triggers
+    from tools.local_host.triggers import Triggers
 
     host = LocalHost(function_app.app, app_dir=str(ROOT))
     triggers = Triggers(host, str(ROOT))

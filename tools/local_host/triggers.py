@@ -11,7 +11,8 @@
   `<queue>-poison` (defaults as the real host's: 16, 1 minute, 0 s, 5). Messages are base64, as the real host
   expects by default.
 
-Started by `python -m tools.local_host` (not by in-process LocalHost instances of the unit tests).
+Started by `python -m tools.local_host` (cli.py), not by in-process LocalHost instances of the unit tests; the
+background-job tests and benchmarks drive a `Triggers` of their own (`poll_once`).
 """
 from __future__ import annotations
 
@@ -23,12 +24,13 @@ import logging
 import os
 import re
 import threading
-import time
 from typing import Any
 
-from azure.core.exceptions import ResourceExistsError
+import azure.functions.queue as queue_types
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.functions.decorators.timer import TimerTrigger
 from azure.functions.timer import TimerRequest
+from azure.storage.queue import QueueClient
 
 log = logging.getLogger("gatehouse.local_host")
 IN_FLIGHT_VISIBILITY = 600
@@ -149,13 +151,13 @@ class Triggers:
     """Runs a LocalHost's timer and queue functions until `stop()`."""
 
     def __init__(self, host, app_dir: str):
-        self.host = host
+        self.worker = host.worker  # a LocalHost's: it runs the functions
         self.options = queue_options(app_dir)
         self.stopping = threading.Event()
         self.threads: list[threading.Thread] = []
 
     def start(self) -> None:
-        for function in self.host.functions.values():
+        for function in self.worker.functions.values():
             binding = function.trigger.get_binding_name()
             if isinstance(function.trigger, TimerTrigger):
                 target = self._timer
@@ -183,15 +185,13 @@ class Triggers:
             if self.stopping.wait(max(0.0, wait)):
                 return
             try:
-                self.host._run(function, TimerRequest(past_due=False)).result()  # noqa: SLF001
+                self.worker.run(function, TimerRequest(past_due=False)).result()
             except Exception:  # noqa: BLE001 - logged by the host; the next occurrence runs anyway
                 pass
 
     def queue_clients(self, function):
         """(queue, poison queue) clients of a queue function, None when its connection is not a connection
         string."""
-        from azure.storage.queue import QueueClient
-
         trigger = function.trigger
         connection = os.environ.get(trigger.connection or "AzureWebJobsStorage", "")
         if not connection or "QueueEndpoint" not in connection and "UseDevelopmentStorage" not in connection:
@@ -228,7 +228,7 @@ class Triggers:
             interval = 0.1
             for message in messages:
                 running += 1
-                future = self.host._run(function, _message(message))  # noqa: SLF001
+                future = self.worker.run(function, _message(message))
                 future.add_done_callback(
                     lambda done, message=message: (self._settle(done, queue, poison, message), in_flight.release()))
 
@@ -236,14 +236,12 @@ class Triggers:
         """One batch, waited for: receive up to `batchSize` messages, run the function on each (concurrently),
         delete the ones that succeeded and release or poison the others. Answers how many it received."""
         messages = self._receive(queue)
-        futures = [(m, self.host._run(function, _message(m))) for m in messages]  # noqa: SLF001
+        futures = [(m, self.worker.run(function, _message(m))) for m in messages]
         for message, future in futures:
             self._settle(future, queue, poison, message)
         return len(messages)
 
     def _receive(self, queue) -> list:
-        from azure.core.exceptions import ResourceNotFoundError
-
         try:
             return list(queue.receive_messages(max_messages=min(32, self.options["batch_size"]),
                                                visibility_timeout=IN_FLIGHT_VISIBILITY))
@@ -281,8 +279,6 @@ class Triggers:
 
 
 def _message(message):
-    import azure.functions.queue as queue_types
-
     body = message.content
     if isinstance(body, str):
         try:
