@@ -32,11 +32,9 @@ def run_job(message: func.QueueMessage) -> None:
 @bp.route(route="jobs", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @handler()
 def list_jobs(req: func.HttpRequest) -> func.HttpResponse:
-    from shared_code.bodies.jobs import JobFailure, JobRun, JobsReport
+    from shared_code.bodies.jobs import JobRun, JobsReport
     from shared_code.storage import jobs as job_store
 
     tenants.authenticate_operator(bearer_token(req))
     runs = [JobRun(**run) for run in job_store.runs()]
-    failures = [JobFailure(job=f.job, tenant_id=f.tenant_id, attempts=f.attempts, error=f.error,
-                           failed_at=f.failed_at, poisoned=f.poisoned) for f in job_store.failures()]
-    return json_response(JobsReport(runs=runs, failures=failures))
+    return json_response(JobsReport(runs=runs, failures=job_store.failures()))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from shared_code.bodies import Answer
+from shared_code.storage.jobs import JobFailure  # a stored failure is what the operator reads
 
 
 class JobRun(Answer):
@@ -15,18 +16,6 @@ class JobRun(Answer):
     walk_done: bool = False
     walk_after: str | None = None
     updated_at: str | None = None
-
-
-class JobFailure(Answer):
-    """A tenant whose work failed and has not succeeded since; `poisoned` once its message is in
-    `gatehouse-jobs-poison` (no more automatic retries: the job's next run tries the tenant again)."""
-
-    job: str
-    tenant_id: str
-    attempts: int
-    error: str
-    failed_at: str
-    poisoned: bool
 
 
 class JobsReport(Answer):

@@ -44,7 +44,10 @@ def runs() -> list[dict]:
 # ---- failures ------------------------------------------------------------------------------------------------------
 
 @dataclass
-class Failure:
+class JobFailure:  # the operator reads these as they are: GET /api/jobs (shared_code/bodies/jobs.py)
+    """A tenant whose work failed and has not succeeded since; `poisoned` once its message is in
+    `gatehouse-jobs-poison` (no more automatic retries: the job's next run tries the tenant again)."""
+
     job: str
     tenant_id: str
     attempts: int
@@ -66,13 +69,13 @@ def clear_failure(job: str, tenant_id: str) -> None:
         pass
 
 
-def failures(job: str | None = None) -> list[Failure]:
+def failures(job: str | None = None) -> list[JobFailure]:
     if job:
         rows = tables.partition_range(TABLE, FAILURE, job + ":")
     else:
         rows = tables.query(TABLE, "PartitionKey eq @pk", {"pk": FAILURE})
-    return [Failure(row["job"], row["tenant"], int(row.get("attempts") or 0), row.get("error") or "",
-                    row.get("failed_at") or "", bool(row.get("poisoned"))) for row in rows]
+    return [JobFailure(row["job"], row["tenant"], int(row.get("attempts") or 0), row.get("error") or "",
+                       row.get("failed_at") or "", bool(row.get("poisoned"))) for row in rows]
 
 
 # ---- cursors -------------------------------------------------------------------------------------------------------
