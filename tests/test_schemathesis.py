@@ -21,9 +21,9 @@ import requests
 import schemathesis
 from schemathesis.core.parameters import ParameterLocation
 
-from shared_code import openapi
 from shared_code.scim.schemas import CORE_GROUP, CORE_USER, ENTERPRISE_USER as ENTERPRISE
 from tests.conftest import LocalHost, free_port
+from tests.support import openapi as described
 
 MAX_EXAMPLES = int(os.environ.get("GATEHOUSE_FUZZ_EXAMPLES", "10"))
 REQUEST_TIMEOUT = 30
@@ -146,7 +146,7 @@ def _document_under_test() -> dict:
     `tenant` path parameter is always one of ours (a generated one only meets 401/403/404, which
     tests/test_tenants.py covers), so it is not generated: a case made invalid there would be sent valid.
     """
-    document = openapi.document("http://gatehouse.invalid")
+    document = described.document("http://gatehouse.invalid")
     document["components"]["parameters"]["tenant"]["schema"] = {"type": "string"}
     return document
 
