@@ -670,7 +670,9 @@ def _paths(endpoints: list[Endpoint]) -> dict:
         raise ValueError("declare these beside their @bp.route with @describe(...) (or describe(excluded=...)): "
                          + ", ".join(undeclared))
     paths: dict[str, dict] = {}
-    for endpoint in endpoints:
+    # Grouped by section (as a reader and a fuzzer meet them), in the app's order within one.
+    section = {tag: index for index, tag in enumerate(TAGS)}
+    for endpoint in sorted(endpoints, key=lambda e: section.get(e.operation.tag, len(TAGS))):
         methods = [m for m in endpoint.methods if endpoint.operation.describes(m)]
         if not methods:
             continue
