@@ -15,7 +15,6 @@ generic builder (`shared_code.openapi`) on the first GET /api/openapi.json.
 """
 from __future__ import annotations
 
-from dataclasses import replace
 from functools import lru_cache
 from typing import Any, Callable
 
@@ -44,9 +43,9 @@ def describe(operation: Operation | None = None, **fields: Any) -> Callable:
     if operation is None:
         operation = Operation(**fields)
     elif fields:
-        operation = replace(operation, **fields)
+        operation = operation.but(**fields)
     if isinstance(operation.request, ModelRef):
-        operation = replace(operation, request=json_body(operation.request))
+        operation = operation.but(request=json_body(operation.request))
     if not operation.described and not operation.excluded:
         raise ValueError("describe the operation (summary=…) or say why it is left out (excluded=…)")
 

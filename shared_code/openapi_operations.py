@@ -7,7 +7,6 @@ not imported, and values only known to heavy modules are `later(...)`, so declar
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 JSON, SCIM = "application/json", "application/scim+json"
@@ -27,16 +26,19 @@ RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying."
 ETAG = {"ETag": {"description": "The resource's version, W/\"n\".", "schema": {"type": "string"}}}
 
 
-@dataclass(frozen=True)
 class ModelRef:
     """A pydantic model by name, imported only when the document is built. Described as serialised (an answer)
     unless it is a request body (`request=` / `json_body`), which is described as validated."""
-    module: str
-    name: str
-    response: bool = True
+    __slots__ = ("module", "name", "response")
+
+    def __init__(self, module: str, name: str, response: bool = True) -> None:
+        self.module, self.name, self.response = module, name, response
 
     def as_request(self) -> ModelRef:
         return ModelRef(self.module, self.name, response=False)
+
+    def __repr__(self) -> str:
+        return f"ModelRef({self.module}.{self.name}, response={self.response})"
 
 
 class models:  # noqa: N801 - reads as a module of models: `bodies = models("shared_code.bodies.tenants")`
@@ -51,31 +53,38 @@ class models:  # noqa: N801 - reads as a module of models: `bodies = models("sha
         return ModelRef(self._module, name)
 
 
-@dataclass(frozen=True)
 class Deferred:
     """A value computed when the document is built (a limit or list that lives in a module loaded on demand)."""
-    compute: Callable[[], Any]
+    __slots__ = ("compute",)
+
+    def __init__(self, compute: Callable[[], Any]) -> None:
+        self.compute = compute
 
 
 def later(compute: Callable[[], Any]) -> Deferred:
     return Deferred(compute)
 
 
-@dataclass(frozen=True)
 class Operation:
     """One function's operation. `excluded` says why a function (or, with `method`, its other methods) is
     deliberately left out of the document; `path` gives path parameters other than the route's plain strings
-    (`tenant` is always the shared tenant parameter)."""
-    summary: str = ""
-    tag: str = ""
-    security: tuple[str, ...] = ANONYMOUS
-    responses: dict = field(default_factory=dict)
-    request: Any = None
-    parameters: Any = ()
-    description: Any = ""
-    path: dict = field(default_factory=dict)
-    method: str | None = None
-    excluded: str = ""
+    (`tenant` is always the shared tenant parameter). A plain class, not a dataclass: a dataclass is generated
+    code, and every blueprint module builds these at import (cold start)."""
+    __slots__ = ("summary", "tag", "security", "responses", "request", "parameters", "description", "path",
+                 "method", "excluded")
+
+    def __init__(self, summary: str = "", tag: str = "", security: tuple[str, ...] = ANONYMOUS,
+                 responses: dict | None = None, request: Any = None, parameters: Any = (), description: Any = "",
+                 path: dict | None = None, method: str | None = None, excluded: str = "") -> None:
+        self.summary, self.tag, self.security = summary, tag, tuple(security)
+        self.responses = responses or {}
+        self.request, self.parameters, self.description = request, parameters, description
+        self.path = path or {}
+        self.method, self.excluded = method, excluded
+
+    def but(self, **changes: Any) -> Operation:
+        """A copy with `changes`."""
+        return Operation(**{**{name: getattr(self, name) for name in self.__slots__}, **changes})
 
     @property
     def described(self) -> bool:
