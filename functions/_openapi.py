@@ -48,6 +48,8 @@ def describe(operation: Operation | None = None, **fields: Any) -> Callable:
         operation = operation.but(request=json_body(operation.request))
     if not operation.described and not operation.excluded:
         raise ValueError("describe the operation (summary=…) or say why it is left out (excluded=…)")
+    if operation.method and not operation.excluded:
+        raise ValueError(f"only {operation.method} is described: say why the other methods are left out (excluded=…)")
 
     def attach(fn: Callable) -> Callable:
         setattr(fn, ATTRIBUTE, operation)
@@ -66,7 +68,7 @@ def endpoints() -> list:
 
     Read through a scratch FunctionApp over the same blueprints: the app's own `get_functions()` belongs to the
     host, which may call it only once."""
-    from shared_code.openapi import Endpoint
+    from shared_code.openapi import Endpoint  # the builder loads with the document, not with the blueprints
 
     scratch = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
     for blueprint in functions.blueprints():

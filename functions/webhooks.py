@@ -27,7 +27,7 @@ from shared_code.webhooks import queue
 bp = func.Blueprint()
 log = logging.getLogger("gatehouse")
 WEBHOOK = "tenants/{tenant}/webhook"
-# The webhook's bodies are published from shared_code/webhooks/endpoint.py's models with the events' (shared_code/openapi.py).
+# Its bodies (WebhookRequest, WebhookSecret, …) are published with the events' schemas by shared_code/openapi.py.
 ERRORS = errors("Unauthorized", "Forbidden", "NotFound", "StorageUnavailable")
 DELIVERY = ("Each event of the Events API is POSTed as its JSON (the `Event` schema), in sequence order, at least once "
             "(dedupe by `webhook-id`, the event id), signed per Standard Webhooks 1.0: headers `webhook-id`, "
