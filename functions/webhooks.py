@@ -21,13 +21,13 @@ from functions._background import background
 from functions._http import bearer_token, handler, json_response, read_json
 from functions._openapi import describe
 from shared_code import tenants
-from shared_code.openapi_operations import OPERATOR, errors, json_body, no_content, ok, ref
+from shared_code.openapi_operations import OPERATOR, errors, models, no_content, ok
 from shared_code.webhooks import queue
 
 bp = func.Blueprint()
 log = logging.getLogger("gatehouse")
 WEBHOOK = "tenants/{tenant}/webhook"
-# Its bodies (WebhookRequest, WebhookSecret, …) are published with the events' schemas by shared_code/openapi.py.
+webhook = models("shared_code.webhooks.endpoint")  # named for the OpenAPI document, imported only when it is built
 ERRORS = errors("Unauthorized", "Forbidden", "NotFound", "StorageUnavailable")
 DELIVERY = ("Each event of the Events API is POSTed as its JSON (the `Event` schema), in sequence order, at least once "
             "(dedupe by `webhook-id`, the event id), signed per Standard Webhooks 1.0: headers `webhook-id`, "
@@ -48,8 +48,8 @@ def _tenant_id(req: func.HttpRequest) -> str:
 @bp.function_name("put_webhook")
 @bp.route(route=WEBHOOK, methods=["PUT"], auth_level=func.AuthLevel.ANONYMOUS)
 @describe(summary="Set the tenant's webhook endpoint (creates it with a new secret, or changes its URL and "
-                  "re-enables it)", tag="Events", security=OPERATOR, request=json_body(ref("WebhookRequest")),
-          responses={**ok(ref("WebhookSecret"), "The endpoint and its signing secret."),
+                  "re-enables it)", tag="Events", security=OPERATOR, request=webhook.WebhookRequest,
+          responses={**ok(webhook.WebhookSecret, "The endpoint and its signing secret."),
                      **errors("BadRequest", "Unauthorized", "Forbidden", "NotFound", "Unprocessable",
                               "PayloadTooLarge", "StorageUnavailable")},
           description=DELIVERY)
@@ -64,7 +64,7 @@ def put_webhook(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("get_webhook")
 @bp.route(route=WEBHOOK, methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @describe(summary="The webhook: enabled or why not, delivery position, the last attempts", tag="Events",
-          security=OPERATOR, responses={**ok(ref("WebhookStatus"), "The endpoint's state (never its secret)."),
+          security=OPERATOR, responses={**ok(webhook.WebhookStatus, "The endpoint's state (never its secret)."),
                                         **ERRORS})
 @handler()
 def get_webhook(req: func.HttpRequest) -> func.HttpResponse:
@@ -89,7 +89,7 @@ def delete_webhook(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route=WEBHOOK + "/rotate-secret", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @describe(summary="A new signing secret; the previous one keeps signing too for 24 h", tag="Events",
           security=OPERATOR,
-          responses={**ok(ref("WebhookSecret"), "The new secret and when the old one stops signing."), **ERRORS})
+          responses={**ok(webhook.WebhookSecret, "The new secret and when the old one stops signing."), **ERRORS})
 @handler()
 def rotate_webhook_secret(req: func.HttpRequest) -> func.HttpResponse:
     from shared_code.webhooks import endpoint
@@ -100,7 +100,7 @@ def rotate_webhook_secret(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("test_webhook")
 @bp.route(route=WEBHOOK + "/test", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @describe(summary="Send one signed `webhook.test` delivery now", tag="Events", security=OPERATOR,
-          responses={**ok(ref("TestDelivery"), "What the receiver answered."), **ERRORS})
+          responses={**ok(webhook.TestDelivery, "What the receiver answered."), **ERRORS})
 @handler()
 def test_webhook(req: func.HttpRequest) -> func.HttpResponse:
     from shared_code.webhooks import delivery

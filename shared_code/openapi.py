@@ -548,11 +548,11 @@ def _pydantic_schemas(*models) -> dict:
 
 def _events_components() -> dict:
     from shared_code.events import api as events_api
-    from shared_code.webhooks import endpoint as webhook
 
-    schemas = _pydantic_schemas(events_api.EventPage, events_api.Event, webhook.WebhookRequest,
-                                webhook.WebhookSecret, webhook.WebhookStatus, webhook.TestDelivery,
-                                events_api.WebhookTestEvent, *events_api.DATA_MODELS)
+    # The events themselves (what the Events API pages and the `webhooks` section deliver); the webhook
+    # endpoint's own bodies are named by its functions' declarations.
+    schemas = _pydantic_schemas(events_api.EventPage, events_api.Event, events_api.WebhookTestEvent,
+                                *events_api.DATA_MODELS)
     # `data` by `type` (JSON Schema 2020-12 if/then: OpenAPI 3.1 validators and receivers' tools read it).
     schemas["Event"]["allOf"] = [
         {"if": {"properties": {"type": {"enum": types}}},

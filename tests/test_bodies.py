@@ -64,7 +64,10 @@ def test_every_body_model_is_in_the_document():
 
 def test_requests_are_described_as_validated_and_answers_as_serialised():
     for name, (model, mode) in described.body_models("https://gatehouse.example").items():
-        assert mode == ("validation" if issubclass(model, Body) else "serialization"), name
+        if mode != ("validation" if issubclass(model, Body) else "serialization"):
+            # Only a protocol package's own request model (the webhook endpoint's), whose schema is one either way.
+            assert not issubclass(model, (Body, Answer)), name
+            assert model.model_json_schema(mode="validation") == model.model_json_schema(mode="serialization"), name
 
 
 def test_a_missing_field_is_our_error_with_the_field_and_the_cores_message():
