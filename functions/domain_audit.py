@@ -66,7 +66,7 @@ def get_corporate_domains(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="tenants/{tenant}/domains/{domain}/verification", methods=["POST"],
           auth_level=func.AuthLevel.ANONYMOUS)
 @describe(summary="The DNS TXT record that proves the tenant owns a domain", tag="Domain audit", security=ADMIN,
-          path=DOMAIN,
+          path_parameters=DOMAIN,
           responses={**ok(bodies.DomainVerification, "The record to create (the same on every call)."),
                      **errors("Unauthorized", "Forbidden", "Unprocessable", "StorageUnavailable")},
           description="422 when the domain is not one a company can own (a public mail provider, a public suffix, "
@@ -84,7 +84,7 @@ def start_domain_verification(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="tenants/{tenant}/domains/{domain}/verification/check", methods=["POST"],
           auth_level=func.AuthLevel.ANONYMOUS)
 @describe(summary="Look the TXT record up; verified, or what is missing", tag="Domain audit", security=ADMIN,
-          path=DOMAIN,
+          path_parameters=DOMAIN,
           responses={**ok(bodies.DomainVerification, "Verified: employees' emails in this domain carry "
                                                      "email_verified."),
                      **errors("Unauthorized", "Forbidden", "NotFound", "Conflict", "Unprocessable"),

@@ -38,7 +38,7 @@ def _answer(view: dict):
 @bp.function_name("get_employee")
 @bp.route(route=EMPLOYEE, methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @describe(summary="One employee, with the audit's verdict on their email", tag="Employees", security=ADMIN,
-          path=ID, responses=THE_EMPLOYEE)
+          path_parameters=ID, responses=THE_EMPLOYEE)
 @handler()
 def get_employee(req: func.HttpRequest) -> func.HttpResponse:
     tenant = admin_tenant(req)
@@ -47,7 +47,7 @@ def get_employee(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("change_employee_email")
 @bp.route(route=EMPLOYEE, methods=["PATCH"], auth_level=func.AuthLevel.ANONYMOUS)
-@describe(summary="Fix an employee's work email", tag="Employees", security=ADMIN, path=ID,
+@describe(summary="Fix an employee's work email", tag="Employees", security=ADMIN, path_parameters=ID,
           request=bodies.EmailChange,
           responses={**ok(bodies.Employee, "The employee; `warning` when Entra provisions them (it will overwrite "
                                            "the email unless it is changed in Entra too)."),
@@ -64,7 +64,7 @@ def change_employee_email(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("allow_employee_outside_domains")
 @bp.route(route=EMPLOYEE + "/allow", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @describe(summary="\"Allow\": accept that an employee outside the domains cannot sign in", tag="Employees",
-          security=ADMIN, path=ID, responses=THE_EMPLOYEE)
+          security=ADMIN, path_parameters=ID, responses=THE_EMPLOYEE)
 @handler()
 def allow_employee_outside_domains(req: func.HttpRequest) -> func.HttpResponse:
     tenant = admin_tenant(req)
@@ -73,7 +73,7 @@ def allow_employee_outside_domains(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("undo_allow_employee_outside_domains")
 @bp.route(route=EMPLOYEE + "/allow", methods=["DELETE"], auth_level=func.AuthLevel.ANONYMOUS)
-@describe(summary="Undo \"Allow\"", tag="Employees", security=ADMIN, path=ID, responses=THE_EMPLOYEE)
+@describe(summary="Undo \"Allow\"", tag="Employees", security=ADMIN, path_parameters=ID, responses=THE_EMPLOYEE)
 @handler()
 def undo_allow_employee_outside_domains(req: func.HttpRequest) -> func.HttpResponse:
     tenant = admin_tenant(req)
@@ -82,8 +82,8 @@ def undo_allow_employee_outside_domains(req: func.HttpRequest) -> func.HttpRespo
 
 @bp.function_name("grant_employee_admin_rights")
 @bp.route(route=EMPLOYEE + "/admin", methods=["PUT"], auth_level=func.AuthLevel.ANONYMOUS)
-@describe(summary="Grant admin rights", tag="Employees", security=ADMIN, path=ID, responses=THE_EMPLOYEE_OR_CONFLICT,
-          description="409 for a dismissed employee (active=false).")
+@describe(summary="Grant admin rights", tag="Employees", security=ADMIN, path_parameters=ID,
+          responses=THE_EMPLOYEE_OR_CONFLICT, description="409 for a dismissed employee (active=false).")
 @handler()
 def grant_employee_admin_rights(req: func.HttpRequest) -> func.HttpResponse:
     tenant = admin_tenant(req)
@@ -92,7 +92,8 @@ def grant_employee_admin_rights(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("revoke_employee_admin_rights")
 @bp.route(route=EMPLOYEE + "/admin", methods=["DELETE"], auth_level=func.AuthLevel.ANONYMOUS)
-@describe(summary="Revoke admin rights", tag="Employees", security=ADMIN, path=ID, responses=THE_EMPLOYEE_OR_CONFLICT,
+@describe(summary="Revoke admin rights", tag="Employees", security=ADMIN, path_parameters=ID,
+          responses=THE_EMPLOYEE_OR_CONFLICT,
           description="409 when an Entra group mapped to the admin role gives the right (remove them from the "
                       "group in Entra, or change the role mappings).")
 @handler()

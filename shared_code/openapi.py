@@ -300,8 +300,8 @@ def _operation(endpoint: Endpoint) -> dict:
 
 def _path_parameters(endpoint: Endpoint) -> list[dict]:
     names = _ROUTE_PARAMETER.findall(endpoint.route)
-    return [_resolve(endpoint.operation.path.get(name) or _SHARED_PATH_PARAMETERS.get(name) or path_parameter(name))
-            for name in names]
+    declared = endpoint.operation.path_parameters
+    return [_resolve(declared.get(name) or _SHARED_PATH_PARAMETERS.get(name) or path_parameter(name)) for name in names]
 
 
 def _paths(endpoints: list[Endpoint]) -> dict:

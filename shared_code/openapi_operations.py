@@ -67,19 +67,19 @@ def later(compute: Callable[[], Any]) -> Deferred:
 
 class Operation:
     """One function's operation. `excluded` says why a function (or, with `method`, its other methods) is
-    deliberately left out of the document; `path` gives path parameters other than the route's plain strings
+    deliberately left out of the document; `path_parameters` gives those of the route's that are not plain strings
     (`tenant` is always the shared tenant parameter). A plain class, not a dataclass: a dataclass is generated
     code, and every blueprint module builds these at import (cold start)."""
-    __slots__ = ("summary", "tag", "security", "responses", "request", "parameters", "description", "path",
-                 "method", "excluded")
+    __slots__ = ("summary", "tag", "security", "responses", "request", "parameters", "description",
+                 "path_parameters", "method", "excluded")
 
     def __init__(self, summary: str = "", tag: str = "", security: tuple[str, ...] = ANONYMOUS,
                  responses: dict | None = None, request: Any = None, parameters: Any = (), description: Any = "",
-                 path: dict | None = None, method: str | None = None, excluded: str = "") -> None:
+                 path_parameters: dict | None = None, method: str | None = None, excluded: str = "") -> None:
         self.summary, self.tag, self.security = summary, tag, tuple(security)
         self.responses = responses or {}
         self.request, self.parameters, self.description = request, parameters, description
-        self.path = path or {}
+        self.path_parameters = path_parameters or {}
         self.method, self.excluded = method, excluded
 
     def but(self, **changes: Any) -> Operation:
