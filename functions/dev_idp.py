@@ -16,6 +16,7 @@ import functools
 import azure.functions as func
 
 from functions._http import HTML, handler, html_response, json_response, redirect
+from functions._openapi import describe
 from shared_code.dev_idp import keys, service
 from shared_code.errors import GatehouseError
 from shared_code.settings import get_settings
@@ -42,6 +43,7 @@ def _dev_pages(fn):
 
 @bp.function_name("dev_idp_metadata")
 @bp.route(route="dev-idp/{tenant}/metadata", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(excluded="development IdP: App Federation Metadata (SAML metadata XML)")
 @handler()
 def dev_idp_metadata(req: func.HttpRequest) -> func.HttpResponse:
     xml = service.metadata(req.route_params["tenant"])
@@ -52,6 +54,7 @@ def dev_idp_metadata(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("dev_idp_sign_in")
 @bp.route(route="dev-idp/{tenant}/saml2", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(excluded="development IdP: browser sign-in and logout pages (SAML HTTP-Redirect)")
 @handler(HTML)
 @_dev_pages
 def dev_idp_sign_in(req: func.HttpRequest) -> func.HttpResponse:
@@ -72,6 +75,7 @@ def dev_idp_sign_in(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("dev_idp_logout")
 @bp.route(route="dev-idp/{tenant}/logout", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(excluded="development IdP: browser, an Entra-initiated logout (a redirect)")
 @handler(HTML)
 @_dev_pages
 def dev_idp_logout(req: func.HttpRequest) -> func.HttpResponse:
@@ -80,6 +84,7 @@ def dev_idp_logout(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("dev_idp_keys")
 @bp.route(route="dev-idp/{tenant}/discovery/v2.0/keys", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(excluded="development IdP: Entra's v2.0 key set (JWKS)")
 @handler()
 def dev_idp_keys(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(service.key_set(req.route_params["tenant"]))
@@ -87,6 +92,7 @@ def dev_idp_keys(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("dev_idp_id_token")
 @bp.route(route="dev-idp/{tenant}/id-token", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(excluded="development IdP: an Entra v2.0 ID token, as MSAL gets one")
 @handler()
 def dev_idp_id_token(req: func.HttpRequest) -> func.HttpResponse:
     token = service.id_token(req.route_params["tenant"], req.params.get("login_hint"), req.params.get("client_id"))

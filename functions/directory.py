@@ -12,13 +12,36 @@ from __future__ import annotations
 import azure.functions as func
 
 from functions._http import admin_tenant, bearer_token, handler, json_response, read_body
+from functions._openapi import describe
 from shared_code import tenants
+from shared_code.openapi_operations import ADMIN, ADMIN_OR_OPERATOR, OPERATOR, errors, later, models, ok
 
 bp = func.Blueprint()
+bodies = models("shared_code.bodies.directory")  # named for the OpenAPI document, imported only when it is built
+
+
+def _events_api():
+    from shared_code.events import api  # pydantic: loaded when the OpenAPI document is built, not at import
+
+    return api
+
+
+PAGING = later(lambda: [
+    {"name": "after", "in": "query", "schema": {"type": "string", "maxLength": 4096},
+     "description": "The `next` of the previous page (signed: any other value is a 400); leave out to start."},
+    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": _events_api().MAX_LIMIT,
+                                                "default": _events_api().DEFAULT_LIMIT}}])
+HOW_TO_LIST = ("List every page once, then read GET …/events?after=<events_after>: nothing that changed while you "
+               "listed is missed (events_after is the event log's position taken before the first page; every "
+               "change after it is an event after it, carrying the whole current state).")
+LISTING_ERRORS = errors("BadRequest", "Unauthorized", "Forbidden", "NotFound", "StorageUnavailable")
 
 
 @bp.function_name("list_directory_employees")
 @bp.route(route="tenants/{tenant}/directory/employees", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(summary="Every employee (the whole employee, as events carry them), paged", tag="Directory",
+          security=ADMIN_OR_OPERATOR, parameters=PAGING, description=HOW_TO_LIST,
+          responses={**ok(bodies.EmployeePage, "A page of employees."), **LISTING_ERRORS})
 @handler()
 def list_directory_employees(req: func.HttpRequest) -> func.HttpResponse:
     from shared_code import directory_listing
@@ -31,6 +54,9 @@ def list_directory_employees(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("list_directory_groups")
 @bp.route(route="tenants/{tenant}/directory/groups", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(summary="Every group Entra provisioned, paged", tag="Directory", security=ADMIN_OR_OPERATOR,
+          parameters=PAGING, description=HOW_TO_LIST + " Memberships are in the employees' `group_ids`.",
+          responses={**ok(bodies.GroupPage, "A page of groups."), **LISTING_ERRORS})
 @handler()
 def list_directory_groups(req: func.HttpRequest) -> func.HttpResponse:
     from shared_code import directory_listing
@@ -43,6 +69,9 @@ def list_directory_groups(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("get_role_mappings")
 @bp.route(route="tenants/{tenant}/role-mappings", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(summary="The product's roles, the Entra groups mapped to them, and every group", tag="Directory",
+          security=ADMIN, responses={**ok(bodies.RoleMappingsAnswer, "The mappings."),
+                                     **errors("Unauthorized", "Forbidden", "StorageUnavailable")})
 @handler()
 def get_role_mappings(req: func.HttpRequest) -> func.HttpResponse:
     from shared_code import roles
@@ -53,6 +82,15 @@ def get_role_mappings(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("set_role_mappings")
 @bp.route(route="tenants/{tenant}/role-mappings", methods=["PUT"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(summary="Map Entra groups to the product's roles (the whole mapping)", tag="Directory", security=ADMIN,
+          request=bodies.RoleMappings,
+          responses={**ok(bodies.RoleMappingsAnswer, "The mappings; every member's roles are recomputed (with "
+                                                     "their employee.roles_changed events)."),
+                     **errors("BadRequest", "Unauthorized", "Forbidden", "PayloadTooLarge", "Unprocessable",
+                              "StorageUnavailable")},
+          description="An employee's roles are their groups' roles plus the admin right a tenant admin granted; a "
+                      "dismissed employee has none; a rehire does not bring the admin right back until a tenant "
+                      "admin grants it again (the answer's `rehire_rule`).")
 @handler()
 def set_role_mappings(req: func.HttpRequest) -> func.HttpResponse:
     from shared_code import roles
@@ -65,6 +103,12 @@ def set_role_mappings(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("set_product_roles")
 @bp.route(route="tenants/{tenant}/product-roles", methods=["PUT"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(summary="Declare the product's roles for this tenant (instead of PRODUCT_ROLES)", tag="Directory",
+          security=OPERATOR, request=bodies.ProductRoles,
+          responses={**ok(bodies.ProductRolesAnswer, "The tenant's roles now."),
+                     **errors("BadRequest", "Unauthorized", "Forbidden", "NotFound", "Conflict", "PayloadTooLarge",
+                              "Unprocessable", "StorageUnavailable")},
+          description="409 while a role to be dropped is still mapped to a group.")
 @handler()
 def set_product_roles(req: func.HttpRequest) -> func.HttpResponse:
     from shared_code import roles

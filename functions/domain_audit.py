@@ -17,14 +17,26 @@ import azure.functions as func
 
 from functions._background import background
 from functions._http import admin_tenant, handler, json_response, read_body
+from functions._openapi import describe
 from shared_code import domain_audit
+from shared_code.openapi_operations import ADMIN, JSON, RETRY_AFTER, errors, models, ok, path_parameter, ref
 
 bp = func.Blueprint()
+bodies = models("shared_code.bodies.domain_audit")  # named for the OpenAPI document, imported only when it is built
+DOMAIN = {"domain": path_parameter("domain", {"type": "string", "maxLength": 1024},
+                                   "A domain name such as contoso.com (Unicode or punycode).")}
 log = logging.getLogger("gatehouse")
 
 
 @bp.function_name("put_corporate_domains")
 @bp.route(route="tenants/{tenant}/domains", methods=["PUT"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(summary="Set the corporate email domains", tag="Domain audit", security=ADMIN,
+          request=bodies.CorporateDomainsUpdate,
+          responses={**ok(bodies.CorporateDomainList, "Saved, normalised (lower case, IDN as Unicode, sorted)."),
+                     **errors("BadRequest", "Unauthorized", "Forbidden", "PayloadTooLarge", "Unprocessable",
+                              "StorageUnavailable")},
+          description="422 names the first offending entry (field domains[i]) and why: a public mail provider, a "
+                      "public suffix, an IP address, not a domain name, and so on.")
 @handler()
 def put_corporate_domains(req: func.HttpRequest) -> func.HttpResponse:
     from shared_code.bodies.domain_audit import CorporateDomainList, CorporateDomainsUpdate
@@ -36,6 +48,9 @@ def put_corporate_domains(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("get_corporate_domains")
 @bp.route(route="tenants/{tenant}/domains", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(summary="The corporate email domains", tag="Domain audit", security=ADMIN,
+          responses={**ok(bodies.CorporateDomainList, "The domains ([] until set)."),
+                     **errors("Unauthorized", "Forbidden", "StorageUnavailable")})
 @handler()
 def get_corporate_domains(req: func.HttpRequest) -> func.HttpResponse:
     from shared_code import domain_verification
@@ -50,6 +65,12 @@ def get_corporate_domains(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("start_domain_verification")
 @bp.route(route="tenants/{tenant}/domains/{domain}/verification", methods=["POST"],
           auth_level=func.AuthLevel.ANONYMOUS)
+@describe(summary="The DNS TXT record that proves the tenant owns a domain", tag="Domain audit", security=ADMIN,
+          path_parameters=DOMAIN,
+          responses={**ok(bodies.DomainVerification, "The record to create (the same on every call)."),
+                     **errors("Unauthorized", "Forbidden", "Unprocessable", "StorageUnavailable")},
+          description="422 when the domain is not one a company can own (a public mail provider, a public suffix, "
+                      "not a domain name).")
 @handler()
 def start_domain_verification(req: func.HttpRequest) -> func.HttpResponse:
     from shared_code import domain_verification
@@ -62,6 +83,15 @@ def start_domain_verification(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("check_domain_verification")
 @bp.route(route="tenants/{tenant}/domains/{domain}/verification/check", methods=["POST"],
           auth_level=func.AuthLevel.ANONYMOUS)
+@describe(summary="Look the TXT record up; verified, or what is missing", tag="Domain audit", security=ADMIN,
+          path_parameters=DOMAIN,
+          responses={**ok(bodies.DomainVerification, "Verified: employees' emails in this domain carry "
+                                                     "email_verified."),
+                     **errors("Unauthorized", "Forbidden", "NotFound", "Conflict", "Unprocessable"),
+                     "503": {"description": "DNS (or storage) did not answer in time; retry after Retry-After.",
+                             "headers": RETRY_AFTER, "content": {JSON: {"schema": ref("Error")}}}},
+          description="404 before POST …/verification; 409 when the record is missing, holds another value, or "
+                      "another tenant verified the domain first (a domain belongs to one tenant).")
 @handler()
 def check_domain_verification(req: func.HttpRequest) -> func.HttpResponse:
     from shared_code import domain_verification
@@ -73,6 +103,10 @@ def check_domain_verification(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("run_domain_audit")
 @bp.route(route="tenants/{tenant}/domain-audit", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(summary="Run the domain audit now", tag="Domain audit", security=ADMIN,
+          responses={**ok(bodies.AuditRun, "The finished run."),
+                     **errors("Unauthorized", "Forbidden", "Conflict", "StorageUnavailable")},
+          description="409 until the corporate domains are set.")
 @handler()
 def run_domain_audit(req: func.HttpRequest) -> func.HttpResponse:
     from shared_code.bodies.domain_audit import AuditRun
@@ -84,6 +118,9 @@ def run_domain_audit(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("get_domain_audit")
 @bp.route(route="tenants/{tenant}/domain-audit", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(summary="The latest domain audit: every active employee outside the domains", tag="Domain audit",
+          security=ADMIN, responses={**ok(bodies.AuditRun, "The latest run, or status never_run."),
+                                     **errors("Unauthorized", "Forbidden", "StorageUnavailable")})
 @handler()
 def get_domain_audit(req: func.HttpRequest) -> func.HttpResponse:
     from shared_code.bodies.domain_audit import AuditRun

@@ -11,12 +11,37 @@ import azure.functions as func
 
 from functions._background import background
 from functions._http import admin_tenant, handler, json_response
+from functions._openapi import describe
+from shared_code.openapi_operations import ADMIN_OR_OPERATOR, errors, later, ok, ref
 
 bp = func.Blueprint()
 
 
+def _api():
+    from shared_code.events import api  # pydantic: loaded when the OpenAPI document is built, not at import
+
+    return api
+
+
 @bp.function_name("list_events")
 @bp.route(route="tenants/{tenant}/events", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(summary="The tenant's directory events, oldest first, from a cursor", tag="Events",
+          security=ADMIN_OR_OPERATOR,
+          responses={**ok(ref("EventPage"), "Up to `limit` events after the cursor, and the cursor to read on."),
+                     **errors("BadRequest", "Unauthorized", "Forbidden", "NotFound", "Unprocessable",
+                              "StorageUnavailable")},
+          parameters=later(lambda: [
+              {"name": "after", "in": "query", "schema": {"type": "string", "maxLength": 64},
+               "description": "A `next` this API returned; without it, reading starts at the oldest event kept "
+                              "(events are kept 30 days)."},
+              {"name": "limit", "in": "query",
+               "schema": {"type": "integer", "minimum": 1, "maximum": _api().MAX_LIMIT,
+                          "default": _api().DEFAULT_LIMIT}}]),
+          description=later(lambda: "A reader that keeps `next` and polls sees every event exactly once, in "
+                                    "`sequence` order, even while changes are being written (sequence numbers are "
+                                    "handed out in commit order). Event types and their `data`: "
+                                    + ", ".join(_api().EVENT_TYPES)
+                                    + ". Webhooks deliver the same events with the same ids."))
 @handler()
 def list_events(req: func.HttpRequest) -> func.HttpResponse:
     from shared_code.events import api

@@ -13,7 +13,9 @@ import azure.functions as func
 
 from functions._background import background
 from functions._http import bearer_token, handler, json_response
+from functions._openapi import describe
 from shared_code import tenants
+from shared_code.openapi_operations import OPERATOR, errors, models, ok
 from shared_code.jobs import fanout
 
 bp = func.Blueprint()
@@ -30,6 +32,13 @@ def run_job(message: func.QueueMessage) -> None:
 
 @bp.function_name("list_jobs")
 @bp.route(route="jobs", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(summary="The background jobs: each job's latest run and every tenant whose work is failing",
+          tag="Operator", security=OPERATOR,
+          responses={**ok(models("shared_code.bodies.jobs").JobsReport, "Runs and open failures."),
+                     **errors("Unauthorized", "Forbidden", "StorageUnavailable")},
+          description="Each job's timer walks the tenants onto the Storage Queue `gatehouse-jobs`; a failing tenant "
+                      "is retried, then its message goes to `gatehouse-jobs-poison` (`poisoned`). A failure is "
+                      "listed until the tenant's work succeeds again (docs/scaling.md).")
 @handler()
 def list_jobs(req: func.HttpRequest) -> func.HttpResponse:
     from shared_code.bodies.jobs import JobRun, JobsReport

@@ -15,13 +15,16 @@ from __future__ import annotations
 import azure.functions as func
 
 from functions._http import admin_tenant, handler, json_response, read_body
+from functions._openapi import describe
 from shared_code import tenants
 from shared_code.errors import BadRequest
 from shared_code.mobile import MobileConfig, config_etag, operator_identifiers, platform_config
 from shared_code.oidc.token_exchange import where_to_exchange
+from shared_code.openapi_operations import ADMIN, ANONYMOUS, ETAG, errors, models, no_content, ok
 from shared_code.settings import get_settings
 
 bp = func.Blueprint()
+bodies = models("shared_code.bodies.mobile")  # named for the OpenAPI document, imported only when it is built
 # Apps poll this; five minutes of caching is what an admin waits at most after re-pasting the configuration.
 SERVED_CACHE_CONTROL = "public, max-age=300"
 
@@ -51,6 +54,14 @@ def _admin_view(tenant: tenants.Tenant):
 
 @bp.function_name("put_mobile_config")
 @bp.route(route="tenants/{tenant}/mobile", methods=["PUT"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(summary="Store what Entra shows for the iOS and Android apps", tag="Mobile", security=ADMIN,
+          request=bodies.MobileSetupUpdate,
+          responses={**ok(bodies.MobileSetup, "Validated against the app's identifiers and stored (parts not sent "
+                                              "are kept)."),
+                     **errors("BadRequest", "Unauthorized", "Forbidden", "PayloadTooLarge", "Unprocessable",
+                              "StorageUnavailable")},
+          description="Every refusal is a 422 whose `field` is a dotted path such as "
+                      "msal_configuration.redirect_uri.")
 @handler()
 def put_mobile_config(req: func.HttpRequest) -> func.HttpResponse:
     from shared_code.bodies.mobile import MobileSetupUpdate
@@ -67,6 +78,9 @@ def put_mobile_config(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("get_mobile_config")
 @bp.route(route="tenants/{tenant}/mobile", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(summary="The stored mobile settings and the app identifiers to enter in Entra", tag="Mobile",
+          security=ADMIN, responses={**ok(bodies.MobileSetup, "The settings (nulls until configured)."),
+                                     **errors("Unauthorized", "Forbidden", "StorageUnavailable")})
 @handler()
 def get_mobile_config(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(_admin_view(admin_tenant(req)))
@@ -74,6 +88,18 @@ def get_mobile_config(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("serve_mobile_config")
 @bp.route(route="mobile/{tenant}/config", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(summary="The MSAL configuration for one platform (what the mobile app reads)", tag="Mobile",
+          security=ANONYMOUS,
+          responses={**ok({"anyOf": [bodies.IosAppConfig, bodies.AndroidAppConfig]},
+                          "iOS: client_id, redirect_uri, authority, bundle_id. Android: the MSAL configuration "
+                          "file. Both: token_exchange, where the app trades the Entra ID token for the product's "
+                          "tokens.", headers={**ETAG, "Cache-Control": {"schema": {"type": "string"}}}),
+                     **no_content("If-None-Match names the current configuration.", "304", ETAG),
+                     **errors("BadRequest", "NotFound", "Conflict", "StorageUnavailable")},
+          parameters=[{"name": "platform", "in": "query", "required": True, "schema": {"enum": ["ios", "android"]}},
+                      {"name": "If-None-Match", "in": "header", "schema": {"type": "string"}}],
+          description="404 until the tenant admin has set up that platform (an unknown tenant looks the same); 409 "
+                      "when the app's identifiers changed since.")
 @handler()
 def serve_mobile_config(req: func.HttpRequest) -> func.HttpResponse:
     platform = (req.params.get("platform") or "").strip().lower()

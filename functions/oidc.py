@@ -23,11 +23,14 @@ import azure.functions as func
 
 from functions._background import background
 from functions._http import HTML, bearer_token, handler, json_response, login_redirect, redirect
+from functions._openapi import describe
 from shared_code import sessions, tenants
 from shared_code.errors import BadRequest, NotFound, PayloadTooLarge
 from shared_code.oidc.errors import OAuthError
+from shared_code.openapi_operations import ANONYMOUS, errors, ok, ref
 
 bp = func.Blueprint()
+PREFLIGHT = "CORS preflight (204, no body)"
 
 MAX_FORM_BYTES = 64 * 1024
 _FORM = "application/x-www-form-urlencoded"
@@ -105,6 +108,21 @@ def read_form(req: func.HttpRequest) -> dict[str, str]:
 @bp.function_name("oidc_discovery")
 @bp.route(route="oidc/{tenant}/.well-known/openid-configuration", methods=["GET", "OPTIONS"],
           auth_level=func.AuthLevel.ANONYMOUS)
+@describe(summary="The tenant's OpenID Provider configuration", tag="OpenID Provider", security=ANONYMOUS,
+          method="GET", excluded=PREFLIGHT,
+          responses={**ok(ref("OidcDiscovery"), "Discovery metadata of the issuer {PUBLIC_BASE_URL}/api/oidc/{tenant}. "
+                          "Readable from any origin (CORS `*`, OPTIONS preflight), as are the JWKS, token and "
+                          "UserInfo endpoints. The authorization endpoint takes GET or POST (form); PKCE S256 is "
+                          "required of native clients, a web client may send a nonce instead; `state` is optional; "
+                          "`prompt` none (silent: login_required without an Entra session), login and `max_age` "
+                          "(judged by Entra's AuthnInstant, reported as auth_time; amr from Entra's authentication "
+                          "methods); id_token_hint. UserInfo takes the access token in the Authorization header or "
+                          "a POSTed `access_token` form field and releases claims by scope. The end-session "
+                          "endpoint also works with client_id and a registered post_logout_redirect_uri, or with "
+                          "no parameters (a signed-out page). Token exchange honours requested_token_type "
+                          "(access_token or id_token, named in issued_token_type) and refuses an "
+                          "audience/resource other than the issuer or the client (invalid_target)."),
+                     **errors("NotFound", "StorageUnavailable")})
 @cors("GET")
 @handler()
 def oidc_discovery(req: func.HttpRequest) -> func.HttpResponse:
@@ -118,6 +136,11 @@ def oidc_discovery(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("oidc_authorization_server_metadata")
 @bp.route(route="oidc/{tenant}/.well-known/oauth-authorization-server", methods=["GET", "OPTIONS"],
           auth_level=func.AuthLevel.ANONYMOUS)
+@describe(summary="The same metadata for OAuth clients (RFC 8414)", tag="OpenID Provider", security=ANONYMOUS,
+          method="GET", excluded=PREFLIGHT,
+          responses={**ok(ref("OidcDiscovery"), "The discovery document, next to the issuer for clients that look "
+                                                "for RFC 8414 metadata there."),
+                     **errors("NotFound", "StorageUnavailable")})
 @cors("GET")
 @handler()
 def oidc_authorization_server_metadata(req: func.HttpRequest) -> func.HttpResponse:
@@ -133,6 +156,11 @@ def oidc_authorization_server_metadata(req: func.HttpRequest) -> func.HttpRespon
 
 @bp.function_name("oidc_jwks")
 @bp.route(route="oidc/{tenant}/jwks", methods=["GET", "OPTIONS"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(summary="The issuer's signing keys (JWKS)", tag="OpenID Provider", security=ANONYMOUS, method="GET",
+          excluded=PREFLIGHT,
+          responses={"200": {"description": "Every published public key; kid = RFC 7638 thumbprint.",
+                             "content": {"application/jwk-set+json": {"schema": ref("OidcJwks")}}},
+                     **errors("NotFound", "StorageUnavailable")})
 @cors("GET")
 @handler()
 def oidc_jwks(req: func.HttpRequest) -> func.HttpResponse:
@@ -146,6 +174,7 @@ def oidc_jwks(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("oidc_authorize")
 @bp.route(route="oidc/{tenant}/authorize", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(excluded="browser: OpenID Connect authorization endpoint (redirects); described by discovery")
 @handler(HTML)
 def oidc_authorize(req: func.HttpRequest) -> func.HttpResponse:
     from shared_code.oidc import authorization
@@ -171,6 +200,7 @@ def oidc_authorize(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("oidc_token")
 @bp.route(route="oidc/{tenant}/token", methods=["POST", "OPTIONS"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(excluded="OAuth 2.0 token endpoint (RFC 6749 form body, client authentication); described by discovery")
 @cors("POST")
 @handler()
 @oauth_errors
@@ -187,6 +217,7 @@ def oidc_token(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("oidc_userinfo")
 @bp.route(route="oidc/{tenant}/userinfo", methods=["GET", "POST", "OPTIONS"],
           auth_level=func.AuthLevel.ANONYMOUS)
+@describe(excluded="OpenID Connect UserInfo (the OP's access token, RFC 6750); described by discovery")
 @cors("GET, POST")
 @handler()
 @oauth_errors
@@ -209,6 +240,7 @@ def oidc_userinfo(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("oidc_end_session")
 @bp.route(route="oidc/{tenant}/logout", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(excluded="browser: RP-initiated logout (redirects or a page); described by discovery")
 @handler(HTML)
 def oidc_end_session(req: func.HttpRequest) -> func.HttpResponse:
     """RP-initiated logout: to Entra's SingleLogoutService, back to the product, or our own page."""

@@ -1,4 +1,7 @@
-"""GET /api/openapi.json: the OpenAPI 3.1 description of the programs' API (anonymous; holds no secrets)."""
+"""GET /api/openapi.json: the OpenAPI 3.1 description of the programs' API (anonymous; holds no secrets).
+
+Assembled on the first request from what each function declares beside its route (`functions/_openapi.py`): a cold
+SCIM request never pays for it."""
 from __future__ import annotations
 
 import hashlib
@@ -6,6 +9,7 @@ import hashlib
 import azure.functions as func
 
 from functions._http import handler
+from functions._openapi import describe, document_bytes
 from shared_code.settings import get_settings
 
 bp = func.Blueprint()
@@ -13,10 +17,9 @@ bp = func.Blueprint()
 
 @bp.function_name("openapi_document")
 @bp.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(excluded="this document itself")
 @handler()
 def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
-    from shared_code.openapi import document_bytes  # built on first use: a cold SCIM request never pays for it
-
     body = document_bytes(get_settings().public_base_url)
     etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
     # The document changes only with a deployment: let clients revalidate cheaply.

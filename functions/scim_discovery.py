@@ -6,11 +6,22 @@ from __future__ import annotations
 import azure.functions as func
 
 from functions._http import SCIM, bearer_token, handler, read_json, scim_response
+from functions._openapi import describe
+from shared_code.openapi_operations import SCIM_TOKEN, Operation, errors, ref, scim_body, scim_ok
 from shared_code.scim import schemas, service
 
 bp = func.Blueprint()
 ANY = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 BASE = "scim/{tenant}/v2"
+
+
+def _discovery(summary: str, schema: str, *, one: bool = False) -> Operation:
+    """A discovery endpoint's GET for the OpenAPI document (its other methods only answer a SCIM 405)."""
+    return Operation(summary=summary, tag="SCIM discovery", security=SCIM_TOKEN, method="GET",
+                     excluded="registered only to answer a SCIM 405",
+                     responses={**scim_ok(ref(schema), summary + "."),
+                                **(errors("NotFound", scim=True) if one else {}),
+                                **errors("Unauthorized", "StorageUnavailable", scim=True)})
 
 
 def _tenant(req: func.HttpRequest):
@@ -25,6 +36,7 @@ def _only_get(req: func.HttpRequest) -> None:
 
 @bp.function_name("scim_service_provider_config")
 @bp.route(route=f"{BASE}/ServiceProviderConfig", methods=ANY, auth_level=func.AuthLevel.ANONYMOUS)
+@describe(_discovery("What this SCIM server supports", "ScimDocument"))
 @handler(SCIM)
 def service_provider_config(req: func.HttpRequest) -> func.HttpResponse:
     tenant = _tenant(req)
@@ -34,6 +46,7 @@ def service_provider_config(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("scim_list_schemas")
 @bp.route(route=f"{BASE}/Schemas", methods=ANY, auth_level=func.AuthLevel.ANONYMOUS)
+@describe(_discovery("The schemas of Users, Groups and the enterprise extension", "ScimDocumentList"))
 @handler(SCIM)
 def list_schemas(req: func.HttpRequest) -> func.HttpResponse:
     tenant = _tenant(req)
@@ -44,6 +57,7 @@ def list_schemas(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("scim_get_schema")
 @bp.route(route=f"{BASE}/Schemas/{{schema_id}}", methods=ANY, auth_level=func.AuthLevel.ANONYMOUS)
+@describe(_discovery("One schema, by its URN (case-insensitive)", "ScimDocument", one=True))
 @handler(SCIM)
 def get_schema(req: func.HttpRequest) -> func.HttpResponse:
     tenant = _tenant(req)
@@ -56,6 +70,7 @@ def get_schema(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("scim_list_resource_types")
 @bp.route(route=f"{BASE}/ResourceTypes", methods=ANY, auth_level=func.AuthLevel.ANONYMOUS)
+@describe(_discovery("The resource types User and Group", "ScimDocumentList"))
 @handler(SCIM)
 def list_resource_types(req: func.HttpRequest) -> func.HttpResponse:
     tenant = _tenant(req)
@@ -65,6 +80,7 @@ def list_resource_types(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("scim_get_resource_type")
 @bp.route(route=f"{BASE}/ResourceTypes/{{name}}", methods=ANY, auth_level=func.AuthLevel.ANONYMOUS)
+@describe(_discovery("One resource type, by name", "ScimDocument", one=True))
 @handler(SCIM)
 def get_resource_type(req: func.HttpRequest) -> func.HttpResponse:
     tenant = _tenant(req)
@@ -77,6 +93,11 @@ def get_resource_type(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("scim_search_everything")
 @bp.route(route=f"{BASE}/.search", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(summary="Query Users and Groups together with a SearchRequest (RFC 7644 §3.4.3)", tag="SCIM",
+          security=SCIM_TOKEN, request=scim_body("ResourceSearch"),
+          responses={**scim_ok(ref("ResourceList"), "Users, then groups. A filter or attribute only one type has "
+                                                    "applies to that type; one that neither has is a 400."),
+                     **errors("BadRequest", "Unauthorized", "PayloadTooLarge", "StorageUnavailable", scim=True)})
 @handler(SCIM)
 def search_everything(req: func.HttpRequest) -> func.HttpResponse:
     caller = service.Caller(req.route_params["tenant"], bearer_token(req))
@@ -87,6 +108,7 @@ def search_everything(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("scim_unknown_endpoint")
 @bp.route(route=f"{BASE}/{{*rest}}", methods=ANY, auth_level=func.AuthLevel.ANONYMOUS)
+@describe(excluded="SCIM-shaped 404/405 for paths and methods no SCIM endpoint has")
 @handler(SCIM)
 def unknown_endpoint(req: func.HttpRequest) -> func.HttpResponse:
     _tenant(req)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import azure.functions as func
 
 from functions._http import SCIM, bearer_token, handler, read_json, scim_response
+from functions._openapi import describe, scim_resource_operations
 from shared_code.scim import service
-from shared_code.scim.schemas import GROUP_KIND
+from shared_code.scim.schemas import GROUP_KIND, MAX_RESULTS
 
 bp = func.Blueprint()
 GROUPS = "scim/{tenant}/v2/Groups"
+OPERATIONS = scim_resource_operations(GROUP_KIND, service.MAX_GROUP_BODY, MAX_RESULTS)  # for the OpenAPI document
 
 
 def _caller(req: func.HttpRequest) -> service.Caller:
@@ -27,6 +29,7 @@ def _body(req: func.HttpRequest, caller: service.Caller):
 
 @bp.function_name("scim_list_groups")
 @bp.route(route=GROUPS, methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(OPERATIONS["list"])
 @handler(SCIM)
 def list_groups(req: func.HttpRequest) -> func.HttpResponse:
     caller = _caller(req)
@@ -38,6 +41,7 @@ def list_groups(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("scim_search_groups")
 @bp.route(route=GROUPS + "/.search", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(OPERATIONS["search"])
 @handler(SCIM)
 def search_groups(req: func.HttpRequest) -> func.HttpResponse:
     caller = _caller(req)
@@ -46,6 +50,7 @@ def search_groups(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("scim_get_group")
 @bp.route(route=GROUPS + "/{id}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(OPERATIONS["get"])
 @handler(SCIM)
 def get_group(req: func.HttpRequest) -> func.HttpResponse:
     caller = _caller(req)
@@ -55,6 +60,7 @@ def get_group(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("scim_create_group")
 @bp.route(route=GROUPS, methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(OPERATIONS["create"])
 @handler(SCIM)
 def create_group(req: func.HttpRequest) -> func.HttpResponse:
     caller = _caller(req)
@@ -63,6 +69,7 @@ def create_group(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("scim_replace_group")
 @bp.route(route=GROUPS + "/{id}", methods=["PUT"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(OPERATIONS["replace"])
 @handler(SCIM)
 def replace_group(req: func.HttpRequest) -> func.HttpResponse:
     caller = _caller(req)
@@ -72,6 +79,7 @@ def replace_group(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("scim_patch_group")
 @bp.route(route=GROUPS + "/{id}", methods=["PATCH"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(OPERATIONS["patch"])
 @handler(SCIM)
 def patch_group(req: func.HttpRequest) -> func.HttpResponse:
     caller = _caller(req)
@@ -80,6 +88,7 @@ def patch_group(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("scim_delete_group")
 @bp.route(route=GROUPS + "/{id}", methods=["DELETE"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(OPERATIONS["delete"])
 @handler(SCIM)
 def delete_group(req: func.HttpRequest) -> func.HttpResponse:
     caller = _caller(req)

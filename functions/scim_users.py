@@ -4,11 +4,13 @@ from __future__ import annotations
 import azure.functions as func
 
 from functions._http import SCIM, bearer_token, handler, read_json, scim_response
+from functions._openapi import describe, scim_resource_operations
 from shared_code.scim import service
-from shared_code.scim.schemas import USER_KIND
+from shared_code.scim.schemas import MAX_RESULTS, USER_KIND
 
 bp = func.Blueprint()
 USERS = "scim/{tenant}/v2/Users"
+OPERATIONS = scim_resource_operations(USER_KIND, service.MAX_USER_BODY, MAX_RESULTS)  # for the OpenAPI document
 
 
 def _caller(req: func.HttpRequest) -> service.Caller:
@@ -26,6 +28,7 @@ def _body(req: func.HttpRequest, caller: service.Caller):
 
 @bp.function_name("scim_list_users")
 @bp.route(route=USERS, methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(OPERATIONS["list"])
 @handler(SCIM)
 def list_users(req: func.HttpRequest) -> func.HttpResponse:
     caller = _caller(req)
@@ -37,6 +40,7 @@ def list_users(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("scim_search_users")
 @bp.route(route=USERS + "/.search", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(OPERATIONS["search"])
 @handler(SCIM)
 def search_users(req: func.HttpRequest) -> func.HttpResponse:
     caller = _caller(req)
@@ -45,6 +49,7 @@ def search_users(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("scim_get_user")
 @bp.route(route=USERS + "/{id}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(OPERATIONS["get"])
 @handler(SCIM)
 def get_user(req: func.HttpRequest) -> func.HttpResponse:
     caller = _caller(req)
@@ -54,6 +59,7 @@ def get_user(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("scim_create_user")
 @bp.route(route=USERS, methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(OPERATIONS["create"])
 @handler(SCIM)
 def create_user(req: func.HttpRequest) -> func.HttpResponse:
     caller = _caller(req)
@@ -62,6 +68,7 @@ def create_user(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("scim_replace_user")
 @bp.route(route=USERS + "/{id}", methods=["PUT"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(OPERATIONS["replace"])
 @handler(SCIM)
 def replace_user(req: func.HttpRequest) -> func.HttpResponse:
     caller = _caller(req)
@@ -71,6 +78,7 @@ def replace_user(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("scim_patch_user")
 @bp.route(route=USERS + "/{id}", methods=["PATCH"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(OPERATIONS["patch"])
 @handler(SCIM)
 def patch_user(req: func.HttpRequest) -> func.HttpResponse:
     caller = _caller(req)
@@ -80,6 +88,7 @@ def patch_user(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("scim_delete_user")
 @bp.route(route=USERS + "/{id}", methods=["DELETE"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(OPERATIONS["delete"])
 @handler(SCIM)
 def delete_user(req: func.HttpRequest) -> func.HttpResponse:
     caller = _caller(req)

@@ -13,10 +13,13 @@ from pathlib import Path
 import azure.functions as func
 
 from functions._http import HTML, bearer_token, handler, html_response, json_response, read_body, request_cookie
+from functions._openapi import describe
 from shared_code import setup_access, tenants
 from shared_code.errors import NotFound, Unauthorized
+from shared_code.openapi_operations import ANONYMOUS, OPERATOR, errors, models, no_content, ok
 
 bp = func.Blueprint()
+bodies = models("shared_code.bodies.setup_access")  # named for the OpenAPI document, imported when it is built
 
 PAGE_DIR = Path(__file__).resolve().parent.parent / "shared_code" / "setup_page"
 # No inline script or style anywhere: everything the page runs or shows comes from its own origin.
@@ -51,6 +54,7 @@ def _page() -> str:
 
 @bp.function_name("setup_wizard_page")
 @bp.route(route="setup/{tenant}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(excluded="the setup wizard page (HTML for a person's browser)")
 @handler(HTML)
 def setup_wizard_page(req: func.HttpRequest) -> func.HttpResponse:
     # The same page for every well-formed tenant id: an anonymous visitor learns nothing about which exist.
@@ -61,6 +65,7 @@ def setup_wizard_page(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("setup_wizard_asset")
 @bp.route(route="setup-assets/{name}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(excluded="the wizard's static CSS/JS under content-hashed names")
 @handler()
 def setup_wizard_asset(req: func.HttpRequest) -> func.HttpResponse:
     asset = _assets().get(req.route_params.get("name", ""))
@@ -75,6 +80,12 @@ def setup_wizard_asset(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("create_setup_link")
 @bp.route(route="tenants/{tenant}/setup-link", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(summary="A one-time, expiring link to the setup wizard for the tenant admin", tag="Operator",
+          security=OPERATOR,
+          responses={**ok(bodies.SetupLink, "The link (its token is in the fragment, so it never reaches a server "
+                                            "log).", "201"),
+                     **errors("Unauthorized", "Forbidden", "NotFound", "StorageUnavailable")},
+          description="Issuing a link replaces the previous one. 503 also when SESSION_SIGNING_KEY is not set.")
 @handler()
 def create_setup_link(req: func.HttpRequest) -> func.HttpResponse:
     from shared_code.bodies.setup_access import SetupLink
@@ -86,6 +97,13 @@ def create_setup_link(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("open_setup_session")
 @bp.route(route="setup/{tenant}/session", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(summary="Spend a setup link's token on a wizard session (sets its cookie)", tag="Setup wizard",
+          security=ANONYMOUS, request=bodies.SetupLinkToken,
+          responses={**ok(bodies.WizardSession, "The session; the cookie is HttpOnly, the CSRF token is for "
+                                                "X-CSRF-Token.", "201",
+                          headers={"Set-Cookie": {"schema": {"type": "string"}}}),
+                     **errors("BadRequest", "Forbidden", "PayloadTooLarge", "StorageUnavailable")},
+          description="403 when the token is unknown, replaced, used already or expired.")
 @handler()
 def open_setup_session(req: func.HttpRequest) -> func.HttpResponse:
     from shared_code.bodies.setup_access import SetupLinkToken, WizardSession
@@ -98,6 +116,9 @@ def open_setup_session(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("read_setup_session")
 @bp.route(route="setup/{tenant}/session", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(summary="The current wizard session (a reloaded page gets its CSRF token back)", tag="Setup wizard",
+          security=ANONYMOUS,
+          responses={**ok(bodies.WizardSession, "The session of the cookie sent."), **errors("Unauthorized")})
 @handler()
 def read_setup_session(req: func.HttpRequest) -> func.HttpResponse:
     """A reloaded page gets its CSRF token back from the cookie (a cross-site page cannot read this answer)."""
@@ -114,6 +135,8 @@ def read_setup_session(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("close_setup_session")
 @bp.route(route="setup/{tenant}/session", methods=["DELETE"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(summary="Forget the wizard session cookie", tag="Setup wizard", security=ANONYMOUS,
+          responses={**no_content("The cookie is cleared."), **errors("NotFound")})
 @handler()
 def close_setup_session(req: func.HttpRequest) -> func.HttpResponse:
     tenant_id = req.route_params["tenant"]

@@ -14,6 +14,7 @@ from urllib.parse import parse_qs
 import azure.functions as func
 
 from functions._http import HTML, correlation_id, handler, html_response, json_response, login_redirect, redirect
+from functions._openapi import describe
 from shared_code import pending_logins, sessions, sign_in
 from shared_code.errors import BadRequest, GatehouseError, PayloadTooLarge
 from shared_code.pages import message_page
@@ -43,6 +44,7 @@ def _pending_login(req: func.HttpRequest, relay_state: str | None) -> str | None
 
 @bp.function_name("sso_metadata")
 @bp.route(route="sso/{tenant}/metadata", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(excluded="SAML SP metadata (XML for Entra, described by the SAML metadata spec)")
 @handler(HTML)
 def sso_metadata(req: func.HttpRequest) -> func.HttpResponse:
     xml = sign_in.sp_metadata(req.route_params["tenant"])
@@ -53,6 +55,7 @@ def sso_metadata(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("sso_login")
 @bp.route(route="sso/{tenant}/login", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(excluded="browser: SP-initiated sign-in, a redirect to Entra")
 @handler(HTML)
 def sso_login(req: func.HttpRequest) -> func.HttpResponse:
     start = sign_in.start_login(
@@ -63,6 +66,7 @@ def sso_login(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("sso_acs")
 @bp.route(route="sso/{tenant}/acs", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(excluded="browser: Entra posts the SAML response here (form, HTML answers)")
 @handler(HTML)
 def sso_acs(req: func.HttpRequest) -> func.HttpResponse:
     tenant_id = req.route_params["tenant"]
@@ -145,6 +149,7 @@ def _read_form(req: func.HttpRequest) -> dict[str, str]:
 
 @bp.function_name("sso_me")
 @bp.route(route="sso/{tenant}/me", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(excluded="browser: the signed-in employee, by session cookie")
 @handler()
 def sso_me(req: func.HttpRequest) -> func.HttpResponse:
     tenant_id = req.route_params["tenant"]
@@ -155,6 +160,7 @@ def sso_me(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("sso_slo")
 @bp.route(route="sso/{tenant}/slo", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(excluded="browser: SAML single logout with Entra (HTTP-Redirect binding)")
 @handler(HTML)
 def sso_slo(req: func.HttpRequest) -> func.HttpResponse:
     """Single logout with Entra (HTTP-Redirect binding): its LogoutResponse to ours, or its LogoutRequest."""

@@ -10,15 +10,27 @@ import azure.functions as func
 
 from functions._background import background
 from functions._http import admin_tenant, bearer_token, handler, json_response, read_body
+from functions._openapi import describe
 from shared_code import idp_connection, sign_in, tenants
+from shared_code.openapi_operations import ADMIN, ADMIN_OR_OPERATOR, errors, json_body, models, ok
 
 bp = func.Blueprint()
+bodies = models("shared_code.bodies.idp_connection")  # named for the OpenAPI document, imported when it is built
 # Every six hours: pending requests and links live 10-30 minutes, replay rows until their assertion expires.
 PURGE_SCHEDULE = "0 5 */6 * * *"
 
 
 @bp.function_name("connect_idp_metadata")
 @bp.route(route="tenants/{tenant}/sso/idp-metadata", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(summary="Connect Entra: check its federation metadata (by URL or pasted XML) and store it",
+          tag="Tenant admin", security=ADMIN_OR_OPERATOR,
+          request=json_body(bodies.IdpMetadataSource, "Exactly one of metadata_url and metadata_xml."),
+          responses={**ok(bodies.IdpConnection, "Connected."),
+                     **errors("BadRequest", "Unauthorized", "Forbidden", "Conflict", "PayloadTooLarge",
+                              "Unprocessable", "StorageUnavailable")},
+          description="422 with a message a person can act on: unreachable URL, not metadata, no signing "
+                      "certificate, expired certificate, both or neither field. 409 once SSO is enabled and the "
+                      "metadata names another identity provider.")
 @handler()
 def connect_idp_metadata(req: func.HttpRequest) -> func.HttpResponse:
     from shared_code.bodies.idp_connection import IdpConnection, IdpMetadataSource
@@ -38,6 +50,10 @@ def connect_idp_metadata(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("create_self_check_link")
 @bp.route(route="tenants/{tenant}/sso/test-link", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(summary="A one-time self-check sign-in link for the admin", tag="Tenant admin", security=ADMIN,
+          responses={**ok(bodies.SelfCheckLink, "The link; it works once."),
+                     **errors("Unauthorized", "Forbidden", "Conflict", "StorageUnavailable")},
+          description="409 until Entra is connected (POST …/sso/idp-metadata).")
 @handler()
 def create_self_check_link(req: func.HttpRequest) -> func.HttpResponse:
     from shared_code.bodies.idp_connection import SelfCheckLink

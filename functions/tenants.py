@@ -8,13 +8,20 @@ from __future__ import annotations
 import azure.functions as func
 
 from functions._http import admin_tenant, bearer_token, handler, json_response, read_body
+from functions._openapi import describe
 from shared_code import tenants
+from shared_code.openapi_operations import ADMIN, ADMIN_OR_OPERATOR, OPERATOR, errors, models, ok
 
 bp = func.Blueprint()
+bodies = models("shared_code.bodies.tenants")  # named for the OpenAPI document, imported only when it is built
 
 
 @bp.function_name("create_tenant")
 @bp.route(route="tenants", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(summary="Create a tenant", tag="Operator", security=OPERATOR, request=bodies.NewTenant,
+          responses={**ok(bodies.CreatedTenant, "The tenant; its admin key is shown only here.", "201"),
+                     **errors("BadRequest", "Unauthorized", "Forbidden", "Conflict", "PayloadTooLarge",
+                              "StorageUnavailable")})
 @handler()
 def create_tenant(req: func.HttpRequest) -> func.HttpResponse:
     from shared_code.bodies.tenants import CreatedTenant, NewTenant
@@ -27,6 +34,10 @@ def create_tenant(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("rotate_admin_key")
 @bp.route(route="tenants/{tenant}/admin-key", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(summary="Rotate the tenant's admin key: a new one, the previous one stops working", tag="Operator",
+          security=OPERATOR,
+          responses={**ok(bodies.AdminKeyRotated, "The new admin key; shown only here.", "201"),
+                     **errors("Unauthorized", "Forbidden", "NotFound", "StorageUnavailable")})
 @handler()
 def rotate_admin_key(req: func.HttpRequest) -> func.HttpResponse:
     from shared_code.bodies.tenants import AdminKeyRotated
@@ -39,6 +50,10 @@ def rotate_admin_key(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("get_sso_setup")
 @bp.route(route="tenants/{tenant}/sso", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(summary="The tenant's SSO setup: URLs to paste into Entra, status and each step's state",
+          tag="Tenant admin", security=ADMIN_OR_OPERATOR,
+          responses={**ok(bodies.SsoSetup, "The setup."),
+                     **errors("Unauthorized", "Forbidden", "NotFound", "StorageUnavailable")})
 @handler()
 def get_sso_setup(req: func.HttpRequest) -> func.HttpResponse:
     from shared_code.bodies.tenants import SsoSetup
@@ -50,6 +65,11 @@ def get_sso_setup(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("rotate_scim_token")
 @bp.route(route="tenants/{tenant}/scim/token", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(summary="Issue a new SCIM secret token (the previous one stops working)", tag="Tenant admin",
+          security=ADMIN,
+          responses={**ok(bodies.ScimToken, "Paste both into Entra's provisioning settings; the token is shown "
+                                            "only here.", "201"),
+                     **errors("Unauthorized", "Forbidden", "StorageUnavailable")})
 @handler()
 def rotate_scim_token(req: func.HttpRequest) -> func.HttpResponse:
     from shared_code.bodies.tenants import ScimToken
@@ -62,6 +82,10 @@ def rotate_scim_token(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("set_default_department")
 @bp.route(route="tenants/{tenant}/default-department", methods=["PUT"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(summary="Where SCIM-created employees without a department land", tag="Tenant admin", security=ADMIN,
+          request=bodies.DefaultDepartment,
+          responses={**ok(bodies.SavedDepartment, "Saved."),
+                     **errors("BadRequest", "Unauthorized", "Forbidden", "PayloadTooLarge", "StorageUnavailable")})
 @handler()
 def set_default_department(req: func.HttpRequest) -> func.HttpResponse:
     from shared_code.bodies.tenants import DefaultDepartment, SavedDepartment
@@ -73,6 +97,10 @@ def set_default_department(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("enable_sso")
 @bp.route(route="tenants/{tenant}/sso/enable", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(summary="Enforce SSO for every employee (cannot be undone by the tenant)", tag="Tenant admin",
+          security=ADMIN, description="409 until Entra is connected and the self-check sign-in has passed.",
+          responses={**ok(bodies.SsoSetup, "Enabled (or already enabled)."),
+                     **errors("Unauthorized", "Forbidden", "Conflict", "StorageUnavailable")})
 @handler()
 def enable_sso(req: func.HttpRequest) -> func.HttpResponse:
     from shared_code.bodies.tenants import SsoSetup
@@ -83,6 +111,10 @@ def enable_sso(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("cancel_sso_setup")
 @bp.route(route="tenants/{tenant}/sso/cancel", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(summary="Abandon an unfinished setup: back to draft", tag="Tenant admin", security=ADMIN,
+          description="409 once SSO is enabled: only the operator can turn it back.",
+          responses={**ok(bodies.SsoSetup, "Back to draft."),
+                     **errors("Unauthorized", "Forbidden", "Conflict", "StorageUnavailable")})
 @handler()
 def cancel_sso_setup(req: func.HttpRequest) -> func.HttpResponse:
     from shared_code.bodies.tenants import SsoSetup
@@ -93,6 +125,9 @@ def cancel_sso_setup(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("operator_disable_sso")
 @bp.route(route="tenants/{tenant}/sso/disable", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(summary="The operator's way back from enabled (a support case)", tag="Operator", security=OPERATOR,
+          responses={**ok(bodies.DisabledSso, "Back to testing (or draft), and what was done."),
+                     **errors("Unauthorized", "Forbidden", "NotFound", "StorageUnavailable")})
 @handler()
 def operator_disable_sso(req: func.HttpRequest) -> func.HttpResponse:
     from shared_code.bodies.tenants import DisabledSso

@@ -19,12 +19,23 @@ import azure.functions as func
 
 from functions._background import background
 from functions._http import bearer_token, handler, json_response, read_json
+from functions._openapi import describe
 from shared_code import tenants
+from shared_code.openapi_operations import OPERATOR, errors, models, no_content, ok
 from shared_code.webhooks import queue
 
 bp = func.Blueprint()
 log = logging.getLogger("gatehouse")
 WEBHOOK = "tenants/{tenant}/webhook"
+webhook = models("shared_code.webhooks.endpoint")  # named for the OpenAPI document, imported only when it is built
+ERRORS = errors("Unauthorized", "Forbidden", "NotFound", "StorageUnavailable")
+DELIVERY = ("Each event of the Events API is POSTed as its JSON (the `Event` schema), in sequence order, at least once "
+            "(dedupe by `webhook-id`, the event id), signed per Standard Webhooks 1.0: headers `webhook-id`, "
+            "`webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256 of id.timestamp.body>` (two, "
+            "space-separated, for 24 h after a rotation). A 2xx is delivered; anything else is retried with "
+            "exponential backoff and jitter (a 429/503 Retry-After is honoured) for up to 3 days, then the endpoint is "
+            "disabled; a 410 disables it at once. A PUT re-enables it and delivery resumes where it stopped. Timeout "
+            "10 s per attempt.")
 
 queue.install()  # after a commit that wrote events, wake delivery (off the request path)
 
@@ -36,6 +47,12 @@ def _tenant_id(req: func.HttpRequest) -> str:
 
 @bp.function_name("put_webhook")
 @bp.route(route=WEBHOOK, methods=["PUT"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(summary="Set the tenant's webhook endpoint (creates it with a new secret, or changes its URL and "
+                  "re-enables it)", tag="Events", security=OPERATOR, request=webhook.WebhookRequest,
+          responses={**ok(webhook.WebhookSecret, "The endpoint and its signing secret."),
+                     **errors("BadRequest", "Unauthorized", "Forbidden", "NotFound", "Unprocessable",
+                              "PayloadTooLarge", "StorageUnavailable")},
+          description=DELIVERY)
 @handler()
 def put_webhook(req: func.HttpRequest) -> func.HttpResponse:
     from shared_code.webhooks import endpoint
@@ -46,6 +63,9 @@ def put_webhook(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("get_webhook")
 @bp.route(route=WEBHOOK, methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(summary="The webhook: enabled or why not, delivery position, the last attempts", tag="Events",
+          security=OPERATOR, responses={**ok(webhook.WebhookStatus, "The endpoint's state (never its secret)."),
+                                        **ERRORS})
 @handler()
 def get_webhook(req: func.HttpRequest) -> func.HttpResponse:
     from shared_code.webhooks import endpoint
@@ -55,6 +75,8 @@ def get_webhook(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("delete_webhook")
 @bp.route(route=WEBHOOK, methods=["DELETE"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(summary="Remove the webhook (the Events API keeps every event)", tag="Events", security=OPERATOR,
+          responses={**no_content("Removed."), **ERRORS})
 @handler()
 def delete_webhook(req: func.HttpRequest) -> func.HttpResponse:
     from shared_code.webhooks import endpoint
@@ -65,6 +87,9 @@ def delete_webhook(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("rotate_webhook_secret")
 @bp.route(route=WEBHOOK + "/rotate-secret", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(summary="A new signing secret; the previous one keeps signing too for 24 h", tag="Events",
+          security=OPERATOR,
+          responses={**ok(webhook.WebhookSecret, "The new secret and when the old one stops signing."), **ERRORS})
 @handler()
 def rotate_webhook_secret(req: func.HttpRequest) -> func.HttpResponse:
     from shared_code.webhooks import endpoint
@@ -74,6 +99,8 @@ def rotate_webhook_secret(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("test_webhook")
 @bp.route(route=WEBHOOK + "/test", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@describe(summary="Send one signed `webhook.test` delivery now", tag="Events", security=OPERATOR,
+          responses={**ok(webhook.TestDelivery, "What the receiver answered."), **ERRORS})
 @handler()
 def test_webhook(req: func.HttpRequest) -> func.HttpResponse:
     from shared_code.webhooks import delivery

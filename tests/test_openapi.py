@@ -1,6 +1,7 @@
 """The OpenAPI document: served anonymously at /api/openapi.json, valid OpenAPI 3.1, free of secrets, and in
-step with the app: every HTTP route the app registers is described (under its function's name as the
-operationId) or deliberately excluded, and nothing is described that the app does not serve."""
+step with the app: every HTTP function the app registers declares its operation beside its route (`@describe`),
+each method is described (under the function's name as the operationId) or excluded with a reason, and nothing is
+described that the app does not serve."""
 from __future__ import annotations
 
 import json
@@ -12,21 +13,27 @@ import pytest
 import requests
 
 from shared_code import openapi
+from shared_code.openapi_operations import Operation
+from tests.support import openapi as described
 
 ROOT = Path(__file__).resolve().parent.parent
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 
-# `app.get_functions()` may be called only once per FunctionApp, so the index is read in a fresh process.
+# `app.get_functions()` may be called only once per FunctionApp, so the index is read in a fresh process, with
+# what each function declares about each of its methods (None: it declared nothing).
 _LIST_ROUTES = """
 import json, function_app
+from functions._openapi import declaration_of
 routes = []
 for function in function_app.app.get_functions():
     trigger = function.get_trigger()
     if getattr(trigger, "route", None) is None and type(trigger).__name__ != "HttpTrigger":
         continue
     methods = [getattr(m, "value", m).upper() for m in (trigger.methods or [])] or ["*"]
+    declared = declaration_of(function)
     routes.append({"name": function.get_function_name(), "route": trigger.route or function.get_function_name(),
-                   "methods": methods})
+                   "methods": methods,
+                   "excluded": None if declared is None else {m: declared.why_excluded(m) for m in methods}})
 print(json.dumps(routes))
 """
 
@@ -41,14 +48,7 @@ def registered_routes(app_settings) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def document() -> dict:
-    return openapi.document("https://gatehouse.example")
-
-
-def _excluded(route: str, method: str) -> bool:
-    for (excluded_route, methods), _reason in openapi.EXCLUDED_ROUTES.items():
-        if excluded_route == route and (methods == "*" or method in methods.split()):
-            return True
-    return False
+    return described.document("https://gatehouse.example")
 
 
 def _operations(document: dict):
@@ -59,26 +59,52 @@ def _operations(document: dict):
 
 
 def test_every_registered_route_is_described_or_excluded(registered_routes, document):
+    undeclared = [f"{f['name']} (/api/{f['route']})" for f in registered_routes if f["excluded"] is None]
+    assert not undeclared, "declare these with @describe(...) beside their @bp.route: " + ", ".join(undeclared)
     missing = []
     for function in registered_routes:
         for method in function["methods"]:
-            if _excluded(function["route"], method):
+            if function["excluded"][method]:
                 continue
             operation = document["paths"].get("/" + function["route"], {}).get(method.lower())
             if operation is None:
                 missing.append(f"{method} /api/{function['route']} ({function['name']})")
             else:
                 assert operation["operationId"] == function["name"], (method, function["route"])
-    assert not missing, "describe these in shared_code/openapi.py or add them to EXCLUDED_ROUTES: " + \
-        ", ".join(missing)
+    assert not missing, "the document lacks these, though their functions describe them: " + ", ".join(missing)
 
 
 def test_nothing_is_described_that_the_app_does_not_serve(registered_routes, document):
     served = {("/" + f["route"], m.lower()) for f in registered_routes for m in f["methods"]}
     ghosts = [f"{method.upper()} {path}" for path, method, _ in _operations(document) if (path, method) not in served]
     assert not ghosts
-    stale = [key for key in openapi.EXCLUDED_ROUTES if not any(f["route"] == key[0] for f in registered_routes)]
-    assert not stale, f"EXCLUDED_ROUTES names routes the app no longer has: {stale}"
+    excluded = {(f["route"], method) for f in registered_routes for method, why in f["excluded"].items() if why}
+    described_too = [f"{method} /{route}" for route, method in excluded if method.lower() in
+                     document["paths"].get("/" + route, {})]
+    assert not described_too, f"excluded, yet in the document: {described_too}"
+
+
+def test_the_builder_refuses_a_function_that_declared_nothing():
+    """A forgotten `@describe` fails the build with the function's name, rather than leaving a hole."""
+    declared = openapi.Endpoint("get_thing", "things/{tenant}", ("GET",), Operation(excluded="not for programs"))
+    forgotten = openapi.Endpoint("put_thing", "things/{tenant}", ("PUT",), None)
+    with pytest.raises(ValueError, match=r"put_thing \(PUT /api/things/\{tenant\}\)"):
+        openapi.document("https://gatehouse.example", [declared, forgotten])
+
+
+def test_path_parameters_come_from_the_route_and_a_method_may_be_left_out():
+    operation = Operation(summary="A thing", tag="Operator", security=("operatorKey",), method="GET",
+                          excluded="registered only to answer a 405", responses={"200": {"description": "It."}})
+    document = openapi.document("https://gatehouse.example",
+                                [openapi.Endpoint("get_thing", "things/{tenant}/{thing_id}", ("GET", "POST"),
+                                                  operation)])
+    item = document["paths"]["/things/{tenant}/{thing_id}"]
+    assert set(item) == {"parameters", "get"}
+    assert item["parameters"] == [{"$ref": "#/components/parameters/tenant"},
+                                  {"name": "thing_id", "in": "path", "required": True, "schema": {"type": "string"}}]
+    assert item["get"]["operationId"] == "get_thing"
+    assert item["get"]["security"] == [{"operatorKey": []}]
+    assert "429" in item["get"]["responses"]  # wrong credentials are rate limited, on every secured operation
 
 
 def test_document_is_valid_openapi_3_1_and_every_reference_resolves(document):
@@ -128,7 +154,7 @@ def test_served_anonymously_with_no_secrets(app_url, app_settings):
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("application/json")
     served = response.json()
-    assert served == openapi.document(app_settings["PUBLIC_BASE_URL"])
+    assert served == described.document(app_settings["PUBLIC_BASE_URL"])
     assert served["servers"] == [{"url": f"{app_settings['PUBLIC_BASE_URL']}/api"}]
     for setting in ("PLATFORM_ADMIN_KEY", "SESSION_SIGNING_KEY", "TABLES_CONNECTION_STRING"):
         assert app_settings[setting] not in response.text

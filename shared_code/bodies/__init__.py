@@ -12,8 +12,9 @@ request with one of these bodies, or the OpenAPI document, imports this package.
 
 A new endpoint's body: a `Body` (request) or `Answer` (response) subclass in the module of its core here, or in
 its own protocol package when that package is not on the cold SCIM path; the handler imports it inside the
-function (`read_body(req, Model)` in `functions/_http.py`, `json_response(answer)`), and `shared_code/openapi.py`
-publishes it with `model_schema(Model)`. tests/test_bodies.py fails if a cold SCIM request loads pydantic.
+function (`read_body(req, Model)` in `functions/_http.py`, `json_response(answer)`), and names it in the
+`@describe(...)` beside its route (`models("shared_code.bodies.x").Model`: named, not imported), from which
+`shared_code/openapi.py` publishes it. tests/test_bodies.py fails if a cold SCIM request loads pydantic.
 
 `parse` is the one place a pydantic `ValidationError` becomes our error: the model's refusal class (400 or
 422), `field` as a dotted path (`domains[3]`, `msal_configuration.client_id`) and a message a person can act
