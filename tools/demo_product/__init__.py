@@ -4,8 +4,9 @@ tenant (authlib's OIDC client: PKCE, state, nonce, RFC 9207 `iss`; every endpoin
 token's claims, receives the tenant's webhooks (Standard Webhooks signatures verified with `standardwebhooks`),
 lists the events, hears back-channel logout and signs out through Gatehouse.
 
-It grew from the sample product of the OIDC browser tests (tests/support/sample_product.py), which stays the
-tests' minimal client; this one adds pages for a person, the webhook receiver and registration.
+The relying party (OIDC client, back-channel logout receiver, the HTTP server) is relying_party.py; the tests'
+sample product (tests/support/sample_product.py) builds on it too. app.py adds pages for a person, the webhook
+receiver and registration.
 
 Routes:
   /                      the product's home: who is signed in (the ID token's claims) and the events received
