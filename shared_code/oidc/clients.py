@@ -217,13 +217,9 @@ def list_all(tenant_id: str) -> dict:
 
 def delete(tenant_id: str, client_id: str) -> None:
     """Delete a client: its tokens stop working at once (UserInfo checks the client), and every session it holds
-    ends, with a back-channel logout to it (shared_code/trust.py)."""
-    from shared_code import trust  # trust → oidc.logout → … : loaded when a client is deleted, not at every token
-
-    record = store.get_client(tenant_id, client_id)
-    if record is None or not store.delete_client(tenant_id, client_id):
+    ends, with a back-channel logout to it (its `client.deleted` event, handled by shared_code/trust.py)."""
+    if not store.delete_client(tenant_id, client_id):
         raise NotFound("There is no such client in this tenant.")
-    trust.trust_ended(trust.TrustEnded(tenant_id, trust.CLIENT_DELETED, client=record))
 
 
 def rotate_secret(tenant_id: str, client_id: str) -> dict:

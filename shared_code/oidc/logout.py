@@ -254,26 +254,38 @@ def saml_logout(tenant_id: str, raw_query: str, now: datetime | None = None) -> 
     return saml.build_logout_response(sign_in.service_provider(tenant), idp.slo_url, message.id, message.relay_state)
 
 
-def employee_dismissed(tenant_id: str, employee_id: str, now: datetime | None = None) -> int:
-    """End every live session of a dismissed (or deleted) employee; the products hear it by back-channel."""
-    now = now or datetime.now(timezone.utc)
+def _end_each(tenant_id: str, sessions: list[store.SessionRecord], now: datetime,
+              before: datetime | None, *, spare_unknown: bool = False) -> int:
+    """End `sessions` (those that started before `before`, when given): the back-channel notice is queued first
+    (a durable row, one per session and client), then the session is marked ended under the ETag it was read
+    with, so a consumer that dies between the two sends the notice when it handles the event again, ending twice
+    queues nothing new, and a code redeemed in between (it touches the row) is seen and its client told
+    (`store.end_session`)."""
     ended = 0
-    for session in store.live_sessions(tenant_id, employee_id):
-        if store.end_session(tenant_id, employee_id, session.sid, now) is not None:
-            backchannel.session_ended(tenant_id, employee_id, session.sid, now=now)
+    for session in sessions:
+        if before is not None and (session.started_at >= before if session.started_at is not None
+                                   else spare_unknown):
+            continue  # signed in after the change (a rehire, a new IdP): not the one this change ended
+        employee_id, sid = session.employee_id, session.sid
+        if store.end_session(tenant_id, employee_id, sid, now, before_ending=lambda employee_id=employee_id,
+                             sid=sid: backchannel.session_ended(tenant_id, employee_id, sid, now=now)) is not None:
             ended += 1
     return ended
 
 
-def tenant_sessions_ended(tenant_id: str, now: datetime | None = None) -> int:
-    """SSO turned off for the tenant: every live session ends."""
-    now = now or datetime.now(timezone.utc)
-    ended = 0
-    for session in store.all_live_sessions(tenant_id):
-        if store.end_session(tenant_id, session.employee_id, session.sid, now) is not None:
-            backchannel.session_ended(tenant_id, session.employee_id, session.sid, now=now)
-            ended += 1
-    return ended
+def employee_dismissed(tenant_id: str, employee_id: str, now: datetime | None = None, *,
+                       before: datetime | None = None, rehired: bool = False) -> int:
+    """End every live session of a dismissed (or deleted) employee (started before `before`, when given: the
+    dismissal's time); the products hear it by back-channel. `rehired`: active again since, so a session of
+    unknown start (written before sessions recorded it) is spared rather than taken for an old one."""
+    return _end_each(tenant_id, store.live_sessions(tenant_id, employee_id), now or datetime.now(timezone.utc),
+                     before, spare_unknown=rehired)
+
+
+def tenant_sessions_ended(tenant_id: str, now: datetime | None = None, *, before: datetime | None = None) -> int:
+    """The tenant's trust ended (setup cancelled, IdP changed, SSO off): every live session ends (started before
+    `before`, when given)."""
+    return _end_each(tenant_id, store.all_live_sessions(tenant_id), now or datetime.now(timezone.utc), before)
 
 
 def client_sessions_ended(tenant_id: str, client: store.ClientRecord, now: datetime | None = None) -> int:
@@ -282,7 +294,8 @@ def client_sessions_ended(tenant_id: str, client: store.ClientRecord, now: datet
     now = now or datetime.now(timezone.utc)
     ended = 0
     for employee_id, sid in sorted(store.client_sessions(tenant_id, client.client_id)):
-        if store.end_session(tenant_id, employee_id, sid, now) is not None:
-            backchannel.session_ended(tenant_id, employee_id, sid, now=now, clients=[client])
+        if store.end_session(tenant_id, employee_id, sid, now, before_ending=lambda employee_id=employee_id,
+                             sid=sid: backchannel.session_ended(tenant_id, employee_id, sid, now=now,
+                                                                clients=[client])) is not None:  # see `_end_each`
             ended += 1
     return ended

@@ -53,7 +53,7 @@ class Notifier:
         self._wake = threading.Condition()
         self._thread: threading.Thread | None = None
 
-    def __call__(self, tenant_id: str) -> None:
+    def __call__(self, tenant_id: str, types: frozenset[str] = frozenset()) -> None:
         with self._wake:
             self._pending.add(tenant_id)
             if self._thread is None or not self._thread.is_alive():
