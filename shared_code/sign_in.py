@@ -59,6 +59,7 @@ from urllib.parse import unquote, urlencode, urlsplit, urlunsplit
 from shared_code import credentials, pending_logins, saml, sessions
 from shared_code import tenants as tenant_service
 from shared_code.errors import Conflict, Forbidden, GatehouseError, NotFound, Unauthorized
+from shared_code.idp_connection import sso_url_allowed
 from shared_code.storage import directory
 from shared_code.storage import oidc as oidc_store
 from shared_code.storage import sign_ins as store
@@ -144,8 +145,6 @@ def _tenant_with_idp(tenant_id: str) -> Tenant:
     tenant = _tenant(tenant_id)
     if not tenant.idp:
         raise _not_set_up()
-    from shared_code.idp_connection import sso_url_allowed
-
     if not sso_url_allowed(tenant.idp.get("sso_url") or ""):
         raise _not_set_up()  # stored before https was required: never redirect a browser to http://
     return tenant

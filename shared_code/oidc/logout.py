@@ -34,13 +34,14 @@ from datetime import datetime, timedelta, timezone
 from typing import Mapping
 from urllib.parse import urlsplit
 
-from shared_code import sessions
+from shared_code import saml, sessions, sign_in, tenants
 from shared_code.errors import BadRequest, GatehouseError
 from shared_code.oidc import backchannel, discovery, keys
 from shared_code.oidc.discovery import with_query
 from shared_code.oidc.errors import OAuthError
 from shared_code.settings import get_settings
 from shared_code.storage import oidc as store
+from shared_code.storage import sign_ins
 
 SLO_SECONDS = 10 * 60
 CONFIRM_SECONDS = 10 * 60  # how long the confirmation page's one-time token works
@@ -122,8 +123,6 @@ def _confirmed(tenant_id: str, params: Mapping[str, str], hint: str, sub: str, s
         raise LogoutRefused("This sign-out confirmation has expired, belongs to another sign-out, or was not sent "
                             "from the confirmation page in this browser. Go back to the app and sign out again.",
                             "bad_confirmation")
-    from shared_code.storage import sign_ins
-
     if not sign_ins.accept_logout_confirmation_once(tenant_id, claims["n"],
                                                     datetime.fromtimestamp(claims["exp"], timezone.utc)):
         raise LogoutRefused("This sign-out has been confirmed already. Go back to the app.", "confirmation_used")
@@ -139,8 +138,6 @@ def end_session(tenant_id: str, params: Mapping[str, str], now: datetime | None 
     first-party `gh_op` cookie; `origin`: the request's Origin header) and carries no confirmation yet
     (`confirm_cookie`: the `gh_op_confirm` cookie the confirmation page set).
     An expired `id_token_hint` is accepted only while its session lasts."""
-    from shared_code import sign_in, tenants
-
     now = now or datetime.now(timezone.utc)
     hint = params.get("id_token_hint")
     if not hint:
@@ -187,8 +184,6 @@ def end_session(tenant_id: str, params: Mapping[str, str], now: datetime | None 
     idp = (tenant.idp or {}) if tenant else {}
     if not idp.get("slo_url") or not ended.name_id:
         return back
-    from shared_code import saml
-
     request = saml.build_logout_request(sign_in.service_provider(tenant), idp["slo_url"], ended.name_id,
                                         ended.session_index, ended.name_id_format)
     store.save_pending_slo(tenant_id, request.request_id, post_logout, params.get("state"),
@@ -218,8 +213,6 @@ def _without_hint(tenant_id: str, params: Mapping[str, str]) -> str | None:
 
 def saml_logout(tenant_id: str, raw_query: str, now: datetime | None = None) -> str | None:
     """A LogoutRequest or LogoutResponse from Entra at our SLO endpoint; returns the next URL or None (page)."""
-    from shared_code import saml, sign_in
-
     now = now or datetime.now(timezone.utc)
     tenant = sign_in._tenant_with_idp(tenant_id)  # noqa: SLF001 - the same "not set up" refusal as sign-in
     idp = saml.IdpMetadata.from_dict(tenant.idp)
@@ -241,8 +234,6 @@ def saml_logout(tenant_id: str, raw_query: str, now: datetime | None = None) -> 
         if not back:
             return None
         return with_query(back, {"state": pending.get("state")})
-    from shared_code.storage import sign_ins
-
     if not sign_ins.accept_logout_request_once(tenant_id, message.id, message.keep_until or now + saml.FRESHNESS):
         raise LogoutRefused("This sign-out message has been used already; it is not acted on twice.", "replayed")
     index = message.session_indexes[0] if message.session_indexes else None
