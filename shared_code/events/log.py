@@ -34,6 +34,7 @@ from typing import Any, Iterator
 from azure.core import MatchConditions
 from azure.data.tables import TableTransactionError, UpdateMode
 
+from shared_code.errors import StorageUnavailable
 from shared_code.events.shapes import Change
 from shared_code.storage import tables
 
@@ -155,8 +156,6 @@ def transact(tenant_id: str, ops: list[tuple], changes: list[Change], *, occurre
             for hook in after_commit:
                 hook(tenant_id, types)
             return results[:len(ops)]
-    from shared_code.errors import StorageUnavailable
-
     raise StorageUnavailable("This tenant's events are being written by several instances at once; please retry.",
                              retry_after=1)
 

@@ -18,6 +18,7 @@ import threading
 import time
 
 from shared_code import queues
+from shared_code.events import log as event_log
 
 QUEUE = "webhook-deliveries"
 POISON = QUEUE + queues.POISON_SUFFIX
@@ -80,7 +81,5 @@ notifier = Notifier()
 
 def install() -> None:
     """Wake delivery after every commit that wrote events (only where a queue is configured)."""
-    from shared_code.events import log as event_log
-
     if configured() and notifier not in event_log.after_commit:
         event_log.after_commit.append(notifier)
