@@ -9,9 +9,11 @@ again, now sees the client that redeemed, queues its logout token and ends the s
 that is refused."""
 from __future__ import annotations
 
+import json
 import secrets
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import azure.functions as func
 
@@ -23,6 +25,9 @@ from shared_code.events.shapes import Change
 from shared_code.oidc import backchannel
 from shared_code.storage import oidc as oidc_store
 from shared_code.storage import tables
+
+
+FIXTURES = Path(__file__).resolve().parent.parent / "scim" / "fixtures"
 
 
 def _now() -> datetime:
@@ -49,6 +54,32 @@ def test_a_cancelled_setup_answers_once_its_sessions_have_ended(jobs_app):
     assert not oidc_store.session_is_live(tenant.tenant_id, "employee-b", sids[1])
     assert not trust.CONSUMER.behind(tenant.tenant_id)
     assert trust.CONSUMER.position(tenant.tenant_id) == event_log.last_sequence(tenant.tenant_id)
+
+
+def _call(jobs_app, name: str, method: str, path: str, token: str, route: dict, body: dict | None = None):
+    request = func.HttpRequest(method, f"http://127.0.0.1/api/{path}", route_params=route,
+                               headers={"authorization": f"Bearer {token}", "content-type": "application/scim+json"},
+                               body=json.dumps(body).encode() if body is not None else b"")
+    return jobs_app.host._run(jobs_app.host.functions[name], request).result()  # noqa: SLF001
+
+
+def test_a_dismissal_over_scim_answers_once_the_employees_sessions_have_ended(jobs_app):
+    tenant, _ = tenants.create_tenant("Reactions over SCIM", "https://app.example.com")
+    _, token = tenants.rotate_scim_token(tenant.tenant_id)
+    users = f"scim/{tenant.tenant_id}/v2/Users"
+    created = _call(jobs_app, "scim_create_user", "POST", users, token, {"tenant": tenant.tenant_id},
+                    {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "dana@contoso.example",
+                     "externalId": "dana", "active": True, "emails": [{"value": "dana@contoso.example",
+                                                                         "type": "work", "primary": True}]})
+    assert created.status_code == 201, created.get_body()
+    employee_id = json.loads(created.get_body())["id"]
+    sid = _session(tenant.tenant_id, employee_id)
+    dismissed = _call(jobs_app, "scim_patch_user", "PATCH", f"{users}/{employee_id}", token,
+                      {"tenant": tenant.tenant_id, "id": employee_id},
+                      json.loads((FIXTURES / "entra-default-disable-user.json").read_text()))
+    assert dismissed.status_code == 200 and json.loads(dismissed.get_body())["active"] is False
+    assert not oidc_store.session_is_live(tenant.tenant_id, employee_id, sid)  # ended before the answer
+    assert not trust.CONSUMER.behind(tenant.tenant_id)
 
 
 def test_a_request_whose_events_end_no_trust_does_not_run_the_consumer(jobs_app):
