@@ -96,7 +96,7 @@ def webhook_delivery(message: func.QueueMessage) -> None:
     if tenant_id is None:
         log.warning("webhook delivery message without a tenant; dropped")
         return
-    reacted = trust.CONSUMER.run(tenant_id)  # sessions to end come before webhooks to post
+    reacted = trust.CONSUMER.run_if_behind(tenant_id)  # sessions to end come before webhooks to post
     result = delivery.run(tenant_id)
     log.info(json.dumps({"event": "webhook_delivery", "tenant": tenant_id, "outcome": result.outcome,
                          "delivered": result.delivered, "retry_in": result.retry_in,

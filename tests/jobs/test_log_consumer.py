@@ -36,6 +36,8 @@ def test_a_consumer_handles_each_event_in_order_at_least_once_from_its_position(
     done = consumer.run(tenant_id)
     assert (done.outcome, done.handled, done.position) == ("idle", 3, start + 3)
     assert seen == [start + 1, start + 2, start + 3] and not consumer.behind(tenant_id)
+    before = tables.round_trips()  # a message with nothing for this consumer: two point reads, nothing written
+    assert consumer.run_if_behind(tenant_id).outcome == "idle" and tables.round_trips() - before == 2
 
     _write(tenant_id, 2)
     failing.add(start + 5)  # dies on the second new event
