@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import azure.functions as func
 
+from functions import _reactions
 from shared_code import rate_limit
 from shared_code.errors import BadRequest, GatehouseError, PayloadTooLarge
 from shared_code.pages import PAGE_CSP, message_page
@@ -23,6 +24,8 @@ from shared_code.storage import tables
 
 log = logging.getLogger("gatehouse")
 correlation_id: ContextVar[str] = ContextVar("correlation_id", default="")
+
+_reactions.install()
 
 JSON, SCIM, HTML = "application/json", "application/scim+json", "text/html; charset=utf-8"
 MAX_JSON_BYTES = 1 << 20  # 1 MiB: far above any legitimate admin or SCIM body
@@ -125,7 +128,8 @@ def handler(flavour: str = JSON) -> Callable:
             outcome, status = "ok", 500
             try:
                 with tables.request_deadline():  # all of this request's storage work: a hung store → 503
-                    response = fn(req)
+                    with _reactions.after_request():  # then what ends trust, if the core committed it
+                        response = fn(req)
                 status = response.status_code
             except GatehouseError as error:
                 outcome, status = error.code, error.status

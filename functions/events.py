@@ -72,3 +72,5 @@ def events_outbox_sweep(timer: func.TimerRequest) -> None:
 
     catalog.start(catalog.OUTBOX_TENANTS)
     catalog.start(catalog.OUTBOX_AUDITS)
+    catalog.start(catalog.OUTBOX_OIDC)
+    catalog.start(catalog.TRUST_CHECK)  # a consumers' message lost after its commit (shared_code/trust.py)

@@ -5,7 +5,8 @@
     DELETE /api/tenants/{tenant}/webhook                 → 204
     POST   /api/tenants/{tenant}/webhook/rotate-secret   → 200 a new secret; the old one signs too for 24 h
     POST   /api/tenants/{tenant}/webhook/test            → 200 {"delivered", "attempt"}
-    queue  webhook_delivery on `webhook-deliveries` (connection GATEHOUSE_QUEUES): one tenant's delivery run
+    queue  webhook_delivery on `webhook-deliveries` (connection GATEHOUSE_QUEUES): one tenant's log consumers,
+           the end-of-trust reactions (shared_code/trust.py) and the delivery run
     timer  webhook_sweep on %WEBHOOK_SWEEP_SCHEDULE%: a rotating shard of the endpoints (each at least hourly)
            checked on `gatehouse-jobs`: a message for every tenant whose endpoint is behind (whatever happened
            to its messages)
@@ -112,18 +113,24 @@ def test_webhook(req: func.HttpRequest) -> func.HttpResponse:
 @bp.queue_trigger(arg_name="message", queue_name=queue.QUEUE, connection="GATEHOUSE_QUEUES")
 @background()
 def webhook_delivery(message: func.QueueMessage) -> None:
-    """One tenant's run. An exception leaves the message to the host's retries (then the poison queue, and
-    the sweep); a retry or leftover work is a new message, delayed until it is due."""
+    """One tenant's log consumers: the end-of-trust reactions (shared_code/trust.py), then the delivery run. An
+    exception leaves the message to the host's retries (then the poison queue, and the sweeps); a retry or
+    leftover work is a new message, delayed until it is due."""
+    from shared_code import trust
     from shared_code.webhooks import delivery
 
     tenant_id = queue.tenant_of(message.get_body())
     if tenant_id is None:
         log.warning("webhook delivery message without a tenant; dropped")
         return
+    reacted = trust.CONSUMER.run_if_behind(tenant_id)  # sessions to end come before webhooks to post
     result = delivery.run(tenant_id)
     log.info(json.dumps({"event": "webhook_delivery", "tenant": tenant_id, "outcome": result.outcome,
-                         "delivered": result.delivered, "retry_in": result.retry_in}))
-    if result.outcome == "more":
+                         "delivered": result.delivered, "retry_in": result.retry_in,
+                         "trust": reacted.outcome, "trust_handled": reacted.handled}))
+    if reacted.outcome == "busy" and result.outcome != "more":
+        queue.enqueue(tenant_id, 5)  # another run holds the reactions' lease: look again once it may be done
+    if result.outcome == "more" or reacted.outcome == "more":
         queue.enqueue(tenant_id)
     elif result.outcome == "retry":
         queue.enqueue(tenant_id, result.retry_in or 0)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from shared_code import dev_idp, saml, trust
+from shared_code import dev_idp, saml
 from shared_code import tenants as tenant_service
 from shared_code.errors import Conflict
 from shared_code.settings import get_settings
@@ -130,11 +130,9 @@ def connect_idp(tenant_id: str, metadata_url: Any = None, metadata_xml: Any = No
     now = now or datetime.now(timezone.utc)
     metadata, url = read_metadata(metadata_url, metadata_xml, now)
     checked_at = now.isoformat()
-    replaced: dict[str, bool] = {}
 
     def change(tenant: Tenant) -> dict:
         old_entity_id = (tenant.idp or {}).get("entity_id")
-        replaced["idp"] = old_entity_id not in (None, metadata.entity_id)  # the last call is the one that counted
         changes = certificate_change(tenant, metadata, by=by, source="metadata_url" if url else "metadata_xml",
                                      at=checked_at)
         kept_url = url
@@ -164,9 +162,9 @@ def connect_idp(tenant_id: str, metadata_url: Any = None, metadata_xml: Any = No
             columns["self_check_at"] = None
         return columns
 
+    # Whoever the old IdP signed in is signed out everywhere, the product included: the `sessions.revoked`
+    # event written with the new `sessions_valid_from` is handled by shared_code/trust.py.
     tenant = tenant_service.modify(tenant_id, change)
-    if replaced.get("idp"):  # whoever the old IdP signed in is signed out everywhere, the product included
-        trust.trust_ended(trust.TrustEnded(tenant_id, trust.IDP_CHANGED))
     return Connection(tenant, metadata, checked_at)
 
 

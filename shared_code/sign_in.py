@@ -59,6 +59,8 @@ from urllib.parse import unquote, urlencode, urlsplit, urlunsplit
 from shared_code import credentials, pending_logins, saml, sessions
 from shared_code import tenants as tenant_service
 from shared_code.errors import Conflict, Forbidden, GatehouseError, NotFound, Unauthorized
+from shared_code.idp_connection import sso_url_allowed
+from shared_code.oidc import third_party_login
 from shared_code.storage import directory
 from shared_code.storage import oidc as oidc_store
 from shared_code.storage import sign_ins as store
@@ -144,8 +146,6 @@ def _tenant_with_idp(tenant_id: str) -> Tenant:
     tenant = _tenant(tenant_id)
     if not tenant.idp:
         raise _not_set_up()
-    from shared_code.idp_connection import sso_url_allowed
-
     if not sso_url_allowed(tenant.idp.get("sso_url") or ""):
         raise _not_set_up()  # stored before https was required: never redirect a browser to http://
     return tenant
@@ -298,8 +298,6 @@ def complete_sign_in(tenant_id: str, saml_response: str, relay_state: str | None
         # Unsolicited (My Apps): nothing binds it to this browser, so it signs nobody in. When the product
         # registered an initiate_login_uri, the browser goes there and the product starts its own OpenID Connect
         # sign-in (OIDC Core §4); otherwise this browser asks Entra itself and lands where My Apps meant it to go.
-        from shared_code.oidc import third_party_login
-
         product_login = third_party_login.initiate_login_url(tenant_id)
         if product_login is not None:
             return SignInOutcome(THIRD_PARTY_LOGIN, tenant, None, "idp", product_login)

@@ -283,11 +283,7 @@ def cancel_setup(tenant_id: str) -> Tenant:
             raise Conflict("SSO is enabled for all employees; only the operator (technical support) can turn it off.")
         return {"status": DRAFT, "idp": None, "metadata_url": None, "self_check_at": None,
                 "sessions_valid_from": int(utcnow().timestamp()) + 1}  # employees signed in by it sign in again
-    tenant = modify(tenant_id, change)
-    from shared_code import trust  # the OpenID Provider's modules load only when trust ends, not on cold SCIM calls
-
-    trust.trust_ended(trust.TrustEnded(tenant_id, trust.SETUP_CANCELLED))
-    return tenant
+    return modify(tenant_id, change)  # its `sessions.revoked` event ends the sessions (shared_code/trust.py)
 
 
 def operator_disable_sso(tenant_id: str) -> dict[str, Any]:
@@ -303,11 +299,7 @@ def operator_disable_sso(tenant_id: str) -> dict[str, Any]:
                 "sessions_valid_from": int(utcnow().timestamp()) + 1}  # the sign-ins it enforced end
 
     tenant = modify(tenant_id, change)
-    disabled = before["status"] == ENABLED
-    if disabled:
-        from shared_code import trust  # SSO turned off ends every session, the product's by back-channel logout
-
-        trust.trust_ended(trust.TrustEnded(tenant_id, trust.SSO_DISABLED))
+    disabled = before["status"] == ENABLED  # its `sessions.revoked` event ends every session (shared_code/trust.py)
     message = (f"SSO is no longer enforced for the employees of {tenant.name}; the setup is back in "
                f"{tenant.status}, and the tenant admin can enable it again." if disabled else
                f"Nothing changed: SSO was not enabled for {tenant.name} (status {tenant.status}).")

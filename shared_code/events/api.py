@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from shared_code.bodies.directory import DirectoryEmployee, DirectoryGroup
 from shared_code.errors import BadRequest, Unprocessable
 from shared_code.events import log
-from shared_code.events.shapes import EVENT_TYPES
+from shared_code.events.shapes import EVENT_TYPES, INTERNAL_TYPES
 
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 100
@@ -145,4 +145,5 @@ def page(tenant_id: str, after: str | None, limit: str | None) -> EventPage:
     position, count = decode_cursor(after), parse_limit(limit)
     events = log.read(tenant_id, position, count)
     last = events[-1]["sequence"] if events else position
-    return EventPage(events=[Event(**event) for event in events], next=encode_cursor(last))
+    return EventPage(events=[Event(**event) for event in events if event["type"] not in INTERNAL_TYPES],
+                     next=encode_cursor(last))  # past an internal event too: it is the log's own consumers

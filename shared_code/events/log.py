@@ -34,6 +34,7 @@ from typing import Any, Iterator
 from azure.core import MatchConditions
 from azure.data.tables import TableTransactionError, UpdateMode
 
+from shared_code.errors import StorageUnavailable
 from shared_code.events.shapes import Change
 from shared_code.storage import tables
 
@@ -44,7 +45,8 @@ APPENDED = "eventid:"
 DIGITS = 16
 ATTEMPTS = 8
 
-# Called with the tenant id after a commit that wrote events (the webhook notifier); must not block.
+# Called with the tenant id and the set of event types after a commit that wrote events (the webhook notifier,
+# functions/_reactions.py's collector); must not block.
 after_commit: list = []
 
 _heads: dict[str, tuple[int, str | None]] = {}  # tenant → (last sequence, head ETag; None: no head row yet)
@@ -150,11 +152,10 @@ def transact(tenant_id: str, ops: list[tuple], changes: list[Change], *, occurre
                 _heads.pop(tenant_id, None)  # an answer lost in transit: the write may have happened
                 raise
             _heads[tenant_id] = (head[0] + len(changes), (results[-1] or {}).get("etag"))
+            types = frozenset(change.type for change in changes)
             for hook in after_commit:
-                hook(tenant_id)
+                hook(tenant_id, types)
             return results[:len(ops)]
-    from shared_code.errors import StorageUnavailable
-
     raise StorageUnavailable("This tenant's events are being written by several instances at once; please retry.",
                              retry_after=1)
 

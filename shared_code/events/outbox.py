@@ -1,12 +1,12 @@
 """Events of changes stored outside the directory table (the tenant row: SSO status, the IdP's certificates;
-a domain audit run), brought into the tenant's one event log and its one sequence.
+a domain audit run; a deleted client), brought into the tenant's one event log and its one sequence.
 
 A transaction can span only one table and partition, and the sequence lives in the directory table (log.py).
 So such a change writes its event into an outbox row *in its own transaction* (`outbox:<event id>`, same
 table and partition as the change: no change without its event), and the outbox is then appended to the log:
 at once by the request that made the change, and by the outbox sweep for anything a failure left behind (a
 timer every 10 minutes that finds the tenants with outbox rows and fans their flush out over `gatehouse-jobs`:
-`outbox_tenants` and `outbox_audits` in shared_code/jobs/catalog.py). Appending writes `eventid:<id>` in the log's transaction, so an outbox event appended twice (the
+`outbox_tenants`, `outbox_audits` and `outbox_oidc` in shared_code/jobs/catalog.py). Appending writes `eventid:<id>` in the log's transaction, so an outbox event appended twice (the
 append succeeded, the outbox delete did not) is refused by the store instead of showing up twice. The event
 keeps its id and `occurred_at` (when the change was written); its sequence is its place in the log.
 """
@@ -22,7 +22,7 @@ from shared_code.events.shapes import Change
 from shared_code.storage import tables
 
 OUTBOX = "outbox:"
-TABLES = (tables.TENANTS, tables.AUDITS)
+TABLES = (tables.TENANTS, tables.AUDITS, tables.OIDC)
 _log = logging.getLogger("gatehouse")
 
 

@@ -11,6 +11,11 @@ from any one event. Plain dicts, no pydantic: the directory's write path builds 
   transaction, or, for an employee in very many groups, in earlier ones that write group.members_removed).
 - sso.enabled / sso.disabled: the tenant's SSO status; domain_audit.completed: the run's summary;
   idp.certificates_changed: the IdP's signing certificates.
+- sessions.revoked (internal: neither delivered as a webhook nor listed by the Events API): the tenant's
+  `sessions_valid_from` moved, so every session signed in before it ends — the setup cancelled, the IdP
+  replaced, SSO turned off (`why`). Written with the tenant row (its outbox), read by shared_code/trust.py.
+- client.deleted (internal too): a product's client deleted (`client_id`, `backchannel_logout_uri`), written
+  with the client row's delete (the oidc table's outbox): its sessions end and it hears so.
 """
 from __future__ import annotations
 
@@ -26,6 +31,10 @@ GROUP_CREATED, GROUP_UPDATED, GROUP_DELETED = "group.created", "group.updated", 
 GROUP_MEMBERS_ADDED, GROUP_MEMBERS_REMOVED = "group.members_added", "group.members_removed"
 SSO_ENABLED, SSO_DISABLED = "sso.enabled", "sso.disabled"
 DOMAIN_AUDIT_COMPLETED, IDP_CERTIFICATES_CHANGED = "domain_audit.completed", "idp.certificates_changed"
+
+SESSIONS_REVOKED, CLIENT_DELETED = "sessions.revoked", "client.deleted"
+INTERNAL_TYPES = frozenset({SESSIONS_REVOKED, CLIENT_DELETED})  # for the log's own consumers only, never shown to the product
+SETUP_CANCELLED, IDP_CHANGED, SSO_TURNED_OFF = "setup_cancelled", "idp_changed", "sso_disabled"  # its `why`
 
 EVENT_TYPES = (
     EMPLOYEE_CREATED, EMPLOYEE_UPDATED, EMPLOYEE_DISMISSED, EMPLOYEE_REHIRED, EMPLOYEE_DELETED,
@@ -166,7 +175,15 @@ def tenant_changes(before: dict[str, Any], after: dict[str, Any]) -> list[Change
     old, new = _certificates(before), _certificates(after)
     if {c["sha256"] for c in old["certificates"]} != {c["sha256"] for c in new["certificates"]}:
         changes.append(Change(IDP_CERTIFICATES_CHANGED, new))
+    valid_from = int(after.get("sessions_valid_from") or 0)
+    if valid_from > int(before.get("sessions_valid_from") or 0):
+        why = SSO_TURNED_OFF if was and not now else IDP_CHANGED if after.get("idp") else SETUP_CANCELLED
+        changes.append(Change(SESSIONS_REVOKED, {"why": why, "sessions_valid_from": valid_from}))
     return changes
+
+
+def client_deleted(client_id: str, backchannel_logout_uri: str | None) -> Change:
+    return Change(CLIENT_DELETED, {"client_id": client_id, "backchannel_logout_uri": backchannel_logout_uri})
 
 
 def audit_completed(run_view: dict[str, Any]) -> Change:

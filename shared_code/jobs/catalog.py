@@ -7,7 +7,8 @@
 | `events_purge` | daily | all | events older than 30 days, 100 per transaction |
 | `domain_audit` | `DOMAIN_AUDIT_SCHEDULE` | with corporate domains | one audit run |
 | `webhook_check` | every minute, a rotating shard | enabled endpoints | a delivery message if behind |
-| `outbox_tenants`, `outbox_audits` | every 10 min | with outbox rows | append them to the event log |
+| `outbox_tenants`, `outbox_audits`, `outbox_oidc` | every 10 min | with outbox rows | append them to the event log |
+| `trust_check` | every 10 min | all | a consumers' message if the trust consumer is behind the log |
 
 The webhook check walks a shard of the endpoints per run, from where the previous run stopped (`jobs`
 table cursor), sized so that every endpoint is checked within `WEBHOOK_RUNS_PER_CYCLE` runs: hourly at the
@@ -87,6 +88,12 @@ def check_webhook(tenant_id: str, now: datetime) -> bool:
     return delivery.wake_if_behind(tenant_id, now)
 
 
+def check_trust(tenant_id: str, now: datetime) -> bool:
+    from shared_code import trust
+
+    return trust.CONSUMER.wake_if_behind(tenant_id)
+
+
 def _flush_outbox(table: str) -> Callable[[str, datetime], int]:
     def flush(tenant_id: str, now: datetime) -> int:
         from shared_code.events import outbox
@@ -115,7 +122,8 @@ def _webhook_shard_ended(after: str, wrapped: bool, walked: int) -> None:
 
 PURGE_SIGN_IN_STATE, REFRESH_IDP_METADATA, EVENTS_PURGE = "purge_sign_in_state", "refresh_idp_metadata", "events_purge"
 DOMAIN_AUDIT, WEBHOOK_CHECK = "domain_audit", "webhook_check"
-OUTBOX_TENANTS, OUTBOX_AUDITS = "outbox_tenants", "outbox_audits"
+OUTBOX_TENANTS, OUTBOX_AUDITS, OUTBOX_OIDC = "outbox_tenants", "outbox_audits", "outbox_oidc"
+TRUST_CHECK = "trust_check"
 
 
 def _catalog() -> dict[str, Job]:
@@ -141,6 +149,9 @@ def _catalog() -> dict[str, Job]:
             _flush_outbox(tables.TENANTS)),
         Job(OUTBOX_AUDITS, Source(tables.AUDITS, _OUTBOX_ROWS, outbox_range, ("PartitionKey", "RowKey")),
             _flush_outbox(tables.AUDITS)),
+        Job(OUTBOX_OIDC, Source(tables.OIDC, _OUTBOX_ROWS, outbox_range, ("PartitionKey", "RowKey")),
+            _flush_outbox(tables.OIDC)),
+        Job(TRUST_CHECK, Source(tables.TENANTS, _TENANT_ROWS, tenants), check_trust, per_message=20),
     ]
     return {job.name: job for job in jobs}
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Sequence
 
-from shared_code import sealing
+from shared_code import sealing, sign_in
 from shared_code.errors import BadRequest, Forbidden, GatehouseError
 from shared_code.oidc import discovery, keys
 from shared_code.oidc.discovery import with_query
@@ -216,8 +216,6 @@ def _hint_subject(tenant_id: str, client_id: str, hint: str) -> str | None:
 
 def begin(tenant_id: str, pairs: Sequence[tuple[str, str]], browser_nonce: str | None):
     """Check the request and start the SAML sign-in for it; the adapter redirects to Entra."""
-    from shared_code import sign_in
-
     request = parse(tenant_id, pairs)
     try:
         return sign_in.start_login(tenant_id, None, browser_nonce, oidc=request.context(),

@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from shared_code import credentials
 from shared_code.bodies import Body
 from shared_code.errors import BadRequest, NotFound, Unprocessable
+from shared_code.oidc.discovery import issuer
 from shared_code.oidc.errors import OAuthError
 from shared_code.storage import oidc as store
 
@@ -161,8 +162,6 @@ def validation_error(error: ValidationError) -> BadRequest | Unprocessable:
 
 
 def _view(tenant_id: str, record: store.ClientRecord) -> dict:
-    from shared_code.oidc.discovery import issuer
-
     return Client(client_id=record.client_id, application_type=record.application_type,
                   client_name=record.client_name, redirect_uris=record.redirect_uris,
                   post_logout_redirect_uris=record.post_logout_redirect_uris,
@@ -205,8 +204,6 @@ def get(tenant_id: str, client_id: str) -> dict:
 
 def connection(tenant_id: str) -> dict:
     """The product's connection as the tenant admin sees it (read-only): the issuer and its clients."""
-    from shared_code.oidc.discovery import issuer
-
     return {"issuer": issuer(tenant_id), "discovery_url": f"{issuer(tenant_id)}/.well-known/openid-configuration",
             "clients": [_view(tenant_id, r) for r in store.list_clients(tenant_id)]}
 
@@ -217,13 +214,9 @@ def list_all(tenant_id: str) -> dict:
 
 def delete(tenant_id: str, client_id: str) -> None:
     """Delete a client: its tokens stop working at once (UserInfo checks the client), and every session it holds
-    ends, with a back-channel logout to it (shared_code/trust.py)."""
-    from shared_code import trust  # trust → oidc.logout → … : loaded when a client is deleted, not at every token
-
-    record = store.get_client(tenant_id, client_id)
-    if record is None or not store.delete_client(tenant_id, client_id):
+    ends, with a back-channel logout to it (its `client.deleted` event, handled by shared_code/trust.py)."""
+    if not store.delete_client(tenant_id, client_id):
         raise NotFound("There is no such client in this tenant.")
-    trust.trust_ended(trust.TrustEnded(tenant_id, trust.CLIENT_DELETED, client=record))
 
 
 def rotate_secret(tenant_id: str, client_id: str) -> dict:

@@ -34,13 +34,14 @@ from datetime import datetime, timedelta, timezone
 from typing import Mapping
 from urllib.parse import urlsplit
 
-from shared_code import sessions
+from shared_code import saml, sessions, sign_in, tenants
 from shared_code.errors import BadRequest, GatehouseError
 from shared_code.oidc import backchannel, discovery, keys
 from shared_code.oidc.discovery import with_query
 from shared_code.oidc.errors import OAuthError
 from shared_code.settings import get_settings
 from shared_code.storage import oidc as store
+from shared_code.storage import sign_ins
 
 SLO_SECONDS = 10 * 60
 CONFIRM_SECONDS = 10 * 60  # how long the confirmation page's one-time token works
@@ -122,8 +123,6 @@ def _confirmed(tenant_id: str, params: Mapping[str, str], hint: str, sub: str, s
         raise LogoutRefused("This sign-out confirmation has expired, belongs to another sign-out, or was not sent "
                             "from the confirmation page in this browser. Go back to the app and sign out again.",
                             "bad_confirmation")
-    from shared_code.storage import sign_ins
-
     if not sign_ins.accept_logout_confirmation_once(tenant_id, claims["n"],
                                                     datetime.fromtimestamp(claims["exp"], timezone.utc)):
         raise LogoutRefused("This sign-out has been confirmed already. Go back to the app.", "confirmation_used")
@@ -139,8 +138,6 @@ def end_session(tenant_id: str, params: Mapping[str, str], now: datetime | None 
     first-party `gh_op` cookie; `origin`: the request's Origin header) and carries no confirmation yet
     (`confirm_cookie`: the `gh_op_confirm` cookie the confirmation page set).
     An expired `id_token_hint` is accepted only while its session lasts."""
-    from shared_code import sign_in, tenants
-
     now = now or datetime.now(timezone.utc)
     hint = params.get("id_token_hint")
     if not hint:
@@ -187,8 +184,6 @@ def end_session(tenant_id: str, params: Mapping[str, str], now: datetime | None 
     idp = (tenant.idp or {}) if tenant else {}
     if not idp.get("slo_url") or not ended.name_id:
         return back
-    from shared_code import saml
-
     request = saml.build_logout_request(sign_in.service_provider(tenant), idp["slo_url"], ended.name_id,
                                         ended.session_index, ended.name_id_format)
     store.save_pending_slo(tenant_id, request.request_id, post_logout, params.get("state"),
@@ -218,8 +213,6 @@ def _without_hint(tenant_id: str, params: Mapping[str, str]) -> str | None:
 
 def saml_logout(tenant_id: str, raw_query: str, now: datetime | None = None) -> str | None:
     """A LogoutRequest or LogoutResponse from Entra at our SLO endpoint; returns the next URL or None (page)."""
-    from shared_code import saml, sign_in
-
     now = now or datetime.now(timezone.utc)
     tenant = sign_in._tenant_with_idp(tenant_id)  # noqa: SLF001 - the same "not set up" refusal as sign-in
     idp = saml.IdpMetadata.from_dict(tenant.idp)
@@ -241,8 +234,6 @@ def saml_logout(tenant_id: str, raw_query: str, now: datetime | None = None) -> 
         if not back:
             return None
         return with_query(back, {"state": pending.get("state")})
-    from shared_code.storage import sign_ins
-
     if not sign_ins.accept_logout_request_once(tenant_id, message.id, message.keep_until or now + saml.FRESHNESS):
         raise LogoutRefused("This sign-out message has been used already; it is not acted on twice.", "replayed")
     index = message.session_indexes[0] if message.session_indexes else None
@@ -254,26 +245,38 @@ def saml_logout(tenant_id: str, raw_query: str, now: datetime | None = None) -> 
     return saml.build_logout_response(sign_in.service_provider(tenant), idp.slo_url, message.id, message.relay_state)
 
 
-def employee_dismissed(tenant_id: str, employee_id: str, now: datetime | None = None) -> int:
-    """End every live session of a dismissed (or deleted) employee; the products hear it by back-channel."""
-    now = now or datetime.now(timezone.utc)
+def _end_each(tenant_id: str, sessions: list[store.SessionRecord], now: datetime,
+              before: datetime | None, *, spare_unknown: bool = False) -> int:
+    """End `sessions` (those that started before `before`, when given): the back-channel notice is queued first
+    (a durable row, one per session and client), then the session is marked ended under the ETag it was read
+    with, so a consumer that dies between the two sends the notice when it handles the event again, ending twice
+    queues nothing new, and a code redeemed in between (it touches the row) is seen and its client told
+    (`store.end_session`)."""
     ended = 0
-    for session in store.live_sessions(tenant_id, employee_id):
-        if store.end_session(tenant_id, employee_id, session.sid, now) is not None:
-            backchannel.session_ended(tenant_id, employee_id, session.sid, now=now)
+    for session in sessions:
+        if before is not None and (session.started_at >= before if session.started_at is not None
+                                   else spare_unknown):
+            continue  # signed in after the change (a rehire, a new IdP): not the one this change ended
+        employee_id, sid = session.employee_id, session.sid
+        if store.end_session(tenant_id, employee_id, sid, now, before_ending=lambda employee_id=employee_id,
+                             sid=sid: backchannel.session_ended(tenant_id, employee_id, sid, now=now)) is not None:
             ended += 1
     return ended
 
 
-def tenant_sessions_ended(tenant_id: str, now: datetime | None = None) -> int:
-    """SSO turned off for the tenant: every live session ends."""
-    now = now or datetime.now(timezone.utc)
-    ended = 0
-    for session in store.all_live_sessions(tenant_id):
-        if store.end_session(tenant_id, session.employee_id, session.sid, now) is not None:
-            backchannel.session_ended(tenant_id, session.employee_id, session.sid, now=now)
-            ended += 1
-    return ended
+def employee_dismissed(tenant_id: str, employee_id: str, now: datetime | None = None, *,
+                       before: datetime | None = None, rehired: bool = False) -> int:
+    """End every live session of a dismissed (or deleted) employee (started before `before`, when given: the
+    dismissal's time); the products hear it by back-channel. `rehired`: active again since, so a session of
+    unknown start (written before sessions recorded it) is spared rather than taken for an old one."""
+    return _end_each(tenant_id, store.live_sessions(tenant_id, employee_id), now or datetime.now(timezone.utc),
+                     before, spare_unknown=rehired)
+
+
+def tenant_sessions_ended(tenant_id: str, now: datetime | None = None, *, before: datetime | None = None) -> int:
+    """The tenant's trust ended (setup cancelled, IdP changed, SSO off): every live session ends (started before
+    `before`, when given)."""
+    return _end_each(tenant_id, store.all_live_sessions(tenant_id), now or datetime.now(timezone.utc), before)
 
 
 def client_sessions_ended(tenant_id: str, client: store.ClientRecord, now: datetime | None = None) -> int:
@@ -282,7 +285,8 @@ def client_sessions_ended(tenant_id: str, client: store.ClientRecord, now: datet
     now = now or datetime.now(timezone.utc)
     ended = 0
     for employee_id, sid in sorted(store.client_sessions(tenant_id, client.client_id)):
-        if store.end_session(tenant_id, employee_id, sid, now) is not None:
-            backchannel.session_ended(tenant_id, employee_id, sid, now=now, clients=[client])
+        if store.end_session(tenant_id, employee_id, sid, now, before_ending=lambda employee_id=employee_id,
+                             sid=sid: backchannel.session_ended(tenant_id, employee_id, sid, now=now,
+                                                                clients=[client])) is not None:  # see `_end_each`
             ended += 1
     return ended

@@ -29,9 +29,12 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from shared_code import entra, sign_in, tenants
+from shared_code.mobile import MobileConfig
 from shared_code.oidc import discovery
 from shared_code.oidc.discovery import TOKEN_EXCHANGE as GRANT_TYPE
 from shared_code.oidc.errors import OAuthError
+from shared_code.storage import directory
 
 log = logging.getLogger("gatehouse")
 
@@ -56,10 +59,6 @@ def exchange(tenant_id: str, client: Any, form: Mapping[str, str], now: datetime
 
     `client` is the already authenticated (or, for a native client, identified) client of this tenant; whom it may
     sign in does not depend on it. Returns a `shared_code.storage.directory.Employee`."""
-    from shared_code import entra, sign_in, tenants
-    from shared_code.mobile import MobileConfig
-    from shared_code.storage import directory
-
     subject_token = _parameters(form)
     _check_target(tenant_id, getattr(client, "client_id", None), form)
     tenant = tenants.find_tenant(tenant_id)

@@ -385,18 +385,8 @@ def replace_user(caller: Caller, user_id: str, body: Any, params: dict, if_match
         if data == record.data:
             return record
         manager = _check_manager(tenant, record.id, record.data, data)
-        saved = directory.save_user(tenant.tenant_id, record, data, **manager)
-        return _dismissal_ends_sessions(tenant.tenant_id, record, data, saved)
+        return directory.save_user(tenant.tenant_id, record, data, **manager)
     return _single(USER_KIND, caller, _retrying(attempt), projection)
-
-
-def _dismissal_ends_sessions(tenant_id: str, before, data: dict, saved):
-    """A dismissal ends the employee's OpenID Connect sessions: the products hear it by back-channel logout."""
-    if before.data.get("active") is not False and data.get("active") is False:
-        from shared_code import trust  # loaded on a dismissal only, not on every cold SCIM request
-
-        trust.trust_ended(trust.TrustEnded(tenant_id, trust.EMPLOYEE_DISMISSED, employee_id=before.id))
-    return saved
 
 
 def patch_user(caller: Caller, user_id: str, body: Any, params: dict, if_match: str | None) -> Reply:
@@ -413,8 +403,7 @@ def patch_user(caller: Caller, user_id: str, body: Any, params: dict, if_match: 
         if data == record.data:
             return record  # Entra re-sends values it already set: nothing to write
         manager = _check_manager(tenant, record.id, record.data, data)
-        saved = directory.save_user(tenant.tenant_id, record, data, **manager)
-        return _dismissal_ends_sessions(tenant.tenant_id, record, data, saved)
+        return directory.save_user(tenant.tenant_id, record, data, **manager)
     return _single(USER_KIND, caller, _retrying(attempt), projection)
 
 
@@ -425,11 +414,7 @@ def delete(caller: Caller, kind: ResourceKind, resource_id: str, if_match: str |
     remove = directory.delete_user if kind is USER_KIND else directory.delete_group
     if not remove(tenant.tenant_id, resource_id, check=lambda record: _check_if_match(if_match, record)):
         raise _not_found(kind, resource_id)
-    if kind is USER_KIND:  # a deleted employee's sessions end like a dismissed one's
-        from shared_code import trust
-
-        trust.trust_ended(trust.TrustEnded(tenant.tenant_id, trust.EMPLOYEE_DELETED, employee_id=resource_id))
-    return Reply(204)
+    return Reply(204)  # a deleted (or dismissed) employee's sessions end from their event (shared_code/trust.py)
 
 
 # --- groups -----------------------------------------------------------------------------------------------------

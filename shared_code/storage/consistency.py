@@ -24,6 +24,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Iterable, Iterator
 
 from shared_code.storage import directory, tables
+from shared_code.storage.tenants import get_tenant_record, iter_tenant_records
 
 TABLE = tables.DIRECTORY
 STUCK_AFTER = timedelta(minutes=5)
@@ -55,8 +56,6 @@ class Problem:
 def check_tenant(tenant_id: str, *, stuck_after: timedelta = STUCK_AFTER, now: datetime | None = None,
                  recheck: bool = True) -> list[Problem]:
     """The problems of one tenant's directory partition (an empty list when it is consistent)."""
-    from shared_code.storage.tenants import get_tenant_record
-
     rows = {entity["RowKey"]: dict(entity) for entity in tables.query(
         TABLE, "PartitionKey eq @pk", {"pk": tenant_id}, select=_COLUMNS, page_size=1000)}
     problems = confirmed(tenant_id, find_problems(rows, stuck_after=stuck_after, now=now), stuck_after, now, recheck)
@@ -71,8 +70,6 @@ def check_all(*, stuck_after: timedelta = STUCK_AFTER, now: datetime | None = No
     """(tenant id, problems) for every partition of the directory table, in one scan of the table (rows
     arrive ordered by partition, so one partition is held in memory at a time). A partition whose tenant
     does not exist is a problem too: its rows are unreachable."""
-    from shared_code.storage.tenants import iter_tenant_records
-
     known = {record["tenant_id"] for record in iter_tenant_records(select=["PartitionKey", "RowKey"])}
 
     def finish(partition: str, rows: dict[str, dict]) -> list[Problem]:

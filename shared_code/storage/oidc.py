@@ -30,12 +30,14 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Iterator
+from typing import Callable, Iterator
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableTransactionError, UpdateMode
 
+from shared_code.errors import StorageUnavailable
+from shared_code.events import outbox, shapes
 from shared_code.storage import tables
 
 TABLE = tables.OIDC
@@ -104,12 +106,19 @@ def list_clients(tenant_id: str) -> list[ClientRecord]:
 
 
 def delete_client(tenant_id: str, client_id: str) -> bool:
-    if get_client(tenant_id, client_id) is None:
+    """Delete the client row and stage its `client.deleted` event in one transaction (the outbox), then append
+    it to the log: the end-of-trust consumer ends the client's sessions (shared_code/trust.py)."""
+    entity = tables.get(TABLE, tenant_id, CLIENT + client_id)
+    if entity is None:
         return False
+    event = shapes.client_deleted(client_id, entity.get("backchannel_logout_uri"))
     try:
-        tables.delete(TABLE, tenant_id, CLIENT + client_id)
-    except ResourceNotFoundError:
-        return False
+        tables.transact(TABLE, [("delete", {"PartitionKey": tenant_id, "RowKey": CLIENT + client_id},
+                                 {"etag": tables.etag_of(entity), "match_condition": MatchConditions.IfNotModified}),
+                                *outbox.stage(tenant_id, [event])])
+    except TableTransactionError:
+        return False  # deleted (or changed) meanwhile: the other request's delete is the one that counts
+    outbox.flush_after_change(TABLE, tenant_id)
     return True
 
 
@@ -227,20 +236,22 @@ class SessionRecord:
     ended_at: datetime | None
     expires_at: datetime
     name_id_format: str | None = None
+    started_at: datetime | None = None  # None: started before the column was written (treated as old)
 
 
 def _session_entity(tenant_id: str, employee_id: str, sid: str, *, name_id: str | None,
                     session_index: str | None, expires_at: datetime, name_id_format: str | None = None) -> dict:
     entity = {"PartitionKey": tenant_id, "RowKey": f"{SESSION}{employee_id}:{sid}", "kind": "session",
               "name_id": name_id, "name_id_format": name_id_format, "session_index": session_index,
-              "expires_at": _utc(expires_at)}
+              "expires_at": _utc(expires_at), "started_at": datetime.now(timezone.utc)}
     return {key: value for key, value in entity.items() if value is not None}
 
 
 def _session_from(entity: dict) -> SessionRecord:
     employee_id, _, sid = entity["RowKey"][len(SESSION):].partition(":")
     return SessionRecord(employee_id, sid, entity.get("name_id"), entity.get("session_index"),
-                         entity.get("ended_at"), _utc(entity["expires_at"]), entity.get("name_id_format"))
+                         entity.get("ended_at"), _utc(entity["expires_at"]), entity.get("name_id_format"),
+                         _utc(entity["started_at"]) if entity.get("started_at") else None)
 
 
 def get_session(tenant_id: str, employee_id: str, sid: str) -> SessionRecord | None:
@@ -298,18 +309,34 @@ def purge_expired(tenant_id: str, now: datetime) -> int:
     return tables.delete_rows(TABLE, tenant_id, [row["RowKey"] for row in rows])
 
 
-def end_session(tenant_id: str, employee_id: str, sid: str, now: datetime) -> SessionRecord | None:
-    """Mark a session ended; returns it if this call ended it (None when unknown or already ended)."""
+END_ATTEMPTS = 5
+
+
+def end_session(tenant_id: str, employee_id: str, sid: str, now: datetime, *,
+                before_ending: Callable[[], object] | None = None) -> SessionRecord | None:
+    """Mark a session ended under the ETag it was read with; returns it if this call ended it (None when unknown
+    or already ended). `before_ending` runs between the read and the write (the back-channel notices are queued
+    there). A code redeemed in between touches the row in its own transaction (`redeem`), so the write meets a
+    new ETag: the row is read again and `before_ending` runs again, and now sees the client that redeemed. A
+    redemption after the write meets the ended row's ETag and fails. Either way no client holds tokens of an
+    ended session without being told."""
     key = f"{SESSION}{employee_id}:{sid}"
-    entity = tables.get(TABLE, tenant_id, key)
-    if entity is None or entity.get("ended_at") is not None:
-        return None
-    try:
-        tables.update(TABLE, {"PartitionKey": tenant_id, "RowKey": key, "ended_at": _utc(now)},
-                      etag=tables.etag_of(entity))
-    except (ResourceNotFoundError, ResourceModifiedError):
-        return None
-    return _session_from(entity)
+    for _ in range(END_ATTEMPTS):
+        entity = tables.get(TABLE, tenant_id, key)
+        if entity is None or entity.get("ended_at") is not None:
+            return None
+        if before_ending is not None:
+            before_ending()
+        try:
+            tables.update(TABLE, {"PartitionKey": tenant_id, "RowKey": key, "ended_at": _utc(now)},
+                          etag=tables.etag_of(entity))
+        except ResourceNotFoundError:
+            return None
+        except ResourceModifiedError:
+            continue  # redeemed (or ended) meanwhile: read it again
+        return _session_from(entity)
+    raise StorageUnavailable("This session is being changed by several requests at once; please retry.",
+                             retry_after=1)
 
 
 def find_sessions_by_session_index(tenant_id: str, name_id: str | None, session_index: str | None

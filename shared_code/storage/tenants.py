@@ -14,7 +14,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
 from azure.data.tables import TableTransactionError, UpdateMode
 
-from shared_code.errors import Conflict, StorageUnavailable
+from shared_code.errors import Conflict, NotFound, StorageUnavailable
 from shared_code.events import outbox, shapes
 from shared_code.storage import accounts, tables
 
@@ -76,8 +76,6 @@ def modify_tenant_record(tenant_id: str, change: Callable[[dict], dict[str, Any]
     for _ in range(attempts):
         record = get_tenant_record(tenant_id)
         if record is None:
-            from shared_code.errors import NotFound
-
             raise NotFound("No such tenant.")
         changes = change(record)
         if not changes:

@@ -27,6 +27,7 @@ from azure.core.exceptions import ResourceModifiedError
 
 from shared_code import outbound
 from shared_code.events import log as event_log
+from shared_code.events.shapes import INTERNAL_TYPES
 from shared_code.storage import tables
 from shared_code.webhooks import endpoint, queue
 from shared_code.webhooks.endpoint import DeliveryAttempt, now_iso, parse_iso
@@ -182,6 +183,9 @@ def run(tenant_id: str, *, budget: float = RUN_BUDGET, clock: Callable[[], datet
                 if time.monotonic() >= deadline:
                     save({"lease_owner": None, "lease_until": None})
                     return RunResult("more", delivered)
+                if event["type"] in INTERNAL_TYPES:  # the log's own consumers' (shapes.py): never posted
+                    save({"delivered": event["sequence"], "lease_until": now_iso(_utcnow() + LEASE)})
+                    continue
                 attempt = post(row, tenant_id, event)
                 now = clock()
                 if attempt.outcome == "delivered":

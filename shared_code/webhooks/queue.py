@@ -18,6 +18,7 @@ import threading
 import time
 
 from shared_code import queues
+from shared_code.events import log as event_log
 
 QUEUE = "webhook-deliveries"
 POISON = QUEUE + queues.POISON_SUFFIX
@@ -53,7 +54,7 @@ class Notifier:
         self._wake = threading.Condition()
         self._thread: threading.Thread | None = None
 
-    def __call__(self, tenant_id: str) -> None:
+    def __call__(self, tenant_id: str, types: frozenset[str] = frozenset()) -> None:
         with self._wake:
             self._pending.add(tenant_id)
             if self._thread is None or not self._thread.is_alive():
@@ -80,7 +81,5 @@ notifier = Notifier()
 
 def install() -> None:
     """Wake delivery after every commit that wrote events (only where a queue is configured)."""
-    from shared_code.events import log as event_log
-
     if configured() and notifier not in event_log.after_commit:
         event_log.after_commit.append(notifier)
