@@ -81,7 +81,7 @@ bench: system-deps deps
 	$(PY) bench/run_all.py
 
 # Mutation testing (tools/mutants.py; docs/mutation-testing.md): mutmut in a venv of its own, never in `make test`
-# or CI. `make mutants MUTANTS="sessions oidc/tokens"` runs some modules; without MUTANTS, all (hours on 2 cores).
+# or CI. `make mutants MUTANTS="sign_in/sessions oidc/tokens"` runs some modules; without MUTANTS, all (hours on 2 cores).
 MUTANTS_VENV := .venv-mutants
 MUTMUT := mutmut==2.5.1
 MUTANTS ?=

@@ -36,7 +36,7 @@ from tests.conftest import Azurite  # noqa: E402
 def configure(azurite: Azurite) -> None:
     os.environ.update({"TABLES_CONNECTION_STRING": azurite.connection_string, "TABLES_ENDPOINT": "",
                        "PLATFORM_ADMIN_KEY": "bench", "SESSION_SIGNING_KEY": "bench"})
-    from shared_code.settings import get_settings
+    from shared_code.platform.settings import get_settings
     from shared_code.storage import tables
 
     get_settings.cache_clear()
@@ -88,8 +88,8 @@ def storage_shape(tenant_id: str) -> dict:
 
 
 def bench_large_tenant(employees: int, outside_share: float, repeat: int, full_directory: bool) -> None:
-    from shared_code import domain_audit
-    from shared_code.domains import normalise_domains
+    from shared_code.directory import domain_audit
+    from shared_code.directory.domains import normalise_domains
     from shared_code.storage import audits, directory
     from tests.audit.directory_seed import mixed_directory, seed_employees
 

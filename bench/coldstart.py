@@ -79,8 +79,8 @@ def timed_run(code: str, env: dict[str, str], *args: str) -> float:
 def prepare_tenant(env: dict[str, str]) -> tuple[str, str, str]:
     """A tenant with a SCIM token (and its admin key), made through the cores in this process."""
     os.environ.update(env)
-    from shared_code import tenants
-    from shared_code.settings import get_settings
+    from shared_code.tenancy import tenants
+    from shared_code.platform.settings import get_settings
     from shared_code.storage import tables
 
     get_settings.cache_clear()

@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from shared_code.errors import BadRequest  # noqa: E402
+from shared_code.platform.errors import BadRequest  # noqa: E402
 from shared_code.scim.filter import parse_filter  # noqa: E402
 from tests.properties.test_filter_laws import COSTLIEST_FILTERS  # noqa: E402
 

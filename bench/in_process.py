@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def serve_app(port: int):
     """Serve `function_app` on loopback `port` with the settings already in the environment; returns the local
     host (a `tools.local_host.LocalHost`) once it answers."""
-    from shared_code.settings import get_settings
+    from shared_code.platform.settings import get_settings
     from shared_code.storage import tables
     from tools.local_host import LocalHost, read_route_prefix
 

@@ -65,8 +65,8 @@ def connection(port: int, service: str) -> str:
 
 def use_storage(tables_connection: str, queues_connection: str) -> None:
     os.environ.update({"TABLES_CONNECTION_STRING": tables_connection, "GATEHOUSE_QUEUES": queues_connection})
-    from shared_code import queues
-    from shared_code.settings import get_settings
+    from shared_code.platform import queues
+    from shared_code.platform.settings import get_settings
     from shared_code.storage import tables
 
     get_settings.cache_clear()
@@ -139,7 +139,7 @@ def run_job(host, timer: str) -> tuple[float, float, int]:
     """(walk seconds, total seconds, storage round trips) of one run: the timer, then the queue until empty."""
     from azure.functions.timer import TimerRequest
 
-    from shared_code import queues
+    from shared_code.platform import queues
     from shared_code.jobs import fanout
     from shared_code.storage import tables
 

@@ -17,9 +17,9 @@ from typing import Any, Callable
 import azure.functions as func
 
 from functions import _reactions
-from shared_code import rate_limit
-from shared_code.errors import BadRequest, GatehouseError, PayloadTooLarge
-from shared_code.pages import PAGE_CSP, message_page
+from shared_code.platform import rate_limit
+from shared_code.platform.errors import BadRequest, GatehouseError, PayloadTooLarge
+from shared_code.platform.pages import PAGE_CSP, message_page
 from shared_code.storage import tables
 
 log = logging.getLogger("gatehouse")
@@ -73,7 +73,7 @@ def login_redirect(start, status: int = 302, cookie_header: str | None = None) -
     """Send the browser to the IdP for an SP-initiated sign-in (`sign_in.LoginRedirect`), with the cookie that binds
     the sign-in to this browser and the cookie that holds the pending login itself (no row is written); the
     oldest pending logins the browser holds (its `cookie_header`) beyond a handful are expired."""
-    from shared_code import pending_logins, sessions
+    from shared_code.sign_in import pending_logins, sessions
 
     response = redirect(start.url, status)
     response.headers.add("Set-Cookie", sessions.login_binding_set_cookie(
@@ -234,7 +234,7 @@ def admin_tenant(req: func.HttpRequest, *, operator_too: bool = False):
     cookie, state-changing methods also need the session's `X-CSRF-Token` header (a cookie alone is ambient).
     `operator_too` also admits the operator key (support reads a tenant's setup).
     """
-    from shared_code import setup_access, tenants
+    from shared_code.tenancy import setup_access, tenants
 
     tenant_id = req.route_params.get("tenant", "")
     key = bearer_token(req)

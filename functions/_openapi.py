@@ -9,9 +9,9 @@
 
 The route, methods and operationId (the function's name) are the ones `@bp.route` and `@bp.function_name`
 register: they are not written again. A function left out of the document says why: `@describe(excluded="…")`.
-The decorator only attaches plain data (`shared_code.openapi_operations.Operation`) to the function, so importing
+The decorator only attaches plain data (`shared_code.openapi.operations.Operation`) to the function, so importing
 a blueprint stays as cheap as before; `document_bytes` walks the registered functions and hands them to the
-generic builder (`shared_code.openapi`) on the first GET /api/openapi.json.
+generic builder (`shared_code.openapi.document`) on the first GET /api/openapi.json.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from typing import Any, Callable
 import azure.functions as func
 
 import functions
-from shared_code.openapi_operations import (
+from shared_code.openapi.operations import (
     ETAG,
     SCIM_TOKEN,
     ModelRef,
@@ -64,11 +64,11 @@ def declaration_of(function: Any) -> Operation | None:
 
 
 def endpoints() -> list:
-    """Every HTTP function the app registers, with its route, methods and declaration (`shared_code.openapi.Endpoint`).
+    """Every HTTP function the app registers, with its route, methods and declaration (`shared_code.openapi.document.Endpoint`).
 
     Read through a scratch FunctionApp over the same blueprints: the app's own `get_functions()` belongs to the
     host, which may call it only once."""
-    from shared_code.openapi import Endpoint  # the builder loads with the document, not with the blueprints
+    from shared_code.openapi.document import Endpoint  # the builder loads with the document, not with the blueprints
 
     scratch = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
     for blueprint in functions.blueprints():
@@ -87,7 +87,7 @@ def endpoints() -> list:
 @lru_cache(maxsize=4)
 def document_bytes(base_url: str) -> bytes:
     """The served document (built once per instance and base URL)."""
-    from shared_code import openapi  # the builder and pydantic: only for the first GET /api/openapi.json
+    from shared_code.openapi import document as openapi  # the builder and pydantic: only for the first GET /api/openapi.json
 
     return openapi.document_bytes(base_url, endpoints())
 

@@ -1,7 +1,7 @@
 """Right after a request whose core committed events, the tenant's end-of-trust reactions run in this process.
 
 A core that changes something commits the change and its event together and returns; it never calls what reacts
-to it (shared_code/trust.py, shared_code/events/consumer.py). The reactions are consumers of the event log: a
+to it (shared_code/sign_in/trust.py, shared_code/events/consumer.py). The reactions are consumers of the event log: a
 queue message after the commit wakes them (shared_code/webhooks/queue.py), and the sweeps find a tenant whose
 message was lost with its process. That is the durable path, and it takes seconds. This module closes the window
 in the common case, from the adapter side:
@@ -61,7 +61,7 @@ def after_request() -> Iterator[None]:
 
 def _consumers() -> tuple:
     """The consumers a request runs before it answers."""
-    from shared_code import trust  # the OpenID Provider's logout code loads only when trust ended (cold start)
+    from shared_code.sign_in import trust  # the OpenID Provider's logout code loads only when trust ended (cold start)
 
     return (trust.CONSUMER,)
 

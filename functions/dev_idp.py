@@ -18,8 +18,8 @@ import azure.functions as func
 from functions._http import HTML, handler, html_response, json_response, redirect
 from functions._openapi import describe
 from shared_code.dev_idp import keys, service
-from shared_code.errors import GatehouseError
-from shared_code.settings import get_settings
+from shared_code.platform.errors import GatehouseError
+from shared_code.platform.settings import get_settings
 
 bp = func.Blueprint()
 

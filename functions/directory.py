@@ -13,8 +13,8 @@ import azure.functions as func
 
 from functions._http import admin_tenant, bearer_token, handler, json_response, read_body
 from functions._openapi import describe
-from shared_code import tenants
-from shared_code.openapi_operations import ADMIN, ADMIN_OR_OPERATOR, OPERATOR, errors, later, models, ok
+from shared_code.tenancy import tenants
+from shared_code.openapi.operations import ADMIN, ADMIN_OR_OPERATOR, OPERATOR, errors, later, models, ok
 
 bp = func.Blueprint()
 bodies = models("shared_code.bodies.directory")  # named for the OpenAPI document, imported only when it is built
@@ -44,7 +44,7 @@ LISTING_ERRORS = errors("BadRequest", "Unauthorized", "Forbidden", "NotFound", "
           responses={**ok(bodies.EmployeePage, "A page of employees."), **LISTING_ERRORS})
 @handler()
 def list_directory_employees(req: func.HttpRequest) -> func.HttpResponse:
-    from shared_code import directory_listing
+    from shared_code.directory import listing as directory_listing
     from shared_code.bodies.directory import EmployeePage
 
     tenant = admin_tenant(req, operator_too=True)
@@ -59,7 +59,7 @@ def list_directory_employees(req: func.HttpRequest) -> func.HttpResponse:
           responses={**ok(bodies.GroupPage, "A page of groups."), **LISTING_ERRORS})
 @handler()
 def list_directory_groups(req: func.HttpRequest) -> func.HttpResponse:
-    from shared_code import directory_listing
+    from shared_code.directory import listing as directory_listing
     from shared_code.bodies.directory import GroupPage
 
     tenant = admin_tenant(req, operator_too=True)
@@ -74,7 +74,7 @@ def list_directory_groups(req: func.HttpRequest) -> func.HttpResponse:
                                      **errors("Unauthorized", "Forbidden", "StorageUnavailable")})
 @handler()
 def get_role_mappings(req: func.HttpRequest) -> func.HttpResponse:
-    from shared_code import roles
+    from shared_code.directory import roles
     from shared_code.bodies.directory import RoleMappingsAnswer
 
     return json_response(RoleMappingsAnswer(**roles.view(admin_tenant(req))))
@@ -93,7 +93,7 @@ def get_role_mappings(req: func.HttpRequest) -> func.HttpResponse:
                       "admin grants it again (the answer's `rehire_rule`).")
 @handler()
 def set_role_mappings(req: func.HttpRequest) -> func.HttpResponse:
-    from shared_code import roles
+    from shared_code.directory import roles
     from shared_code.bodies.directory import RoleMappings, RoleMappingsAnswer
 
     tenant = admin_tenant(req)
@@ -111,7 +111,7 @@ def set_role_mappings(req: func.HttpRequest) -> func.HttpResponse:
           description="409 while a role to be dropped is still mapped to a group.")
 @handler()
 def set_product_roles(req: func.HttpRequest) -> func.HttpResponse:
-    from shared_code import roles
+    from shared_code.directory import roles
     from shared_code.bodies.directory import ProductRoles, ProductRolesAnswer
 
     tenants.authenticate_operator(bearer_token(req))

@@ -18,8 +18,8 @@ import azure.functions as func
 from functions._background import background
 from functions._http import admin_tenant, handler, json_response, read_body
 from functions._openapi import describe
-from shared_code import domain_audit
-from shared_code.openapi_operations import ADMIN, JSON, RETRY_AFTER, errors, models, ok, path_parameter, ref
+from shared_code.directory import domain_audit
+from shared_code.openapi.operations import ADMIN, JSON, RETRY_AFTER, errors, models, ok, path_parameter, ref
 
 bp = func.Blueprint()
 bodies = models("shared_code.bodies.domain_audit")  # named for the OpenAPI document, imported only when it is built
@@ -53,7 +53,7 @@ def put_corporate_domains(req: func.HttpRequest) -> func.HttpResponse:
                      **errors("Unauthorized", "Forbidden", "StorageUnavailable")})
 @handler()
 def get_corporate_domains(req: func.HttpRequest) -> func.HttpResponse:
-    from shared_code import domain_verification
+    from shared_code.directory import domain_verification
     from shared_code.bodies.domain_audit import CorporateDomainList, DomainVerification
 
     tenant = admin_tenant(req)
@@ -73,7 +73,7 @@ def get_corporate_domains(req: func.HttpRequest) -> func.HttpResponse:
                       "not a domain name).")
 @handler()
 def start_domain_verification(req: func.HttpRequest) -> func.HttpResponse:
-    from shared_code import domain_verification
+    from shared_code.directory import domain_verification
     from shared_code.bodies.domain_audit import DomainVerification
 
     tenant = admin_tenant(req)
@@ -94,7 +94,7 @@ def start_domain_verification(req: func.HttpRequest) -> func.HttpResponse:
                       "another tenant verified the domain first (a domain belongs to one tenant).")
 @handler()
 def check_domain_verification(req: func.HttpRequest) -> func.HttpResponse:
-    from shared_code import domain_verification
+    from shared_code.directory import domain_verification
     from shared_code.bodies.domain_audit import DomainVerification
 
     tenant = admin_tenant(req)

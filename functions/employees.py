@@ -13,8 +13,8 @@ import azure.functions as func
 
 from functions._http import admin_tenant, handler, json_response, read_body
 from functions._openapi import describe
-from shared_code import employees
-from shared_code.openapi_operations import ADMIN, errors, models, ok, ref
+from shared_code.directory import employees
+from shared_code.openapi.operations import ADMIN, errors, models, ok, ref
 
 bp = func.Blueprint()
 EMPLOYEE = "tenants/{tenant}/employees/{id}"

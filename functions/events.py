@@ -12,7 +12,7 @@ import azure.functions as func
 from functions._background import background
 from functions._http import admin_tenant, handler, json_response
 from functions._openapi import describe
-from shared_code.openapi_operations import ADMIN_OR_OPERATOR, errors, later, ok, ref
+from shared_code.openapi.operations import ADMIN_OR_OPERATOR, errors, later, ok, ref
 
 bp = func.Blueprint()
 
@@ -73,4 +73,4 @@ def events_outbox_sweep(timer: func.TimerRequest) -> None:
     catalog.start(catalog.OUTBOX_TENANTS)
     catalog.start(catalog.OUTBOX_AUDITS)
     catalog.start(catalog.OUTBOX_OIDC)
-    catalog.start(catalog.TRUST_CHECK)  # a consumers' message lost after its commit (shared_code/trust.py)
+    catalog.start(catalog.TRUST_CHECK)  # a consumers' message lost after its commit (shared_code/sign_in/trust.py)

@@ -14,8 +14,8 @@ import azure.functions as func
 from functions._background import background
 from functions._http import bearer_token, handler, json_response
 from functions._openapi import describe
-from shared_code import tenants
-from shared_code.openapi_operations import OPERATOR, errors, models, ok
+from shared_code.tenancy import tenants
+from shared_code.openapi.operations import OPERATOR, errors, models, ok
 from shared_code.jobs import fanout
 
 bp = func.Blueprint()

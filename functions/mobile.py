@@ -16,12 +16,12 @@ import azure.functions as func
 
 from functions._http import admin_tenant, handler, json_response, read_body
 from functions._openapi import describe
-from shared_code import tenants
-from shared_code.errors import BadRequest
-from shared_code.mobile import MobileConfig, config_etag, operator_identifiers, platform_config
+from shared_code.tenancy import tenants
+from shared_code.platform.errors import BadRequest
+from shared_code.sign_in.mobile import MobileConfig, config_etag, operator_identifiers, platform_config
 from shared_code.oidc.token_exchange import where_to_exchange
-from shared_code.openapi_operations import ADMIN, ANONYMOUS, ETAG, errors, models, no_content, ok
-from shared_code.settings import get_settings
+from shared_code.openapi.operations import ADMIN, ANONYMOUS, ETAG, errors, models, no_content, ok
+from shared_code.platform.settings import get_settings
 
 bp = func.Blueprint()
 bodies = models("shared_code.bodies.mobile")  # named for the OpenAPI document, imported only when it is built

@@ -24,10 +24,11 @@ import azure.functions as func
 from functions._background import background
 from functions._http import HTML, bearer_token, handler, json_response, login_redirect, redirect
 from functions._openapi import describe
-from shared_code import sessions, tenants
-from shared_code.errors import BadRequest, NotFound, PayloadTooLarge
+from shared_code.sign_in import sessions
+from shared_code.tenancy import tenants
+from shared_code.platform.errors import BadRequest, NotFound, PayloadTooLarge
 from shared_code.oidc.errors import OAuthError
-from shared_code.openapi_operations import ANONYMOUS, errors, ok, ref
+from shared_code.openapi.operations import ANONYMOUS, errors, ok, ref
 
 bp = func.Blueprint()
 PREFLIGHT = "CORS preflight (204, no body)"
@@ -273,7 +274,7 @@ def _confirm_logout(tenant_id: str, confirm) -> func.HttpResponse:
     """Nothing ended yet: the person confirms with one click (a POST back here with the one-time token)."""
     from functions._http import correlation_id, html_response
     from shared_code.oidc.discovery import issuer
-    from shared_code.pages import confirmation_page
+    from shared_code.platform.pages import confirmation_page
 
     from shared_code.oidc.logout import CONFIRM_SECONDS
 
@@ -290,7 +291,7 @@ def _confirm_logout(tenant_id: str, confirm) -> func.HttpResponse:
 
 def _signed_out() -> func.HttpResponse:
     from functions._http import correlation_id, html_response
-    from shared_code.pages import message_page
+    from shared_code.platform.pages import message_page
 
     return html_response(message_page("You are signed out", "You have been signed out. You can close this window.",
                                       ok=True, correlation_id=correlation_id.get()))

@@ -7,8 +7,8 @@ import azure.functions as func
 
 from functions._http import bearer_token, handler, json_response, read_json
 from functions._openapi import describe
-from shared_code import tenants
-from shared_code.openapi_operations import OPERATOR, errors, models, no_content, ok
+from shared_code.tenancy import tenants
+from shared_code.openapi.operations import OPERATOR, errors, models, no_content, ok
 
 bp = func.Blueprint()
 clients = models("shared_code.oidc.clients")  # named for the OpenAPI document, imported only when it is built

@@ -10,7 +10,7 @@ import azure.functions as func
 
 from functions._http import handler
 from functions._openapi import describe, document_bytes
-from shared_code.settings import get_settings
+from shared_code.platform.settings import get_settings
 
 bp = func.Blueprint()
 

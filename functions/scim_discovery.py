@@ -7,7 +7,7 @@ import azure.functions as func
 
 from functions._http import SCIM, bearer_token, handler, read_json, scim_response
 from functions._openapi import describe
-from shared_code.openapi_operations import SCIM_TOKEN, Operation, errors, ref, scim_body, scim_ok
+from shared_code.openapi.operations import SCIM_TOKEN, Operation, errors, ref, scim_body, scim_ok
 from shared_code.scim import schemas, service
 
 bp = func.Blueprint()

@@ -2,7 +2,7 @@
 
 The page is static (`shared_code/setup_page/`): HTML, CSS and JS read once per instance, the assets served
 under content-hashed names with a year of caching. The page itself calls the tenant-admin API with the
-session cookie this module sets (see `shared_code/setup_access.py` and `admin_tenant`).
+session cookie this module sets (see `shared_code/tenancy/setup_access.py` and `admin_tenant`).
 """
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import azure.functions as func
 
 from functions._http import HTML, bearer_token, handler, html_response, json_response, read_body, request_cookie
 from functions._openapi import describe
-from shared_code import setup_access, tenants
-from shared_code.errors import NotFound, Unauthorized
-from shared_code.openapi_operations import ANONYMOUS, OPERATOR, errors, models, no_content, ok
+from shared_code.tenancy import setup_access, tenants
+from shared_code.platform.errors import NotFound, Unauthorized
+from shared_code.openapi.operations import ANONYMOUS, OPERATOR, errors, models, no_content, ok
 
 bp = func.Blueprint()
 bodies = models("shared_code.bodies.setup_access")  # named for the OpenAPI document, imported when it is built

@@ -1,5 +1,5 @@
 """Browser and IdP endpoints of single sign-on: our SP metadata, the SP-initiated login, the assertion consumer
-(ACS) and who is signed in. Thin: read the request and its cookies, call `shared_code.sign_in`, answer.
+(ACS) and who is signed in. Thin: read the request and its cookies, call `shared_code.sign_in.service`, answer.
 
 Every failure a person can meet here is an HTML page (the HTML flavour of the handler) with a reason and a
 correlation id; the refusal's reason code goes to the log under the same id. A refused ACS POST never sets a
@@ -15,9 +15,9 @@ import azure.functions as func
 
 from functions._http import HTML, correlation_id, handler, html_response, json_response, login_redirect, redirect
 from functions._openapi import describe
-from shared_code import pending_logins, sessions, sign_in
-from shared_code.errors import BadRequest, GatehouseError, PayloadTooLarge
-from shared_code.pages import message_page
+from shared_code.sign_in import pending_logins, service as sign_in, sessions
+from shared_code.platform.errors import BadRequest, GatehouseError, PayloadTooLarge
+from shared_code.platform.pages import message_page
 
 bp = func.Blueprint()
 log = logging.getLogger("gatehouse.sso")

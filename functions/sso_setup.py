@@ -1,7 +1,7 @@
 """Tenant-admin SSO endpoints (connect the IdP, the self-check link) and the daily IdP metadata refresh.
 
-Thin: the admin is identified by `admin_tenant`, the work is in `shared_code.idp_connection` and
-`shared_code.sign_in`. A timer of its own purges expired sign-in rows (replay cache, pending requests,
+Thin: the admin is identified by `admin_tenant`, the work is in `shared_code.tenancy.idp_connection` and
+`shared_code.sign_in.service`. A timer of its own purges expired sign-in rows (replay cache, pending requests,
 links; Table Storage has no TTL), so that no slow metadata fetch of the refresh can hold it up.
 """
 from __future__ import annotations
@@ -11,8 +11,9 @@ import azure.functions as func
 from functions._background import background
 from functions._http import admin_tenant, bearer_token, handler, json_response, read_body
 from functions._openapi import describe
-from shared_code import idp_connection, sign_in, tenants
-from shared_code.openapi_operations import ADMIN, ADMIN_OR_OPERATOR, errors, json_body, models, ok
+from shared_code.sign_in import service as sign_in
+from shared_code.tenancy import idp_connection, tenants
+from shared_code.openapi.operations import ADMIN, ADMIN_OR_OPERATOR, errors, json_body, models, ok
 
 bp = func.Blueprint()
 bodies = models("shared_code.bodies.idp_connection")  # named for the OpenAPI document, imported when it is built

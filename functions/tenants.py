@@ -9,8 +9,8 @@ import azure.functions as func
 
 from functions._http import admin_tenant, bearer_token, handler, json_response, read_body
 from functions._openapi import describe
-from shared_code import tenants
-from shared_code.openapi_operations import ADMIN, ADMIN_OR_OPERATOR, OPERATOR, errors, models, ok
+from shared_code.tenancy import tenants
+from shared_code.openapi.operations import ADMIN, ADMIN_OR_OPERATOR, OPERATOR, errors, models, ok
 
 bp = func.Blueprint()
 bodies = models("shared_code.bodies.tenants")  # named for the OpenAPI document, imported only when it is built

@@ -6,7 +6,7 @@
     POST   /api/tenants/{tenant}/webhook/rotate-secret   → 200 a new secret; the old one signs too for 24 h
     POST   /api/tenants/{tenant}/webhook/test            → 200 {"delivered", "attempt"}
     queue  webhook_delivery on `webhook-deliveries` (connection GATEHOUSE_QUEUES): one tenant's log consumers,
-           the end-of-trust reactions (shared_code/trust.py) and the delivery run
+           the end-of-trust reactions (shared_code/sign_in/trust.py) and the delivery run
     timer  webhook_sweep on %WEBHOOK_SWEEP_SCHEDULE%: a rotating shard of the endpoints (each at least hourly)
            checked on `gatehouse-jobs`: a message for every tenant whose endpoint is behind (whatever happened
            to its messages)
@@ -21,8 +21,8 @@ import azure.functions as func
 from functions._background import background
 from functions._http import bearer_token, handler, json_response, read_json
 from functions._openapi import describe
-from shared_code import tenants
-from shared_code.openapi_operations import OPERATOR, errors, models, no_content, ok
+from shared_code.tenancy import tenants
+from shared_code.openapi.operations import OPERATOR, errors, models, no_content, ok
 from shared_code.webhooks import queue
 
 bp = func.Blueprint()
@@ -113,10 +113,10 @@ def test_webhook(req: func.HttpRequest) -> func.HttpResponse:
 @bp.queue_trigger(arg_name="message", queue_name=queue.QUEUE, connection="GATEHOUSE_QUEUES")
 @background()
 def webhook_delivery(message: func.QueueMessage) -> None:
-    """One tenant's log consumers: the end-of-trust reactions (shared_code/trust.py), then the delivery run. An
+    """One tenant's log consumers: the end-of-trust reactions (shared_code/sign_in/trust.py), then the delivery run. An
     exception leaves the message to the host's retries (then the poison queue, and the sweeps); a retry or
     leftover work is a new message, delayed until it is due."""
-    from shared_code import trust
+    from shared_code.sign_in import trust
     from shared_code.webhooks import delivery
 
     tenant_id = queue.tenant_of(message.get_body())

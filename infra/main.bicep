@@ -231,7 +231,7 @@ var publicBaseUrl = empty(customDomain) ? 'https://${functionApp.outputs.default
 var tableShardEndpoints = [for i in range(0, tableShardCount): tableShards[i].outputs.tableEndpoint]
 
 // Every app setting, in one place. tests/test_settings_consistency.py reads the names between
-// `var appSettings = {` and the closing brace, and checks them against shared_code/settings.py.
+// `var appSettings = {` and the closing brace, and checks them against shared_code/platform/settings.py.
 var appSettings = {
   // Host: its own storage through the identity (no connection string), telemetry with Entra auth.
   AzureWebJobsStorage__accountName: storage.outputs.name
@@ -241,7 +241,7 @@ var appSettings = {
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identity.outputs.clientId};Authorization=AAD'
   // DefaultAzureCredential picks the user-assigned identity by this client ID.
   AZURE_CLIENT_ID: identity.outputs.clientId
-  // Gatehouse (shared_code/settings.py). No connection string on Azure: the endpoint plus the identity.
+  // Gatehouse (shared_code/platform/settings.py). No connection string on Azure: the endpoint plus the identity.
   TABLES_CONNECTION_STRING: ''
   TABLES_ENDPOINT: storage.outputs.tableEndpoint
   TABLES_SHARDS: string(tableShardEndpoints)

@@ -197,7 +197,7 @@ def app_settings(azurite: Azurite, entra_stand_in, dns_server) -> dict[str, str]
         "PORT": str(port),
     }
     os.environ.update(settings)
-    from shared_code.settings import get_settings
+    from shared_code.platform.settings import get_settings
     from shared_code.storage import tables
 
     get_settings.cache_clear()

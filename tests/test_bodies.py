@@ -15,13 +15,13 @@ import requests
 from pydantic import field_validator
 
 import shared_code.bodies
-from shared_code import openapi
+from shared_code.openapi import document as openapi
 from tests.support import openapi as described
 from shared_code.bodies import Answer, Body, core_rule, parse
 from shared_code.bodies.domain_audit import CorporateDomainsUpdate
 from shared_code.bodies.employees import EmailChange
 from shared_code.bodies.tenants import NewTenant
-from shared_code.errors import BadRequest, Conflict, Unprocessable
+from shared_code.platform.errors import BadRequest, Conflict, Unprocessable
 
 ROOT = Path(__file__).resolve().parent.parent
 

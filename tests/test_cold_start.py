@@ -13,12 +13,12 @@ LOADED = "import sys, function_app; function_app.app.get_functions(); print(' '.
 def test_importing_the_app_loads_neither_the_public_suffix_list_nor_pydantic():
     modules = subprocess.run([sys.executable, "-c", LOADED], cwd=ROOT, capture_output=True, text=True, check=True,
                              timeout=120).stdout.split()
-    assert "shared_code.domains" in modules  # the module is there ...
+    assert "shared_code.directory.domains" in modules  # the module is there ...
     assert "publicsuffixlist" not in modules  # ... its list only for the first domain check
     assert "pydantic" not in modules  # the admin-key rotation's model only for that endpoint
 
 
 def test_the_public_suffix_list_still_answers_once_needed():
-    from shared_code.domains import normalise_domains
+    from shared_code.directory.domains import normalise_domains
 
     assert normalise_domains(["Contoso.COM"]).why_outside("a@fabrikam.com")

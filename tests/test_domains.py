@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared_code.domains import MAX_DOMAINS, PUBLIC_MAIL_DOMAINS, CorporateDomains, normalise_domains
-from shared_code.errors import Unprocessable
+from shared_code.directory.domains import MAX_DOMAINS, PUBLIC_MAIL_DOMAINS, CorporateDomains, normalise_domains
+from shared_code.platform.errors import Unprocessable
 
 
 def refusal(domains, include_subdomains=False) -> Unprocessable:

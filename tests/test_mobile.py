@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from shared_code.errors import BadRequest, Conflict, NotFound, Unprocessable
-from shared_code.mobile import (MSAL_CONFIGURATION_MAX_BYTES, MobileConfig, config_etag, operator_identifiers,
+from shared_code.platform.errors import BadRequest, Conflict, NotFound, Unprocessable
+from shared_code.sign_in.mobile import (MSAL_CONFIGURATION_MAX_BYTES, MobileConfig, config_etag, operator_identifiers,
                                 platform_config, validate_mobile_config)
-from shared_code.settings import Settings
+from shared_code.platform.settings import Settings
 
 BUNDLE_ID = "com.contoso.Gatehouse"
 PACKAGE = "com.contoso.gatehouse"

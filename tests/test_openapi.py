@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from shared_code import openapi
-from shared_code.openapi_operations import Operation
+from shared_code.openapi import document as openapi
+from shared_code.openapi.operations import Operation
 from tests.support import openapi as described
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,4 +1,4 @@
-"""The one outbound policy (shared_code.outbound): what it refuses, what it returns, and its real deadline."""
+"""The one outbound policy (shared_code.platform.outbound): what it refuses, what it returns, and its real deadline."""
 from __future__ import annotations
 
 import socket
@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from shared_code import outbound
+from shared_code.platform import outbound
 from tests.support import deadlines
 
 

@@ -1,4 +1,4 @@
-"""shared_code/sessions.py without storage or HTTP: the signed token format, its expiry to the second, the key
+"""shared_code/sign_in/sessions.py without storage or HTTP: the signed token format, its expiry to the second, the key
 derived per purpose from SESSION_SIGNING_KEY, and each cookie's attributes. Fast on purpose: `make mutants` runs
 it once per mutant of sessions.py (docs/mutation-testing.md)."""
 from __future__ import annotations
@@ -11,8 +11,8 @@ import json
 
 import pytest
 
-from shared_code import sessions
-from shared_code.settings import get_settings
+from shared_code.sign_in import sessions
+from shared_code.platform.settings import get_settings
 
 KEY = "sessions-test-key-0123456789abcdef"
 

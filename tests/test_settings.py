@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared_code import credentials
-from shared_code.settings import get_settings
+from shared_code.platform import credentials
+from shared_code.platform.settings import get_settings
 
 
 @pytest.fixture

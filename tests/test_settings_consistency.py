@@ -1,7 +1,7 @@
 """Every setting the code reads is set on Azure, listed for local runs and documented, and no new one can hide.
 
 Where each list lives:
-- the code's own list: `SETTING_NAMES` in shared_code/settings.py;
+- the code's own list: `SETTING_NAMES` in shared_code/platform/settings.py;
 - what the code actually reads: `os.environ[...]`, `os.environ.get(...)`, `os.getenv(...)` (and aliases of
   `os.environ`) and `%NAME%` binding placeholders in shared_code/, functions/ and function_app.py;
 - Azure: the `var appSettings = { ... }` block of infra/main.bicep (top-level keys, two-space indent);
@@ -58,11 +58,11 @@ FLEX_CONSUMPTION_REJECTS = {
 
 def declared_setting_names() -> set[str]:
     """SETTING_NAMES, read from the source (no import: this test must not depend on the app importing)."""
-    tree = ast.parse((ROOT / "shared_code" / "settings.py").read_text())
+    tree = ast.parse((ROOT / "shared_code" / "platform" / "settings.py").read_text())
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "SETTING_NAMES" for t in node.targets):
             return set(ast.literal_eval(node.value))
-    raise AssertionError("shared_code/settings.py no longer defines SETTING_NAMES")
+    raise AssertionError("shared_code/platform/settings.py no longer defines SETTING_NAMES")
 
 
 def _is_os_attr(node: ast.AST, attr: str) -> bool:
@@ -212,7 +212,7 @@ def test_code_reads_only_declared_settings():
                   if base_name(name) not in declared_setting_names() and not HOST_SETTING.match(name)
                   and not PLATFORM_PROVIDED.match(name) and name not in SDK_SETTINGS}
     assert not undeclared, (
-        "The code reads settings that shared_code/settings.py does not declare: "
+        "The code reads settings that shared_code/platform/settings.py does not declare: "
         + "; ".join(f"{name} ({', '.join(files)})" for name, files in sorted(undeclared.items()))
         + ". Add each to SETTING_NAMES, infra/main.bicep (var appSettings), local.settings.sample.json "
           "and the README's settings table.")

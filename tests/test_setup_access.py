@@ -11,7 +11,7 @@ import re
 import pytest
 import requests
 
-from shared_code import setup_access
+from shared_code.tenancy import setup_access
 from shared_code.storage import setup_links
 
 
@@ -234,7 +234,7 @@ def test_wizard_page_has_a_strict_csp_and_cacheable_assets(app_url, new_tenant):
 def test_over_https_the_cookie_is_secure_and_host_pinned(app_settings, monkeypatch):
     import dataclasses
 
-    from shared_code.settings import get_settings
+    from shared_code.platform.settings import get_settings
 
     https = dataclasses.replace(get_settings(), public_base_url="https://gatehouse.example")
     monkeypatch.setattr(setup_access, "get_settings", lambda: https)
@@ -248,7 +248,7 @@ def test_over_https_the_cookie_is_secure_and_host_pinned(app_settings, monkeypat
 def test_a_session_signed_with_another_key_is_refused(app_settings, monkeypatch):
     import dataclasses
 
-    from shared_code.settings import get_settings
+    from shared_code.platform.settings import get_settings
 
     session = setup_access._new_session("acme-0a1b2c", dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1))
     assert setup_access.read_session("acme-0a1b2c", session.cookie_value) is not None

@@ -124,7 +124,7 @@ def test_a_transaction_on_a_table_that_does_not_exist_yet_creates_it(app_setting
 @pytest.fixture
 def own_azurite(monkeypatch, app_settings):
     """A private Azurite (on disk) that this test may stop, with the storage layer pointed at it."""
-    from shared_code.settings import get_settings
+    from shared_code.platform.settings import get_settings
     from tests.conftest import Azurite
 
     with Azurite.temporary(prefix="gatehouse-unreachable-") as server:
@@ -138,7 +138,7 @@ def own_azurite(monkeypatch, app_settings):
 
 
 def test_once_the_store_is_unreachable_calls_fail_at_once_for_a_moment_then_try_again(own_azurite, monkeypatch):
-    from shared_code.errors import StorageUnavailable
+    from shared_code.platform.errors import StorageUnavailable
 
     monkeypatch.setattr(tables, "UNREACHABLE_SECONDS", 0.5)
     row = {"PartitionKey": "unreachable", "RowKey": "r", "v": 1}

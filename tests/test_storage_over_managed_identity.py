@@ -56,7 +56,7 @@ def identity() -> Iterator[ManagedIdentityEndpoint]:
 @pytest.fixture(scope="module")
 def app_settings(oauth_azurite, identity, tls) -> Iterator[dict[str, str]]:
     """The suite's settings with storage reached only through TABLES_ENDPOINT and the managed identity."""
-    from shared_code.settings import get_settings
+    from shared_code.platform.settings import get_settings
     from shared_code.storage import tables
 
     port = free_port()
@@ -132,7 +132,7 @@ def test_storage_calls_authenticate_with_the_managed_identity_token(app_settings
 
 def test_a_token_for_another_audience_is_refused_by_storage(app_settings, identity):
     """The path is really checked: a token Azurite must refuse makes every storage call fail (a 503 upstream)."""
-    from shared_code.errors import StorageUnavailable
+    from shared_code.platform.errors import StorageUnavailable
     from shared_code.storage import tables
 
     identity.audience = "https://vault.azure.net"
@@ -182,7 +182,7 @@ def test_a_shard_named_by_its_endpoint_is_reached_with_the_same_managed_identity
     read with the identity's token, lands in the shard account only, and both accounts share one token."""
     from azure.data.tables import TableServiceClient
 
-    from shared_code.settings import get_settings
+    from shared_code.platform.settings import get_settings
     from shared_code.storage import tables
 
     monkeypatch.setenv("TABLES_SHARDS", f'["{oauth_azurite.endpoint_of(SHARD_ACCOUNT)}"]')

@@ -189,7 +189,7 @@ def test_every_flow_works_on_either_account_and_each_tenants_rows_are_only_in_it
 @contextmanager
 def using(settings: dict[str, str]) -> Iterator[None]:
     """This process's settings switched to `settings` (tests run one at a time), then back."""
-    from shared_code.settings import get_settings
+    from shared_code.platform.settings import get_settings
     from shared_code.storage import tables
 
     saved = {name: os.environ.get(name) for name in settings}

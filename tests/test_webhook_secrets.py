@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from standardwebhooks import Webhook
 
-from shared_code.errors import StorageUnavailable
-from shared_code.settings import get_settings
+from shared_code.platform.errors import StorageUnavailable
+from shared_code.platform.settings import get_settings
 from shared_code.webhooks import secrets
 
 KEY = "webhook-secrets-test-key-0123456789"

@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None, out=None) -> int:
     args = parser.parse_args(argv)
     _load_settings(args.settings)
 
-    from shared_code.errors import StorageUnavailable
+    from shared_code.platform.errors import StorageUnavailable
     from shared_code.storage import consistency
 
     stuck = timedelta(minutes=args.stuck_minutes)

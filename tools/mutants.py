@@ -2,8 +2,8 @@
 modules, each module with the focused tests that cover it (a full-suite run per mutant is far too slow on 2 cores).
 
     make mutants                                   # every module below, one after the other (hours here)
-    make mutants MUTANTS="sessions oidc/tokens"    # some of them (names as in MODULES, without shared_code/ and .py)
-    cp .mutmut/sessions.sqlite .mutmut-cache && .venv-mutants/bin/mutmut results    # one module's survivors
+    make mutants MUTANTS="sign_in/sessions oidc/tokens"    # some of them (names as in MODULES, without shared_code/ and .py)
+    cp .mutmut/sign_in.sessions.sqlite .mutmut-cache && .venv-mutants/bin/mutmut results    # one module's survivors
                                                    # (then `mutmut show <id>` shows one mutant)
 
 mutmut changes one line of the module on disk at a time and runs the module's tests (they must fail: the mutant is
@@ -36,11 +36,11 @@ PURE = {"tests/test_sessions.py", "tests/test_webhook_secrets.py", "tests/test_o
 # module (under shared_code/, without .py) → the tests that must kill its mutants: fast, focused, the ones that
 # exercise it directly. Listed in the order `make mutants` runs them (the most critical first).
 MODULES: dict[str, list[str]] = {
-    "sessions": ["tests/test_sessions.py"],
+    "sign_in/sessions": ["tests/test_sessions.py"],
     "webhooks/secrets": ["tests/test_webhook_secrets.py"],
     "oidc/tokens": ["tests/oidc/test_oidc_rules.py", "tests/oidc/test_code_flow.py",
                     "tests/token_exchange/test_exchange_core.py"],  # the token-exchange grant is answered here too
-    "sign_in": ["tests/sso/test_sign_in_state.py", "tests/sso/test_acs_accepted.py",
+    "sign_in/service": ["tests/sso/test_sign_in_state.py", "tests/sso/test_acs_accepted.py",
                 "tests/sso/test_who_may_sign_in.py"],
     "webhooks/delivery": ["tests/events/test_webhook_and_log_rules.py", "tests/events/test_webhooks.py"],
     "webhooks/endpoint": ["tests/events/test_webhook_and_log_rules.py", "tests/events/test_webhooks.py"],
@@ -56,7 +56,7 @@ MODULES: dict[str, list[str]] = {
     "oidc/third_party_login": ["tests/oidc/test_third_party_login.py"],
     "entra/id_token": ["tests/token_exchange/test_exchange_core.py"],
     "entra/keys": ["tests/token_exchange/test_entra_keys.py", "tests/token_exchange/test_exchange_core.py"],
-    "outbound": ["tests/test_outbound.py", "tests/saml/test_saml_metadata.py"],  # the latter: the address policy
+    "platform/outbound": ["tests/test_outbound.py", "tests/saml/test_saml_metadata.py"],  # the latter: the address policy
     "saml/signature": ["tests/saml/test_saml_signature.py", "tests/saml/test_saml_consumer.py"],
     "saml/assertion_consumer": ["tests/saml/test_saml_consumer.py"],
     "saml/safe_xml": ["tests/saml/test_saml_consumer.py", "tests/saml/test_saml_metadata.py"],

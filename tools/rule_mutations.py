@@ -96,7 +96,7 @@ MUTATIONS = [
              "        backchannel_logout_uri=registration.backchannel_logout_uri, client_name=secret,",
              ("tests/test_secrets_at_rest.py::test_no_secret_is_stored_in_the_clear",)),
     Mutation("rotated-admin-key-in-the-clear", "a rotated tenant admin key is stored only as its hash",
-             "shared_code/tenants.py",
+             "shared_code/tenancy/tenants.py",
              '                                         "admin_key_rotated_at": utcnow().isoformat()})',
              '                                         "admin_key_rotated_at": utcnow().isoformat(), "copy": admin_key})',
              ("tests/test_secrets_at_rest.py::test_no_secret_is_stored_in_the_clear",)),

@@ -1,11 +1,11 @@
 """The JSON bodies of the operator, tenant-admin, setup-wizard and mobile APIs, as pydantic v2 models.
 
-One module per core that owns the bodies (`bodies/tenants.py` for `shared_code/tenants.py`, …): a model
+One module per core that owns the bodies (`bodies/tenants.py` for `shared_code/tenancy/tenants.py`, …): a model
 declares the shape and limits (what `/api/openapi.json` publishes, from `model_json_schema`) and its validators
 call the owning core's rules (the public-suffix rule, the MSAL configuration checks, the app URL rules), which
 stay in the core and keep their messages.
 
-Why beside the cores and not inside them: `shared_code/tenants.py` is on the path of every cold SCIM request
+Why beside the cores and not inside them: `shared_code/tenancy/tenants.py` is on the path of every cold SCIM request
 (the token check), and importing pydantic and building these models costs ~90 ms there (measured with
 `python -X importtime`: pydantic 80 ms, ~1-2 ms per model), more than the cold-start budget has to spare. Only a
 request with one of these bodies, or the OpenAPI document, imports this package.
@@ -14,7 +14,7 @@ A new endpoint's body: a `Body` (request) or `Answer` (response) subclass in the
 its own protocol package when that package is not on the cold SCIM path; the handler imports it inside the
 function (`read_body(req, Model)` in `functions/_http.py`, `json_response(answer)`), and names it in the
 `@describe(...)` beside its route (`models("shared_code.bodies.x").Model`: named, not imported), from which
-`shared_code/openapi.py` publishes it. tests/test_bodies.py fails if a cold SCIM request loads pydantic.
+`shared_code/openapi/document.py` publishes it. tests/test_bodies.py fails if a cold SCIM request loads pydantic.
 
 `parse` is the one place a pydantic `ValidationError` becomes our error: the model's refusal class (400 or
 422), `field` as a dotted path (`domains[3]`, `msal_configuration.client_id`) and a message a person can act
@@ -30,7 +30,7 @@ from typing import Any, Callable, ClassVar, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError
 
-from shared_code.errors import GatehouseError, Unprocessable
+from shared_code.platform.errors import GatehouseError, Unprocessable
 
 __all__ = ["Body", "Answer", "parse", "refusal", "core_rule", "may_be_left_out"]
 

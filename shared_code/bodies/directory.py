@@ -1,6 +1,6 @@
 """The directory as the product sees it: one model of the employee (`DirectoryEmployee`) used by every
 `employee.*` event's `data`, the admin API's employee and the directory listing; the group; the listing's
-pages; and the role mappings' bodies (`shared_code/roles.py`).
+pages; and the role mappings' bodies (`shared_code/directory/roles.py`).
 
 The events themselves are built on the SCIM write path, which must not load pydantic
 (`shared_code/events/shapes.py: employee_data` builds plain dicts); tests/events/test_directory_listing.py

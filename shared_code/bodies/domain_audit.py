@@ -1,4 +1,4 @@
-"""Bodies of the corporate-domain and domain-audit endpoints (`shared_code/domain_audit.py`). Each domain is
+"""Bodies of the corporate-domain and domain-audit endpoints (`shared_code/directory/domain_audit.py`). Each domain is
 checked by `domains.normalise_domains` (public mail providers, public suffixes, IDNA), called from here."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
 from shared_code.bodies import Answer, Body, core_rule, may_be_left_out
-from shared_code.domains import MAX_DOMAINS, CorporateDomains, normalise_domains
+from shared_code.directory.domains import MAX_DOMAINS, CorporateDomains, normalise_domains
 
 
 class CorporateDomainsUpdate(Body):
@@ -45,7 +45,7 @@ class CorporateDomainsUpdate(Body):
 
 
 class DomainVerification(Answer):
-    """A domain's proof of ownership (`shared_code/domain_verification.py`): its state and, once started, the TXT
+    """A domain's proof of ownership (`shared_code/directory/domain_verification.py`): its state and, once started, the TXT
     record to create at the domain's DNS provider."""
 
     domain: str

@@ -1,4 +1,4 @@
-"""Bodies of the tenant admin's employee endpoints (`shared_code/employees.py`). The address rules stay in
+"""Bodies of the tenant admin's employee endpoints (`shared_code/directory/employees.py`). The address rules stay in
 `employees.valid_email` (called from here)."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from shared_code import employees
+from shared_code.directory import employees
 from shared_code.bodies import Answer, Body, core_rule
 from shared_code.bodies.directory import DirectoryEmployee
 

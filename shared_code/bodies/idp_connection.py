@@ -1,5 +1,5 @@
-"""Bodies of the admin's "Check now" (`shared_code/idp_connection.py`) and of the self-check link
-(`shared_code/sign_in.py`). Whether the metadata can be used (reachable, signed, unexpired, one field and not
+"""Bodies of the admin's "Check now" (`shared_code/tenancy/idp_connection.py`) and of the self-check link
+(`shared_code/sign_in/service.py`). Whether the metadata can be used (reachable, signed, unexpired, one field and not
 both) is decided by `idp_connection.read_metadata`: a 422 JSON Schema cannot describe."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import ConfigDict, Field
 
 from shared_code.bodies import Answer, Body
-from shared_code.idp_connection import MAX_URL_CHARS
+from shared_code.tenancy.idp_connection import MAX_URL_CHARS
 
 Status = Literal["draft", "testing", "enabled"]
 

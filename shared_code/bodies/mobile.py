@@ -1,4 +1,4 @@
-"""Bodies of the tenant admin's mobile endpoints (`shared_code/mobile.py`). What Entra shows is checked against
+"""Bodies of the tenant admin's mobile endpoints (`shared_code/sign_in/mobile.py`). What Entra shows is checked against
 the operator's app identifiers by `mobile.validate_mobile_config` (called from here, with its messages and
 dotted `field` paths); the model says the shape the document can describe."""
 from __future__ import annotations
@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
-from shared_code import mobile
+from shared_code.sign_in import mobile
 from shared_code.bodies import Answer, Body, core_rule, may_be_left_out
 
 

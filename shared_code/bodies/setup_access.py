@@ -1,10 +1,10 @@
-"""Bodies of the setup wizard's access endpoints (`shared_code/setup_access.py`): the operator's setup link and
+"""Bodies of the setup wizard's access endpoints (`shared_code/tenancy/setup_access.py`): the operator's setup link and
 the wizard session a link's token opens. Whether a token is valid is the core's (403)."""
 from __future__ import annotations
 
 from pydantic import ConfigDict, Field
 
-from shared_code import setup_access
+from shared_code.tenancy import setup_access
 from shared_code.bodies import Answer, Body
 
 

@@ -1,4 +1,4 @@
-"""Bodies of `shared_code/tenants.py`'s endpoints: the operator's new tenant, the SSO setup summary, the SCIM
+"""Bodies of `shared_code/tenancy/tenants.py`'s endpoints: the operator's new tenant, the SSO setup summary, the SCIM
 token and the default department. The app URL rules stay in `tenants.validate_app_url` (called from here)."""
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator
 
-from shared_code import tenants
+from shared_code.tenancy import tenants
 from shared_code.bodies import Answer, Body, core_rule, may_be_left_out
 from shared_code.oidc.clients import Client
-from shared_code.errors import BadRequest
+from shared_code.platform.errors import BadRequest
 
 Status = Literal["draft", "testing", "enabled"]
 # At least one character that str.strip() keeps (Python's isspace() also counts \x1c-\x1f and \x85, which

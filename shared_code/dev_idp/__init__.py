@@ -15,7 +15,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from shared_code.saml.errors import MetadataError
-from shared_code.settings import Settings, get_settings
+from shared_code.platform.settings import Settings, get_settings
 
 ROUTE_PREFIX = "dev-idp"  # under the Functions route prefix: /api/dev-idp/{tenant}/...
 _PATH_MARK = f"/api/{ROUTE_PREFIX}/"

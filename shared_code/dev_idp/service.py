@@ -25,14 +25,14 @@ from dataclasses import dataclass, field
 from html import escape
 from typing import Any
 
-from shared_code import sign_in
-from shared_code import tenants as tenant_service
+from shared_code.sign_in import service as sign_in
+from shared_code.tenancy import tenants as tenant_service
 from shared_code.dev_idp import ROUTE_PREFIX, keys
 from shared_code.dev_idp.documents import (NS_SAML, NS_SAMLP, STATUS_NO_PASSIVE, STATUS_REQUESTER, EntraIdp,
                                            v2_id_token_claims, v2_published_key)
-from shared_code.errors import BadRequest, Conflict, NotFound
+from shared_code.platform.errors import BadRequest, Conflict, NotFound
 from shared_code.saml.safe_xml import UntrustedXmlError, parse_untrusted
-from shared_code.settings import get_settings
+from shared_code.platform.settings import get_settings
 from shared_code.storage import directory
 
 # A fixed namespace for the GUIDs of the Entra tenants the development IdP plays (uuid5 of the tenant ID).

@@ -1,7 +1,7 @@
 """Why an Entra ID token was not accepted."""
 from __future__ import annotations
 
-from shared_code.errors import GatehouseError, StorageUnavailable
+from shared_code.platform.errors import GatehouseError, StorageUnavailable
 
 
 class EntraTokenRejected(GatehouseError):

@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from typing import Callable
 
 from shared_code.entra.errors import EntraUnavailable
-from shared_code.settings import get_settings
+from shared_code.platform.settings import get_settings
 from shared_code.storage import entra_keys as store
 
 log = logging.getLogger("gatehouse")
@@ -198,7 +198,7 @@ def _fetch_and_save(entra_tenant_id: str, now: datetime) -> store.CachedKeys:
 
 
 def _fetch(entra_tenant_id: str) -> list[dict]:
-    from shared_code import outbound
+    from shared_code.platform import outbound
 
     url = keys_url(entra_tenant_id)
     try:

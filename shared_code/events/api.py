@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from shared_code.bodies.directory import DirectoryEmployee, DirectoryGroup
-from shared_code.errors import BadRequest, Unprocessable
+from shared_code.platform.errors import BadRequest, Unprocessable
 from shared_code.events import log
 from shared_code.events.shapes import EVENT_TYPES, INTERNAL_TYPES
 

@@ -2,7 +2,7 @@
 being called by the core that made the change (STYLE.md, "The event as the spine").
 
 The core commits its change and the change's event together (log.py, outbox.py) and is done. A consumer —
-webhook delivery (shared_code/webhooks/delivery.py) and the end-of-trust reactions (shared_code/trust.py) —
+webhook delivery (shared_code/webhooks/delivery.py) and the end-of-trust reactions (shared_code/sign_in/trust.py) —
 runs later, from a queue message, and works through the events after its position:
 
 * Woken by the same message: after every commit that wrote events, `webhooks/queue.py`'s notifier puts
@@ -30,7 +30,7 @@ from typing import Callable
 
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
 
-from shared_code.errors import GatehouseError, StorageUnavailable
+from shared_code.platform.errors import GatehouseError, StorageUnavailable
 from shared_code.events import log as event_log
 from shared_code.storage import tables
 from shared_code.webhooks import queue  # the queue whose message wakes a tenant's consumers

@@ -34,7 +34,7 @@ from typing import Any, Iterator
 from azure.core import MatchConditions
 from azure.data.tables import TableTransactionError, UpdateMode
 
-from shared_code.errors import StorageUnavailable
+from shared_code.platform.errors import StorageUnavailable
 from shared_code.events.shapes import Change
 from shared_code.storage import tables
 

@@ -13,7 +13,7 @@ from any one event. Plain dicts, no pydantic: the directory's write path builds 
   idp.certificates_changed: the IdP's signing certificates.
 - sessions.revoked (internal: neither delivered as a webhook nor listed by the Events API): the tenant's
   `sessions_valid_from` moved, so every session signed in before it ends — the setup cancelled, the IdP
-  replaced, SSO turned off (`why`). Written with the tenant row (its outbox), read by shared_code/trust.py.
+  replaced, SSO turned off (`why`). Written with the tenant row (its outbox), read by shared_code/sign_in/trust.py.
 - client.deleted (internal too): a product's client deleted (`client_id`, `backchannel_logout_uri`), written
   with the client row's delete (the oidc table's outbox): its sessions end and it hears so.
 """

@@ -56,7 +56,7 @@ def purge_sign_in_state(tenant_id: str, now: datetime) -> int:
 
 
 def refresh_idp_metadata(tenant_id: str, now: datetime) -> str:
-    from shared_code import idp_connection
+    from shared_code.tenancy import idp_connection
 
     try:
         return idp_connection.refresh_tenant(tenant_id, now)
@@ -73,8 +73,8 @@ def purge_events(tenant_id: str, now: datetime) -> int:
 
 
 def audit_domains(tenant_id: str, now: datetime) -> None:
-    from shared_code import domain_audit
-    from shared_code.errors import Conflict
+    from shared_code.directory import domain_audit
+    from shared_code.platform.errors import Conflict
 
     try:
         domain_audit.run_audit(tenant_id, domain_audit.TIMER)
@@ -89,7 +89,7 @@ def check_webhook(tenant_id: str, now: datetime) -> bool:
 
 
 def check_trust(tenant_id: str, now: datetime) -> bool:
-    from shared_code import trust
+    from shared_code.sign_in import trust
 
     return trust.CONSUMER.wake_if_behind(tenant_id)
 

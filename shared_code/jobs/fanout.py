@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
 
-from shared_code import queues
-from shared_code.errors import GatehouseError
+from shared_code.platform import queues
+from shared_code.platform.errors import GatehouseError
 from shared_code.storage import jobs as job_store
 from shared_code.storage import tables
-from shared_code.tenants import TENANT_ID
+from shared_code.tenancy.tenants import TENANT_ID
 
 QUEUE = "gatehouse-jobs"
 POISON = QUEUE + queues.POISON_SUFFIX

@@ -3,9 +3,9 @@
 `begin` checks the request in the order RFC 6749 §4.1.2.1 prescribes: first the client and the redirect URI
 (exactly as registered). If either is wrong we must not redirect — `InvalidClientRequest` becomes an error page.
 Everything else is answered to the client's redirect URI (`AuthorizationRedirect`: error, state, iss).
-A good request starts today's SP-initiated SAML sign-in (shared_code/sign_in.py) with the request
+A good request starts today's SP-initiated SAML sign-in (shared_code/sign_in/service.py) with the request
 (`AuthorizationRequest.context()`, one dict: add new fields there) riding in the sealed pending-login cookie
-(shared_code/pending_logins.py) — the authorization endpoint writes no row; the ACS then calls `issue_code`
+(shared_code/sign_in/pending_logins.py) — the authorization endpoint writes no row; the ACS then calls `issue_code`
 (or `refusal_redirect` when the sign-in was refused, e.g. a dismissed employee → access_denied, a stale
 authentication → login_required).
 
@@ -18,7 +18,7 @@ Whether the code carries a challenge is stored with it, and the token endpoint r
 (sign_in.check_fresh_authentication); `prompt=none` sends an IsPassive AuthnRequest; `id_token_hint` must be an
 ID token of this issuer, and the sign-in must be of its `sub` (else `login_required`).
 
-A code is sealed (shared_code/sealing.py: AES-GCM, bound to the tenant), not stored: it carries what it is bound
+A code is sealed (shared_code/platform/sealing.py: AES-GCM, bound to the tenant), not stored: it carries what it is bound
 to (client, redirect URI, PKCE challenge, nonce, scope), the employee as the sign-in found them, the
 session id and the ETag its session row got, a random id (its grant key once redeemed: sha256 of it) and its
 60-second lifetime. The ACS writes one transaction: the SAML answer's `answered:` row (once) and the session.
@@ -35,8 +35,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Sequence
 
-from shared_code import sealing, sign_in
-from shared_code.errors import BadRequest, Forbidden, GatehouseError
+from shared_code.platform import sealing
+from shared_code.sign_in import service as sign_in
+from shared_code.platform.errors import BadRequest, Forbidden, GatehouseError
 from shared_code.oidc import discovery, keys
 from shared_code.oidc.discovery import with_query
 from shared_code.oidc.errors import OAuthError

@@ -6,7 +6,7 @@ Durable: each delivery is a row in `oidclogouts` first (one per session and clie
 queues nothing new), then a first attempt right away in the background; the retry timer (`sweep`) takes due
 rows with an ETag update (one sender at a time), backing off 1, 2, 4 … 60 minutes. Each attempt signs a fresh
 token (iat/exp/jti new; sub and sid the same), because a token must be short-lived and a day is long.
-Calls out go through `shared_code.outbound.request` (https, public addresses only, a real deadline; loopback
+Calls out go through `shared_code.platform.outbound.request` (https, public addresses only, a real deadline; loopback
 only with ALLOW_PRIVATE_METADATA_URLS=true).
 """
 from __future__ import annotations
@@ -91,7 +91,7 @@ def attempt(delivery: store.PendingLogout, now: datetime | None = None) -> bool:
 
 
 def _send(uri: str, token: str) -> tuple[bool, str]:
-    from shared_code import outbound
+    from shared_code.platform import outbound
 
     try:
         answer = outbound.request("POST", uri, what="back-channel logout URI", timeout=TIMEOUT_SECONDS,

@@ -21,9 +21,9 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from shared_code import credentials
+from shared_code.platform import credentials
 from shared_code.bodies import Body
-from shared_code.errors import BadRequest, NotFound, Unprocessable
+from shared_code.platform.errors import BadRequest, NotFound, Unprocessable
 from shared_code.oidc.discovery import issuer
 from shared_code.oidc.errors import OAuthError
 from shared_code.storage import oidc as store
@@ -113,7 +113,7 @@ class ClientRegistration(Body):
     def _backchannel(cls, uri: str | None) -> str | None:
         if uri is None:
             return None
-        from shared_code import outbound  # the same rules as the calls out to it (public https, no userinfo)
+        from shared_code.platform import outbound  # the same rules as the calls out to it (public https, no userinfo)
 
         check_uri(uri, what="backchannel_logout_uri")
         try:
@@ -214,7 +214,7 @@ def list_all(tenant_id: str) -> dict:
 
 def delete(tenant_id: str, client_id: str) -> None:
     """Delete a client: its tokens stop working at once (UserInfo checks the client), and every session it holds
-    ends, with a back-channel logout to it (its `client.deleted` event, handled by shared_code/trust.py)."""
+    ends, with a back-channel logout to it (its `client.deleted` event, handled by shared_code/sign_in/trust.py)."""
     if not store.delete_client(tenant_id, client_id):
         raise NotFound("There is no such client in this tenant.")
 
@@ -261,11 +261,11 @@ def authenticate(tenant_id: str, authorization: str | None, form: Mapping[str, s
     """The client making a token request: client_secret_basic, client_secret_post, or a native client's bare
     client_id (`none`). One method per request (RFC 6749 §2.3); secrets compared in constant time.
 
-    Failed authentications are limited like wrong admin keys and SCIM tokens (shared_code/rate_limit.py), and
+    Failed authentications are limited like wrong admin keys and SCIM tokens (shared_code/platform/rate_limit.py), and
     only they meet the limit: the credential is checked first, so a correct secret is never refused, whoever else
     guessed wrong from the same address (an office NAT, a shared egress). A wrong one from an address over its
     budget is answered 429 instead of 401."""
-    from shared_code import rate_limit
+    from shared_code.platform import rate_limit
 
     scope = f"{tenant_id}/oidc-clients"
     try:

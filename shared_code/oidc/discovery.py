@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from shared_code.settings import get_settings
+from shared_code.platform.settings import get_settings
 
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 SCOPES = ("openid", "email", "profile", "roles", "groups")

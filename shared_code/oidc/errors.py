@@ -6,7 +6,7 @@ sentence the client's developer can act on. It never says whether an employee ex
 """
 from __future__ import annotations
 
-from shared_code.errors import GatehouseError
+from shared_code.platform.errors import GatehouseError
 
 
 class OAuthError(GatehouseError):

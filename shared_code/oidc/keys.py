@@ -15,9 +15,9 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from shared_code.errors import StorageUnavailable
+from shared_code.platform.errors import StorageUnavailable
 from shared_code.oidc.errors import OAuthError
-from shared_code.settings import get_settings
+from shared_code.platform.settings import get_settings
 
 ALGORITHM = "RS256"  # OpenID Connect Discovery requires RS256; it is the only one we sign or accept
 

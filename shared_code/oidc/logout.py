@@ -21,7 +21,7 @@ employee signed out elsewhere), ends the sessions of that Entra sign-in (by Sess
 product's and the Gatehouse cookie's — and is answered with a LogoutResponse; a signed LogoutResponse finishes a
 logout we started, and a failed one is reported as such (`EntraLogoutFailed`), never as "signed out".
 
-Every other end of trust ends sessions too, through shared_code/trust.py: a dismissal or deletion
+Every other end of trust ends sessions too, through shared_code/sign_in/trust.py: a dismissal or deletion
 (`employee_dismissed`), the tenant's trust (`tenant_sessions_ended`: setup cancelled, IdP changed, SSO off), a
 deleted client (`client_sessions_ended`).
 """
@@ -34,12 +34,14 @@ from datetime import datetime, timedelta, timezone
 from typing import Mapping
 from urllib.parse import urlsplit
 
-from shared_code import saml, sessions, sign_in, tenants
-from shared_code.errors import BadRequest, GatehouseError
+from shared_code import saml
+from shared_code.sign_in import service as sign_in, sessions
+from shared_code.tenancy import tenants
+from shared_code.platform.errors import BadRequest, GatehouseError
 from shared_code.oidc import backchannel, discovery, keys
 from shared_code.oidc.discovery import with_query
 from shared_code.oidc.errors import OAuthError
-from shared_code.settings import get_settings
+from shared_code.platform.settings import get_settings
 from shared_code.storage import oidc as store
 from shared_code.storage import sign_ins
 

@@ -29,8 +29,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from shared_code import entra, sign_in, tenants
-from shared_code.mobile import MobileConfig
+from shared_code import entra
+from shared_code.sign_in import service as sign_in
+from shared_code.tenancy import tenants
+from shared_code.sign_in.mobile import MobileConfig
 from shared_code.oidc import discovery
 from shared_code.oidc.discovery import TOKEN_EXCHANGE as GRANT_TYPE
 from shared_code.oidc.errors import OAuthError

@@ -23,7 +23,7 @@ Tokens:
 - ID token: RS256 JWT (keys.py) with iss, sub (the employee's id: stable within the tenant), aud, exp, iat,
   auth_time (Entra's AuthnInstant), amr (from Entra's authnmethodsreferences), nonce, sid, email, name,
   given_name, family_name, preferred_username, is_admin, tenant; with scope `roles`, `roles` (the employee's
-  roles in the product: shared_code/roles.py) and with scope `groups`, `groups` (every SCIM Group id they are in:
+  roles in the product: shared_code/directory/roles.py) and with scope `groups`, `groups` (every SCIM Group id they are in:
   no overage, however many — Entra's own tokens drop the claim above 150/200). A code carries no roles or groups
   (it travels in a URL): with those scopes the token endpoint reads the employee's row beside the redemption.
 - access token: for our UserInfo only, so it is an HMAC-signed token (`sessions.sign`, its own derived key):
@@ -34,7 +34,7 @@ Tokens:
   active (and not dismissed since the token was issued) on every call; the reads overlap.
 - `email_verified` rides with `email`: true only for a domain the tenant verified by DNS. The code flow's ID token
   takes the tenant's verified domains as the ACS read them (sealed in the code, ≤ 60 s old); a trust that ended
-  in between ended the code's session row too (shared_code/trust.py), so its redemption fails on the session ETag.
+  in between ended the code's session row too (shared_code/sign_in/trust.py), so its redemption fails on the session ETag.
 """
 from __future__ import annotations
 
@@ -49,8 +49,9 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Mapping
 
-from shared_code import sessions, tenants
-from shared_code.domains import email_domain_verified
+from shared_code.sign_in import sessions
+from shared_code.tenancy import tenants
+from shared_code.directory.domains import email_domain_verified
 from shared_code.oidc import discovery, keys
 from shared_code.oidc.authorization import ACCESS_TOKEN_SECONDS, open_code, record_exchange
 from shared_code.oidc.clients import authenticate
@@ -157,7 +158,7 @@ def _verified_domains(tenant: tenants.Tenant | None) -> list[str]:
 def employee_claims(tenant_id: str, employee: directory.Employee, names: dict[str, str] | None = None,
                     verified_domains: list[str] | None = None) -> dict:
     """The employee's claims. `email_verified` is true only when the email's domain is one the tenant proved it
-    owns by DNS (shared_code/domain_verification.py): listing a domain as corporate proves nothing."""
+    owns by DNS (shared_code/directory/domain_verification.py): listing a domain as corporate proves nothing."""
     claims = {"sub": employee.id, "preferred_username": employee.user_name, "is_admin": employee.is_admin,
               "tenant": tenant_id}
     for claim, part in (("given_name", "givenName"), ("family_name", "familyName")):

@@ -1,7 +1,7 @@
 """Errors of the SAML core. Both carry a message that is safe to show to a person and tells them what to do."""
 from __future__ import annotations
 
-from shared_code.errors import GatehouseError, Unprocessable
+from shared_code.platform.errors import GatehouseError, Unprocessable
 
 # Reasons that mean "the browser sent us something that is not a SAML response at all" rather than
 # "a SAML response that we refuse": the HTTP layer may answer 400 for these and 403 for the rest.

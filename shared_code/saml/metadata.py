@@ -5,7 +5,7 @@ publishes the old and the new one; the assertion consumer accepts either). The m
 checked: like every SAML SP we trust the metadata because the tenant admin gave it to us over HTTPS or pasted it.
 
 The fetch is an SSRF surface (the URL is user input and the server fetches it): it goes through
-`shared_code.outbound`, the one policy every call out follows. `allow_private` exists only for local
+`shared_code.platform.outbound`, the one policy every call out follows. `allow_private` exists only for local
 development (ALLOW_PRIVATE_METADATA_URLS).
 """
 from __future__ import annotations
@@ -209,9 +209,9 @@ def _short(exc: Exception) -> str:
 # ---------------------------------------------------------------- fetching
 
 def fetch_idp_metadata(url: str, *, allow_private: bool, timeout: float = 10) -> bytes:
-    """GET the metadata at `url` under the outbound policy (`shared_code.outbound`: public HTTPS only, checked
+    """GET the metadata at `url` under the outbound policy (`shared_code.platform.outbound`: public HTTPS only, checked
     redirects, a real overall deadline), and make sure what came back looks like XML metadata."""
-    from shared_code import outbound
+    from shared_code.platform import outbound
 
     try:
         answer = outbound.request("GET", url, what="The metadata URL", timeout=timeout, max_redirects=MAX_REDIRECTS,

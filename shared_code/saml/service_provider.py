@@ -72,7 +72,7 @@ def build_authn_request(sp: ServiceProvider, idp: "IdpMetadata", relay_state: st
     """An SP-initiated sign-in: the URL of the IdP's SSO endpoint with a deflated, base64 SAMLRequest.
 
     `force_authn` asks Entra for a fresh sign-in even within its own session (OIDC `prompt=login`, `max_age`);
-    the request is unsigned, so the assertion's AuthnInstant is what proves it happened (sign_in.py checks it).
+    the request is unsigned, so the assertion's AuthnInstant is what proves it happened (sign_in/service.py checks it).
     `is_passive` asks Entra to answer without showing a page (OIDC `prompt=none`): signed in from its session,
     or a `NoPassive` status;
     `login_hint` travels as Entra's `login_hint` query parameter (Entra refuses a Subject in an AuthnRequest).

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Union
 
-from shared_code.errors import BadRequest
+from shared_code.platform.errors import BadRequest
 from shared_code.scim.schemas import Attribute, ResourceKind
 
 MAX_FILTER_LENGTH = 4096

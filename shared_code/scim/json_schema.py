@@ -5,7 +5,7 @@ The SCIM bodies are not pydantic models: SCIM attribute names are case-insensiti
 derived from the same declarations the SCIM engine validates with and tuned against scim2-tester and Entra's own
 request shapes; a model would be a third description of them (and the SCIM engine stays free of pydantic: cold
 start). `components()` gives the schemas and parameters that the SCIM functions' declarations refer to by name
-(`UserRequest`, `UserPatch`, `UserFilter`, …); `shared_code/openapi.py` publishes them. Loaded only when the
+(`UserRequest`, `UserPatch`, `UserFilter`, …); `shared_code/openapi/document.py` publishes them. Loaded only when the
 document is built.
 """
 from __future__ import annotations

@@ -13,7 +13,7 @@ import binascii
 import re
 from typing import Any
 
-from shared_code.errors import BadRequest
+from shared_code.platform.errors import BadRequest
 from shared_code.scim.filter import ScimSyntaxError, split_path, resolve
 from shared_code.scim.schemas import (
     ENTRA_GROUP,

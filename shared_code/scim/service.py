@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-from shared_code.errors import GatehouseError, NotFound, PreconditionFailed, StorageUnavailable, Unauthorized
+from shared_code.platform.errors import GatehouseError, NotFound, PreconditionFailed, StorageUnavailable, Unauthorized
 from shared_code.scim import patch
 from shared_code.scim.filter import Node, ValuePath, equality, matches, parse_filter, validate
 from shared_code.scim.resources import (
@@ -36,9 +36,9 @@ from shared_code.scim.schemas import (
     USER_KIND,
     ResourceKind,
 )
-from shared_code.settings import get_settings
+from shared_code.platform.settings import get_settings
 from shared_code.storage import directory
-from shared_code.tenants import TENANT_ID, Tenant, authenticate_scim
+from shared_code.tenancy.tenants import TENANT_ID, Tenant, authenticate_scim
 
 DEFAULT_COUNT = 100
 MAX_USER_BODY = 64 * 1024  # a user is a few KiB; a row holds at most 64 KiB
@@ -414,7 +414,7 @@ def delete(caller: Caller, kind: ResourceKind, resource_id: str, if_match: str |
     remove = directory.delete_user if kind is USER_KIND else directory.delete_group
     if not remove(tenant.tenant_id, resource_id, check=lambda record: _check_if_match(if_match, record)):
         raise _not_found(kind, resource_id)
-    return Reply(204)  # a deleted (or dismissed) employee's sessions end from their event (shared_code/trust.py)
+    return Reply(204)  # a deleted (or dismissed) employee's sessions end from their event (shared_code/sign_in/trust.py)
 
 
 # --- groups -----------------------------------------------------------------------------------------------------

@@ -30,8 +30,8 @@ import secrets
 from dataclasses import dataclass
 from functools import lru_cache
 
-from shared_code.errors import StorageUnavailable
-from shared_code.settings import get_settings
+from shared_code.platform.errors import StorageUnavailable
+from shared_code.platform.settings import get_settings
 
 PRIMARY = 0
 MAX_SHARDS = 99  # two digits of marker; far beyond what 100,000 tenants need (docs/scaling.md)

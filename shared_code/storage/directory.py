@@ -58,7 +58,7 @@ from typing import Any, Iterable, Iterator
 from azure.core import MatchConditions
 from azure.data.tables import TableTransactionError, UpdateMode
 
-from shared_code.errors import BadRequest, Conflict, NotFound, StorageUnavailable
+from shared_code.platform.errors import BadRequest, Conflict, NotFound, StorageUnavailable
 from shared_code.events import log as event_log
 from shared_code.events import shapes as events
 from shared_code.storage import tables

@@ -36,7 +36,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableTransactionError, UpdateMode
 
-from shared_code.errors import StorageUnavailable
+from shared_code.platform.errors import StorageUnavailable
 from shared_code.events import outbox, shapes
 from shared_code.storage import tables
 
@@ -107,7 +107,7 @@ def list_clients(tenant_id: str) -> list[ClientRecord]:
 
 def delete_client(tenant_id: str, client_id: str) -> bool:
     """Delete the client row and stage its `client.deleted` event in one transaction (the outbox), then append
-    it to the log: the end-of-trust consumer ends the client's sessions (shared_code/trust.py)."""
+    it to the log: the end-of-trust consumer ends the client's sessions (shared_code/sign_in/trust.py)."""
     entity = tables.get(TABLE, tenant_id, CLIENT + client_id)
     if entity is None:
         return False

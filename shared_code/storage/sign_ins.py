@@ -1,6 +1,6 @@
 """Sign-in state in the `signins` table, one partition per tenant: what must count once — the answered
 AuthnRequests (the SAML replay cache), the one-time self-check links and exchanged Entra ID tokens. A login
-waiting for Entra's answer is not here: it waits in the browser's cookie (shared_code/pending_logins.py).
+waiting for Entra's answer is not here: it waits in the browser's cookie (shared_code/sign_in/pending_logins.py).
 
 RowKeys:
   answered:<sha256 of the AuthnRequest ID> an SP-initiated login answered once: the one row a sign-in writes

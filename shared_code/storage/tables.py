@@ -54,7 +54,7 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableClient, TableServiceClient, TableTransactionError, UpdateMode
 
-from shared_code.errors import StorageUnavailable
+from shared_code.platform.errors import StorageUnavailable
 from shared_code.storage import accounts
 
 T = TypeVar("T")

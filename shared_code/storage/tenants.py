@@ -14,7 +14,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
 from azure.data.tables import TableTransactionError, UpdateMode
 
-from shared_code.errors import Conflict, NotFound, StorageUnavailable
+from shared_code.platform.errors import Conflict, NotFound, StorageUnavailable
 from shared_code.events import outbox, shapes
 from shared_code.storage import accounts, tables
 

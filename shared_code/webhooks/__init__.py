@@ -6,6 +6,6 @@ log (shared_code/events/) is POSTed to the tenant's endpoint, in sequence order,
 - `delivery.py`: one tenant's delivery run (a lease per tenant keeps the order; backoff, Retry-After, 410), and
   the test delivery;
 - `queue.py`: the Storage Queue `webhook-deliveries` that wakes a tenant's log consumers (the delivery run, the
-  end-of-trust reactions of shared_code/trust.py), and the notifier that puts a
+  end-of-trust reactions of shared_code/sign_in/trust.py), and the notifier that puts a
   message there after a commit, off the request path (the sweep timer covers a message that never came).
 """

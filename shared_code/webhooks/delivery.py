@@ -25,7 +25,7 @@ from email.utils import parsedate_to_datetime
 
 from azure.core.exceptions import ResourceModifiedError
 
-from shared_code import outbound
+from shared_code.platform import outbound
 from shared_code.events import log as event_log
 from shared_code.events.shapes import INTERNAL_TYPES
 from shared_code.storage import tables

@@ -11,7 +11,7 @@ of delivery, in one row (`webhooks` table, PartitionKey = tenant, RowKey `endpoi
                                                        last attempts (never the secret)
     DELETE /api/tenants/{t}/webhook                   → 204
 
-The URL follows the outbound policy (shared_code/outbound.py): https and public addresses only, unless
+The URL follows the outbound policy (shared_code/platform/outbound.py): https and public addresses only, unless
 ALLOW_PRIVATE_METADATA_URLS=true for local development; addresses are checked again on every delivery.
 """
 from __future__ import annotations
@@ -23,8 +23,8 @@ from typing import Any
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
-from shared_code import outbound
-from shared_code.errors import NotFound, StorageUnavailable, Unprocessable
+from shared_code.platform import outbound
+from shared_code.platform.errors import NotFound, StorageUnavailable, Unprocessable
 from shared_code.events import log as event_log
 from shared_code.storage import tables
 from shared_code.webhooks import secrets

@@ -9,7 +9,7 @@ The notifier puts a message after each commit that wrote events, from a backgrou
 made the change does not wait for the queue (no extra round trip on its path), and a burst of changes of one
 tenant becomes one message. If the process dies before the message is sent, the sweep finds the tenant.
 
-The queue's client and message encoding are `shared_code/queues.py`'s (connection `GATEHOUSE_QUEUES`).
+The queue's client and message encoding are `shared_code/platform/queues.py`'s (connection `GATEHOUSE_QUEUES`).
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 
-from shared_code import queues
+from shared_code.platform import queues
 from shared_code.events import log as event_log
 
 QUEUE = "webhook-deliveries"

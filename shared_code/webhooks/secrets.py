@@ -8,8 +8,8 @@ import base64
 import os
 import secrets as _random
 
-from shared_code.errors import StorageUnavailable
-from shared_code.settings import get_settings
+from shared_code.platform.errors import StorageUnavailable
+from shared_code.platform.settings import get_settings
 
 PREFIX = "whsec_"
 _INFO = b"gatehouse webhook secrets v1"

@@ -10,7 +10,7 @@ import time
 import uuid
 from typing import Iterable
 
-from shared_code.errors import StorageUnavailable
+from shared_code.platform.errors import StorageUnavailable
 from shared_code.scim.resources import clean_body
 from shared_code.scim.schemas import ENTERPRISE_USER, USER_KIND
 from shared_code.storage import directory, tables

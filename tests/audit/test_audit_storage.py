@@ -73,7 +73,7 @@ def test_a_bulk_provisioned_directory_is_audited_in_one_pass_with_a_split_outsid
 
 
 def test_the_newest_run_is_the_first_row_and_only_the_last_thirty_are_kept(tenant, entra):
-    from shared_code import domain_audit
+    from shared_code.directory import domain_audit
 
     entra.provision("kim@gmail.com")
     set_domains(tenant, "contoso.example")

@@ -19,8 +19,9 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 from lxml import etree
 
-from shared_code import saml, sign_in
-from shared_code import tenants as tenant_service
+from shared_code import saml
+from shared_code.sign_in import service as sign_in
+from shared_code.tenancy import tenants as tenant_service
 from shared_code.dev_idp import service
 from shared_code.saml.logout import read_logout_message
 from tests.conftest import LocalHost, TenantHandle, free_port

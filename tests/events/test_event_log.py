@@ -113,7 +113,7 @@ def test_events_live_with_the_directory_and_the_head_counts_them(scim, reader):
 
 def test_another_instance_moving_the_head_costs_a_retry_not_an_event(scim, reader):
     """This process and the app are two instances writing one tenant: each finds the other moved the head."""
-    from shared_code import tenants
+    from shared_code.tenancy import tenants
     from shared_code.scim import service
     from shared_code.scim.schemas import USER_KIND
 
@@ -150,7 +150,7 @@ def EventReaderFrom(reader):  # noqa: N802 - a fresh reader of the same tenant, 
 def test_tenant_level_changes_join_the_same_sequence(scim, reader, operator_key):
     """SSO status, the IdP's certificates and a domain audit are stored in other tables; their events come
     through an outbox written with the change and still take the tenant's next sequence numbers."""
-    from shared_code import tenants
+    from shared_code.tenancy import tenants
     from tests.support.idp import TestIdp
 
     tenant = scim.tenant

@@ -78,7 +78,7 @@ def test_every_event_type_matches_its_shape_in_the_openapi_document(scim, reader
     import requests
     from entra_client import load
 
-    from shared_code import tenants
+    from shared_code.tenancy import tenants
     from shared_code.events.shapes import EVENT_TYPES
     from tests.support.idp import TestIdp
 

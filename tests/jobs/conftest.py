@@ -21,8 +21,8 @@ _SWITCHED = ("TABLES_CONNECTION_STRING", "GATEHOUSE_QUEUES")
 
 
 def _forget_clients() -> None:
-    from shared_code import queues
-    from shared_code.settings import get_settings
+    from shared_code.platform import queues
+    from shared_code.platform.settings import get_settings
     from shared_code.storage import tables
 
     get_settings.cache_clear()
@@ -59,7 +59,7 @@ class JobsApp:
     def take(self, function: str = "run_job") -> list[dict]:
         """Take the messages waiting on the function's queue, run the function on each, and answer them
         (decoded): what a test needs when it must see every message exactly once."""
-        from shared_code import queues
+        from shared_code.platform import queues
         from tools.local_host.triggers import _message
 
         found = self.host.functions[function]
@@ -72,7 +72,7 @@ class JobsApp:
 
     def messages(self, queue: str) -> list[dict]:
         """The messages waiting on `queue` (decoded), without taking them."""
-        from shared_code import queues
+        from shared_code.platform import queues
 
         client = queues.client(queue)
         try:
@@ -119,7 +119,7 @@ def jobs_app(in_process_host, app_settings) -> Iterator[JobsApp]:
 @pytest.fixture
 def make_tenants(jobs_app):
     """`make_tenants(n, prefix)`: n tenants created by the tenants core, ids in key order."""
-    from shared_code import tenants
+    from shared_code.tenancy import tenants
 
     def create(count: int, prefix: str = "Jobs") -> list[str]:
         return sorted(tenants.create_tenant(f"{prefix} {i}", "https://app.example.com")[0].tenant_id

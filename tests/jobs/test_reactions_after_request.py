@@ -18,7 +18,8 @@ from pathlib import Path
 import azure.functions as func
 
 from functions import _reactions
-from shared_code import tenants, trust
+from shared_code.sign_in import trust
+from shared_code.tenancy import tenants
 from shared_code.events import log as event_log
 from shared_code.events.consumer import TABLE
 from shared_code.events.shapes import Change

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from shared_code import idp_connection
+from shared_code.tenancy import idp_connection
 from tests.support.idp import TestIdp
 
 TENANTS = 3
@@ -74,7 +74,7 @@ class BarrierMetadataServer:
 
 
 def test_the_daily_refresh_fetches_the_tenants_metadata_concurrently(jobs_app, make_tenants):
-    from shared_code import tenants as tenant_service
+    from shared_code.tenancy import tenants as tenant_service
 
     ours = make_tenants(TENANTS, "Concurrent refresh")
     idps = [TestIdp(key_label="sso-tests") for _ in ours]

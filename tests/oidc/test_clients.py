@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from shared_code import credentials
+from shared_code.platform import credentials
 from shared_code.storage import oidc as store
 
 

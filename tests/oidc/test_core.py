@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from shared_code.errors import StorageUnavailable
+from shared_code.platform.errors import StorageUnavailable
 from shared_code.oidc import keys
 from shared_code.saml import SamlRejected, parse_idp_metadata, read_logout_message
 from tests.support import oidc_keys

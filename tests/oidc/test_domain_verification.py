@@ -139,7 +139,7 @@ def nameservers(app_settings):
     """Point this process's DNS_NAMESERVERS elsewhere for one test (the app's host keeps the suite's server)."""
     import os
 
-    from shared_code.settings import get_settings
+    from shared_code.platform.settings import get_settings
 
     def point(value: str) -> None:
         os.environ["DNS_NAMESERVERS"] = value
@@ -152,7 +152,7 @@ def nameservers(app_settings):
 def test_a_resolver_that_never_answers_is_a_503_with_retry_after(nameservers):
     import socket
 
-    from shared_code import domain_verification
+    from shared_code.directory import domain_verification
 
     silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # takes the query and never answers
     silent.bind(("127.0.0.1", 0))
@@ -167,7 +167,7 @@ def test_a_resolver_that_never_answers_is_a_503_with_retry_after(nameservers):
 
 
 def test_dns_nameservers_takes_ip_and_port_and_refuses_anything_else(nameservers, dns_server):
-    from shared_code import domain_verification
+    from shared_code.directory import domain_verification
 
     name = f"_gatehouse.{_domain()}"
     dns_server.publish_txt(name, "gatehouse-verification=abc", "other")

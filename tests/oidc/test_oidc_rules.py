@@ -19,8 +19,9 @@ from typing import Iterator
 
 import pytest
 
-from shared_code import credentials, sessions
-from shared_code.errors import Unprocessable
+from shared_code.platform import credentials
+from shared_code.sign_in import sessions
+from shared_code.platform.errors import Unprocessable
 from shared_code.oidc import authorization, backchannel, clients, tokens
 from shared_code.oidc.errors import OAuthError
 from shared_code.storage import directory, tables
@@ -181,7 +182,7 @@ def test_registration_refuses_a_back_channel_uri_we_would_not_call(op, uri, says
 def test_outside_local_development_registration_applies_the_outbound_policy_to_the_back_channel_uri(op, monkeypatch):
     """http:// on loopback is fine for a redirect URI in local development, but we call the back-channel URI
     ourselves: with private addresses off (production), only https:// to a public host will do."""
-    from shared_code.settings import get_settings
+    from shared_code.platform.settings import get_settings
 
     monkeypatch.setenv("ALLOW_PRIVATE_METADATA_URLS", "false")
     get_settings.cache_clear()

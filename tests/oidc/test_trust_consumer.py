@@ -1,4 +1,4 @@
-"""The end-of-trust reactions are a consumer of the event log (shared_code/trust.py, shared_code/events/consumer.py):
+"""The end-of-trust reactions are a consumer of the event log (shared_code/sign_in/trust.py, shared_code/events/consumer.py):
 a dismissal whose process dies right after its commit — before the message that wakes the consumers was sent —
 still reaches the product as a back-channel logout token, once the sweep finds the consumer behind the log and
 a running host's consumer handles the event. The stored change refuses the old tokens at once meanwhile, and
@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 import pytest
 import requests
 
-from shared_code import trust
+from shared_code.sign_in import trust
 from shared_code.events import log as event_log
 from shared_code.events import shapes
 from shared_code.events.api import encode_cursor

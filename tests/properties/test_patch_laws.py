@@ -14,7 +14,7 @@ import copy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared_code.errors import BadRequest
+from shared_code.platform.errors import BadRequest
 from shared_code.scim import patch
 from shared_code.scim.resources import clean_body
 from shared_code.scim.schemas import ENTERPRISE_USER, GROUP_KIND, USER_KIND

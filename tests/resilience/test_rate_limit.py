@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from shared_code.rate_limit import FailureLimiter, client_of
+from shared_code.platform.rate_limit import FailureLimiter, client_of
 
 PER_CLIENT, PER_TENANT = 20, 200
 

@@ -249,5 +249,5 @@ def test_a_trickling_server_is_cut_off_at_the_deadline(server):
     ("64:ff9b::a00:1", False),                  # NAT64 of 10.0.0.1
 ])
 def test_public_address_classification(address, public):
-    from shared_code.outbound import is_public_address
+    from shared_code.platform.outbound import is_public_address
     assert is_public_address(address) is public

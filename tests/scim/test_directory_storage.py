@@ -11,7 +11,7 @@ import uuid
 import pytest
 from entra_client import load
 
-from shared_code import tenants
+from shared_code.tenancy import tenants
 from shared_code.events import log as event_log
 from shared_code.scim import service
 from shared_code.scim.schemas import GROUP_KIND, USER_KIND

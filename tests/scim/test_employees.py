@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from entra_client import load
 
-from shared_code.errors import Conflict
+from shared_code.platform.errors import Conflict
 from shared_code.storage import directory
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"

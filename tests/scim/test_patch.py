@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from entra_client import load
 
-from shared_code.errors import BadRequest
+from shared_code.platform.errors import BadRequest
 from shared_code.scim import patch
 from shared_code.scim.schemas import GROUP_KIND, USER_KIND
 

@@ -7,7 +7,7 @@ import copy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared_code.errors import BadRequest
+from shared_code.platform.errors import BadRequest
 from shared_code.scim import patch
 from shared_code.scim.filter import matches, parse_filter, validate
 from shared_code.scim.resources import clean_body

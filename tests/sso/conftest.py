@@ -16,7 +16,7 @@ from tests.support.idp import TestIdp, decode_authn_request
 
 SCIM_JSON = "application/scim+json"
 LOGIN_BINDING = "__Host-gh_login"
-PENDING_PREFIX = "__Host-gh_pending_"  # + the relay id: the sealed pending login (shared_code/pending_logins.py)
+PENDING_PREFIX = "__Host-gh_pending_"  # + the relay id: the sealed pending login (shared_code/sign_in/pending_logins.py)
 SESSION = "gh_session"  # PUBLIC_BASE_URL is http:// in tests; over https the name is __Secure-gh_session
 
 

@@ -270,7 +270,7 @@ def test_refusal_pages_never_show_what_an_unverified_response_said(sso):
 
 
 def test_an_answer_to_a_login_older_than_ten_minutes_is_refused(sso, alice, app_settings):
-    from shared_code import sessions, sign_in
+    from shared_code.sign_in import service as sign_in, sessions
 
     nonce = sessions.new_browser_nonce()
     eleven_minutes_ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=11)

@@ -359,8 +359,9 @@ def test_an_http_single_sign_on_url_is_refused_outside_local_development(app_set
     """/login redirects browsers to the IdP's sign-in URL: an http:// one is an open redirect."""
     import dataclasses
 
-    from shared_code import idp_connection, saml
-    from shared_code.settings import get_settings
+    from shared_code import saml
+    from shared_code.tenancy import idp_connection
+    from shared_code.platform.settings import get_settings
 
     idp = TestIdp(key_label="sso-tests")
     idp.sso_url = "http://login.example.net/saml2"

@@ -1,5 +1,5 @@
 """A sign-in writes only what must count once: the pending login lives in a sealed, browser-bound cookie
-(shared_code/pending_logins.py), so a login start and an authorization request leave every table as it was,
+(shared_code/sign_in/pending_logins.py), so a login start and an authorization request leave every table as it was,
 and the assertion consumer refuses a cookie of another browser, one tampered with, moved, or expired."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 import requests
 
-from shared_code import pending_logins, sessions, sign_in
+from shared_code.sign_in import pending_logins, service as sign_in, sessions
 from tests.conftest import TenantHandle, private_app
 from tests.oidc.conftest import REDIRECT_URI, OidcTenant, query
 from tests.sso.conftest import (LOGIN_BINDING, PENDING_PREFIX, SsoTenant, assert_refused, login_cookies,

@@ -100,7 +100,8 @@ def test_a_self_check_link_needs_the_idp_connected_and_the_admin_key(new_tenant,
 def test_an_expired_self_check_link_is_refused(sso, app_settings):
     import datetime as dt
 
-    from shared_code import sign_in, tenants
+    from shared_code.sign_in import service as sign_in
+    from shared_code.tenancy import tenants
 
     half_an_hour_ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=31)
     link, _ = sign_in.issue_self_check_link(tenants.get_tenant(sso.tenant_id), now=half_an_hour_ago)

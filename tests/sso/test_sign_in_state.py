@@ -12,7 +12,7 @@ import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared_code import sessions, sign_in
+from shared_code.sign_in import service as sign_in, sessions
 from shared_code.storage import sign_ins, tables
 
 APP = "https://acme.example.com/app"

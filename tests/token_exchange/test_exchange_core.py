@@ -127,7 +127,7 @@ def test_a_v1_token_is_refused(mobile, alice):
 
 
 def test_an_employee_outside_the_corporate_domains_is_refused_once_sso_is_enforced(mobile):
-    from shared_code import tenants
+    from shared_code.tenancy import tenants
 
     outsider = mobile.provision("mallory@elsewhere.example")
     assert mobile.handle.api("PUT", "domains", json={"domains": ["acme.example.com"]}).status_code == 200

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import threading
 
-from shared_code.settings import get_settings
+from shared_code.platform.settings import get_settings
 
 MAX_VISIBILITY_DELAY = 6 * 24 * 3600  # a queue message can be hidden for at most 7 days
 POISON_SUFFIX = "-poison"  # where the Functions host moves a message after maxDequeueCount failed tries

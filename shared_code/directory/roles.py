@@ -17,10 +17,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from shared_code.errors import Conflict, Unprocessable
-from shared_code.settings import get_settings
+from shared_code.platform.errors import Conflict, Unprocessable
+from shared_code.platform.settings import get_settings
 from shared_code.storage import directory
-from shared_code.tenants import Tenant
+from shared_code.tenancy.tenants import Tenant
 
 ADMIN = "admin"
 _ROLE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")

@@ -23,8 +23,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from shared_code import tenants
-from shared_code.openapi_operations import (
+from shared_code.tenancy import tenants
+from shared_code.openapi.operations import (
     ETAG,
     JSON,
     RETRY_AFTER,

@@ -31,10 +31,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 from shared_code import dev_idp, saml
-from shared_code import tenants as tenant_service
-from shared_code.errors import Conflict
-from shared_code.settings import get_settings
-from shared_code.tenants import DRAFT, ENABLED, TESTING, Tenant
+from shared_code.tenancy import tenants as tenant_service
+from shared_code.platform.errors import Conflict
+from shared_code.platform.settings import get_settings
+from shared_code.tenancy.tenants import DRAFT, ENABLED, TESTING, Tenant
 
 log = logging.getLogger("gatehouse.idp")
 
@@ -163,7 +163,7 @@ def connect_idp(tenant_id: str, metadata_url: Any = None, metadata_xml: Any = No
         return columns
 
     # Whoever the old IdP signed in is signed out everywhere, the product included: the `sessions.revoked`
-    # event written with the new `sessions_valid_from` is handled by shared_code/trust.py.
+    # event written with the new `sessions_valid_from` is handled by shared_code/sign_in/trust.py.
     tenant = tenant_service.modify(tenant_id, change)
     return Connection(tenant, metadata, checked_at)
 

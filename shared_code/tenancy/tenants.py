@@ -13,9 +13,9 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
-from shared_code import credentials, rate_limit
-from shared_code.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
-from shared_code.settings import get_settings
+from shared_code.platform import credentials, rate_limit
+from shared_code.platform.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
+from shared_code.platform.settings import get_settings
 from shared_code.storage import tenants as store
 
 DRAFT, TESTING, ENABLED = "draft", "testing", "enabled"
@@ -283,7 +283,7 @@ def cancel_setup(tenant_id: str) -> Tenant:
             raise Conflict("SSO is enabled for all employees; only the operator (technical support) can turn it off.")
         return {"status": DRAFT, "idp": None, "metadata_url": None, "self_check_at": None,
                 "sessions_valid_from": int(utcnow().timestamp()) + 1}  # employees signed in by it sign in again
-    return modify(tenant_id, change)  # its `sessions.revoked` event ends the sessions (shared_code/trust.py)
+    return modify(tenant_id, change)  # its `sessions.revoked` event ends the sessions (shared_code/sign_in/trust.py)
 
 
 def operator_disable_sso(tenant_id: str) -> dict[str, Any]:
@@ -299,7 +299,7 @@ def operator_disable_sso(tenant_id: str) -> dict[str, Any]:
                 "sessions_valid_from": int(utcnow().timestamp()) + 1}  # the sign-ins it enforced end
 
     tenant = modify(tenant_id, change)
-    disabled = before["status"] == ENABLED  # its `sessions.revoked` event ends every session (shared_code/trust.py)
+    disabled = before["status"] == ENABLED  # its `sessions.revoked` event ends every session (shared_code/sign_in/trust.py)
     message = (f"SSO is no longer enforced for the employees of {tenant.name}; the setup is back in "
                f"{tenant.status}, and the tenant admin can enable it again." if disabled else
                f"Nothing changed: SSO was not enabled for {tenant.name} (status {tenant.status}).")

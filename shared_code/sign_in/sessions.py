@@ -29,7 +29,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from shared_code.settings import get_settings
+from shared_code.platform.settings import get_settings
 
 SESSION_SECONDS = 8 * 3600
 LOGIN_BINDING_SECONDS = 10 * 60  # as long as a pending login lives (pending_logins.LIFETIME_SECONDS)

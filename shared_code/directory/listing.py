@@ -27,8 +27,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from shared_code import sessions
-from shared_code.errors import BadRequest
+from shared_code.sign_in import sessions
+from shared_code.platform.errors import BadRequest
 from shared_code.events import api as events_api
 from shared_code.events import log as event_log
 from shared_code.events.shapes import employee_data, group_data

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-from shared_code.domains import idna, validate_hostname  # idna: imported on first use
-from shared_code.errors import BadRequest, Conflict, NotFound, Unprocessable
+from shared_code.directory.domains import idna, validate_hostname  # idna: imported on first use
+from shared_code.platform.errors import BadRequest, Conflict, NotFound, Unprocessable
 
 MSAL_CONFIGURATION_MAX_BYTES = 16 * 1024
 
@@ -132,7 +132,7 @@ def android_redirect_uri_for(package_name: str, signature_hash: str) -> str:
 def operator_identifiers(settings: Any) -> dict[str, dict[str, str | None]]:
     """What the tenant admin copies into Entra's app registration, from the operator's settings.
 
-    `settings` is a `shared_code.settings.Settings` (or anything with its three `mobile_*` attributes).
+    `settings` is a `shared_code.platform.settings.Settings` (or anything with its three `mobile_*` attributes).
     A value the operator has not set is None, and so is any redirect URI derived from it.
     """
     bundle_id = (settings.mobile_ios_bundle_id or "").strip() or None

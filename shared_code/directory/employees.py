@@ -5,17 +5,17 @@ Entra owns provisioned employees (they have an externalId, Entra's objectId): an
 overwritten on Entra's next provisioning cycle unless it is fixed in Entra too, so the answer warns.
 Dismissal (SCIM `active=false`) drops admin rights in the directory itself; a dismissed employee cannot be
 made an admin here, and rehiring does not bring the rights back — neither a grant nor the admin role of an
-Entra group (shared_code/roles.py) — until a tenant admin grants them again here.
+Entra group (shared_code/directory/roles.py) — until a tenant admin grants them again here.
 """
 from __future__ import annotations
 
 import re
 from typing import Any
 
-from shared_code import tenants
-from shared_code.domain_audit import audited_email, corporate_domains_of
-from shared_code.domains import validate_hostname
-from shared_code.errors import Conflict, NotFound, Unprocessable
+from shared_code.tenancy import tenants
+from shared_code.directory.domain_audit import audited_email, corporate_domains_of
+from shared_code.directory.domains import validate_hostname
+from shared_code.platform.errors import Conflict, NotFound, Unprocessable
 from shared_code.storage import directory
 from shared_code.storage.directory import Employee
 

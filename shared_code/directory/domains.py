@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Iterable
 
-from shared_code.errors import Unprocessable
+from shared_code.platform.errors import Unprocessable
 
 
 class _OnFirstUse:

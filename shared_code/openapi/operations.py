@@ -1,7 +1,7 @@
 """What one HTTP operation says about itself for the OpenAPI document: plain data, cheap to import.
 
 Each function in `functions/` declares its operation beside its `@bp.route` (`functions/_openapi.py`'s `@describe`);
-`shared_code/openapi.py` walks the declarations and assembles the document. Everything here is inert until the
+`shared_code/openapi/document.py` walks the declarations and assembles the document. Everything here is inert until the
 document is built on the first GET /api/openapi.json: pydantic models are named (`models("shared_code.bodies.x").Y`),
 not imported, and values only known to heavy modules are `later(...)`, so declaring costs a cold start nothing.
 """

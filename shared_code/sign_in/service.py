@@ -12,7 +12,7 @@ Why cookies and not RelayState alone: RelayState travels inside the POST next to
 forwards a response (login CSRF: the attacker's own sign-in posted from the victim's browser) forwards its
 RelayState too; only a cookie ties Entra's answer to the browser that asked. Chromium sends the SameSite=None;
 Secure cookie with the cross-site POST, also on http://127.0.0.1 (tests/browser/test_sp_initiated_login.py).
-No row also means nothing for an anonymous flood to fill, so login starts need no rate limit (rate_limit.py).
+No row also means nothing for an anonymous flood to fill, so login starts need no rate limit (platform/rate_limit.py).
 
 Assertion consumer (`complete_sign_in`), in this order:
 1. `saml.consume` verifies the response against this tenant's SP and IdP (signatures, audience, recipient,
@@ -56,16 +56,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from urllib.parse import unquote, urlencode, urlsplit, urlunsplit
 
-from shared_code import credentials, pending_logins, saml, sessions
-from shared_code import tenants as tenant_service
-from shared_code.errors import Conflict, Forbidden, GatehouseError, NotFound, Unauthorized
-from shared_code.idp_connection import sso_url_allowed
+from shared_code import saml
+from shared_code.platform import credentials
+from shared_code.sign_in import pending_logins, sessions
+from shared_code.tenancy import tenants as tenant_service
+from shared_code.platform.errors import Conflict, Forbidden, GatehouseError, NotFound, Unauthorized
+from shared_code.tenancy.idp_connection import sso_url_allowed
 from shared_code.oidc import third_party_login
 from shared_code.storage import directory
 from shared_code.storage import oidc as oidc_store
 from shared_code.storage import sign_ins as store
 from shared_code.storage import tenants as tenant_store
-from shared_code.tenants import ENABLED, Tenant
+from shared_code.tenancy.tenants import ENABLED, Tenant
 
 # Storage round trips (~5-20 ms each) dominate a sign-in, not the SAML checks (~1 ms); independent ones overlap.
 _round_trips = ThreadPoolExecutor(max_workers=16, thread_name_prefix="sign-in")
@@ -457,7 +459,7 @@ def check_may_sign_in(tenant: Tenant, employee: directory.Employee) -> None:
                             "ask your administrator to reactivate you in Entra.", title="Your account is deactivated")
     if tenant.status != ENABLED or not (tenant.domains or {}).get("domains"):
         return
-    from shared_code.domains import normalise_domains  # only enforced tenants pay for the IDNA tables
+    from shared_code.directory.domains import normalise_domains  # only enforced tenants pay for the IDNA tables
 
     email = employee.work_email or employee.user_name
     why = normalise_domains(**tenant.domains).why_outside(email)

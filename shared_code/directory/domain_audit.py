@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
 
-from shared_code import tenants
-from shared_code.domains import CorporateDomains, normalise_domains
-from shared_code.errors import Conflict, GatehouseError, Unprocessable
+from shared_code.tenancy import tenants
+from shared_code.directory.domains import CorporateDomains, normalise_domains
+from shared_code.platform.errors import Conflict, GatehouseError, Unprocessable
 from shared_code.storage import audits, directory
 from shared_code.storage.directory import Employee
 

@@ -29,10 +29,10 @@ import dns.exception
 import dns.nameserver
 import dns.resolver
 
-from shared_code import tenants
-from shared_code.domains import dns_form, normalise_domains
-from shared_code.errors import Conflict, GatehouseError, NotFound
-from shared_code.settings import get_settings
+from shared_code.tenancy import tenants
+from shared_code.directory.domains import dns_form, normalise_domains
+from shared_code.platform.errors import Conflict, GatehouseError, NotFound
+from shared_code.platform.settings import get_settings
 from shared_code.storage import domain_claims as store
 
 log = logging.getLogger("gatehouse.domain_verification")

@@ -31,7 +31,7 @@ recently failed forgotten first; 17 MB measured when every one of them is full.
 Anonymous sign-in starts (`GET /sso/{t}/login`, the OpenID Connect authorization endpoint) are not limited at
 all. They once wrote a pending-request row each, and a tenant-wide cap on them let a sender with a dozen
 addresses lock every employee of a tenant out. They write nothing now (the pending login is a sealed cookie,
-shared_code/pending_logins.py): a start costs one or two point reads, like the discovery and metadata
+shared_code/sign_in/pending_logins.py): a start costs one or two point reads, like the discovery and metadata
 endpoints, so a per-address limit would protect nothing those endpoints leave open, and a per-tenant limit
 would hand the tenant's sign-ins to whoever floods. Volumetric abuse is the platform's to absorb (Front Door
 or App Service access restrictions).
@@ -46,7 +46,7 @@ from collections import OrderedDict, deque
 from contextvars import ContextVar
 from typing import Callable, Mapping
 
-from shared_code.errors import TooManyRequests
+from shared_code.platform.errors import TooManyRequests
 
 UNKNOWN = "unknown"
 OPERATOR = "(operator)"  # the scope of the operator key; not a valid tenant id (it has parentheses)

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from shared_code.settings import get_settings
+from shared_code.platform.settings import get_settings
 
 _VERSION = "v1"
 _SALT, _NONCE, _TAG = 16, 12, 16

@@ -30,7 +30,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
-from shared_code.settings import get_settings
+from shared_code.platform.settings import get_settings
 
 MAX_BODY_BYTES = 1 << 20
 _AZURE_PLATFORM = ipaddress.ip_address("168.63.129.16")  # WireServer: the host's own agent on every Azure VM

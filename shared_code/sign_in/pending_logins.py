@@ -29,8 +29,8 @@ import re
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 
-from shared_code import sealing
-from shared_code.errors import BadRequest
+from shared_code.platform import sealing
+from shared_code.platform.errors import BadRequest
 
 PURPOSE = b"gatehouse/pending-login/v1"
 COOKIE_PREFIX = "__Host-gh_pending_"

@@ -25,9 +25,10 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from shared_code import credentials, tenants
-from shared_code.errors import Forbidden, GatehouseError, Unauthorized
-from shared_code.settings import get_settings
+from shared_code.platform import credentials
+from shared_code.tenancy import tenants
+from shared_code.platform.errors import Forbidden, GatehouseError, Unauthorized
+from shared_code.platform.settings import get_settings
 from shared_code.storage import setup_links as store
 
 LINK_LIFETIME = timedelta(hours=24)
