@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared_code.tenancy import tenants
+from shared_code.openapi.json_schema import obj as _obj, ref as _ref
 from shared_code.openapi.operations import (
     ETAG,
     JSON,
@@ -36,21 +37,6 @@ from shared_code.openapi.operations import (
     path_parameter,
 )
 from shared_code.scim import json_schema as scim_json_schema
-
-# ---- JSON Schema building blocks -------------------------------------------------------------------------------
-
-def _ref(name: str, kind: str = "schemas") -> dict:
-    return {"$ref": f"#/components/{kind}/{name}"}
-
-
-def _obj(properties: dict, required: tuple[str, ...] = (), *, closed: bool = False, **extra: Any) -> dict:
-    schema: dict[str, Any] = {"type": "object", "properties": properties, **extra}
-    if required:
-        schema["required"] = list(required)
-    if closed:
-        schema["additionalProperties"] = False
-    return schema
-
 
 # ---- bodies from their models ------------------------------------------------------------------------------------
 

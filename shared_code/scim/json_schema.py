@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared_code.openapi.json_schema import obj as _obj, ref as _ref
 from shared_code.scim import patch as scim_patch
 from shared_code.scim import resources as scim_resources
 from shared_code.scim.schemas import (
@@ -36,21 +37,8 @@ _RESOURCE_ID = r"^[0-9a-f]{32}$"
 _TRUE_FALSE = r"^\s*([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])\s*$"
 
 
-def _ref(name: str, kind: str = "schemas") -> dict:
-    return {"$ref": f"#/components/{kind}/{name}"}
-
-
 def _nullable(schema: dict) -> dict:
     return {"anyOf": [schema, {"type": "null"}]}
-
-
-def _obj(properties: dict, required: tuple[str, ...] = (), *, closed: bool = False, **extra: Any) -> dict:
-    schema: dict[str, Any] = {"type": "object", "properties": properties, **extra}
-    if required:
-        schema["required"] = list(required)
-    if closed:
-        schema["additionalProperties"] = False
-    return schema
 
 
 def _text(max_length: int, **extra: Any) -> dict:
