@@ -126,7 +126,7 @@ def webhook_delivery(message: func.QueueMessage) -> None:
     reacted = trust.CONSUMER.run_if_behind(tenant_id)  # sessions to end come before webhooks to post
     result = delivery.run(tenant_id)
     log.info(json.dumps({"event": "webhook_delivery", "tenant": tenant_id, "outcome": result.outcome,
-                         "delivered": result.delivered, "retry_in": result.retry_in,
+                         "delivered": result.handled, "retry_in": result.retry_in,
                          "trust": reacted.outcome, "trust_handled": reacted.handled}))
     if reacted.outcome == "busy" and result.outcome != "more":
         queue.enqueue(tenant_id, 5)  # another run holds the reactions' lease: look again once it may be done

@@ -9,9 +9,13 @@ runs later, from a queue message, and works through the events after its positio
   `{"tenant": …}` on `webhook-deliveries`; its queue function runs every consumer of that tenant. A lost
   message (the process died right after the commit) is found by a sweep: `wake_if_behind` compares the log's
   head with the consumer's position (two point reads) and enqueues the tenant again.
-* Position and lease per tenant in one row (`webhooks` table, the tenant's partition, `consumer:<name>`),
-  written with its ETag: only the lease holder handles events, one tenant's events in order. A worker killed
-  mid-run leaves the lease to expire (`LEASE`); the next run handles again the event that was in flight.
+* Position and lease per tenant in one row (`webhooks` table, the tenant's partition, `consumer:<name>`;
+  webhook delivery's is its endpoint row, position `delivered`), written with its ETag: only the lease holder
+  handles events, one tenant's events in order. A worker killed mid-run leaves the lease to expire (`LEASE`);
+  the next run handles again the event that was in flight.
+* One loop for every consumer (`LogConsumer.run`): the trust consumer uses it as it is; webhook delivery
+  subclasses it for what it adds (an endpoint that may be missing or disabled, a retry that is not due yet, a
+  POST that fails and stops the run with a `Stop`, the position written after every event).
 * At least once: the position moves only after an event's handler returned, so an event may be handled twice
   and never skipped. Handlers are idempotent (by event id, or by what they end).
 * A handler's `GatehouseError` (the reaction could not be done and never will be) is logged and the event
@@ -24,7 +28,7 @@ import json
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
@@ -37,8 +41,8 @@ from shared_code.webhooks import queue  # the queue whose message wakes a tenant
 
 TABLE = "webhooks"  # the log consumers' positions: the webhook endpoint's row, and one row per other consumer
 PREFIX = "consumer:"
-LEASE = timedelta(seconds=30)
-RUN_BUDGET = 15.0
+LEASE = timedelta(seconds=30)  # extended at every checkpoint; a dead worker's lease ends within this
+RUN_BUDGET = 15.0  # seconds of starting work per run: a webhook POST (10 s at most) started last ends inside LEASE
 BATCH = 50
 _log = logging.getLogger("gatehouse.events.consumer")
 
@@ -57,29 +61,63 @@ def _parse(value: str | None) -> datetime | None:
 
 @dataclass
 class ConsumerRun:
-    """`idle` (caught up), `more` (budget spent, events left), `busy` (another worker holds the lease)."""
+    """`idle` (caught up), `more` (budget spent, events left), `busy` (another worker holds the lease, for
+    `retry_in` s when known), or what a consumer's own `open` or `Stop` answers (webhook delivery: `retry` after
+    `retry_in` s, `waiting`, `disabled`, `none`)."""
 
     outcome: str
     handled: int = 0
     position: int = 0
+    retry_in: float | None = None
+
+
+@dataclass
+class Stop:
+    """A step's answer for an event it could not handle yet: the run stops before it (the position stays), writes
+    `fields` to the consumer's row as it hands the lease back, and answers `outcome` (`retry_in`)."""
+
+    outcome: str
+    fields: dict = field(default_factory=dict)
+    retry_in: float | None = None
+
+
+class _LostLease(Exception):
+    pass
 
 
 @dataclass(frozen=True)
 class LogConsumer:
     """A named reader of every tenant's log: `handle(tenant_id, event)` for each event whose type is in
-    `types`; the others only move the position."""
+    `types`; the others only move the position.
+
+    `run` is the one loop every consumer shares. A consumer that needs more (webhook delivery) subclasses this
+    and overrides the hooks: `row`/`read`/`write` (where its position and lease live; `column` names the
+    position), `open` (whether to run at all, before the lease is taken), `wants` and `step` (one event: the
+    columns to write with its position, or a `Stop`), and `checkpoint_each` (write the position after every
+    event rather than every batch, for a slow reaction). `now` is the clock the lease is reckoned in."""
 
     name: str
-    types: frozenset[str]
-    handle: Callable[[str, dict], object]
+    types: frozenset[str] = frozenset()
+    handle: Callable[[str, dict], object] | None = None
+    column = "position"  # the row's column that holds the position
+    checkpoint_each = False
 
     @property
     def row(self) -> str:
         return PREFIX + self.name
 
+    def read(self, tenant_id: str) -> dict | None:
+        """The consumer's row with its `etag`, or None."""
+        entity = tables.get(TABLE, tenant_id, self.row)
+        return {**entity, "etag": tables.etag_of(entity)} if entity else None
+
+    def write(self, tenant_id: str, etag: str, fields: dict) -> str:
+        """Merge columns into the row if unchanged since read (raises ResourceModifiedError); its new ETag."""
+        return tables.update(TABLE, {"PartitionKey": tenant_id, "RowKey": self.row, **fields}, etag=etag).get("etag")
+
     def position(self, tenant_id: str) -> int:
-        entity = tables.get(TABLE, tenant_id, self.row, select=["position"])
-        return int((entity or {}).get("position") or 0)
+        entity = tables.get(TABLE, tenant_id, self.row, select=[self.column])
+        return int((entity or {}).get(self.column) or 0)
 
     def behind(self, tenant_id: str) -> bool:
         return event_log.last_sequence(tenant_id) > self.position(tenant_id)
@@ -100,61 +138,90 @@ class LogConsumer:
             return ConsumerRun("idle", 0, position)
         return self.run(tenant_id, **options)
 
-    def _lease(self, tenant_id: str, owner: str, now: datetime) -> tuple[dict, str] | None:
-        """Take the tenant's lease; answers (row, etag), or None when another worker holds it."""
-        entity = tables.get(TABLE, tenant_id, self.row)
-        fields = {"PartitionKey": tenant_id, "RowKey": self.row, "lease_owner": owner,
-                  "lease_until": _iso(now + LEASE)}
-        if entity is None:
+    def open(self, tenant_id: str, owner: str, now: datetime) -> dict | ConsumerRun:
+        """Take the tenant's lease: the row as taken (with its new `etag`), or what the run answers instead."""
+        row = self.read(tenant_id)
+        if row is None:
+            lease = {"lease_owner": owner, "lease_until": _iso(now + LEASE), self.column: 0}
             try:
-                result = tables.insert(TABLE, {**fields, "position": 0})
+                result = tables.insert(TABLE, {"PartitionKey": tenant_id, "RowKey": self.row, **lease})
             except ResourceExistsError:
-                return None
-            return {**fields, "position": 0}, result.get("etag")
-        until = _parse(entity.get("lease_until"))
-        if until and until > now and entity.get("lease_owner") != owner:
-            return None
-        try:
-            result = tables.update(TABLE, fields, etag=tables.etag_of(entity))
-        except ResourceModifiedError:
-            return None
-        return {**entity, **fields}, result.get("etag")
+                return ConsumerRun("busy")
+            return {**lease, "etag": result.get("etag")}
+        return self.take(tenant_id, row, owner, now)
 
-    def run(self, tenant_id: str, *, budget: float = RUN_BUDGET,
-            clock: Callable[[], float] = time.monotonic) -> ConsumerRun:
+    def take(self, tenant_id: str, row: dict, owner: str, now: datetime) -> dict | ConsumerRun:
+        """The lease on a row just read: refused while another worker's is live, else written under its ETag."""
+        until = _parse(row.get("lease_until"))
+        if until and until > now and row.get("lease_owner") != owner:
+            return ConsumerRun("busy", retry_in=(until - now).total_seconds())
+        lease = {"lease_owner": owner, "lease_until": _iso(now + LEASE)}
+        try:
+            etag = self.write(tenant_id, row["etag"], lease)
+        except ResourceModifiedError:
+            return ConsumerRun("busy")
+        return {**row, **lease, "etag": etag}
+
+    def wants(self, event: dict) -> bool:
+        return event["type"] in self.types
+
+    def step(self, tenant_id: str, event: dict, row: dict, now: Callable[[], datetime]) -> dict | Stop:
+        """Handle one event the consumer wants: the columns to write with its position, or where to stop."""
+        self._handle(tenant_id, event)
+        return {}
+
+    def run(self, tenant_id: str, *, budget: float = RUN_BUDGET, clock: Callable[[], float] = time.monotonic,
+            now: Callable[[], datetime] = _now) -> ConsumerRun:
         """Handle what is pending for one tenant, in order, for up to `budget` seconds (of `clock`)."""
         owner = uuid.uuid4().hex
-        taken = self._lease(tenant_id, owner, _now())
-        if taken is None:
-            return ConsumerRun("busy")
-        row, etag = taken
-        position, handled, deadline = int(row.get("position") or 0), 0, clock() + budget
+        row = self.open(tenant_id, owner, now())
+        if isinstance(row, ConsumerRun):
+            return row
+        position, handled, deadline = int(row.get(self.column) or 0), 0, clock() + budget
+        release = {"lease_owner": "", "lease_until": ""}
 
         def save(fields: dict) -> None:
-            nonlocal etag
-            result = tables.update(TABLE, {"PartitionKey": tenant_id, "RowKey": self.row, **fields}, etag=etag)
-            etag = result.get("etag")
+            """Write as the lease holder; another writer's change meanwhile (a webhook PUT) is merged, not lost."""
+            for _ in range(8):
+                try:
+                    row["etag"] = self.write(tenant_id, row["etag"], fields)
+                    row.update(fields)
+                    return
+                except ResourceModifiedError:
+                    fresh = self.read(tenant_id)
+                    if fresh is None or fresh.get("lease_owner") != owner:
+                        raise _LostLease() from None  # the lease expired and another worker took it
+                    row.clear()
+                    row.update(fresh)
+            raise _LostLease()
 
         try:
             while True:
                 events = event_log.read(tenant_id, position, BATCH)
                 if not events:
-                    save({"position": position, "lease_owner": "", "lease_until": ""})
+                    save({self.column: position, **release})
                     return ConsumerRun("idle", handled, position)
                 for event in events:
                     if clock() >= deadline:
-                        save({"position": position, "lease_owner": "", "lease_until": ""})
+                        save({self.column: position, **release})
                         return ConsumerRun("more", handled, position)
-                    if event["type"] in self.types:
-                        self._handle(tenant_id, event)
+                    done = {}
+                    if self.wants(event):
+                        done = self.step(tenant_id, event, row, now)
+                        if isinstance(done, Stop):
+                            save({**done.fields, **release})
+                            return ConsumerRun(done.outcome, handled, position, done.retry_in)
                         handled += 1
+                    if self.checkpoint_each:
+                        save({self.column: event["sequence"], **done, "lease_until": _iso(now() + LEASE)})
                     position = event["sequence"]
-                save({"position": position, "lease_until": _iso(_now() + LEASE)})
-        except ResourceModifiedError:
-            return ConsumerRun("busy", handled, position)  # the lease expired and another worker took it
+                if not self.checkpoint_each:
+                    save({self.column: position, "lease_until": _iso(now() + LEASE)})
+        except (_LostLease, ResourceModifiedError):
+            return ConsumerRun("busy", handled, position)
         except BaseException:
             try:  # a handler or the store failed: keep what was handled, hand the lease back for the retry
-                save({"position": position, "lease_owner": "", "lease_until": ""})
+                save({self.column: position, **release})
             except Exception:  # noqa: BLE001 - the lease expires on its own; the batch is handled again
                 pass
             raise

@@ -1,10 +1,10 @@
 """One tenant's webhook delivery run: the events after the endpoint's position, POSTed one at a time, in
 sequence order, each until the receiver answers 2xx (at least once: a receiver dedupes by `webhook-id`).
 
-Order per tenant: a run first takes the endpoint row's lease (`lease_owner`, `lease_until`, written with the
-row's ETag, so two workers cannot both take it); only the holder posts, and it moves `delivered` forward after
-each 2xx, conditionally again. A worker killed mid-run leaves the lease to expire (LEASE): the next run
-re-sends the event that was in flight, never one after it.
+A log consumer (`Delivery`, on shared_code/events/consumer.py's loop). Order per tenant: a run first takes the
+endpoint row's lease (`lease_owner`, `lease_until`, written with the row's ETag, so two workers cannot both take
+it); only the holder posts, and it moves `delivered` forward after each 2xx, conditionally again. A worker killed
+mid-run leaves the lease to expire (LEASE): the next run re-sends the event that was in flight, never one after it.
 
 A failure (no answer within 10 s, a refused address, any non-2xx) stops the run: the event is tried again
 after an exponential backoff with jitter (5 s doubling to 1 h, each delay drawn from its upper half), or
@@ -17,8 +17,6 @@ from __future__ import annotations
 import json
 import random
 import time
-import uuid
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 from email.utils import parsedate_to_datetime
@@ -27,28 +25,16 @@ from azure.core.exceptions import ResourceModifiedError
 
 from shared_code.platform import outbound
 from shared_code.events import log as event_log
+from shared_code.events.consumer import RUN_BUDGET, ConsumerRun, LogConsumer, Stop
 from shared_code.events.shapes import INTERNAL_TYPES
 from shared_code.storage import tables
 from shared_code.webhooks import endpoint, queue
 from shared_code.webhooks.endpoint import DeliveryAttempt, now_iso, parse_iso
 
-TIMEOUT = 10.0
-LEASE = timedelta(seconds=30)  # extended after every delivery; a dead worker's lease ends within this
-RUN_BUDGET = 15.0  # seconds of starting posts per run: the last one (10 s at most) still ends inside the lease
-BATCH = 50
+TIMEOUT = 10.0  # a POST started at the end of the run's budget (RUN_BUDGET) still ends inside the lease (LEASE)
 BASE_DELAY, MAX_DELAY = 5.0, 3600.0
 MAX_RETRY_AFTER = 6 * 3600.0
 GIVE_UP_AFTER = timedelta(days=3)
-
-
-@dataclass
-class RunResult:
-    """`idle` (nothing left), `more` (budget spent, events left), `retry` (after `retry_in` s), `waiting`
-    (a retry is already scheduled), `busy` (another worker holds the lease), `disabled`, `none` (no endpoint)."""
-
-    outcome: str
-    delivered: int = 0
-    retry_in: float | None = None
 
 
 def _utcnow() -> datetime:
@@ -129,103 +115,76 @@ def _recent(row: dict, attempts: list[DeliveryAttempt]) -> list[dict]:
     return (newest + list(row.get("last_attempts") or []))[:endpoint.KEPT_ATTEMPTS]
 
 
-class _LostLease(Exception):
-    pass
+class Delivery(LogConsumer):
+    """Webhook delivery as a log consumer (shared_code/events/consumer.py runs the loop): its position is the
+    endpoint row's `delivered` and its lease is on that row; it runs only for an enabled endpoint whose retry is
+    due; it POSTs every event but the internal ones and writes `delivered` after each 2xx; a failed POST stops
+    the run until the retry (`_failed`)."""
+
+    column = "delivered"
+    checkpoint_each = True  # each POST may take 10 s: a 2xx is never sent again because a later one failed
+
+    @property
+    def row(self) -> str:
+        return endpoint.ROW
+
+    def read(self, tenant_id: str) -> dict | None:
+        return endpoint.read(tenant_id)
+
+    def write(self, tenant_id: str, etag: str, fields: dict) -> str:
+        return endpoint.merge(tenant_id, etag, fields)
+
+    def open(self, tenant_id: str, owner: str, now: datetime) -> dict | ConsumerRun:
+        row = self.read(tenant_id)
+        if row is None:
+            return ConsumerRun("none")
+        if not row.get("enabled"):
+            return ConsumerRun("disabled")
+        due = parse_iso(row.get("next_attempt_at"))
+        if due and due > now:
+            return ConsumerRun("waiting", retry_in=(due - now).total_seconds())
+        return self.take(tenant_id, row, owner, now)
+
+    def wants(self, event: dict) -> bool:
+        return event["type"] not in INTERNAL_TYPES  # the log's own consumers' (shapes.py): never posted
+
+    def step(self, tenant_id: str, event: dict, row: dict, now: Callable[[], datetime]) -> dict | Stop:
+        attempt = post(row, tenant_id, event)
+        if attempt.outcome == "delivered":
+            return {"attempts": 0, "failing_since": None, "next_attempt_at": None,
+                    "last_attempts": _recent(row, [attempt])}
+        return _failed(row, attempt, now())
 
 
-def run(tenant_id: str, *, budget: float = RUN_BUDGET, clock: Callable[[], datetime] = _utcnow) -> RunResult:
+CONSUMER = Delivery("webhooks")
+
+
+def run(tenant_id: str, *, budget: float = RUN_BUDGET, clock: Callable[[], datetime] = _utcnow) -> ConsumerRun:
     """Deliver what is pending for one tenant, in order, for up to `budget` seconds. `clock` is the time the
-    lease, the retry schedule and the give-up are reckoned in (tests pass their own)."""
-    row = endpoint.read(tenant_id)
-    if row is None:
-        return RunResult("none")
-    if not row.get("enabled"):
-        return RunResult("disabled")
-    now = clock()
-    due = parse_iso(row.get("next_attempt_at"))
-    if due and due > now:
-        return RunResult("waiting", retry_in=(due - now).total_seconds())
-    lease_until = parse_iso(row.get("lease_until"))
-    if lease_until and lease_until > now:
-        return RunResult("busy", retry_in=(lease_until - now).total_seconds())
-    owner = uuid.uuid4().hex
-    try:
-        row["etag"] = endpoint.merge(tenant_id, row["etag"], {"lease_owner": owner,
-                                                              "lease_until": now_iso(now + LEASE)})
-    except ResourceModifiedError:
-        return RunResult("busy")
-    row["lease_owner"] = owner
-
-    def save(fields: dict) -> None:
-        """Write delivery state as the lease holder; a config change meanwhile (PUT) is merged, not lost."""
-        for _ in range(8):
-            try:
-                row["etag"] = endpoint.merge(tenant_id, row["etag"], fields)
-                row.update(fields)
-                return
-            except ResourceModifiedError:
-                fresh = endpoint.read(tenant_id)
-                if fresh is None or fresh.get("lease_owner") != owner:
-                    raise _LostLease() from None
-                row.clear()
-                row.update(fresh)
-        raise _LostLease()
-
-    deadline = time.monotonic() + budget
-    delivered = 0
-    try:
-        while True:
-            events = event_log.read(tenant_id, int(row.get("delivered") or 0), BATCH)
-            if not events:
-                save({"lease_owner": None, "lease_until": None})
-                return RunResult("idle", delivered)
-            for event in events:
-                if time.monotonic() >= deadline:
-                    save({"lease_owner": None, "lease_until": None})
-                    return RunResult("more", delivered)
-                if event["type"] in INTERNAL_TYPES:  # the log's own consumers' (shapes.py): never posted
-                    save({"delivered": event["sequence"], "lease_until": now_iso(_utcnow() + LEASE)})
-                    continue
-                attempt = post(row, tenant_id, event)
-                now = clock()
-                if attempt.outcome == "delivered":
-                    delivered += 1
-                    save({"delivered": event["sequence"], "attempts": 0, "failing_since": None,
-                          "next_attempt_at": None, "lease_until": now_iso(now + LEASE),
-                          "last_attempts": _recent(row, [attempt])})
-                    continue
-                return _failed(row, save, attempt, now, delivered)
-    except _LostLease:
-        return RunResult("busy", delivered)
-    except BaseException:
-        try:  # storage failing mid-run: hand the lease back if it can be, so the next run need not wait it out
-            save({"lease_owner": None, "lease_until": None})
-        except Exception:  # noqa: BLE001 - it expires on its own
-            pass
-        raise
+    lease, the retry schedule and the give-up are reckoned in (tests pass their own). `handled` counts the
+    events delivered."""
+    return CONSUMER.run(tenant_id, budget=budget, now=clock)
 
 
-def _failed(row: dict, save, attempt: DeliveryAttempt, now: datetime, delivered: int) -> RunResult:
-    release = {"lease_owner": None, "lease_until": None}
+def _failed(row: dict, attempt: DeliveryAttempt, now: datetime) -> Stop:
     if attempt.status == 410 or attempt.outcome == "failed":
         reason = ("The receiver answered 410 Gone." if attempt.status == 410 else attempt.message)
         attempt.outcome = "disabled"
-        save({**release, "enabled": False, "disabled_reason": reason, "disabled_at": now_iso(now),
-              "next_attempt_at": None, "last_attempts": _recent(row, [attempt])})
-        return RunResult("disabled", delivered)
+        return Stop("disabled", {"enabled": False, "disabled_reason": reason, "disabled_at": now_iso(now),
+                                 "next_attempt_at": None, "last_attempts": _recent(row, [attempt])})
     failing_since = parse_iso(row.get("failing_since")) or now
     if now - failing_since >= GIVE_UP_AFTER:
         attempt.outcome = "disabled"
-        save({**release, "enabled": False, "disabled_at": now_iso(now), "next_attempt_at": None,
-              "disabled_reason": "Deliveries failed for 3 days. PUT the webhook again to resume from event "
-                                 f"{attempt.sequence} (events are kept 30 days).",
-              "last_attempts": _recent(row, [attempt])})
-        return RunResult("disabled", delivered)
+        return Stop("disabled", {
+            "enabled": False, "disabled_at": now_iso(now), "next_attempt_at": None,
+            "disabled_reason": "Deliveries failed for 3 days. PUT the webhook again to resume from event "
+                               f"{attempt.sequence} (events are kept 30 days).",
+            "last_attempts": _recent(row, [attempt])})
     attempts = int(row.get("attempts") or 0) + 1
     delay = retry_after(getattr(attempt, "_retry_after", None), now) or backoff(attempts)
-    save({**release, "attempts": attempts, "failing_since": now_iso(failing_since),
-          "next_attempt_at": now_iso(now + timedelta(seconds=delay)), "last_attempts": _recent(row, [attempt])})
-    return RunResult("retry", delivered, retry_in=delay)
+    return Stop("retry", {"attempts": attempts, "failing_since": now_iso(failing_since),
+                          "next_attempt_at": now_iso(now + timedelta(seconds=delay)),
+                          "last_attempts": _recent(row, [attempt])}, retry_in=delay)
 
 
 def waiting(row: dict, now: datetime | None = None) -> bool:
