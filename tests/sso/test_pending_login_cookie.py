@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import time
+
 import pytest
 import requests
 
@@ -25,6 +27,21 @@ def every_row(connection_string: str) -> dict[str, set]:
                          for entity in service.get_table_client(table.name).list_entities()}
             for table in service.list_tables()}
     return {name: found for name, found in rows.items() if found}  # a timer creating an empty table writes no row
+
+
+def settled_rows(connection_string: str, quiet_for: float = 3.0, at_most: float = 60.0) -> dict[str, set]:
+    """Every row, once the background work that the setup's own requests started has finished: the log's consumers
+    (woken by a queue message, polled at most every 2 s) write their positions a moment after the request answers.
+    Settled means no row changed for `quiet_for` seconds."""
+    deadline = time.monotonic() + at_most
+    rows, since = every_row(connection_string), time.monotonic()
+    while time.monotonic() - since < quiet_for:
+        assert time.monotonic() < deadline, "the background work never settled"
+        time.sleep(0.25)
+        now = every_row(connection_string)
+        if now != rows:
+            rows, since = now, time.monotonic()
+    return rows
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +73,7 @@ def test_a_login_start_and_an_authorization_request_leave_every_table_unchanged(
     assert registered.status_code == 201, registered.text
     op.client = {**registered.json(), "redirect_uris": [REDIRECT_URI]}
     sso.login()  # the first start may create tables; what matters is that no start writes a row
-    before = every_row(azurite.connection_string)
+    before = settled_rows(azurite.connection_string)
     assert before  # the tenant, its IdP and the client are there to compare
     login = sso.login(target="/projects/7")
     again = sso.login(cookies=login.cookies)  # a second tab in the same browser
