@@ -6,7 +6,8 @@ webhook delivery (shared_code/webhooks/delivery.py) and the end-of-trust reactio
 runs later, from a queue message, and works through the events after its position:
 
 * Woken by the same message: after every commit that wrote events, `webhooks/queue.py`'s notifier puts
-  `{"tenant": …}` on `webhook-deliveries`; its queue function runs every consumer of that tenant. A lost
+  `{"tenant": …, "types": [...]}` on `webhook-deliveries`; its queue function runs the tenant's consumers that
+  want one of those types (a message without types, a sweep's, runs every one). A lost
   message (the process died right after the commit) is found by a sweep: `wake_if_behind` compares the log's
   head with the consumer's position (two point reads) and enqueues the tenant again.
 * Position and lease per tenant in one row (`webhooks` table, the tenant's partition, `consumer:<name>`;

@@ -5,12 +5,17 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import time
+
 import pytest
 
 from shared_code.events import log as event_log
+from shared_code.events import shapes
 from shared_code.events.consumer import TABLE, LogConsumer
 from shared_code.events.shapes import Change
+from shared_code.sign_in import trust
 from shared_code.storage import tables
+from shared_code.webhooks import queue
 
 
 def _write(tenant_id: str, count: int) -> None:
@@ -65,3 +70,36 @@ def test_a_consumer_waits_for_another_workers_lease_and_stops_at_its_budget(jobs
     assert cut.outcome == "more" and cut.handled == 2 and consumer.position(tenant_id) == cut.position
     rest = consumer.run(tenant_id)
     assert rest.outcome == "idle" and len(seen) == 3 and rest.position == event_log.last_sequence(tenant_id)
+
+
+def _message_for(jobs_app, tenant_id: str) -> dict:
+    """The wake-up message the notifier sends (from its own thread) after a commit of `tenant_id`'s."""
+    deadline = time.monotonic() + 10
+    while not (found := [m for m in jobs_app.messages(queue.QUEUE) if m.get("tenant") == tenant_id]):
+        assert time.monotonic() < deadline, "no wake-up message came after the commit"
+        time.sleep(0.05)
+    return found[0]
+
+
+def test_a_commit_wakes_the_trust_consumer_only_for_the_events_it_handles(jobs_app, make_tenants):
+    [tenant_id] = make_tenants(1, "Asleep")
+    jobs_app.drain("webhook_delivery")
+    assert trust.CONSUMER.run(tenant_id).outcome == "idle"
+    position = trust.CONSUMER.position(tenant_id)
+
+    _write(tenant_id, 2)  # nothing that ends trust: the message says so, and the consumer stays asleep
+    assert _message_for(jobs_app, tenant_id) == {"tenant": tenant_id, "types": ["sso.enabled"]}
+    jobs_app.drain("webhook_delivery")
+    assert trust.CONSUMER.position(tenant_id) == position and trust.CONSUMER.behind(tenant_id)
+
+    jobs_app.timer("events_outbox_sweep")  # with it the trust check: behind → a message for every consumer
+    jobs_app.drain("run_job")
+    assert {"tenant": tenant_id} in jobs_app.messages(queue.QUEUE)
+    jobs_app.drain("webhook_delivery")
+    assert not trust.CONSUMER.behind(tenant_id)  # past both events in one run
+
+    event_log.transact(tenant_id, [], [Change(shapes.SESSIONS_REVOKED, {"why": "sso_disabled",
+                                                                          "sessions_valid_from": 0})])
+    assert _message_for(jobs_app, tenant_id) == {"tenant": tenant_id, "types": [shapes.SESSIONS_REVOKED]}
+    jobs_app.drain("webhook_delivery")
+    assert not trust.CONSUMER.behind(tenant_id)  # an end of trust wakes it at once
