@@ -4,7 +4,6 @@ and the assertion consumer refuses a cookie of another browser, one tampered wit
 from __future__ import annotations
 
 import datetime as dt
-
 import time
 
 import pytest
