@@ -66,7 +66,6 @@ from shared_code.oidc import third_party_login
 from shared_code.storage import directory
 from shared_code.storage import oidc as oidc_store
 from shared_code.storage import sign_ins as store
-from shared_code.storage import tenants as tenant_store
 from shared_code.tenancy.tenants import ENABLED, Tenant
 
 # Storage round trips (~5-20 ms each) dominate a sign-in, not the SAML checks (~1 ms); independent ones overlap.

@@ -115,7 +115,6 @@ def test_another_instance_moving_the_head_costs_a_retry_not_an_event(scim, reade
     """This process and the app are two instances writing one tenant: each finds the other moved the head."""
     from shared_code.tenancy import tenants
     from shared_code.scim import service
-    from shared_code.scim.schemas import USER_KIND
 
     caller = service.Caller.of(tenants.get_tenant(scim.tenant.tenant_id))
     for n in range(3):

@@ -14,8 +14,6 @@ import requests
 from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
 
-from shared_code.storage import oidc as store
-from shared_code.storage import tables
 from tests.oidc.conftest import pkce_pair, query
 from tests.sso.conftest import assert_refused
 from tests.support import oidc_keys

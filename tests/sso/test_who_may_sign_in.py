@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from tests.sso.conftest import LOGIN_BINDING, assert_refused, session_of
+from tests.sso.conftest import assert_refused, session_of
 from tests.support.idp import OMIT
 
 
