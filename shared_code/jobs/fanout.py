@@ -90,8 +90,7 @@ def start(job: Job, *, limit: int | None = None, after: str = "", budget: float 
           clock: Callable[[], float] = time.monotonic) -> WalkResult:
     """A new run of `job` (its timer): record it, then walk from `after` (default: the first tenant)."""
     run_id = uuid.uuid4().hex[:12]
-    job_store.record_run(job.name, run_id, started_at=_now().isoformat(timespec="seconds"), walked=0, messages=0,
-                         walk_done=False)
+    job_store.start_run(job.name, run_id, walked=0, messages=0, walk_done=False)
     return walk(job, run_id, after=after, left=limit, budget=budget, clock=clock, hand_over_on_failure=True)
 
 

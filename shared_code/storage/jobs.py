@@ -21,8 +21,8 @@ TABLE = "jobs"
 RUN, FAILURE, CURSOR = "run", "failure", "cursor"
 
 
-def _utc(moment: datetime | None = None) -> str:
-    return (moment or datetime.now(timezone.utc)).isoformat(timespec="seconds").replace("+00:00", "Z")
+def _utc() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _clean(entity: dict) -> dict:
@@ -30,6 +30,11 @@ def _clean(entity: dict) -> dict:
 
 
 # ---- runs -------------------------------------------------------------------------------------------------------
+
+def start_run(job: str, run_id: str, **fields) -> None:
+    """A new run of the job: its row starts afresh, stamped now (in the format of every other time here)."""
+    record_run(job, run_id, started_at=_utc(), **fields)
+
 
 def record_run(job: str, run_id: str, **fields) -> None:
     """Merge `fields` into the job's latest-run row (a new run_id starts it afresh)."""

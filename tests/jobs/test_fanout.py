@@ -59,6 +59,7 @@ def test_a_purge_over_many_tenants_fans_out_and_finishes(jobs_app, make_tenants)
     assert tables.round_trips() - before < expired / 10
     run = next(r for r in job_store.runs() if r["job"] == "purge_sign_in_state")
     assert run["walk_done"] is True and run["walked"] >= len(tenants)
+    assert run["started_at"].endswith("Z") and run["updated_at"].endswith("Z")  # one time format for the operator
     assert job_store.failures("purge_sign_in_state") == []
 
 
