@@ -30,9 +30,9 @@ from oic.oic import Client
 from oic.oic.message import AuthorizationResponse, RegistrationResponse
 from oic.utils.authn.client import CLIENT_AUTHN_METHOD
 
-from tools.demo_product.relying_party import BACKCHANNEL_EVENT, Answer, RelyingParty
+from tools.demo_product.relying_party import Answer, RelyingParty
 
-__all__ = ["BACKCHANNEL_EVENT", "PyoidcProduct", "SampleProduct"]
+__all__ = ["PyoidcProduct", "SampleProduct"]
 
 
 class SampleProduct(RelyingParty):
