@@ -199,7 +199,13 @@ def redeem(tenant_id: str, grant: "CodeRecord", session_etag: str, now: datetime
                                 ("update", session, {"mode": UpdateMode.MERGE, "etag": session_etag,
                                                      "match_condition": MatchConditions.IfNotModified})])
     except TableTransactionError as error:
-        return REPLAYED if error.index == 0 else SESSION_ENDED
+        # By what the service said, not by the SDK's index (it falls back to 0 when the message names none).
+        code = str(error.error_code or "").lower()
+        if code == "entityalreadyexists":
+            return REPLAYED
+        if code in ("updateconditionnotsatisfied", "resourcenotfound"):
+            return SESSION_ENDED
+        raise
     return REDEEMED
 
 
