@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
-from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 
 from shared_code.platform.errors import GatehouseError, StorageUnavailable
 from shared_code.events import log as event_log
@@ -188,6 +188,8 @@ class LogConsumer:
                     row["etag"] = self.write(tenant_id, row["etag"], fields)
                     row.update(fields)
                     return
+                except ResourceNotFoundError:
+                    raise _LostLease() from None  # the row is gone (a webhook endpoint deleted mid-run)
                 except ResourceModifiedError:
                     fresh = self.read(tenant_id)
                     if fresh is None or fresh.get("lease_owner") != owner:

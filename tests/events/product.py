@@ -118,6 +118,9 @@ class WebhookReceiver:
                     time.sleep(mode[1])
                 if mode == "gone":
                     return self._answer(410)
+                if isinstance(mode, tuple) and mode[0] == "meanwhile":  # something happens while it is posted
+                    mode[1]()
+                    return self._answer(204)
                 if isinstance(mode, tuple) and mode[0] == "status":
                     return self._answer(mode[1], {"Retry-After": str(mode[2])} if mode[2] else {})
                 try:

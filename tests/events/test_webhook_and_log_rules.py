@@ -46,6 +46,16 @@ def _at(moment: datetime):
     return lambda: moment
 
 
+# ---- an endpoint deleted while its delivery runs --------------------------------------------------------------
+
+def test_an_endpoint_deleted_during_its_delivery_ends_the_run_quietly(scim, receiver):
+    tenant_id = scim.tenant.tenant_id
+    start = _own_tenant(scim, receiver)
+    receiver.mode = ("meanwhile", lambda: endpoint.delete(tenant_id))  # the operator's DELETE, mid-POST
+    done = delivery.run(tenant_id, clock=_at(start))  # no exception: nothing left to deliver to, nothing to retry
+    assert done.outcome == "busy" and receiver.received == 1 and endpoint.read(tenant_id) is None
+
+
 # ---- the rotation overlap: 24 hours --------------------------------------------------------------------------------
 
 def test_a_rotated_secret_keeps_signing_for_24_hours_and_then_stops(scim, receiver):
