@@ -28,6 +28,7 @@ from contextvars import ContextVar
 from typing import Iterator
 
 from shared_code.events import log as event_log
+from shared_code.events import shapes
 
 INLINE_SECONDS = 5.0  # at most this long after the core, and never past the request's storage deadline
 BUSY_PAUSE = 0.1
@@ -67,11 +68,11 @@ def _consumers() -> tuple:
 
 
 def run(committed: dict[str, set[str]], *, seconds: float = INLINE_SECONDS) -> None:
-    if not any(committed.values()):
-        return
+    if not any(shapes.ENDS_TRUST & types for types in committed.values()):
+        return  # the only consumer run here would not wake: nothing to import, nothing to read
     deadline = time.monotonic() + seconds
     for consumer in _consumers():
-        for tenant_id in sorted(tenant for tenant, types in committed.items() if consumer.types & types):
+        for tenant_id in sorted(tenant for tenant, types in committed.items() if consumer.wakes_for(frozenset(types))):
             try:
                 while True:
                     left = deadline - time.monotonic()

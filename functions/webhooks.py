@@ -119,27 +119,29 @@ def webhook_delivery(message: func.QueueMessage) -> None:
     from shared_code.sign_in import trust
     from shared_code.webhooks import delivery
 
-    tenant_id = queue.tenant_of(message.get_body())
+    tenant_id, types = queue.wake_of(message.get_body())
     if tenant_id is None:
         log.warning("webhook delivery message without a tenant; dropped")
         return
-    types = queue.types_of(message.get_body())
-    # Sessions to end come before webhooks to post. A message naming only types the trust consumer does not handle
-    # leaves it asleep: the trust_check sweep moves it past such events in one run, not one run per commit.
-    wanted = types is None or bool(trust.CONSUMER.types & types)
-    reacted = trust.CONSUMER.run_if_behind(tenant_id) if wanted else None
-    result = delivery.run(tenant_id)
-    log.info(json.dumps({"event": "webhook_delivery", "tenant": tenant_id, "outcome": result.outcome,
-                         "delivered": result.handled, "retry_in": result.retry_in,
+    # Sessions to end come before webhooks to post. A consumer the message's types are not for stays asleep: the
+    # trust_check sweep moves the end of trust past such events in one run, not one run per commit.
+    reacted = trust.CONSUMER.run_if_behind(tenant_id) if trust.CONSUMER.wakes_for(types) else None
+    result = delivery.run(tenant_id) if delivery.CONSUMER.wakes_for(types) else None
+    log.info(json.dumps({"event": "webhook_delivery", "tenant": tenant_id,
+                         "outcome": result.outcome if result else "asleep", "delivered": result.handled if result else 0,
+                         "retry_in": result.retry_in if result else None,
                          "trust": reacted.outcome if reacted else "asleep",
                          "trust_handled": reacted.handled if reacted else 0}))
-    if reacted and reacted.outcome == "busy" and result.outcome != "more":
-        queue.enqueue(tenant_id, 5)  # another run holds the reactions' lease: look again once it may be done
-    if result.outcome == "more" or (reacted and reacted.outcome == "more"):
+    # Each consumer's follow-up stands alone, so one's never hides the other's (a due retry is not dropped).
+    if reacted and reacted.outcome == "more":
         queue.enqueue(tenant_id)
-    elif result.outcome == "retry":
+    elif reacted and reacted.outcome == "busy":
+        queue.enqueue(tenant_id, 5)  # another run holds the reactions' lease: look again once it may be done
+    if result and result.outcome == "more":
+        queue.enqueue(tenant_id)
+    elif result and result.outcome == "retry":
         queue.enqueue(tenant_id, result.retry_in or 0)
-    elif result.outcome == "waiting" and (result.retry_in or 0) <= 5:
+    elif result and result.outcome == "waiting" and (result.retry_in or 0) <= 5:
         # The retry's own message came a moment early (another instance's clock): keep it. Earlier ones are
         # other messages (a new event during the wait); the retry has its message, and the sweep backs it up.
         queue.enqueue(tenant_id, result.retry_in or 0)

@@ -123,6 +123,10 @@ class LogConsumer:
     def behind(self, tenant_id: str) -> bool:
         return event_log.last_sequence(tenant_id) > self.position(tenant_id)
 
+    def wakes_for(self, types: frozenset[str] | None) -> bool:
+        """Whether a wake-up message naming `types` (None: it names none, a sweep's) is one for this consumer."""
+        return types is None or bool(self.types & types)
+
     def wake_if_behind(self, tenant_id: str) -> bool:
         """The sweep's check: the log moved past the position → a message that runs the consumers."""
         if not self.behind(tenant_id):

@@ -34,6 +34,8 @@ DOMAIN_AUDIT_COMPLETED, IDP_CERTIFICATES_CHANGED = "domain_audit.completed", "id
 
 SESSIONS_REVOKED, CLIENT_DELETED = "sessions.revoked", "client.deleted"
 INTERNAL_TYPES = frozenset({SESSIONS_REVOKED, CLIENT_DELETED})  # for the log's own consumers only, never shown to the product
+# The changes that end the trust behind sessions: what the end-of-trust consumer (sign_in/trust.py) handles.
+ENDS_TRUST = frozenset({EMPLOYEE_DISMISSED, EMPLOYEE_DELETED, SESSIONS_REVOKED, CLIENT_DELETED})
 SETUP_CANCELLED, IDP_CHANGED, SSO_TURNED_OFF = "setup_cancelled", "idp_changed", "sso_disabled"  # its `why`
 
 EVENT_TYPES = (

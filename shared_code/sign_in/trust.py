@@ -79,5 +79,4 @@ def react(tenant_id: str, event: dict) -> int:
     return ended
 
 
-CONSUMER = LogConsumer("trust", frozenset({shapes.EMPLOYEE_DISMISSED, shapes.EMPLOYEE_DELETED,
-                                           shapes.SESSIONS_REVOKED, shapes.CLIENT_DELETED}), react)
+CONSUMER = LogConsumer("trust", shapes.ENDS_TRUST, react)

@@ -148,6 +148,9 @@ class Delivery(LogConsumer):
     def wants(self, event: dict) -> bool:
         return event["type"] not in INTERNAL_TYPES  # the log's own consumers' (shapes.py): never posted
 
+    def wakes_for(self, types: frozenset[str] | None) -> bool:
+        return types is None or bool(types - INTERNAL_TYPES)
+
     def step(self, tenant_id: str, event: dict, row: dict, now: Callable[[], datetime]) -> dict | Stop:
         attempt = post(row, tenant_id, event)
         if attempt.outcome == "delivered":

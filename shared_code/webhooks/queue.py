@@ -27,18 +27,8 @@ from shared_code.platform import queues
 from shared_code.events import log as event_log
 
 QUEUE = "webhook-deliveries"
-POISON = QUEUE + queues.POISON_SUFFIX
-MAX_VISIBILITY_DELAY = queues.MAX_VISIBILITY_DELAY
 _log = logging.getLogger("gatehouse")
 configured = queues.configured
-
-
-def client():
-    return queues.client(QUEUE)
-
-
-def reset() -> None:
-    queues.reset()
 
 
 def enqueue(tenant_id: str, delay_seconds: float = 0, types: Iterable[str] | None = None) -> None:
@@ -50,19 +40,14 @@ def enqueue(tenant_id: str, delay_seconds: float = 0, types: Iterable[str] | Non
     queues.send(QUEUE, message, delay_seconds)
 
 
-def tenant_of(body: bytes | str) -> str | None:
-    message = queues.decode(body)
-    tenant = message.get("tenant") if message else None
-    return tenant if isinstance(tenant, str) and tenant else None
-
-
-def types_of(body: bytes | str) -> frozenset[str] | None:
-    """The event types a message names; None when it names none (then it is for every consumer)."""
-    message = queues.decode(body)
-    types = message.get("types") if message else None
+def wake_of(body: bytes | str) -> tuple[str | None, frozenset[str] | None]:
+    """The tenant a message wakes (None: not one of ours), and the event types it names (None: it names none,
+    so it is for every consumer)."""
+    message = queues.decode(body) or {}
+    tenant, types = message.get("tenant"), message.get("types")
     if not isinstance(types, list) or not all(isinstance(name, str) for name in types):
-        return None
-    return frozenset(types)
+        types = None
+    return (tenant if isinstance(tenant, str) and tenant else None), (frozenset(types) if types is not None else None)
 
 
 class Notifier:
