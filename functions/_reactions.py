@@ -29,9 +29,11 @@ from typing import Iterator
 
 from shared_code.events import log as event_log
 from shared_code.events import shapes
+from shared_code.storage import tables
 
 INLINE_SECONDS = 5.0  # at most this long after the core, and never past the request's storage deadline
 BUSY_PAUSE = 0.1
+RELEASE_SECONDS = 1.0
 log = logging.getLogger("gatehouse")
 _committed: ContextVar[dict[str, set[str]] | None] = ContextVar("gatehouse_committed", default=None)
 
@@ -70,6 +72,10 @@ def _consumers() -> tuple:
 def run(committed: dict[str, set[str]], *, seconds: float = INLINE_SECONDS) -> None:
     if not any(shapes.ENDS_TRUST & types for types in committed.values()):
         return  # the only consumer run here would not wake: nothing to import, nothing to read
+    left = tables.time_left()  # the request's storage time: keep a second of it for the lease's release write
+    seconds = seconds if left is None else min(seconds, left - RELEASE_SECONDS)
+    if seconds <= 0:
+        return  # no time left here: the queue message does it
     deadline = time.monotonic() + seconds
     for consumer in _consumers():
         for tenant_id in sorted(tenant for tenant, types in committed.items() if consumer.wakes_for(frozenset(types))):

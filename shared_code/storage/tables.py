@@ -105,7 +105,7 @@ def request_deadline(seconds: float = REQUEST_STORAGE_SECONDS) -> Iterator[None]
         _deadline.reset(token)
 
 
-def _time_left() -> float | None:
+def time_left() -> float | None:
     deadline = _deadline.get()
     if deadline is None:
         return None
@@ -118,7 +118,7 @@ def _before_each_attempt(request) -> None:
     round trips for the benchmarks and cuts this attempt's connect and read timeouts to the request's time left."""
     global _round_trips
     _round_trips += 1
-    left = _time_left()
+    left = time_left()
     if left is None:
         return
     if left <= 0.05:
@@ -238,7 +238,7 @@ def storage_errors(index: int = accounts.PRIMARY) -> Iterator[None]:
     through."""
     if time.monotonic() < _unreachable_until.get(index, 0.0):
         raise StorageUnavailable()  # it was unreachable a moment ago: answer now, try again after the pause
-    left = _time_left()
+    left = time_left()
     if left is not None and left <= 0.05:
         raise StorageUnavailable()  # this request's storage time is spent
     started = time.monotonic()
