@@ -107,6 +107,16 @@ def test_path_parameters_come_from_the_route_and_a_method_may_be_left_out():
     assert "429" in item["get"]["responses"]  # wrong credentials are rate limited, on every secured operation
 
 
+def test_the_builder_refuses_a_described_method_the_function_is_not_registered_for():
+    """`method=` naming a method the route does not have would leave the operation out of the document while the
+    function reads as described; the build fails with the function, the method and the registered ones instead."""
+    operation = Operation(summary="A thing", tag="Operator", method="GET", excluded="registered only to answer a 405",
+                          responses={"200": {"description": "It."}})
+    with pytest.raises(ValueError, match=r"put_thing describes GET.*registered for PUT POST"):
+        openapi.document("https://gatehouse.example",
+                         [openapi.Endpoint("put_thing", "things/{tenant}", ("PUT", "POST"), operation)])
+
+
 def test_document_is_valid_openapi_3_1_and_every_reference_resolves(document):
     from schemathesis.specs.openapi.definitions import OPENAPI_31_VALIDATOR
 

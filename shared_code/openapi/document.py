@@ -300,6 +300,11 @@ def _paths(endpoints: list[Endpoint]) -> dict:
     section = {tag: index for index, tag in enumerate(TAGS)}
     for endpoint in sorted(endpoints, key=lambda e: section.get(e.operation.tag, len(TAGS))):
         methods = [m for m in endpoint.methods if endpoint.operation.describes(m)]
+        declared = endpoint.operation.method
+        if declared and declared.upper() not in endpoint.methods:
+            # Else the operation would vanish from the document while its function reads as described.
+            raise ValueError(f"{endpoint.name} describes {declared.upper()}, which it is not registered for "
+                             f"(it is registered for {' '.join(endpoint.methods)})")
         if not methods:
             continue
         path = "/" + endpoint.route
