@@ -166,7 +166,7 @@ def _pydantic_schemas(*models) -> dict:
     """Component schemas of pydantic models, their nested models lifted into components too."""
     out: dict[str, Any] = {}
     for model in models:
-        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schema = model.model_json_schema(ref_template=MODEL_REF)
         out.update(schema.pop("$defs", {}))
         out[model.__name__] = schema
     return out

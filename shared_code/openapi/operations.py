@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from shared_code.openapi.json_schema import ref
+
 JSON, SCIM = "application/json", "application/scim+json"
 
 # Who may call an operation: the security schemes of the document (components/securitySchemes).
@@ -99,10 +101,6 @@ class Operation:
 
 
 # ---- building blocks a declaration uses ---------------------------------------------------------------------
-
-def ref(name: str, kind: str = "schemas") -> dict:
-    return {"$ref": f"#/components/{kind}/{name}"}
-
 
 def errors(*names: str, scim: bool = False) -> dict:
     """The shared error responses by name (components/responses), keyed by status."""
