@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from shared_code.openapi import document as openapi
-from shared_code.openapi.operations import Operation
+from shared_code.openapi.operations import Operation, json_body, models
 from tests.support import openapi as described
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -115,6 +115,20 @@ def test_the_builder_refuses_a_described_method_the_function_is_not_registered_f
     with pytest.raises(ValueError, match=r"put_thing describes GET.*registered for PUT POST"):
         openapi.document("https://gatehouse.example",
                          [openapi.Endpoint("put_thing", "things/{tenant}", ("PUT", "POST"), operation)])
+
+
+def test_a_build_publishes_only_the_models_its_own_endpoints_name():
+    """The models a document publishes are those of its own build: one built before does not leave its in."""
+    operation = Operation(summary="Create a tenant", tag="Operator",
+                          request=json_body(models("shared_code.bodies.tenants").NewTenant),
+                          responses={"201": {"description": "Made."}})
+    first, first_models = openapi.build("https://gatehouse.example",
+                                        [openapi.Endpoint("create_thing", "things", ("POST",), operation)])
+    assert "NewTenant" in first["components"]["schemas"] and first_models["NewTenant"][1] == "validation"
+    plain = operation.but(request=None)
+    second, second_models = openapi.build("https://gatehouse.example",
+                                          [openapi.Endpoint("create_thing", "things", ("POST",), plain)])
+    assert "NewTenant" not in second["components"]["schemas"] and "NewTenant" not in second_models
 
 
 def test_document_is_valid_openapi_3_1_and_every_reference_resolves(document):

@@ -40,27 +40,30 @@ from shared_code.scim import json_schema as scim_json_schema
 
 # ---- bodies from their models ------------------------------------------------------------------------------------
 
-# Name → (model, mode) of every model the document refers to; `_components` publishes their schemas.
-MODELS: dict[str, tuple[type, str]] = {}
 MODEL_REF = "#/components/schemas/{model}"
 
+# Name → (model, mode) of every model one document refers to: filled while its paths are built, published by
+# `_components`. One per build (`build`), so nothing carries over from one document to the next.
+Models = dict[str, tuple[type, str]]
 
-def model_schema(model: type, *, response: bool = False) -> dict:
-    """A `$ref` to `model`'s JSON Schema (`model_json_schema`), registered under components/schemas with the
-    models it nests (its `$defs`). Requests are described as validated, responses as serialised. Declarations
-    name models (`ModelRef`, `models("shared_code.bodies.x").Y`); the builder calls this for each one.
+
+def model_schema(model: type, models: Models, *, response: bool = False) -> dict:
+    """A `$ref` to `model`'s JSON Schema (`model_json_schema`), registered in `models` to be published under
+    components/schemas with the models it nests (its `$defs`). Requests are described as validated, responses as
+    serialised. Declarations name models (`ModelRef`, `models("shared_code.bodies.x").Y`); the builder calls this
+    for each one.
 
     tests/test_bodies.py checks every model under shared_code/bodies/ is described, and as its own schema."""
     mode = "serialization" if response else "validation"
-    known = MODELS.setdefault(model.__name__, (model, mode))
+    known = models.setdefault(model.__name__, (model, mode))
     if known != (model, mode):
         raise ValueError(f"two bodies are called {model.__name__}: {known} and {(model, mode)}")
     return _ref(model.__name__)
 
 
-def _model_components() -> dict[str, dict]:
+def _model_components(models: Models) -> dict[str, dict]:
     schemas: dict[str, dict] = {}
-    for name, (model, mode) in sorted(MODELS.items()):
+    for name, (model, mode) in sorted(models.items()):
         schema = model.model_json_schema(ref_template=MODEL_REF, mode=mode)
         for nested, definition in {**schema.pop("$defs", {}), name: schema}.items():
             if schemas.setdefault(nested, definition) != definition:
@@ -127,7 +130,7 @@ def _error_responses() -> dict:
     return responses
 
 
-def _components() -> dict:
+def _components(models: Models) -> dict:
     schemas: dict[str, Any] = {"Error": _ERROR, "ScimError": _SCIM_ERROR}
     parameters: dict[str, Any] = {
         "tenant": {"name": "tenant", "in": "path", "required": True,
@@ -140,7 +143,7 @@ def _components() -> dict:
     scim_schemas, scim_parameters = scim_json_schema.components()
     schemas.update(scim_schemas)
     parameters.update(scim_parameters)
-    schemas.update(_model_components())
+    schemas.update(_model_components(models))
     schemas.update(_oidc_schemas())
     schemas.update(_events_components())
     return {
@@ -247,23 +250,24 @@ class Endpoint:
     operation: Operation | None
 
 
-def _resolve(node: Any) -> Any:
-    """The declaration's plain data as JSON: named models become `$ref`s (and components), deferred values are
-    computed."""
+def _resolve(node: Any, models: Models) -> Any:
+    """The declaration's plain data as JSON: named models become `$ref`s (registered in `models`), deferred values
+    are computed."""
     if isinstance(node, Deferred):
-        return _resolve(node.compute())
+        return _resolve(node.compute(), models)
     if isinstance(node, ModelRef):
-        return model_schema(getattr(importlib.import_module(node.module), node.name), response=node.response)
+        return model_schema(getattr(importlib.import_module(node.module), node.name), models,
+                            response=node.response)
     if isinstance(node, dict):
-        return {key: _resolve(value) for key, value in node.items()}
+        return {key: _resolve(value, models) for key, value in node.items()}
     if isinstance(node, (list, tuple)):
-        return [_resolve(value) for value in node]
+        return [_resolve(value, models) for value in node]
     return node
 
 
-def _operation(endpoint: Endpoint) -> dict:
+def _operation(endpoint: Endpoint, models: Models) -> dict:
     declared = endpoint.operation
-    responses = _resolve(declared.responses)
+    responses = _resolve(declared.responses, models)
     if declared.security:
         # Wrong credentials are counted per tenant and client; over budget, a wrong one is answered 429.
         scim = tuple(declared.security) == SCIM_TOKEN
@@ -273,24 +277,25 @@ def _operation(endpoint: Endpoint) -> dict:
     operation: dict[str, Any] = {"operationId": endpoint.name, "summary": declared.summary, "tags": [declared.tag],
                                  "security": [{scheme: []} for scheme in declared.security],
                                  "responses": dict(sorted(responses.items()))}
-    description = _resolve(declared.description)
+    description = _resolve(declared.description, models)
     if description:
         operation["description"] = description
-    parameters = _resolve(declared.parameters)
+    parameters = _resolve(declared.parameters, models)
     if parameters:
         operation["parameters"] = parameters
     if declared.request:
-        operation["requestBody"] = _resolve(declared.request)
+        operation["requestBody"] = _resolve(declared.request, models)
     return operation
 
 
-def _path_parameters(endpoint: Endpoint) -> list[dict]:
+def _path_parameters(endpoint: Endpoint, models: Models) -> list[dict]:
     names = _ROUTE_PARAMETER.findall(endpoint.route)
     declared = endpoint.operation.path_parameters
-    return [_resolve(declared.get(name) or _SHARED_PATH_PARAMETERS.get(name) or path_parameter(name)) for name in names]
+    return [_resolve(declared.get(name) or _SHARED_PATH_PARAMETERS.get(name) or path_parameter(name), models)
+            for name in names]
 
 
-def _paths(endpoints: list[Endpoint]) -> dict:
+def _paths(endpoints: list[Endpoint], models: Models) -> dict:
     undeclared = [f"{e.name} ({' '.join(e.methods)} /api/{e.route})" for e in endpoints if e.operation is None]
     if undeclared:
         raise ValueError("declare these beside their @bp.route with @describe(...) (or describe(excluded=...)): "
@@ -309,19 +314,25 @@ def _paths(endpoints: list[Endpoint]) -> dict:
             continue
         path = "/" + endpoint.route
         item = paths.setdefault(path, {})
-        parameters = _path_parameters(endpoint)
+        parameters = _path_parameters(endpoint, models)
         if parameters and item.setdefault("parameters", parameters) != parameters:
             raise ValueError(f"{endpoint.name} declares {path}'s path parameters unlike the other functions there")
         for method in methods:
             if method.lower() in item:
                 raise ValueError(f"{endpoint.name}: {method} {path} is described twice")
-            item[method.lower()] = _operation(endpoint)
+            item[method.lower()] = _operation(endpoint, models)
     return paths
 
 
 def document(base_url: str, endpoints: list[Endpoint]) -> dict:
     """The OpenAPI document of `endpoints` with its server at `base_url` (PUBLIC_BASE_URL)."""
-    paths = _paths(endpoints)  # first: it registers the models the components publish
+    return build(base_url, endpoints)[0]
+
+
+def build(base_url: str, endpoints: list[Endpoint]) -> tuple[dict, Models]:
+    """The document, and the pydantic models it publishes (name → (model, "validation" | "serialization"))."""
+    models: Models = {}
+    paths = _paths(endpoints, models)  # first: it registers the models the components publish
     used = {tag for item in paths.values() for operation in item.values() if isinstance(operation, dict)
             for tag in operation.get("tags", ())}
     return {
@@ -340,9 +351,9 @@ def document(base_url: str, endpoints: list[Endpoint]) -> dict:
         "servers": [{"url": f"{base_url}/api"}],
         "tags": [{"name": tag} for tag in TAGS if tag in used],
         "paths": paths,
-        "components": _components(),
+        "components": _components(models),
         "webhooks": _webhooks(),
-    }
+    }, models
 
 
 def document_bytes(base_url: str, endpoints: list[Endpoint]) -> bytes:
