@@ -6,9 +6,10 @@ the registered functions and hands each one's route, methods and declaration to 
 GET /api/openapi.json. This module has no route list of its own: it turns endpoints into paths (path parameters
 from the route template, the operationId from the function's name), adds what every operation shares (a 429 for
 wrong credentials), and publishes the components the declarations refer to: the pydantic models they name
-(`shared_code/bodies/`, `model_schema`: the document and the validation cannot disagree), the shared error
-responses and parameters, and the schemas no model declares — the SCIM bodies (`shared_code/scim/json_schema.py`,
-derived from the SCIM declarations), the events and OpenID Provider documents.
+(`shared_code/bodies/`, `model_schema`: the document and the validation cannot disagree) and the events' models
+(`shared_code/events/api.py`, what the `webhooks` section delivers), the shared error responses and parameters,
+and the schemas no model declares — the SCIM bodies (`shared_code/scim/json_schema.py`, derived from the SCIM
+declarations) and the OpenID Provider documents.
 `tests/test_openapi.py` holds every route the app registers against the document, and `tests/test_schemathesis.py`
 sends generated requests to check the app answers as described.
 
@@ -143,9 +144,10 @@ def _components(models: Models) -> dict:
     scim_schemas, scim_parameters = scim_json_schema.components()
     schemas.update(scim_schemas)
     parameters.update(scim_parameters)
+    _register_events(models)
     schemas.update(_model_components(models))
+    _data_by_type(schemas["Event"])
     schemas.update(_oidc_schemas())
-    schemas.update(_events_components())
     return {
         "securitySchemes": {
             "operatorKey": {"type": "http", "scheme": "bearer",
@@ -165,29 +167,24 @@ def _components(models: Models) -> dict:
 
 # ---- directory events and webhooks (issue 14): schemas from the pydantic models of shared_code/events ----------
 
-def _pydantic_schemas(*models) -> dict:
-    """Component schemas of pydantic models, their nested models lifted into components too."""
-    out: dict[str, Any] = {}
-    for model in models:
-        schema = model.model_json_schema(ref_template=MODEL_REF)
-        out.update(schema.pop("$defs", {}))
-        out[model.__name__] = schema
-    return out
-
-
-def _events_components() -> dict:
+def _register_events(models: Models) -> None:
+    """The events themselves (what the Events API pages and the `webhooks` section deliver), published as answers
+    like every model a declaration names; the Events API and the webhook endpoint name their own bodies."""
     from shared_code.events import api as events_api
 
-    # The events themselves (what the Events API pages and the `webhooks` section deliver); the webhook
-    # endpoint's own bodies are named by its functions' declarations.
-    schemas = _pydantic_schemas(events_api.EventPage, events_api.Event, events_api.WebhookTestEvent,
-                                *events_api.DATA_MODELS)
-    # `data` by `type` (JSON Schema 2020-12 if/then: OpenAPI 3.1 validators and receivers' tools read it).
-    schemas["Event"]["allOf"] = [
+    for model in (events_api.Event, events_api.WebhookTestEvent, *events_api.DATA_MODELS):
+        model_schema(model, models, response=True)
+
+
+def _data_by_type(event: dict) -> None:
+    """The Event schema's `data` by `type` (JSON Schema 2020-12 if/then: OpenAPI 3.1 validators and receivers'
+    tools read it), which the model cannot say."""
+    from shared_code.events import api as events_api
+
+    event["allOf"] = [
         {"if": {"properties": {"type": {"enum": types}}},
          "then": {"properties": {"data": _ref(model.__name__)}}}
         for model, types in events_api.DATA_MODELS.items()]
-    return schemas
 
 
 def _webhooks() -> dict:
