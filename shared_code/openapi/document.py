@@ -110,7 +110,6 @@ _SCIM_ERRORS = {
     "ScimTooManyRequests": "Too many requests for this tenant; wait for Retry-After seconds.",
     "ScimStorageUnavailable": "Table Storage cannot be reached, or the resource is being changed by several "
                               "requests at once; nothing was half-written. Retry after Retry-After seconds.",
-    "ScimNotImplemented": "Not supported by this server.",
 }
 def _error_responses() -> dict:
     responses = {}

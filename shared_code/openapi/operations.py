@@ -22,7 +22,7 @@ ANONYMOUS: tuple[str, ...] = ()
 
 STATUS = {"BadRequest": "400", "Unauthorized": "401", "Forbidden": "403", "NotFound": "404", "Conflict": "409",
           "PreconditionFailed": "412", "PayloadTooLarge": "413", "Unprocessable": "422",
-          "TooManyRequests": "429", "StorageUnavailable": "503", "NotImplemented": "501"}
+          "TooManyRequests": "429", "StorageUnavailable": "503"}
 
 RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "string"}}}
 ETAG = {"ETag": {"description": "The resource's version, W/\"n\".", "schema": {"type": "string"}}}
