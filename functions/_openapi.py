@@ -63,18 +63,20 @@ def declaration_of(function: Any) -> Operation | None:
     return getattr(function.get_user_function(), ATTRIBUTE, None)
 
 
-def endpoints() -> list:
+def endpoints(app: func.FunctionApp | None = None) -> list:
     """Every HTTP function the app registers, with its route, methods and declaration (`shared_code.openapi.document.Endpoint`).
 
     Read through a scratch FunctionApp over the same blueprints: the app's own `get_functions()` belongs to the
-    host, which may call it only once."""
+    host, which may call it only once. A test, in a process of its own, passes `function_app.app` to read the
+    app itself."""
     from shared_code.openapi.document import Endpoint  # the builder loads with the document, not with the blueprints
 
-    scratch = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
-    for blueprint in functions.blueprints():
-        scratch.register_functions(blueprint)
+    if app is None:
+        app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+        for blueprint in functions.blueprints():
+            app.register_functions(blueprint)
     found = []
-    for function in scratch.get_functions():
+    for function in app.get_functions():
         trigger = function.get_trigger()
         if not function.is_http_function():
             continue

@@ -12,9 +12,10 @@ import azure.functions as func
 from functions._background import background
 from functions._http import admin_tenant, handler, json_response
 from functions._openapi import describe
-from shared_code.openapi.operations import ADMIN_OR_OPERATOR, errors, later, ok, ref
+from shared_code.openapi.operations import ADMIN_OR_OPERATOR, errors, later, models, ok
 
 bp = func.Blueprint()
+event_api = models("shared_code.events.api")  # named for the OpenAPI document, imported only when it is built
 
 
 def _api():
@@ -27,7 +28,7 @@ def _api():
 @bp.route(route="tenants/{tenant}/events", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @describe(summary="The tenant's directory events, oldest first, from a cursor", tag="Events",
           security=ADMIN_OR_OPERATOR,
-          responses={**ok(ref("EventPage"), "Up to `limit` events after the cursor, and the cursor to read on."),
+          responses={**ok(event_api.EventPage, "Up to `limit` events after the cursor, and the cursor to read on."),
                      **errors("BadRequest", "Unauthorized", "Forbidden", "NotFound", "Unprocessable",
                               "StorageUnavailable")},
           parameters=later(lambda: [

@@ -51,8 +51,17 @@ def test_the_document_serves_each_body_models_own_json_schema(served):
     for name, (model, mode) in models.items():
         expected = model.model_json_schema(ref_template=openapi.MODEL_REF, mode=mode)
         for nested, definition in expected.pop("$defs", {}).items():
-            assert schemas[nested] == definition, f"{nested} (nested in {name})"
-        assert schemas[name] == expected, name
+            assert _as_the_model_says(schemas, nested) == definition, f"{nested} (nested in {name})"
+        assert _as_the_model_says(schemas, name) == expected, name
+
+
+def _as_the_model_says(schemas: dict, name: str) -> dict:
+    """A published schema less the one thing the document adds to a model's: the Event's `data` by `type` (its
+    `allOf`), which the model cannot say."""
+    schema = dict(schemas[name])
+    if name == "Event":
+        schema.pop("allOf")
+    return schema
 
 
 def test_every_body_model_is_in_the_document():

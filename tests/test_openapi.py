@@ -13,28 +13,22 @@ import pytest
 import requests
 
 from shared_code.openapi import document as openapi
-from shared_code.openapi.operations import Operation
+from shared_code.openapi.operations import Operation, json_body, models
 from tests.support import openapi as described
 
 ROOT = Path(__file__).resolve().parent.parent
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 
-# `app.get_functions()` may be called only once per FunctionApp, so the index is read in a fresh process, with
-# what each function declares about each of its methods (None: it declared nothing).
+# `app.get_functions()` may be called only once per FunctionApp, so the app's own functions are read in a fresh
+# process (as the document reads them: `endpoints`), with what each declares about each of its methods (None: it
+# declared nothing).
 _LIST_ROUTES = """
 import json, function_app
-from functions._openapi import declaration_of
-routes = []
-for function in function_app.app.get_functions():
-    trigger = function.get_trigger()
-    if getattr(trigger, "route", None) is None and type(trigger).__name__ != "HttpTrigger":
-        continue
-    methods = [getattr(m, "value", m).upper() for m in (trigger.methods or [])] or ["*"]
-    declared = declaration_of(function)
-    routes.append({"name": function.get_function_name(), "route": trigger.route or function.get_function_name(),
-                   "methods": methods,
-                   "excluded": None if declared is None else {m: declared.why_excluded(m) for m in methods}})
-print(json.dumps(routes))
+from functions._openapi import endpoints
+print(json.dumps([
+    {"name": e.name, "route": e.route, "methods": list(e.methods),
+     "excluded": None if e.operation is None else {m: e.operation.why_excluded(m) for m in e.methods}}
+    for e in endpoints(function_app.app)]))
 """
 
 
@@ -58,9 +52,13 @@ def _operations(document: dict):
                 yield path, method, item[method]
 
 
-def test_every_registered_route_is_described_or_excluded(registered_routes, document):
+def test_every_registered_http_function_declares_its_operation(registered_routes):
+    # Without the document: building it refuses a function that declared nothing, which would error the fixture.
     undeclared = [f"{f['name']} (/api/{f['route']})" for f in registered_routes if f["excluded"] is None]
     assert not undeclared, "declare these with @describe(...) beside their @bp.route: " + ", ".join(undeclared)
+
+
+def test_every_registered_route_is_described_or_excluded(registered_routes, document):
     missing = []
     for function in registered_routes:
         for method in function["methods"]:
@@ -105,6 +103,30 @@ def test_path_parameters_come_from_the_route_and_a_method_may_be_left_out():
     assert item["get"]["operationId"] == "get_thing"
     assert item["get"]["security"] == [{"operatorKey": []}]
     assert "429" in item["get"]["responses"]  # wrong credentials are rate limited, on every secured operation
+
+
+def test_the_builder_refuses_a_described_method_the_function_is_not_registered_for():
+    """`method=` naming a method the route does not have would leave the operation out of the document while the
+    function reads as described; the build fails with the function, the method and the registered ones instead."""
+    operation = Operation(summary="A thing", tag="Operator", method="GET", excluded="registered only to answer a 405",
+                          responses={"200": {"description": "It."}})
+    with pytest.raises(ValueError, match=r"put_thing describes GET.*registered for PUT POST"):
+        openapi.document("https://gatehouse.example",
+                         [openapi.Endpoint("put_thing", "things/{tenant}", ("PUT", "POST"), operation)])
+
+
+def test_a_build_publishes_only_the_models_its_own_endpoints_name():
+    """The models a document publishes are those of its own build: one built before does not leave its in."""
+    operation = Operation(summary="Create a tenant", tag="Operator",
+                          request=json_body(models("shared_code.bodies.tenants").NewTenant),
+                          responses={"201": {"description": "Made."}})
+    first, first_models = openapi.build("https://gatehouse.example",
+                                        [openapi.Endpoint("create_thing", "things", ("POST",), operation)])
+    assert "NewTenant" in first["components"]["schemas"] and first_models["NewTenant"][1] == "validation"
+    plain = operation.but(request=None)
+    second, second_models = openapi.build("https://gatehouse.example",
+                                          [openapi.Endpoint("create_thing", "things", ("POST",), plain)])
+    assert "NewTenant" not in second["components"]["schemas"] and "NewTenant" not in second_models
 
 
 def test_document_is_valid_openapi_3_1_and_every_reference_resolves(document):

@@ -6,9 +6,10 @@ the registered functions and hands each one's route, methods and declaration to 
 GET /api/openapi.json. This module has no route list of its own: it turns endpoints into paths (path parameters
 from the route template, the operationId from the function's name), adds what every operation shares (a 429 for
 wrong credentials), and publishes the components the declarations refer to: the pydantic models they name
-(`shared_code/bodies/`, `model_schema`: the document and the validation cannot disagree), the shared error
-responses and parameters, and the schemas no model declares — the SCIM bodies (`shared_code/scim/json_schema.py`,
-derived from the SCIM declarations), the events and OpenID Provider documents.
+(`shared_code/bodies/`, `model_schema`: the document and the validation cannot disagree) and the events' models
+(`shared_code/events/api.py`, what the `webhooks` section delivers), the shared error responses and parameters,
+and the schemas no model declares — the SCIM bodies (`shared_code/scim/json_schema.py`, derived from the SCIM
+declarations) and the OpenID Provider documents.
 `tests/test_openapi.py` holds every route the app registers against the document, and `tests/test_schemathesis.py`
 sends generated requests to check the app answers as described.
 
@@ -40,27 +41,30 @@ from shared_code.scim import json_schema as scim_json_schema
 
 # ---- bodies from their models ------------------------------------------------------------------------------------
 
-# Name → (model, mode) of every model the document refers to; `_components` publishes their schemas.
-MODELS: dict[str, tuple[type, str]] = {}
 MODEL_REF = "#/components/schemas/{model}"
 
+# Name → (model, mode) of every model one document refers to: filled while its paths are built, published by
+# `_components`. One per build (`build`), so nothing carries over from one document to the next.
+Models = dict[str, tuple[type, str]]
 
-def model_schema(model: type, *, response: bool = False) -> dict:
-    """A `$ref` to `model`'s JSON Schema (`model_json_schema`), registered under components/schemas with the
-    models it nests (its `$defs`). Requests are described as validated, responses as serialised. Declarations
-    name models (`ModelRef`, `models("shared_code.bodies.x").Y`); the builder calls this for each one.
+
+def model_schema(model: type, models: Models, *, response: bool = False) -> dict:
+    """A `$ref` to `model`'s JSON Schema (`model_json_schema`), registered in `models` to be published under
+    components/schemas with the models it nests (its `$defs`). Requests are described as validated, responses as
+    serialised. Declarations name models (`ModelRef`, `models("shared_code.bodies.x").Y`); the builder calls this
+    for each one.
 
     tests/test_bodies.py checks every model under shared_code/bodies/ is described, and as its own schema."""
     mode = "serialization" if response else "validation"
-    known = MODELS.setdefault(model.__name__, (model, mode))
+    known = models.setdefault(model.__name__, (model, mode))
     if known != (model, mode):
         raise ValueError(f"two bodies are called {model.__name__}: {known} and {(model, mode)}")
     return _ref(model.__name__)
 
 
-def _model_components() -> dict[str, dict]:
+def _model_components(models: Models) -> dict[str, dict]:
     schemas: dict[str, dict] = {}
-    for name, (model, mode) in sorted(MODELS.items()):
+    for name, (model, mode) in sorted(models.items()):
         schema = model.model_json_schema(ref_template=MODEL_REF, mode=mode)
         for nested, definition in {**schema.pop("$defs", {}), name: schema}.items():
             if schemas.setdefault(nested, definition) != definition:
@@ -106,7 +110,6 @@ _SCIM_ERRORS = {
     "ScimTooManyRequests": "Too many requests for this tenant; wait for Retry-After seconds.",
     "ScimStorageUnavailable": "Table Storage cannot be reached, or the resource is being changed by several "
                               "requests at once; nothing was half-written. Retry after Retry-After seconds.",
-    "ScimNotImplemented": "Not supported by this server.",
 }
 def _error_responses() -> dict:
     responses = {}
@@ -127,7 +130,7 @@ def _error_responses() -> dict:
     return responses
 
 
-def _components() -> dict:
+def _components(models: Models) -> dict:
     schemas: dict[str, Any] = {"Error": _ERROR, "ScimError": _SCIM_ERROR}
     parameters: dict[str, Any] = {
         "tenant": {"name": "tenant", "in": "path", "required": True,
@@ -140,9 +143,10 @@ def _components() -> dict:
     scim_schemas, scim_parameters = scim_json_schema.components()
     schemas.update(scim_schemas)
     parameters.update(scim_parameters)
-    schemas.update(_model_components())
+    _register_events(models)
+    schemas.update(_model_components(models))
+    _data_by_type(schemas["Event"])
     schemas.update(_oidc_schemas())
-    schemas.update(_events_components())
     return {
         "securitySchemes": {
             "operatorKey": {"type": "http", "scheme": "bearer",
@@ -162,29 +166,24 @@ def _components() -> dict:
 
 # ---- directory events and webhooks (issue 14): schemas from the pydantic models of shared_code/events ----------
 
-def _pydantic_schemas(*models) -> dict:
-    """Component schemas of pydantic models, their nested models lifted into components too."""
-    out: dict[str, Any] = {}
-    for model in models:
-        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-        out.update(schema.pop("$defs", {}))
-        out[model.__name__] = schema
-    return out
-
-
-def _events_components() -> dict:
+def _register_events(models: Models) -> None:
+    """The events themselves (what the Events API pages and the `webhooks` section deliver), published as answers
+    like every model a declaration names; the Events API and the webhook endpoint name their own bodies."""
     from shared_code.events import api as events_api
 
-    # The events themselves (what the Events API pages and the `webhooks` section deliver); the webhook
-    # endpoint's own bodies are named by its functions' declarations.
-    schemas = _pydantic_schemas(events_api.EventPage, events_api.Event, events_api.WebhookTestEvent,
-                                *events_api.DATA_MODELS)
-    # `data` by `type` (JSON Schema 2020-12 if/then: OpenAPI 3.1 validators and receivers' tools read it).
-    schemas["Event"]["allOf"] = [
+    for model in (events_api.Event, events_api.WebhookTestEvent, *events_api.DATA_MODELS):
+        model_schema(model, models, response=True)
+
+
+def _data_by_type(event: dict) -> None:
+    """The Event schema's `data` by `type` (JSON Schema 2020-12 if/then: OpenAPI 3.1 validators and receivers'
+    tools read it), which the model cannot say."""
+    from shared_code.events import api as events_api
+
+    event["allOf"] = [
         {"if": {"properties": {"type": {"enum": types}}},
          "then": {"properties": {"data": _ref(model.__name__)}}}
         for model, types in events_api.DATA_MODELS.items()]
-    return schemas
 
 
 def _webhooks() -> dict:
@@ -247,23 +246,24 @@ class Endpoint:
     operation: Operation | None
 
 
-def _resolve(node: Any) -> Any:
-    """The declaration's plain data as JSON: named models become `$ref`s (and components), deferred values are
-    computed."""
+def _resolve(node: Any, models: Models) -> Any:
+    """The declaration's plain data as JSON: named models become `$ref`s (registered in `models`), deferred values
+    are computed."""
     if isinstance(node, Deferred):
-        return _resolve(node.compute())
+        return _resolve(node.compute(), models)
     if isinstance(node, ModelRef):
-        return model_schema(getattr(importlib.import_module(node.module), node.name), response=node.response)
+        return model_schema(getattr(importlib.import_module(node.module), node.name), models,
+                            response=node.response)
     if isinstance(node, dict):
-        return {key: _resolve(value) for key, value in node.items()}
+        return {key: _resolve(value, models) for key, value in node.items()}
     if isinstance(node, (list, tuple)):
-        return [_resolve(value) for value in node]
+        return [_resolve(value, models) for value in node]
     return node
 
 
-def _operation(endpoint: Endpoint) -> dict:
+def _operation(endpoint: Endpoint, models: Models) -> dict:
     declared = endpoint.operation
-    responses = _resolve(declared.responses)
+    responses = _resolve(declared.responses, models)
     if declared.security:
         # Wrong credentials are counted per tenant and client; over budget, a wrong one is answered 429.
         scim = tuple(declared.security) == SCIM_TOKEN
@@ -273,24 +273,25 @@ def _operation(endpoint: Endpoint) -> dict:
     operation: dict[str, Any] = {"operationId": endpoint.name, "summary": declared.summary, "tags": [declared.tag],
                                  "security": [{scheme: []} for scheme in declared.security],
                                  "responses": dict(sorted(responses.items()))}
-    description = _resolve(declared.description)
+    description = _resolve(declared.description, models)
     if description:
         operation["description"] = description
-    parameters = _resolve(declared.parameters)
+    parameters = _resolve(declared.parameters, models)
     if parameters:
         operation["parameters"] = parameters
     if declared.request:
-        operation["requestBody"] = _resolve(declared.request)
+        operation["requestBody"] = _resolve(declared.request, models)
     return operation
 
 
-def _path_parameters(endpoint: Endpoint) -> list[dict]:
+def _path_parameters(endpoint: Endpoint, models: Models) -> list[dict]:
     names = _ROUTE_PARAMETER.findall(endpoint.route)
     declared = endpoint.operation.path_parameters
-    return [_resolve(declared.get(name) or _SHARED_PATH_PARAMETERS.get(name) or path_parameter(name)) for name in names]
+    return [_resolve(declared.get(name) or _SHARED_PATH_PARAMETERS.get(name) or path_parameter(name), models)
+            for name in names]
 
 
-def _paths(endpoints: list[Endpoint]) -> dict:
+def _paths(endpoints: list[Endpoint], models: Models) -> dict:
     undeclared = [f"{e.name} ({' '.join(e.methods)} /api/{e.route})" for e in endpoints if e.operation is None]
     if undeclared:
         raise ValueError("declare these beside their @bp.route with @describe(...) (or describe(excluded=...)): "
@@ -300,23 +301,34 @@ def _paths(endpoints: list[Endpoint]) -> dict:
     section = {tag: index for index, tag in enumerate(TAGS)}
     for endpoint in sorted(endpoints, key=lambda e: section.get(e.operation.tag, len(TAGS))):
         methods = [m for m in endpoint.methods if endpoint.operation.describes(m)]
+        declared = endpoint.operation.method
+        if declared and declared.upper() not in endpoint.methods:
+            # Else the operation would vanish from the document while its function reads as described.
+            raise ValueError(f"{endpoint.name} describes {declared.upper()}, which it is not registered for "
+                             f"(it is registered for {' '.join(endpoint.methods)})")
         if not methods:
             continue
         path = "/" + endpoint.route
         item = paths.setdefault(path, {})
-        parameters = _path_parameters(endpoint)
+        parameters = _path_parameters(endpoint, models)
         if parameters and item.setdefault("parameters", parameters) != parameters:
             raise ValueError(f"{endpoint.name} declares {path}'s path parameters unlike the other functions there")
         for method in methods:
             if method.lower() in item:
                 raise ValueError(f"{endpoint.name}: {method} {path} is described twice")
-            item[method.lower()] = _operation(endpoint)
+            item[method.lower()] = _operation(endpoint, models)
     return paths
 
 
 def document(base_url: str, endpoints: list[Endpoint]) -> dict:
     """The OpenAPI document of `endpoints` with its server at `base_url` (PUBLIC_BASE_URL)."""
-    paths = _paths(endpoints)  # first: it registers the models the components publish
+    return build(base_url, endpoints)[0]
+
+
+def build(base_url: str, endpoints: list[Endpoint]) -> tuple[dict, Models]:
+    """The document, and the pydantic models it publishes (name → (model, "validation" | "serialization"))."""
+    models: Models = {}
+    paths = _paths(endpoints, models)  # first: it registers the models the components publish
     used = {tag for item in paths.values() for operation in item.values() if isinstance(operation, dict)
             for tag in operation.get("tags", ())}
     return {
@@ -335,9 +347,9 @@ def document(base_url: str, endpoints: list[Endpoint]) -> dict:
         "servers": [{"url": f"{base_url}/api"}],
         "tags": [{"name": tag} for tag in TAGS if tag in used],
         "paths": paths,
-        "components": _components(),
+        "components": _components(models),
         "webhooks": _webhooks(),
-    }
+    }, models
 
 
 def document_bytes(base_url: str, endpoints: list[Endpoint]) -> bytes:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from shared_code.openapi.json_schema import ref
+
 JSON, SCIM = "application/json", "application/scim+json"
 
 # Who may call an operation: the security schemes of the document (components/securitySchemes).
@@ -20,7 +22,7 @@ ANONYMOUS: tuple[str, ...] = ()
 
 STATUS = {"BadRequest": "400", "Unauthorized": "401", "Forbidden": "403", "NotFound": "404", "Conflict": "409",
           "PreconditionFailed": "412", "PayloadTooLarge": "413", "Unprocessable": "422",
-          "TooManyRequests": "429", "StorageUnavailable": "503", "NotImplemented": "501"}
+          "TooManyRequests": "429", "StorageUnavailable": "503"}
 
 RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "string"}}}
 ETAG = {"ETag": {"description": "The resource's version, W/\"n\".", "schema": {"type": "string"}}}
@@ -99,10 +101,6 @@ class Operation:
 
 
 # ---- building blocks a declaration uses ---------------------------------------------------------------------
-
-def ref(name: str, kind: str = "schemas") -> dict:
-    return {"$ref": f"#/components/{kind}/{name}"}
-
 
 def errors(*names: str, scim: bool = False) -> dict:
     """The shared error responses by name (components/responses), keyed by status."""

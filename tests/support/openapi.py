@@ -16,10 +16,10 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 
 _BUILD = """
 import json, sys
-from functions._openapi import document_bytes
+from functions._openapi import endpoints
 from shared_code.openapi import document as openapi
-document = json.loads(document_bytes(sys.argv[1]))
-models = {name: [model.__module__, model.__qualname__, mode] for name, (model, mode) in openapi.MODELS.items()}
+document, models = openapi.build(sys.argv[1], endpoints())
+models = {name: [model.__module__, model.__qualname__, mode] for name, (model, mode) in models.items()}
 print(json.dumps({"document": document, "models": models}))
 """
 
