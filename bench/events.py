@@ -49,7 +49,7 @@ def start(azurite: Azurite):
     from tools.local_host.triggers import Triggers
 
     host = serve_app(port)
-    return f"http://127.0.0.1:{port}", lambda: Triggers(host, str(ROOT)).start()
+    return f"http://127.0.0.1:{port}", lambda: Triggers(host).start()
 
 
 def new_tenant(base: str) -> tuple[str, str, str]:

@@ -145,7 +145,7 @@ def run_job(host, timer: str) -> tuple[float, float, int]:
 
     before = tables.round_trips()
     started = time.perf_counter()
-    host._run(host.functions[timer], TimerRequest(past_due=False)).result()  # noqa: SLF001
+    host.run(host.functions[timer], TimerRequest(past_due=False)).result()
     walked = time.perf_counter() - started
     queue = queues.client(fanout.QUEUE)
     while queue.get_queue_properties().approximate_message_count:  # in-flight messages are counted too
@@ -157,7 +157,7 @@ def work_queue(host) -> None:
     """This process works `gatehouse-jobs` as one Functions instance would."""
     from tools.local_host.triggers import Triggers
 
-    triggers = Triggers(host, str(ROOT))
+    triggers = Triggers(host)
     function = host.functions["run_job"]
     threading.Thread(target=triggers._queue, args=(function,), daemon=True).start()  # noqa: SLF001
 

@@ -42,7 +42,7 @@ class JobsApp:
         """Run a timer function now, as the host does on its schedule."""
         from azure.functions.timer import TimerRequest
 
-        self.host._run(self.host.functions[name], TimerRequest(past_due=False)).result()  # noqa: SLF001
+        self.host.run(self.host.functions[name], TimerRequest(past_due=False)).result()
 
     def poll(self, function: str = "run_job") -> int:
         """One batch of the function's queue, as the host takes it (failures released, then poisoned)."""
@@ -66,7 +66,7 @@ class JobsApp:
         queue, _ = self.triggers.queue_clients(found)
         taken = list(queue.receive_messages(max_messages=32, visibility_timeout=600))
         for message in taken:
-            self.host._run(found, _message(message)).result()  # noqa: SLF001
+            self.host.run(found, _message(message)).result()
             queue.delete_message(message)
         return [queues.decode(_message(m).get_body()) for m in taken]
 
@@ -85,7 +85,7 @@ class JobsApp:
 
         request = func.HttpRequest(method, f"http://127.0.0.1/api/{path}", headers={"authorization": f"Bearer {key}"},
                                    body=b"", route_params={})
-        return self.host._run(self.host.functions[name], request).result()  # noqa: SLF001
+        return self.host.run(self.host.functions[name], request).result()
 
 
 @pytest.fixture(scope="session")
@@ -95,7 +95,7 @@ def in_process_host(app_settings):
     from tools.local_host.triggers import Triggers
 
     host = LocalHost(function_app.app, app_dir=str(ROOT))
-    triggers = Triggers(host, str(ROOT))
+    triggers = Triggers(host)
     triggers.options["visibility_timeout"] = 0  # a failed message is retried at once (host.json: a minute later)
     triggers.options["batch_size"] = 4
     return host, triggers

@@ -48,7 +48,7 @@ def test_a_cancelled_setup_answers_once_its_sessions_have_ended(jobs_app):
     request = func.HttpRequest("POST", f"http://127.0.0.1/api/tenants/{tenant.tenant_id}/sso/cancel", body=b"",
                                headers={"authorization": f"Bearer {admin_key}"},
                                route_params={"tenant": tenant.tenant_id})
-    answer = jobs_app.host._run(jobs_app.host.functions["cancel_sso_setup"], request).result()  # noqa: SLF001
+    answer = jobs_app.host.run(jobs_app.host.functions["cancel_sso_setup"], request).result()
     assert answer.status_code == 200, answer.get_body()
     # No queue message was taken: the request's own run of the consumer ended both sessions before it answered.
     assert not oidc_store.session_is_live(tenant.tenant_id, "employee-a", sids[0])
@@ -61,7 +61,7 @@ def _call(jobs_app, name: str, method: str, path: str, token: str, route: dict, 
     request = func.HttpRequest(method, f"http://127.0.0.1/api/{path}", route_params=route,
                                headers={"authorization": f"Bearer {token}", "content-type": "application/scim+json"},
                                body=json.dumps(body).encode() if body is not None else b"")
-    return jobs_app.host._run(jobs_app.host.functions[name], request).result()  # noqa: SLF001
+    return jobs_app.host.run(jobs_app.host.functions[name], request).result()
 
 
 def test_a_dismissal_over_scim_answers_once_the_employees_sessions_have_ended(jobs_app):

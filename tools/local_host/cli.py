@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     # Both signals explicitly: a host started with SIGINT ignored (a background job) still stops on Ctrl-C.
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    triggers = Triggers(local_host, app_dir)  # timers on their schedule, queue functions polling their queue
+    triggers = Triggers(local_host)  # timers on their schedule, queue functions polling their queue
     triggers.start()
     local_host.serve()
     triggers.stop()

@@ -149,7 +149,7 @@ class LocalHost:
 
     # ---- invocation
 
-    def _run(self, function: IndexedFunction, trigger_value: Any) -> concurrent.futures.Future:
+    def run(self, function: IndexedFunction, trigger_value: Any) -> concurrent.futures.Future:
         """Start one invocation of any of the app's functions, as `Worker.run` (the tests and benchmarks that
         call timers and queue functions directly start theirs here)."""
         return self.worker.run(function, trigger_value)
@@ -189,7 +189,7 @@ class LocalHost:
             body_type="bytes",
             body=body,
         )
-        future = self._run(function, request)
+        future = self.run(function, request)
         try:
             result = future.result()
         except Exception:  # already logged with its traceback by the done-callback
@@ -243,7 +243,7 @@ class LocalHost:
                 return _text_reply(400, f"The local host invokes only timer functions here; "
                                         f"'{function.name}' has a {function.trigger_type}.")
             # Like the real host: accepted now, runs in the background; failures show in the log.
-            self._run(function, TimerRequest(past_due=False))
+            self.run(function, TimerRequest(past_due=False))
             return _Reply(202, [])
         return _text_reply(404)
 

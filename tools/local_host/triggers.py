@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import calendar
 import datetime as dt
-import json
 import logging
 import os
 import re
@@ -31,6 +30,8 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.functions.decorators.timer import TimerTrigger
 from azure.functions.timer import TimerRequest
 from azure.storage.queue import QueueClient
+
+from tools.local_host.settings import read_json_file
 
 log = logging.getLogger("gatehouse.local_host")
 IN_FLIGHT_VISIBILITY = 600
@@ -133,9 +134,9 @@ def _timespan_seconds(value: Any, default: float) -> float:
 
 
 def queue_options(app_dir: str) -> dict[str, float]:
+    """The queue trigger's options from `host.json` (`extensions.queues`), the host's defaults where unset."""
     try:
-        with open(os.path.join(app_dir, "host.json"), encoding="utf-8") as handle:
-            queues = (json.load(handle).get("extensions") or {}).get("queues") or {}
+        queues = (read_json_file(os.path.join(app_dir, "host.json")).get("extensions") or {}).get("queues") or {}
     except (OSError, ValueError):
         queues = {}
     batch_size = int(queues.get("batchSize", 16))
@@ -150,9 +151,9 @@ def queue_options(app_dir: str) -> dict[str, float]:
 class Triggers:
     """Runs a LocalHost's timer and queue functions until `stop()`."""
 
-    def __init__(self, host, app_dir: str):
+    def __init__(self, host):
         self.worker = host.worker  # a LocalHost's: it runs the functions
-        self.options = queue_options(app_dir)
+        self.options = queue_options(host.app_dir)
         self.stopping = threading.Event()
         self.threads: list[threading.Thread] = []
 
