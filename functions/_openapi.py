@@ -101,7 +101,7 @@ def scim_resource_operations(kind, max_body: int, max_results: int) -> dict[str,
     the bodies are the `{name}Request`, `{name}Patch` and `{name}Search` schemas the builder derives from the SCIM
     declarations."""
     plural, name = kind.endpoint.strip("/"), kind.name
-    key = "userName" if name == "User" else "displayName"
+    key = kind.key
     scim = {"scim": True}
     write_errors = errors("BadRequest", "Unauthorized", "Conflict", "PayloadTooLarge", "StorageUnavailable", **scim)
     etag_headers = {**ETAG, "Location": {"schema": {"type": "string", "format": "uri"}}}

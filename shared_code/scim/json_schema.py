@@ -135,7 +135,7 @@ def _scim_request(kind: ResourceKind) -> dict:
     }
     for attribute in kind.core.attributes:
         properties[attribute.name] = _scim_attribute(attribute)
-    key = "userName" if kind is USER_KIND else "displayName"
+    key = kind.key
     properties[key] = _key_attribute(scim_resources.MAX_KEY_STRING, allow_blank=False)
     # A user's blank externalId is dropped; a group's must name something.
     properties["externalId"] = _nullable(_key_attribute(scim_resources.MAX_KEY_STRING,
@@ -192,7 +192,7 @@ def _attribute_list_pattern(*kinds: ResourceKind) -> str:
 
 def _simple_paths(kind: ResourceKind, *, types: tuple[str, ...], removable: bool = False) -> list[str]:
     """PATCH paths to single-valued attributes of these types (sub-attributes as `name.sub`)."""
-    key = "userName" if kind is USER_KIND else "displayName"
+    key = kind.key
     paths = []
     for prefix, attributes in [("", kind.core.attributes)] + [(f"{e.id}:", e.attributes) for e in kind.extensions]:
         for attribute in attributes:
@@ -217,7 +217,7 @@ def _patch_request(kind: ResourceKind) -> dict:
     multi = [a for a in kind.core.attributes if a.multi_valued and a.name != "members"]
     operations: list[dict] = []
     if text_paths:
-        key = "userName" if kind is USER_KIND else "displayName"
+        key = kind.key
         settable = [p for p in text_paths if p not in (key, "externalId")]
         if settable:
             operations.append(_obj({"op": add_replace, "path": {"enum": settable},
@@ -319,7 +319,7 @@ def _search_request(kind: ResourceKind) -> dict:
 
 
 def _filter(*kinds: ResourceKind) -> dict:
-    names = {"id", "externalId"} | {"userName" if kind is USER_KIND else "displayName" for kind in kinds}
+    names = {"id", "externalId"} | {kind.key for kind in kinds}
     keys = "|".join(sorted(names))
     # Values without control characters: no stored key has them, and the table service refuses them in a key.
     value = r'"[^"\\\x00-\x1f\x7f-\x9f]*"'

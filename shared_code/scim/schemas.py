@@ -229,6 +229,7 @@ class ResourceKind:
     endpoint: str
     core: Schema
     extensions: tuple[Schema, ...] = ()
+    key: str = "displayName"  # the attribute a client names it by (userName for a User); unique per tenant
 
     def schema_for(self, urn: str | None) -> Schema | None:
         if urn is None:
@@ -257,7 +258,7 @@ class ResourceKind:
         return document
 
 
-USER_KIND = ResourceKind("User", "/Users", USER, (ENTERPRISE,))
+USER_KIND = ResourceKind("User", "/Users", USER, (ENTERPRISE,), key="userName")
 GROUP_KIND = ResourceKind("Group", "/Groups", GROUP)
 RESOURCE_KINDS = (USER_KIND, GROUP_KIND)
 
