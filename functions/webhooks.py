@@ -127,7 +127,7 @@ def webhook_delivery(message: func.QueueMessage) -> None:
     # Sessions to end come before webhooks to post. A message naming only types the trust consumer does not handle
     # leaves it asleep: the trust_check sweep moves it past such events in one run, not one run per commit.
     wanted = types is None or bool(trust.CONSUMER.types & types)
-    reacted = trust.CONSUMER.run_if_behind(tenant_id) if wanted else None
+    reacted = trust.CONSUMER.run(tenant_id) if wanted else None
     result = delivery.run(tenant_id)
     log.info(json.dumps({"event": "webhook_delivery", "tenant": tenant_id, "outcome": result.outcome,
                          "delivered": result.handled, "retry_in": result.retry_in,
