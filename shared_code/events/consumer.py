@@ -96,9 +96,9 @@ class LogConsumer:
 
     `run` is the one loop every consumer shares. A consumer that needs more (webhook delivery) subclasses this
     and overrides the hooks: `row`/`read`/`write` (where its position and lease live; `column` names the
-    position), `open` (whether to run at all — `caught_up` among it — before the lease is taken), `wants` and `step` (one event: the
-    columns to write with its position, or a `Stop`), and `checkpoint_each` (write the position after every
-    event rather than every batch, for a slow reaction). `now` is the clock the lease is reckoned in."""
+    position), `open` (whether to run at all, `caught_up` among it, before the lease is taken), `wants` and
+    `step` (one event: the columns to write with its position, or a `Stop`), and `checkpoint_each` (write the
+    position after every event rather than every batch, for a slow reaction). `now` is the clock the lease is reckoned in."""
 
     name: str
     types: frozenset[str] = frozenset()

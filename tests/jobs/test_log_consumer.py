@@ -123,7 +123,8 @@ def test_a_run_costs_two_point_reads_when_caught_up_and_one_write_after_a_short_
     batch, and one write of the position that also hands the lease back (the batch was short: the log ran out)."""
     [tenant_id] = make_tenants(1, "Consumer cost")
     seen: list[int] = []
-    consumer = LogConsumer("test-cost", frozenset({"sso.enabled"}), lambda tenant, event: seen.append(event["sequence"]))
+    consumer = LogConsumer("test-cost", frozenset({"sso.enabled"}),
+                           lambda tenant, event: seen.append(event["sequence"]))
     done, trips = _cost(lambda: consumer.run(tenant_id))  # an empty log: no row written either
     assert (done.outcome, done.position, trips) == ("idle", 0, 2)
     _write(tenant_id, 1)
