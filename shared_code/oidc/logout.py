@@ -165,7 +165,7 @@ def end_session(tenant_id: str, params: Mapping[str, str], now: datetime | None 
         raise LogoutRefused("The app asked to return to an address it has not registered, so the sign-out was "
                             "stopped to protect you. Go back to the app and sign out again; if it keeps happening, "
                             "tell the app's support team.", "bad_post_logout_redirect_uri")
-    sub, sid = claims.get("sub"), claims.get("sid")
+    sub, sid, session = claims.get("sub"), claims.get("sid"), None
     if isinstance(sub, str) and isinstance(sid, str):
         session = store.get_session(tenant_id, sub, sid)
         expiry = claims.get("exp")
@@ -177,7 +177,7 @@ def end_session(tenant_id: str, params: Mapping[str, str], now: datetime | None 
             if not _confirmed(tenant_id, params, hint, sub, sid, now, confirm_cookie, origin):
                 return _confirmation(tenant_id, params, hint, sub, sid, now, client.client_name)
     # The product is told to go away only after the checks above: from here on, the session ends.
-    ended = store.end_session(tenant_id, sub, sid, now) if isinstance(sub, str) and isinstance(sid, str) else None
+    ended = store.end_session(tenant_id, sub, sid, now, session=session) if session is not None else None
     back = with_query(post_logout, {"state": params.get("state")}) if post_logout else None
     if ended is None:
         return back
@@ -240,7 +240,7 @@ def saml_logout(tenant_id: str, raw_query: str, now: datetime | None = None) -> 
         raise LogoutRefused("This sign-out message has been used already; it is not acted on twice.", "replayed")
     index = message.session_indexes[0] if message.session_indexes else None
     for session in store.find_sessions_by_session_index(tenant_id, message.name_id, index):
-        if store.end_session(tenant_id, session.employee_id, session.sid, now) is not None:
+        if store.end_session(tenant_id, session.employee_id, session.sid, now, session=session) is not None:
             backchannel.session_ended(tenant_id, session.employee_id, session.sid, now=now)
     if not idp.slo_url:
         return None
@@ -260,7 +260,8 @@ def _end_each(tenant_id: str, sessions: list[store.SessionRecord], now: datetime
                                    else spare_unknown):
             continue  # signed in after the change (a rehire, a new IdP): not the one this change ended
         employee_id, sid = session.employee_id, session.sid
-        if store.end_session(tenant_id, employee_id, sid, now, before_ending=lambda employee_id=employee_id,
+        if store.end_session(tenant_id, employee_id, sid, now, session=session,
+                             before_ending=lambda employee_id=employee_id,
                              sid=sid: backchannel.session_ended(tenant_id, employee_id, sid, now=now)) is not None:
             ended += 1
     return ended
