@@ -125,7 +125,7 @@ def webhook_delivery(message: func.QueueMessage) -> None:
         return
     # Sessions to end come before webhooks to post. A consumer the message's types are not for stays asleep: the
     # trust_check sweep moves the end of trust past such events in one run, not one run per commit.
-    reacted = trust.CONSUMER.run_if_behind(tenant_id) if trust.CONSUMER.wakes_for(types) else None
+    reacted = trust.CONSUMER.run(tenant_id) if trust.CONSUMER.wakes_for(types) else None
     result = delivery.run(tenant_id) if delivery.CONSUMER.wakes_for(types) else None
     log.info(json.dumps({"event": "webhook_delivery", "tenant": tenant_id,
                          "outcome": result.outcome if result else "asleep", "delivered": result.handled if result else 0,

@@ -17,6 +17,9 @@ runs later, from a queue message, and works through the events after its positio
 * One loop for every consumer (`LogConsumer.run`): the trust consumer uses it as it is; webhook delivery
   subclasses it for what it adds (an endpoint that may be missing or disabled, a retry that is not due yet, a
   POST that fails and stops the run with a `Stop`, the position written after every event).
+* Cheap when there is nothing to do: a run reads its row and the log's head and answers `idle` before taking
+  the lease when the log is not ahead (two round trips); a batch shorter than BATCH ends the run with one write
+  of the position and the lease handed back (one event behind: five round trips).
 * At least once: the position moves only after an event's handler returned, so an event may be handled twice
   and never skipped. Handlers are idempotent (by event id, or by what they end).
 * A handler's `GatehouseError` (the reaction could not be done and never will be) is logged and the event
@@ -93,9 +96,9 @@ class LogConsumer:
 
     `run` is the one loop every consumer shares. A consumer that needs more (webhook delivery) subclasses this
     and overrides the hooks: `row`/`read`/`write` (where its position and lease live; `column` names the
-    position), `open` (whether to run at all, before the lease is taken), `wants` and `step` (one event: the
-    columns to write with its position, or a `Stop`), and `checkpoint_each` (write the position after every
-    event rather than every batch, for a slow reaction). `now` is the clock the lease is reckoned in."""
+    position), `open` (whether to run at all, `caught_up` among it, before the lease is taken), `wants` and
+    `step` (one event: the columns to write with its position, or a `Stop`), and `checkpoint_each` (write the
+    position after every event rather than every batch, for a slow reaction). `now` is the clock the lease is reckoned in."""
 
     name: str
     types: frozenset[str] = frozenset()
@@ -134,18 +137,20 @@ class LogConsumer:
         queue.enqueue(tenant_id)
         return True
 
-    def run_if_behind(self, tenant_id: str, **options) -> ConsumerRun:
-        """`run` when the log is ahead of the position, else `idle` at once: a queue message wakes every consumer
-        of its tenant and most carry nothing for this one, so this costs two point reads instead of the lease
-        taken and handed back around an empty read (four round trips)."""
-        position = self.position(tenant_id)
-        if event_log.last_sequence(tenant_id) <= position:
-            return ConsumerRun("idle", 0, position)
-        return self.run(tenant_id, **options)
+    def caught_up(self, tenant_id: str, row: dict | None) -> ConsumerRun | None:
+        """`idle` when the log is not ahead of the position in the row just read (one point read of the log's
+        head), else None. Checked before the lease is taken: a queue message wakes every consumer of its tenant
+        and most carry nothing for this one, so a run then costs two point reads instead of the lease taken and
+        handed back around an empty read. An event committed after this read sends its own message."""
+        position = int((row or {}).get(self.column) or 0)
+        return ConsumerRun("idle", 0, position) if event_log.last_sequence(tenant_id) <= position else None
 
     def open(self, tenant_id: str, owner: str, now: datetime) -> dict | ConsumerRun:
-        """Take the tenant's lease: the row as taken (with its new `etag`), or what the run answers instead."""
+        """Take the tenant's lease: the row as taken (with its new `etag`), or what the run answers instead
+        (`idle` when the log is not ahead of the position, `busy`)."""
         row = self.read(tenant_id)
+        if idle := self.caught_up(tenant_id, row):
+            return idle
         if row is None:
             lease = {"lease_owner": owner, "lease_until": _iso(now + LEASE), self.column: 0}
             try:
@@ -205,10 +210,8 @@ class LogConsumer:
         try:
             while True:
                 events = event_log.read(tenant_id, position, BATCH)
-                if not events:
-                    save({self.column: position, **release})
-                    return ConsumerRun("idle", handled, position)
-                for event in events:
+                last = len(events) < BATCH  # a short batch: the log ran out, no read after it
+                for index, event in enumerate(events):
                     if clock() >= deadline:
                         save({self.column: position, **release})
                         return ConsumerRun("more", handled, position)
@@ -219,9 +222,14 @@ class LogConsumer:
                             save({**done.fields, **release})
                             return ConsumerRun(done.outcome, handled, position, done.retry_in)
                         handled += 1
-                    if self.checkpoint_each:
-                        save({self.column: event["sequence"], **done, "lease_until": _iso(now() + LEASE)})
+                    if self.checkpoint_each:  # the log's last event: its checkpoint hands the lease back too
+                        ending = release if last and index == len(events) - 1 else {}
+                        save({self.column: event["sequence"], **done, "lease_until": _iso(now() + LEASE), **ending})
                     position = event["sequence"]
+                if last:
+                    if not (self.checkpoint_each and events):
+                        save({self.column: position, **release})  # the position and the lease back, one write
+                    return ConsumerRun("idle", handled, position)
                 if not self.checkpoint_each:
                     save({self.column: position, "lease_until": _iso(now() + LEASE)})
         except (_LostLease, ResourceModifiedError):

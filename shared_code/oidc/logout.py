@@ -24,6 +24,10 @@ logout we started, and a failed one is reported as such (`EntraLogoutFailed`), n
 Every other end of trust ends sessions too, through shared_code/sign_in/trust.py: a dismissal or deletion
 (`employee_dismissed`), the tenant's trust (`tenant_sessions_ended`: setup cancelled, IdP changed, SSO off), a
 deleted client (`client_sessions_ended`).
+
+Every one of these ends a session the same way (`_end`): the clients' back-channel notices are queued first,
+durably, and only then is the session marked ended, under the ETag it was read with: a crash in between leaves
+a live session whose clients are told already, never an ended one whose clients never hear of it.
 """
 from __future__ import annotations
 
@@ -31,7 +35,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Mapping
+from typing import Iterable, Mapping
 from urllib.parse import urlsplit
 
 from shared_code import saml
@@ -165,7 +169,7 @@ def end_session(tenant_id: str, params: Mapping[str, str], now: datetime | None 
         raise LogoutRefused("The app asked to return to an address it has not registered, so the sign-out was "
                             "stopped to protect you. Go back to the app and sign out again; if it keeps happening, "
                             "tell the app's support team.", "bad_post_logout_redirect_uri")
-    sub, sid = claims.get("sub"), claims.get("sid")
+    sub, sid, session = claims.get("sub"), claims.get("sid"), None
     if isinstance(sub, str) and isinstance(sid, str):
         session = store.get_session(tenant_id, sub, sid)
         expiry = claims.get("exp")
@@ -177,11 +181,10 @@ def end_session(tenant_id: str, params: Mapping[str, str], now: datetime | None 
             if not _confirmed(tenant_id, params, hint, sub, sid, now, confirm_cookie, origin):
                 return _confirmation(tenant_id, params, hint, sub, sid, now, client.client_name)
     # The product is told to go away only after the checks above: from here on, the session ends.
-    ended = store.end_session(tenant_id, sub, sid, now) if isinstance(sub, str) and isinstance(sid, str) else None
+    ended = _end(tenant_id, session, now) if session is not None else None  # as read above: no second read
     back = with_query(post_logout, {"state": params.get("state")}) if post_logout else None
     if ended is None:
         return back
-    backchannel.session_ended(tenant_id, sub, sid, now=now)
     tenant = tenants.find_tenant(tenant_id)
     idp = (tenant.idp or {}) if tenant else {}
     if not idp.get("slo_url") or not ended.name_id:
@@ -239,29 +242,38 @@ def saml_logout(tenant_id: str, raw_query: str, now: datetime | None = None) -> 
     if not sign_ins.accept_logout_request_once(tenant_id, message.id, message.keep_until or now + saml.FRESHNESS):
         raise LogoutRefused("This sign-out message has been used already; it is not acted on twice.", "replayed")
     index = message.session_indexes[0] if message.session_indexes else None
-    for session in store.find_sessions_by_session_index(tenant_id, message.name_id, index):
-        if store.end_session(tenant_id, session.employee_id, session.sid, now) is not None:
-            backchannel.session_ended(tenant_id, session.employee_id, session.sid, now=now)
+    _end_each(tenant_id, store.find_sessions_by_session_index(tenant_id, message.name_id, index), now)
     if not idp.slo_url:
         return None
     return saml.build_logout_response(sign_in.service_provider(tenant), idp.slo_url, message.id, message.relay_state)
 
 
-def _end_each(tenant_id: str, sessions: list[store.SessionRecord], now: datetime,
-              before: datetime | None, *, spare_unknown: bool = False) -> int:
-    """End `sessions` (those that started before `before`, when given): the back-channel notice is queued first
-    (a durable row, one per session and client), then the session is marked ended under the ETag it was read
-    with, so a consumer that dies between the two sends the notice when it handles the event again, ending twice
-    queues nothing new, and a code redeemed in between (it touches the row) is seen and its client told
-    (`store.end_session`)."""
+def _end(tenant_id: str, session: store.SessionRecord | tuple[str, str], now: datetime, *,
+         clients: list[store.ClientRecord] | None = None) -> store.SessionRecord | None:
+    """End one session, the one way every logout here does it: the back-channel notice is queued first (a
+    durable row, one per session and client), then the session is marked ended under the ETag it was read with
+    (`store.end_session`; a record as read is not read again, an (employee id, sid) pair is). So a logout or a
+    consumer that dies between the two has told the clients already (or sends it when the event is handled
+    again), ending twice queues nothing new, and a code redeemed in between (it touches the row) is seen and its
+    client told. `clients` names them when they can no longer be read (a client being deleted). The session
+    record if this call ended it, else None."""
+    known = session if isinstance(session, store.SessionRecord) else None
+    employee_id, sid = (session.employee_id, session.sid) if known else session
+    return store.end_session(tenant_id, employee_id, sid, now, session=known, before_ending=lambda: (
+        backchannel.session_ended(tenant_id, employee_id, sid, now=now, clients=clients)))
+
+
+def _end_each(tenant_id: str, sessions: Iterable[store.SessionRecord | tuple[str, str]], now: datetime,
+              before: datetime | None = None, *, spare_unknown: bool = False,
+              clients: list[store.ClientRecord] | None = None) -> int:
+    """End `sessions` (records as read, or (employee id, sid) pairs), each by `_end`; of the records, only those
+    that started before `before`, when given. How many this call ended."""
     ended = 0
     for session in sessions:
-        if before is not None and (session.started_at >= before if session.started_at is not None
-                                   else spare_unknown):
+        if before is not None and isinstance(session, store.SessionRecord) and (
+                session.started_at >= before if session.started_at is not None else spare_unknown):
             continue  # signed in after the change (a rehire, a new IdP): not the one this change ended
-        employee_id, sid = session.employee_id, session.sid
-        if store.end_session(tenant_id, employee_id, sid, now, before_ending=lambda employee_id=employee_id,
-                             sid=sid: backchannel.session_ended(tenant_id, employee_id, sid, now=now)) is not None:
+        if _end(tenant_id, session, now, clients=clients) is not None:
             ended += 1
     return ended
 
@@ -284,11 +296,5 @@ def tenant_sessions_ended(tenant_id: str, now: datetime | None = None, *, before
 def client_sessions_ended(tenant_id: str, client: store.ClientRecord, now: datetime | None = None) -> int:
     """A client deleted: every session it holds tokens of ends, and it hears so on its back channel (the client
     row may be gone already, so its record is passed in). UserInfo refuses its tokens anyway."""
-    now = now or datetime.now(timezone.utc)
-    ended = 0
-    for employee_id, sid in sorted(store.client_sessions(tenant_id, client.client_id)):
-        if store.end_session(tenant_id, employee_id, sid, now, before_ending=lambda employee_id=employee_id,
-                             sid=sid: backchannel.session_ended(tenant_id, employee_id, sid, now=now,
-                                                                clients=[client])) is not None:  # see `_end_each`
-            ended += 1
-    return ended
+    return _end_each(tenant_id, sorted(store.client_sessions(tenant_id, client.client_id)),
+                     now or datetime.now(timezone.utc), clients=[client])

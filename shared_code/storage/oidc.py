@@ -243,6 +243,7 @@ class SessionRecord:
     expires_at: datetime
     name_id_format: str | None = None
     started_at: datetime | None = None  # None: started before the column was written (treated as old)
+    etag: str | None = field(default=None, compare=False, repr=False)  # as read: `end_session` writes under it
 
 
 def _session_entity(tenant_id: str, employee_id: str, sid: str, *, name_id: str | None,
@@ -257,7 +258,7 @@ def _session_from(entity: dict) -> SessionRecord:
     employee_id, _, sid = entity["RowKey"][len(SESSION):].partition(":")
     return SessionRecord(employee_id, sid, entity.get("name_id"), entity.get("session_index"),
                          entity.get("ended_at"), _utc(entity["expires_at"]), entity.get("name_id_format"),
-                         _utc(entity["started_at"]) if entity.get("started_at") else None)
+                         _utc(entity["started_at"]) if entity.get("started_at") else None, tables.etag_of(entity))
 
 
 def get_session(tenant_id: str, employee_id: str, sid: str) -> SessionRecord | None:
@@ -319,28 +320,34 @@ END_ATTEMPTS = 5
 
 
 def end_session(tenant_id: str, employee_id: str, sid: str, now: datetime, *,
-                before_ending: Callable[[], object] | None = None) -> SessionRecord | None:
+                before_ending: Callable[[], object] | None = None,
+                session: SessionRecord | None = None) -> SessionRecord | None:
     """Mark a session ended under the ETag it was read with; returns it if this call ended it (None when unknown
-    or already ended). `before_ending` runs between the read and the write (the back-channel notices are queued
-    there). A code redeemed in between touches the row in its own transaction (`redeem`), so the write meets a
-    new ETag: the row is read again and `before_ending` runs again, and now sees the client that redeemed. A
-    redemption after the write meets the ended row's ETag and fails. Either way no client holds tokens of an
-    ended session without being told."""
+    or already ended). `session`: the row as the caller just read it (a range query, `get_session`), with its
+    `etag`: its first read is skipped. `before_ending` runs between the read and the write (the back-channel
+    notices are queued there). A code redeemed in between touches the row in its own transaction (`redeem`), so
+    the write meets a new ETag: the row is read again and `before_ending` runs again, and now sees the client
+    that redeemed. A redemption after the write meets the ended row's ETag and fails. Either way no client holds
+    tokens of an ended session without being told."""
     key = f"{SESSION}{employee_id}:{sid}"
+    known = session if session is not None and session.etag and (session.employee_id, session.sid) == (
+        employee_id, sid) else None
     for _ in range(END_ATTEMPTS):
-        entity = tables.get(TABLE, tenant_id, key)
-        if entity is None or entity.get("ended_at") is not None:
+        if known is None:
+            entity = tables.get(TABLE, tenant_id, key)
+            known = _session_from(entity) if entity is not None else None
+        if known is None or known.ended_at is not None:
             return None
         if before_ending is not None:
             before_ending()
         try:
-            tables.update(TABLE, {"PartitionKey": tenant_id, "RowKey": key, "ended_at": _utc(now)},
-                          etag=tables.etag_of(entity))
+            tables.update(TABLE, {"PartitionKey": tenant_id, "RowKey": key, "ended_at": _utc(now)}, etag=known.etag)
         except ResourceNotFoundError:
             return None
         except ResourceModifiedError:
-            continue  # redeemed (or ended) meanwhile: read it again
-        return _session_from(entity)
+            known = None  # redeemed (or ended) meanwhile: read it again
+            continue
+        return known
     raise StorageUnavailable("This session is being changed by several requests at once; please retry.",
                              retry_after=1)
 

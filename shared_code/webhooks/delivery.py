@@ -143,7 +143,7 @@ class Delivery(LogConsumer):
         due = parse_iso(row.get("next_attempt_at"))
         if due and due > now:
             return ConsumerRun("waiting", retry_in=(due - now).total_seconds())
-        return self.take(tenant_id, row, owner, now)
+        return self.caught_up(tenant_id, row) or self.take(tenant_id, row, owner, now)
 
     def wants(self, event: dict) -> bool:
         return event["type"] not in INTERNAL_TYPES  # the log's own consumers' (shapes.py): never posted

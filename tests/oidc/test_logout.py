@@ -11,11 +11,13 @@ import json
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Iterator
+from urllib.parse import urlsplit
 
 import pytest
 import requests
 from joserfc.jwk import RSAKey
 
+from shared_code.oidc import backchannel, logout
 from shared_code.storage import oidc as store
 from shared_code.storage import tables
 from tests.oidc.conftest import OP_BROWSER, query
@@ -213,3 +215,35 @@ def test_end_session_also_takes_a_form_post(op, product, employee):
                              headers=cookie_header(tokens["browser"]), data={
         "id_token_hint": tokens["id_token"], "post_logout_redirect_uri": f"{product.url}/bye", "state": "p"})
     assert response.status_code == 303 and "SAMLRequest=" in response.headers["Location"]
+
+
+@pytest.fixture
+def notices_while_live(monkeypatch) -> list[tuple[str, bool, int]]:
+    """Every back-channel queuing, in this process, with whether its session was still live when the notice was
+    queued: a logout that dies right after the queuing has told the product already; one that died after ending
+    the session and before queuing would never tell it."""
+    real, seen = backchannel.session_ended, []
+
+    def recorded(tenant_id: str, employee_id: str, sid: str, **options) -> int:
+        live = store.session_is_live(tenant_id, employee_id, sid)
+        queued = real(tenant_id, employee_id, sid, **options)
+        seen.append((sid, live, queued))
+        return queued
+
+    monkeypatch.setattr(backchannel, "session_ended", recorded)
+    return seen
+
+
+def test_both_logouts_queue_the_products_notice_before_they_end_the_session(op, product, employee, entra,
+                                                                            notices_while_live):
+    tokens = _signed_in(op, product, employee)  # RP-initiated, from the browser that signed in
+    sid = tokens["claims"]["sid"]
+    logout.end_session(op.tenant_id, {"id_token_hint": tokens["id_token"]}, browser_sid=sid)
+    assert notices_while_live == [(sid, True, 1)] and not store.session_is_live(op.tenant_id, employee["id"], sid)
+    assert _wait_for(lambda: product.logout_tokens, "a back-channel logout token")[0]["sid"] == sid
+
+    tokens = _signed_in(op, product, employee)  # Entra's LogoutRequest: the employee signed out elsewhere
+    sid = tokens["claims"]["sid"]
+    url = entra.logout_request_url(op.sso.sp_entity_id, employee["userName"])
+    assert logout.saml_logout(op.tenant_id, urlsplit(url).query) is not None  # the LogoutResponse
+    assert notices_while_live[1:] == [(sid, True, 1)] and not store.session_is_live(op.tenant_id, employee["id"], sid)

@@ -22,7 +22,7 @@ import pytest
 from shared_code.platform import credentials
 from shared_code.sign_in import sessions
 from shared_code.platform.errors import Unprocessable
-from shared_code.oidc import authorization, backchannel, clients, tokens
+from shared_code.oidc import authorization, backchannel, clients, logout, tokens
 from shared_code.oidc.errors import OAuthError
 from shared_code.storage import directory, tables
 from shared_code.storage import oidc as store
@@ -304,3 +304,57 @@ def test_a_code_from_before_a_dismissal_stays_dead_after_the_rehire(op, employee
     assert stale.value.error == "invalid_grant" and "has ended" in stale.value.description
     code, verifier, _ = _issue(op, employee, now + timedelta(seconds=1))
     assert "id_token" in _redeem(op, code, verifier, now.timestamp() + 2)
+
+# ---- ending a session: the row as read is not read again ----------------------------------------------------------
+
+def _cost(action) -> tuple[object, int]:
+    before = tables.round_trips()
+    result = action()
+    return result, tables.round_trips() - before
+
+
+def test_a_session_just_read_is_ended_with_one_write_and_read_again_only_when_it_changed(op, employee):
+    """`end_session` given the row as the caller read it writes under its ETag at once (1 round trip, was 2); a
+    code redeemed since that read changed the ETag, so the row is read again and the notices queued again, now
+    seeing the client that redeemed."""
+    now = datetime.now(timezone.utc)
+    _, _, sid = _issue(op, employee, now)
+    session = store.get_session(op.tenant_id, employee["id"], sid)
+    assert session is not None and session.etag
+    ended, trips = _cost(lambda: store.end_session(op.tenant_id, employee["id"], sid, now, session=session))
+    assert ended == session and trips == 1 and not store.session_is_live(op.tenant_id, employee["id"], sid)
+    again, trips = _cost(lambda: store.end_session(op.tenant_id, employee["id"], sid, now))  # ended already
+    assert again is None and trips == 1
+
+    code, verifier, sid = _issue(op, employee, now)
+    session = store.get_session(op.tenant_id, employee["id"], sid)
+    _redeem(op, code, verifier, time.time())  # after the read: the row's ETag moved
+    told: list[set[str]] = []
+    ended, trips = _cost(lambda: store.end_session(
+        op.tenant_id, employee["id"], sid, now, session=session,
+        before_ending=lambda: told.append(store.session_clients(op.tenant_id, sid))))
+    assert ended is not None and not store.session_is_live(op.tenant_id, employee["id"], sid)
+    assert told == [{op.client["client_id"]}, {op.client["client_id"]}]  # before each write
+    assert trips == 2 + 1 + 2  # the refused write, the read, the write; and the two lookups of the clients
+
+
+def test_an_rp_initiated_logout_does_not_read_the_session_twice(op, employee):
+    """The logout reads the session to check the hint against it and ends it under that read: 6 round trips
+    (the client, the session, the clients that redeemed a code of it, each such client, the write, the tenant),
+    not 7."""
+    now = datetime.now(timezone.utc)
+    code, verifier, sid = _issue(op, employee, now)
+    hint = _redeem(op, code, verifier, time.time())["id_token"]
+    _, trips = _cost(lambda: logout.end_session(op.tenant_id, {"id_token_hint": hint}, now, browser_sid=sid))
+    assert trips == 6 and not store.session_is_live(op.tenant_id, employee["id"], sid)
+
+
+def test_ending_an_employees_sessions_reads_each_once(op, employee):
+    """A dismissal's reaction ends the sessions its range query read, without reading each again: per session,
+    the clients to tell, each client, the write (3; was 4), after the one range query."""
+    now = datetime.now(timezone.utc)
+    for _ in range(2):
+        code, verifier, _ = _issue(op, employee, now)
+        _redeem(op, code, verifier, time.time())
+    ended, trips = _cost(lambda: logout.employee_dismissed(op.tenant_id, employee["id"], now))
+    assert ended == 2 and trips == 1 + 2 * 3 and store.live_sessions(op.tenant_id, employee["id"]) == []
