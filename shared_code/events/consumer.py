@@ -55,14 +55,6 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _parse(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
-
-
 @dataclass
 class ConsumerRun:
     """`idle` (caught up), `more` (budget spent, events left), `busy` (another worker holds the lease, for
@@ -152,7 +144,7 @@ class LogConsumer:
         if idle := self.caught_up(tenant_id, row):
             return idle
         if row is None:
-            lease = {"lease_owner": owner, "lease_until": _iso(now + LEASE), self.column: 0}
+            lease = {"lease_owner": owner, "lease_until": event_log.iso(now + LEASE), self.column: 0}
             try:
                 result = tables.insert(TABLE, {"PartitionKey": tenant_id, "RowKey": self.row, **lease})
             except ResourceExistsError:
@@ -162,10 +154,10 @@ class LogConsumer:
 
     def take(self, tenant_id: str, row: dict, owner: str, now: datetime) -> dict | ConsumerRun:
         """The lease on a row just read: refused while another worker's is live, else written under its ETag."""
-        until = _parse(row.get("lease_until"))
+        until = event_log.parse_iso(row.get("lease_until"))
         if until and until > now and row.get("lease_owner") != owner:
             return ConsumerRun("busy", retry_in=(until - now).total_seconds())
-        lease = {"lease_owner": owner, "lease_until": _iso(now + LEASE)}
+        lease = {"lease_owner": owner, "lease_until": event_log.iso(now + LEASE)}
         try:
             etag = self.write(tenant_id, row["etag"], lease)
         except ResourceModifiedError:
@@ -224,14 +216,14 @@ class LogConsumer:
                         handled += 1
                     if self.checkpoint_each:  # the log's last event: its checkpoint hands the lease back too
                         ending = release if last and index == len(events) - 1 else {}
-                        save({self.column: event["sequence"], **done, "lease_until": _iso(now() + LEASE), **ending})
+                        save({self.column: event["sequence"], **done, "lease_until": event_log.iso(now() + LEASE), **ending})
                     position = event["sequence"]
                 if last:
                     if not (self.checkpoint_each and events):
                         save({self.column: position, **release})  # the position and the lease back, one write
                     return ConsumerRun("idle", handled, position)
                 if not self.checkpoint_each:
-                    save({self.column: position, "lease_until": _iso(now() + LEASE)})
+                    save({self.column: position, "lease_until": event_log.iso(now() + LEASE)})
         except (_LostLease, ResourceModifiedError):
             return ConsumerRun("busy", handled, position)
         except BaseException:

@@ -63,8 +63,18 @@ def new_event_id() -> str:
     return f"evt_{time.time_ns() // 1000:014x}{secrets.token_hex(9)}"
 
 
+def iso(moment: datetime | None = None) -> str:
+    """A time as the log and its consumers write it: UTC, milliseconds, `Z` (now, unless given)."""
+    return (moment or datetime.now(timezone.utc)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_iso(text: str | None) -> datetime | None:
+    """A time `iso` wrote (None for none)."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+
 def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso()
 
 
 def _lock(tenant_id: str) -> threading.Lock:

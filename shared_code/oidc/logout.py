@@ -31,11 +31,12 @@ a live session whose clients are told already, never an ended one whose clients 
 """
 from __future__ import annotations
 
+import functools
 import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 from urllib.parse import urlsplit
 
 from shared_code import saml
@@ -264,14 +265,15 @@ def _end(tenant_id: str, session: store.SessionRecord | tuple[str, str], now: da
 
 
 def _end_each(tenant_id: str, sessions: Iterable[store.SessionRecord | tuple[str, str]], now: datetime,
-              before: datetime | None = None, *, spare_unknown: bool = False,
+              before: datetime | None = None, *, spare_unknown: Callable[[], bool] = lambda: False,
               clients: list[store.ClientRecord] | None = None) -> int:
     """End `sessions` (records as read, or (employee id, sid) pairs), each by `_end`; of the records, only those
-    that started before `before`, when given. How many this call ended."""
-    ended = 0
+    that started before `before`, when given. `spare_unknown` is asked (once) only about a session of unknown
+    start. How many this call ended."""
+    ended, spare_unknown = 0, functools.cache(spare_unknown)
     for session in sessions:
         if before is not None and isinstance(session, store.SessionRecord) and (
-                session.started_at >= before if session.started_at is not None else spare_unknown):
+                session.started_at >= before if session.started_at is not None else spare_unknown()):
             continue  # signed in after the change (a rehire, a new IdP): not the one this change ended
         if _end(tenant_id, session, now, clients=clients) is not None:
             ended += 1
@@ -279,10 +281,11 @@ def _end_each(tenant_id: str, sessions: Iterable[store.SessionRecord | tuple[str
 
 
 def employee_dismissed(tenant_id: str, employee_id: str, now: datetime | None = None, *,
-                       before: datetime | None = None, rehired: bool = False) -> int:
+                       before: datetime | None = None, rehired: Callable[[], bool] = lambda: False) -> int:
     """End every live session of a dismissed (or deleted) employee (started before `before`, when given: the
-    dismissal's time); the products hear it by back-channel. `rehired`: active again since, so a session of
-    unknown start (written before sessions recorded it) is spared rather than taken for an old one."""
+    dismissal's time); the products hear it by back-channel. `rehired()`: active again since, so a session of
+    unknown start (written before sessions recorded it) is spared rather than taken for an old one; asked only
+    when such a session turns up (they last a day at most past the deployment that added the start)."""
     return _end_each(tenant_id, store.live_sessions(tenant_id, employee_id), now or datetime.now(timezone.utc),
                      before, spare_unknown=rehired)
 

@@ -47,6 +47,7 @@ import json
 import logging
 from datetime import datetime
 
+from shared_code.events import log as event_log
 from shared_code.events import shapes
 from shared_code.events.consumer import LogConsumer
 from shared_code.oidc import logout
@@ -57,16 +58,19 @@ log = logging.getLogger("gatehouse.trust")
 
 
 def _occurred(event: dict) -> datetime:
-    return datetime.fromisoformat(event["occurred_at"].replace("Z", "+00:00"))
+    return event_log.parse_iso(event["occurred_at"])
 
 
 def react(tenant_id: str, event: dict) -> int:
     """One event's reaction; returns how many sessions it ended."""
     if event["type"] in (shapes.EMPLOYEE_DISMISSED, shapes.EMPLOYEE_DELETED):
         employee_id = event["data"]["id"]
-        current = directory.get_user(tenant_id, employee_id) if event["type"] == shapes.EMPLOYEE_DISMISSED else None
-        ended = logout.employee_dismissed(tenant_id, employee_id, before=_occurred(event),
-                                          rehired=current is not None and current.active)
+
+        def rehired() -> bool:  # read only if a session of unknown start turns up
+            current = directory.get_user(tenant_id, employee_id) if event["type"] == shapes.EMPLOYEE_DISMISSED else None
+            return current is not None and current.active
+
+        ended = logout.employee_dismissed(tenant_id, employee_id, before=_occurred(event), rehired=rehired)
     elif event["type"] == shapes.CLIENT_DELETED:
         data = event["data"]
         client = ClientRecord(data["client_id"], "web", None, [], [], None, data.get("backchannel_logout_uri"), None,

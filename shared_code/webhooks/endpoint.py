@@ -101,12 +101,7 @@ def parse_request(body: Any) -> WebhookRequest:
 
 # --- the row --------------------------------------------------------------------------------------------------------
 
-def now_iso(moment: datetime | None = None) -> str:
-    return (moment or datetime.now(timezone.utc)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def parse_iso(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+now_iso, parse_iso = event_log.iso, event_log.parse_iso  # the endpoint row's times are the log's (lease, retries)
 
 
 def read(tenant_id: str) -> dict | None:

@@ -358,3 +358,21 @@ def test_ending_an_employees_sessions_reads_each_once(op, employee):
         _redeem(op, code, verifier, time.time())
     ended, trips = _cost(lambda: logout.employee_dismissed(op.tenant_id, employee["id"], now))
     assert ended == 2 and trips == 1 + 2 * 3 and store.live_sessions(op.tenant_id, employee["id"]) == []
+
+
+def test_a_dismissal_asks_about_a_rehire_only_for_a_session_of_unknown_start(op, employee):
+    """Whether the employee is active again (a directory read) matters only for a session written before
+    sessions recorded their start: for every other session the reaction never asks."""
+    now = datetime.now(timezone.utc)
+    _, _, sid = _issue(op, employee, now)
+    asked: list[bool] = []
+    ended = logout.employee_dismissed(op.tenant_id, employee["id"], now, before=now + timedelta(seconds=5),
+                                      rehired=lambda: asked.append(True) or True)
+    assert ended == 1 and asked == []
+    _, _, sid = _issue(op, employee, now)
+    key = f"{store.SESSION}{employee['id']}:{sid}"
+    row = {k: v for k, v in tables.get(tables.OIDC, op.tenant_id, key).items() if k != "started_at"}
+    tables.update(tables.OIDC, row, etag=None, replace=True)  # as sessions were written before the column
+    ended = logout.employee_dismissed(op.tenant_id, employee["id"], now, before=now + timedelta(seconds=5),
+                                      rehired=lambda: asked.append(True) or True)
+    assert ended == 0 and asked == [True] and store.session_is_live(op.tenant_id, employee["id"], sid)
