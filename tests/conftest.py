@@ -232,6 +232,20 @@ class LocalHost:
         return self.log_path.read_text(errors="replace")
 
 
+def timers_off() -> dict[str, str]:
+    """Settings that turn every timer function off (`AzureWebJobs.<name>.Disabled`, as the Functions host reads
+    them), for a test that compares storage before and after and must see only what its own requests wrote."""
+    import azure.functions as func
+
+    import functions
+
+    app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)  # a scratch app over the same blueprints
+    for blueprint in functions.blueprints():
+        app.register_functions(blueprint)
+    return {f"AzureWebJobs.{function.get_function_name()}.Disabled": "true" for function in app.get_functions()
+            if function.get_trigger().get_binding_name() == "timerTrigger"}
+
+
 @contextmanager
 def private_app(app_settings: dict[str, str], test_output: Path, name: str,
                 **extra: str) -> Iterator[tuple[Azurite, LocalHost, dict[str, str]]]:

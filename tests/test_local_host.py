@@ -329,6 +329,22 @@ def test_admin_api_answers_404_for_an_unknown_function(host):
     assert response.status_code == 404
 
 
+def test_a_function_disabled_by_its_app_setting_is_not_loaded(tmp_path):
+    """`AzureWebJobs.<name>.Disabled` (and the `__` form of Linux plans), as the Functions host reads it."""
+    running = start_host(tmp_path, {"AzureWebJobs.nightly_audit.Disabled": "true",
+                                    "AzureWebJobs__order_by_guid__Disabled": "1"})
+    try:
+        assert "nightly_audit" not in running.listing and "order_by_guid" not in running.listing
+        assert "inspect_request" in running.listing  # the others are loaded
+        guid = uuid.uuid4()
+        assert requests.get(f"{running.url}/api/orders/{guid}", timeout=5).status_code == 404
+        assert requests.post(f"{running.url}/admin/functions/nightly_audit", json={"input": ""},
+                             timeout=5).status_code == 404
+    finally:
+        running.process.terminate()
+        running.process.wait(timeout=10)
+
+
 # ---- stopping
 
 

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from shared_code.sign_in import pending_logins, service as sign_in, sessions
-from tests.conftest import TenantHandle, private_app
+from tests.conftest import TenantHandle, private_app, timers_off
 from tests.oidc.conftest import REDIRECT_URI, OidcTenant, query
 from tests.sso.conftest import (LOGIN_BINDING, PENDING_PREFIX, SsoTenant, assert_refused, login_cookies,
                                 set_cookies)
@@ -45,9 +45,10 @@ def settled_rows(connection_string: str, quiet_for: float = 3.0, at_most: float 
 
 @pytest.fixture(scope="module")
 def quiet_app(app_settings, test_output):
-    """The app on an Azurite of its own, so that no other test's rows (or the timers working on them) change
-    while a test compares every table before and after."""
-    with private_app(app_settings, test_output, "pending-login") as app:
+    """The app on an Azurite of its own and with its timers off, so that no other test's rows, and no timer's run
+    record, change while a test compares every table before and after (queue-woken consumers still run: what the
+    setup's own requests started is waited for by `settled_rows`)."""
+    with private_app(app_settings, test_output, "pending-login", **timers_off()) as app:
         yield app
 
 

@@ -6,7 +6,8 @@ parts of the real host that Gatehouse relies on, using only the stdlib and `azur
 * settings.py — `local.settings.json` `Values` become environment variables before the app module is imported;
   the route prefix comes from `host.json`;
 * worker.py — the app is indexed once with `app.get_functions()`, exactly like the Python worker does; sync
-  functions run in a thread pool and `async def` functions on one event loop, as in the worker;
+  functions run in a thread pool and `async def` functions on one event loop, as in the worker; a function
+  whose `AzureWebJobs.<name>.Disabled` setting is true is not loaded, as the host leaves it out;
 * routing.py — HTTP routes use the host's ASP.NET-style templates (constraints, optional and catch-all
   parameters, case-insensitive literals, "more specific route wins") under the `host.json` route prefix;
 * server.py — the HTTP server: query keys that repeat are joined with commas, bodies arrive as raw bytes,

@@ -1,6 +1,8 @@
 """The Python worker's part of the local host: index a `FunctionApp` once (checking each function's parameters
 against its bindings, as the worker does) and invoke its functions — sync ones in a thread pool, `async def`
-ones on one event loop — with the `context` and `Out[...]` arguments they ask for."""
+ones on one event loop — with the `context` and `Out[...]` arguments they ask for. A function whose
+`AzureWebJobs.<name>.Disabled` setting (or `AzureWebJobs__<name>__Disabled`, the form Linux plans take) is true is
+not loaded, as the real host does not load it: its route answers 404 and its trigger never fires."""
 from __future__ import annotations
 
 import asyncio
@@ -116,6 +118,12 @@ def _index_function(function: func.Function) -> IndexedFunction:
     return indexed
 
 
+def disabled(function_name: str) -> bool:
+    """Whether the app settings turn this function off, as the host reads `AzureWebJobs.<name>.Disabled`."""
+    return any(os.environ.get(f"AzureWebJobs{sep}{function_name}{sep}Disabled", "").strip().lower() in ("true", "1")
+               for sep in (".", "__"))
+
+
 class Worker:
     """One app's functions, indexed, and the means to run them: `run(function, trigger_value)` starts an
     invocation and answers its future."""
@@ -124,7 +132,8 @@ class Worker:
                  max_workers: int | None = None) -> None:
         self.app_dir = os.path.abspath(app_dir or os.getcwd())
         # get_functions() may be called only once per app: it registers every name to reject duplicates.
-        self.functions = {f.name.lower(): f for f in (_index_function(f) for f in app.get_functions())}
+        self.functions = {f.name.lower(): f for f in (_index_function(f) for f in app.get_functions())
+                          if not disabled(f.name)}
         if max_workers is None and os.environ.get("PYTHON_THREADPOOL_THREAD_COUNT", "").isdigit():
             max_workers = int(os.environ["PYTHON_THREADPOOL_THREAD_COUNT"]) or None
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="function")
