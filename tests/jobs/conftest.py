@@ -6,7 +6,6 @@ these tests' messages; the settings of this process are switched to it for the m
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -14,20 +13,9 @@ from typing import Iterator
 
 import pytest
 
-from tests.conftest import Azurite
+from tests.conftest import Azurite, storage_of
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-_SWITCHED = ("TABLES_CONNECTION_STRING", "GATEHOUSE_QUEUES")
-
-
-def _forget_clients() -> None:
-    from shared_code.platform import queues
-    from shared_code.platform.settings import get_settings
-    from shared_code.storage import tables
-
-    get_settings.cache_clear()
-    tables.reset_clients()
-    queues.reset()
 
 
 @dataclass
@@ -103,17 +91,8 @@ def in_process_host(app_settings):
 
 @pytest.fixture(scope="module")
 def jobs_app(in_process_host, app_settings) -> Iterator[JobsApp]:
-    saved = {name: os.environ.get(name) for name in _SWITCHED}
-    with Azurite.temporary(prefix="gatehouse-jobs-") as azurite:
-        os.environ.update({"TABLES_CONNECTION_STRING": azurite.connection_string,
-                           "GATEHOUSE_QUEUES": azurite.queue_connection_string})
-        _forget_clients()
-        try:
-            yield JobsApp(*in_process_host, azurite)
-        finally:
-            for name, value in saved.items():
-                os.environ[name] = value or ""
-            _forget_clients()
+    with Azurite.temporary(prefix="gatehouse-jobs-") as azurite, storage_of(azurite):
+        yield JobsApp(*in_process_host, azurite)
 
 
 @pytest.fixture

@@ -86,8 +86,13 @@ def test_dismissing_or_deleting_the_employee_ends_the_sessions(op, product, empl
 
 
 def test_a_code_issued_before_the_trust_ended_is_not_redeemed(op, product, employee):
+    from shared_code.sign_in import trust
+
     authorized = op.sign_in(employee, client=product.client)
     assert op.sso.handle.api("POST", "sso/cancel").status_code == 200
+    # The reaction ends the code's session, as a rule right after the answer (inline) and at the latest when the
+    # queue's consumer gets to it (another worker may hold the lease: trust.py's window); wait for the consumer.
+    _wait_for(lambda: not trust.CONSUMER.behind(op.tenant_id), "the end-of-trust consumer to catch up")
     refused = op.redeem(authorized, client=product.client)
     assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant", refused.text
 
