@@ -219,8 +219,12 @@ class LocalHost:
     def start(self) -> None:
         env = {**os.environ, **self.settings, "PYTHONDONTWRITEBYTECODE": "1"}
         self._log = open(self.log_path, "ab")
+        # Only the suite's settings: a developer's local.settings.json (written by `make run`) holds schedules
+        # and roles of its own, which would otherwise fill every setting the suite leaves out.
+        no_settings = self.log_path.with_name(self.log_path.stem + ".settings.json")
+        no_settings.write_text('{"IsEncrypted": false, "Values": {}}')
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tools.local_host", "--port", str(self.port)],
+            [sys.executable, "-m", "tools.local_host", "--port", str(self.port), "--settings", str(no_settings)],
             cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
         wait_for_port(self.port, process=self.process, timeout=60)
 

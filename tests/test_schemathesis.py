@@ -138,6 +138,11 @@ class FuzzTenants:
         if path.endswith("/sso/idp-metadata") and body and isinstance(body.get("metadata_url"), str):
             # Keep the fetch on this machine: a closed local port answers at once, like an unreachable host.
             body["metadata_url"] = "http://127.0.0.1:9/federationmetadata.xml"
+        negative_body = case.meta is not None and case.meta.is_negative_at(ParameterLocation.BODY)
+        if path.endswith("/webhook") and body and isinstance(body.get("url"), str) and not negative_body:
+            # An endpoint the app accepts is delivered to, and retried for days on the shared app's queue: keep
+            # those deliveries on this machine too.
+            body["url"] = "http://127.0.0.1:9/webhooks"
         return headers
 
 
