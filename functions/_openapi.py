@@ -3,7 +3,7 @@
     @bp.function_name("create_tenant")
     @bp.route(route="tenants", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
     @describe(summary="Create a tenant", tag="Operator", security=OPERATOR, request=bodies.NewTenant,
-              responses={**ok(bodies.CreatedTenant, "The tenant; …", "201"), **errors("BadRequest", …)})
+              responses={**ok(bodies.CreatedTenant, "The tenant; …", "201"), **errors("Conflict")})
     @handler()
     def create_tenant(req): …
 
@@ -39,11 +39,11 @@ ATTRIBUTE = "openapi_operation"
 
 def describe(operation: Operation | None = None, **fields: Any) -> Callable:
     """Attach `operation` (or an `Operation(**fields)`) to the function below it. `request=` may name a model
-    directly (`request=bodies.NewTenant`): it is a required JSON body."""
+    directly (`request=bodies.NewTenant`): it is a required JSON body. The refusals every operation of its kind
+    answers (401/403/429 with a key, 400/413 with a body, 503) are added by the builder
+    (`shared_code.openapi.document.implied_refusals`); `responses=` names the others."""
     if operation is None:
         operation = Operation(**fields)
-    elif fields:
-        operation = operation.but(**fields)
     if isinstance(operation.request, ModelRef):
         operation = operation.but(request=json_body(operation.request))
     if not operation.described and not operation.excluded:
@@ -119,7 +119,7 @@ def scim_resource_operations(kind, max_body: int, max_results: int) -> dict[str,
         "list": operation(
             f"Query {plural} (always 200 with a ListResponse)",
             {**scim_ok(ref(f"{name}List"), "One page of matches; an empty list when nothing matches."),
-             **errors("BadRequest", "Unauthorized", "StorageUnavailable", **scim)},
+             **errors("BadRequest", **scim)},
             parameters=[ref(f"{name}Filter", "parameters"), ref("startIndex", "parameters"),
                         ref("count", "parameters"), *attributes],
             description=f"`count` is capped at {max_results}; `startIndex` below 1 means 1."),
@@ -131,14 +131,13 @@ def scim_resource_operations(kind, max_body: int, max_results: int) -> dict[str,
             parameters=attributes, request=scim_body(f"{name}Request", body_note)),
         "search": operation(
             f"Query {plural} with a SearchRequest body (RFC 7644 §3.4.3)",
-            {**scim_ok(ref(f"{name}List"), "One page of matches."),
-             **errors("BadRequest", "Unauthorized", "PayloadTooLarge", "StorageUnavailable", **scim)},
+            {**scim_ok(ref(f"{name}List"), "One page of matches.")},
             request=scim_body(f"{name}Search")),
         "get": operation(
             f"Read a {name}",
             {**scim_ok(ref(name), f"The {name}.", headers=ETAG),
              **no_content("If-None-Match names the current version.", "304", ETAG),
-             **errors("BadRequest", "Unauthorized", "NotFound", "StorageUnavailable", **scim)},
+             **errors("BadRequest", "NotFound", **scim)},
             parameters=attributes + [ref("ifNoneMatch", "parameters")], path_parameters=resource_id),
         "replace": operation(
             f"Replace a {name}",
@@ -154,6 +153,6 @@ def scim_resource_operations(kind, max_body: int, max_results: int) -> dict[str,
         "delete": operation(
             f"Delete a {name} (Entra's hard delete)",
             {**no_content("Deleted."),
-             **errors("Unauthorized", "NotFound", "PreconditionFailed", "StorageUnavailable", **scim)},
+             **errors("NotFound", "PreconditionFailed", **scim)},
             parameters=conditional, path_parameters=resource_id),
     }

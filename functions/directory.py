@@ -70,8 +70,7 @@ def list_directory_groups(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("get_role_mappings")
 @bp.route(route="tenants/{tenant}/role-mappings", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @describe(summary="The product's roles, the Entra groups mapped to them, and every group", tag="Directory",
-          security=ADMIN, responses={**ok(bodies.RoleMappingsAnswer, "The mappings."),
-                                     **errors("Unauthorized", "Forbidden", "StorageUnavailable")})
+          security=ADMIN, responses={**ok(bodies.RoleMappingsAnswer, "The mappings.")})
 @handler()
 def get_role_mappings(req: func.HttpRequest) -> func.HttpResponse:
     from shared_code.directory import roles
@@ -86,8 +85,7 @@ def get_role_mappings(req: func.HttpRequest) -> func.HttpResponse:
           request=bodies.RoleMappings,
           responses={**ok(bodies.RoleMappingsAnswer, "The mappings; every member's roles are recomputed (with "
                                                      "their employee.roles_changed events)."),
-                     **errors("BadRequest", "Unauthorized", "Forbidden", "PayloadTooLarge", "Unprocessable",
-                              "StorageUnavailable")},
+                     **errors("Unprocessable")},
           description="An employee's roles are their groups' roles plus the admin right a tenant admin granted; a "
                       "dismissed employee has none; a rehire does not bring the admin right back until a tenant "
                       "admin grants it again (the answer's `rehire_rule`).")
@@ -106,8 +104,7 @@ def set_role_mappings(req: func.HttpRequest) -> func.HttpResponse:
 @describe(summary="Declare the product's roles for this tenant (instead of PRODUCT_ROLES)", tag="Directory",
           security=OPERATOR, request=bodies.ProductRoles,
           responses={**ok(bodies.ProductRolesAnswer, "The tenant's roles now."),
-                     **errors("BadRequest", "Unauthorized", "Forbidden", "NotFound", "Conflict", "PayloadTooLarge",
-                              "Unprocessable", "StorageUnavailable")},
+                     **errors("NotFound", "Conflict", "Unprocessable")},
           description="409 while a role to be dropped is still mapped to a group.")
 @handler()
 def set_product_roles(req: func.HttpRequest) -> func.HttpResponse:

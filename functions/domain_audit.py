@@ -33,8 +33,7 @@ log = logging.getLogger("gatehouse")
 @describe(summary="Set the corporate email domains", tag="Domain audit", security=ADMIN,
           request=bodies.CorporateDomainsUpdate,
           responses={**ok(bodies.CorporateDomainList, "Saved, normalised (lower case, IDN as Unicode, sorted)."),
-                     **errors("BadRequest", "Unauthorized", "Forbidden", "PayloadTooLarge", "Unprocessable",
-                              "StorageUnavailable")},
+                     **errors("Unprocessable")},
           description="422 names the first offending entry (field domains[i]) and why: a public mail provider, a "
                       "public suffix, an IP address, not a domain name, and so on.")
 @handler()
@@ -49,8 +48,7 @@ def put_corporate_domains(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("get_corporate_domains")
 @bp.route(route="tenants/{tenant}/domains", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @describe(summary="The corporate email domains", tag="Domain audit", security=ADMIN,
-          responses={**ok(bodies.CorporateDomainList, "The domains ([] until set)."),
-                     **errors("Unauthorized", "Forbidden", "StorageUnavailable")})
+          responses={**ok(bodies.CorporateDomainList, "The domains ([] until set).")})
 @handler()
 def get_corporate_domains(req: func.HttpRequest) -> func.HttpResponse:
     from shared_code.directory import domain_verification
@@ -68,7 +66,7 @@ def get_corporate_domains(req: func.HttpRequest) -> func.HttpResponse:
 @describe(summary="The DNS TXT record that proves the tenant owns a domain", tag="Domain audit", security=ADMIN,
           path_parameters=DOMAIN,
           responses={**ok(bodies.DomainVerification, "The record to create (the same on every call)."),
-                     **errors("Unauthorized", "Forbidden", "Unprocessable", "StorageUnavailable")},
+                     **errors("Unprocessable")},
           description="422 when the domain is not one a company can own (a public mail provider, a public suffix, "
                       "not a domain name).")
 @handler()
@@ -87,7 +85,7 @@ def start_domain_verification(req: func.HttpRequest) -> func.HttpResponse:
           path_parameters=DOMAIN,
           responses={**ok(bodies.DomainVerification, "Verified: employees' emails in this domain carry "
                                                      "email_verified."),
-                     **errors("Unauthorized", "Forbidden", "NotFound", "Conflict", "Unprocessable"),
+                     **errors("NotFound", "Conflict", "Unprocessable"),
                      "503": {"description": "DNS (or storage) did not answer in time; retry after Retry-After.",
                              "headers": RETRY_AFTER, "content": {JSON: {"schema": ref("Error")}}}},
           description="404 before POST …/verification; 409 when the record is missing, holds another value, or "
@@ -105,7 +103,7 @@ def check_domain_verification(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="tenants/{tenant}/domain-audit", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @describe(summary="Run the domain audit now", tag="Domain audit", security=ADMIN,
           responses={**ok(bodies.AuditRun, "The finished run."),
-                     **errors("Unauthorized", "Forbidden", "Conflict", "StorageUnavailable")},
+                     **errors("Conflict")},
           description="409 until the corporate domains are set.")
 @handler()
 def run_domain_audit(req: func.HttpRequest) -> func.HttpResponse:
@@ -119,8 +117,7 @@ def run_domain_audit(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("get_domain_audit")
 @bp.route(route="tenants/{tenant}/domain-audit", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @describe(summary="The latest domain audit: every active employee outside the domains", tag="Domain audit",
-          security=ADMIN, responses={**ok(bodies.AuditRun, "The latest run, or status never_run."),
-                                     **errors("Unauthorized", "Forbidden", "StorageUnavailable")})
+          security=ADMIN, responses={**ok(bodies.AuditRun, "The latest run, or status never_run.")})
 @handler()
 def get_domain_audit(req: func.HttpRequest) -> func.HttpResponse:
     from shared_code.bodies.domain_audit import AuditRun

@@ -21,7 +21,7 @@ EMPLOYEE = "tenants/{tenant}/employees/{id}"
 bodies = models("shared_code.bodies.employees")  # named for the OpenAPI document, imported only when it is built
 ID = {"id": ref("employee", "parameters")}
 THE_EMPLOYEE = {**ok(bodies.Employee, "The employee."),
-                **errors("Unauthorized", "Forbidden", "NotFound", "StorageUnavailable")}
+                **errors("NotFound")}
 THE_EMPLOYEE_OR_CONFLICT = {**THE_EMPLOYEE, **errors("Conflict")}
 
 
@@ -51,8 +51,7 @@ def get_employee(req: func.HttpRequest) -> func.HttpResponse:
           request=bodies.EmailChange,
           responses={**ok(bodies.Employee, "The employee; `warning` when Entra provisions them (it will overwrite "
                                            "the email unless it is changed in Entra too)."),
-                     **errors("BadRequest", "Unauthorized", "Forbidden", "NotFound", "PayloadTooLarge",
-                              "Unprocessable", "StorageUnavailable")})
+                     **errors("NotFound", "Unprocessable")})
 @handler()
 def change_employee_email(req: func.HttpRequest) -> func.HttpResponse:
     from shared_code.bodies.employees import EmailChange

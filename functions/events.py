@@ -29,8 +29,7 @@ def _api():
 @describe(summary="The tenant's directory events, oldest first, from a cursor", tag="Events",
           security=ADMIN_OR_OPERATOR,
           responses={**ok(event_api.EventPage, "Up to `limit` events after the cursor, and the cursor to read on."),
-                     **errors("BadRequest", "Unauthorized", "Forbidden", "NotFound", "Unprocessable",
-                              "StorageUnavailable")},
+                     **errors("BadRequest", "NotFound", "Unprocessable")},
           parameters=later(lambda: [
               {"name": "after", "in": "query", "schema": {"type": "string", "maxLength": 64},
                "description": "A `next` this API returned; without it, reading starts at the oldest event kept "

@@ -34,8 +34,7 @@ def run_job(message: func.QueueMessage) -> None:
 @bp.route(route="jobs", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @describe(summary="The background jobs: each job's latest run and every tenant whose work is failing",
           tag="Operator", security=OPERATOR,
-          responses={**ok(models("shared_code.bodies.jobs").JobsReport, "Runs and open failures."),
-                     **errors("Unauthorized", "Forbidden", "StorageUnavailable")},
+          responses={**ok(models("shared_code.bodies.jobs").JobsReport, "Runs and open failures.")},
           description="Each job's timer walks the tenants onto the Storage Queue `gatehouse-jobs`; a failing tenant "
                       "is retried, then its message goes to `gatehouse-jobs-poison` (`poisoned`). A failure is "
                       "listed until the tenant's work succeeds again (docs/scaling.md).")

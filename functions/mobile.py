@@ -58,8 +58,7 @@ def _admin_view(tenant: tenants.Tenant):
           request=bodies.MobileSetupUpdate,
           responses={**ok(bodies.MobileSetup, "Validated against the app's identifiers and stored (parts not sent "
                                               "are kept)."),
-                     **errors("BadRequest", "Unauthorized", "Forbidden", "PayloadTooLarge", "Unprocessable",
-                              "StorageUnavailable")},
+                     **errors("Unprocessable")},
           description="Every refusal is a 422 whose `field` is a dotted path such as "
                       "msal_configuration.redirect_uri.")
 @handler()
@@ -79,8 +78,7 @@ def put_mobile_config(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("get_mobile_config")
 @bp.route(route="tenants/{tenant}/mobile", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @describe(summary="The stored mobile settings and the app identifiers to enter in Entra", tag="Mobile",
-          security=ADMIN, responses={**ok(bodies.MobileSetup, "The settings (nulls until configured)."),
-                                     **errors("Unauthorized", "Forbidden", "StorageUnavailable")})
+          security=ADMIN, responses={**ok(bodies.MobileSetup, "The settings (nulls until configured).")})
 @handler()
 def get_mobile_config(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(_admin_view(admin_tenant(req)))
@@ -95,7 +93,7 @@ def get_mobile_config(req: func.HttpRequest) -> func.HttpResponse:
                           "file. Both: token_exchange, where the app trades the Entra ID token for the product's "
                           "tokens.", headers={**ETAG, "Cache-Control": {"schema": {"type": "string"}}}),
                      **no_content("If-None-Match names the current configuration.", "304", ETAG),
-                     **errors("BadRequest", "NotFound", "Conflict", "StorageUnavailable")},
+                     **errors("BadRequest", "NotFound", "Conflict")},
           parameters=[{"name": "platform", "in": "query", "required": True, "schema": {"enum": ["ios", "android"]}},
                       {"name": "If-None-Match", "in": "header", "schema": {"type": "string"}}],
           description="404 until the tenant admin has set up that platform (an unknown tenant looks the same); 409 "

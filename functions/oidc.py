@@ -123,7 +123,7 @@ def read_form(req: func.HttpRequest) -> dict[str, str]:
                           "no parameters (a signed-out page). Token exchange honours requested_token_type "
                           "(access_token or id_token, named in issued_token_type) and refuses an "
                           "audience/resource other than the issuer or the client (invalid_target)."),
-                     **errors("NotFound", "StorageUnavailable")})
+                     **errors("NotFound")})
 @cors("GET")
 @handler()
 def oidc_discovery(req: func.HttpRequest) -> func.HttpResponse:
@@ -141,7 +141,7 @@ def oidc_discovery(req: func.HttpRequest) -> func.HttpResponse:
           method="GET", excluded=PREFLIGHT,
           responses={**ok(ref("OidcDiscovery"), "The discovery document, next to the issuer for clients that look "
                                                 "for RFC 8414 metadata there."),
-                     **errors("NotFound", "StorageUnavailable")})
+                     **errors("NotFound")})
 @cors("GET")
 @handler()
 def oidc_authorization_server_metadata(req: func.HttpRequest) -> func.HttpResponse:
@@ -161,7 +161,7 @@ def oidc_authorization_server_metadata(req: func.HttpRequest) -> func.HttpRespon
           excluded=PREFLIGHT,
           responses={"200": {"description": "Every published public key; kid = RFC 7638 thumbprint.",
                              "content": {"application/jwk-set+json": {"schema": ref("OidcJwks")}}},
-                     **errors("NotFound", "StorageUnavailable")})
+                     **errors("NotFound")})
 @cors("GET")
 @handler()
 def oidc_jwks(req: func.HttpRequest) -> func.HttpResponse:

@@ -12,7 +12,7 @@ from shared_code.openapi.operations import OPERATOR, errors, models, no_content,
 
 bp = func.Blueprint()
 clients = models("shared_code.oidc.clients")  # named for the OpenAPI document, imported only when it is built
-ERRORS = errors("Unauthorized", "Forbidden", "NotFound", "StorageUnavailable")
+ERRORS = errors("NotFound")
 
 
 def _operator_tenant(req: func.HttpRequest) -> str:
@@ -25,7 +25,7 @@ def _operator_tenant(req: func.HttpRequest) -> str:
 @describe(summary="Register the product as an OpenID Connect client of this tenant", tag="OpenID Provider",
           security=OPERATOR, request=clients.ClientRegistration,
           responses={**ok(clients.ClientCreated, "The client; its secret is shown only here.", "201"),
-                     **ERRORS, **errors("BadRequest", "PayloadTooLarge", "Unprocessable")})
+                     **ERRORS, **errors("Unprocessable")})
 @handler()
 def create_oidc_client(req: func.HttpRequest) -> func.HttpResponse:
     from shared_code.oidc import clients

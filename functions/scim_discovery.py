@@ -20,8 +20,7 @@ def _discovery(summary: str, schema: str, *, one: bool = False) -> Operation:
     return Operation(summary=summary, tag="SCIM discovery", security=SCIM_TOKEN, method="GET",
                      excluded="registered only to answer a SCIM 405",
                      responses={**scim_ok(ref(schema), summary + "."),
-                                **(errors("NotFound", scim=True) if one else {}),
-                                **errors("Unauthorized", "StorageUnavailable", scim=True)})
+                                **(errors("NotFound", scim=True) if one else {})})
 
 
 def _tenant(req: func.HttpRequest):
@@ -96,8 +95,7 @@ def get_resource_type(req: func.HttpRequest) -> func.HttpResponse:
 @describe(summary="Query Users and Groups together with a SearchRequest (RFC 7644 §3.4.3)", tag="SCIM",
           security=SCIM_TOKEN, request=scim_body("ResourceSearch"),
           responses={**scim_ok(ref("ResourceList"), "Users, then groups. A filter or attribute only one type has "
-                                                    "applies to that type; one that neither has is a 400."),
-                     **errors("BadRequest", "Unauthorized", "PayloadTooLarge", "StorageUnavailable", scim=True)})
+                                                    "applies to that type; one that neither has is a 400.")})
 @handler(SCIM)
 def search_everything(req: func.HttpRequest) -> func.HttpResponse:
     caller = service.Caller(req.route_params["tenant"], bearer_token(req))

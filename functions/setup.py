@@ -84,7 +84,7 @@ def setup_wizard_asset(req: func.HttpRequest) -> func.HttpResponse:
           security=OPERATOR,
           responses={**ok(bodies.SetupLink, "The link (its token is in the fragment, so it never reaches a server "
                                             "log).", "201"),
-                     **errors("Unauthorized", "Forbidden", "NotFound", "StorageUnavailable")},
+                     **errors("NotFound")},
           description="Issuing a link replaces the previous one. 503 also when SESSION_SIGNING_KEY is not set.")
 @handler()
 def create_setup_link(req: func.HttpRequest) -> func.HttpResponse:
@@ -101,8 +101,7 @@ def create_setup_link(req: func.HttpRequest) -> func.HttpResponse:
           security=ANONYMOUS, request=bodies.SetupLinkToken,
           responses={**ok(bodies.WizardSession, "The session; the cookie is HttpOnly, the CSRF token is for "
                                                 "X-CSRF-Token.", "201",
-                          headers={"Set-Cookie": {"schema": {"type": "string"}}}),
-                     **errors("BadRequest", "Forbidden", "PayloadTooLarge", "StorageUnavailable")},
+                          headers={"Set-Cookie": {"schema": {"type": "string"}}}), **errors("Forbidden")},
           description="403 when the token is unknown, replaced, used already or expired.")
 @handler()
 def open_setup_session(req: func.HttpRequest) -> func.HttpResponse:

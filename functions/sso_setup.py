@@ -25,10 +25,10 @@ PURGE_SCHEDULE = "0 5 */6 * * *"
 @bp.route(route="tenants/{tenant}/sso/idp-metadata", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @describe(summary="Connect Entra: check its federation metadata (by URL or pasted XML) and store it",
           tag="Tenant admin", security=ADMIN_OR_OPERATOR,
-          request=json_body(bodies.IdpMetadataSource, "Exactly one of metadata_url and metadata_xml."),
+          request=json_body(bodies.IdpMetadataSource, "Exactly one of metadata_url and metadata_xml (at most 2 MiB: "
+                                                      "pasted metadata XML, JSON-escaped)."),
           responses={**ok(bodies.IdpConnection, "Connected."),
-                     **errors("BadRequest", "Unauthorized", "Forbidden", "Conflict", "PayloadTooLarge",
-                              "Unprocessable", "StorageUnavailable")},
+                     **errors("NotFound", "Conflict", "Unprocessable")},
           description="422 with a message a person can act on: unreachable URL, not metadata, no signing "
                       "certificate, expired certificate, both or neither field. 409 once SSO is enabled and the "
                       "metadata names another identity provider.")
@@ -53,7 +53,7 @@ def connect_idp_metadata(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="tenants/{tenant}/sso/test-link", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @describe(summary="A one-time self-check sign-in link for the admin", tag="Tenant admin", security=ADMIN,
           responses={**ok(bodies.SelfCheckLink, "The link; it works once."),
-                     **errors("Unauthorized", "Forbidden", "Conflict", "StorageUnavailable")},
+                     **errors("Conflict")},
           description="409 until Entra is connected (POST …/sso/idp-metadata).")
 @handler()
 def create_self_check_link(req: func.HttpRequest) -> func.HttpResponse:

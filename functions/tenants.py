@@ -20,8 +20,7 @@ bodies = models("shared_code.bodies.tenants")  # named for the OpenAPI document,
 @bp.route(route="tenants", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @describe(summary="Create a tenant", tag="Operator", security=OPERATOR, request=bodies.NewTenant,
           responses={**ok(bodies.CreatedTenant, "The tenant; its admin key is shown only here.", "201"),
-                     **errors("BadRequest", "Unauthorized", "Forbidden", "Conflict", "PayloadTooLarge",
-                              "StorageUnavailable")})
+                     **errors("Conflict")})
 @handler()
 def create_tenant(req: func.HttpRequest) -> func.HttpResponse:
     from shared_code.bodies.tenants import CreatedTenant, NewTenant
@@ -37,7 +36,7 @@ def create_tenant(req: func.HttpRequest) -> func.HttpResponse:
 @describe(summary="Rotate the tenant's admin key: a new one, the previous one stops working", tag="Operator",
           security=OPERATOR,
           responses={**ok(bodies.AdminKeyRotated, "The new admin key; shown only here.", "201"),
-                     **errors("Unauthorized", "Forbidden", "NotFound", "StorageUnavailable")})
+                     **errors("NotFound")})
 @handler()
 def rotate_admin_key(req: func.HttpRequest) -> func.HttpResponse:
     from shared_code.bodies.tenants import AdminKeyRotated
@@ -53,7 +52,7 @@ def rotate_admin_key(req: func.HttpRequest) -> func.HttpResponse:
 @describe(summary="The tenant's SSO setup: URLs to paste into Entra, status and each step's state",
           tag="Tenant admin", security=ADMIN_OR_OPERATOR,
           responses={**ok(bodies.SsoSetup, "The setup."),
-                     **errors("Unauthorized", "Forbidden", "NotFound", "StorageUnavailable")})
+                     **errors("NotFound")})
 @handler()
 def get_sso_setup(req: func.HttpRequest) -> func.HttpResponse:
     from shared_code.bodies.tenants import SsoSetup
@@ -68,8 +67,7 @@ def get_sso_setup(req: func.HttpRequest) -> func.HttpResponse:
 @describe(summary="Issue a new SCIM secret token (the previous one stops working)", tag="Tenant admin",
           security=ADMIN,
           responses={**ok(bodies.ScimToken, "Paste both into Entra's provisioning settings; the token is shown "
-                                            "only here.", "201"),
-                     **errors("Unauthorized", "Forbidden", "StorageUnavailable")})
+                                            "only here.", "201")})
 @handler()
 def rotate_scim_token(req: func.HttpRequest) -> func.HttpResponse:
     from shared_code.bodies.tenants import ScimToken
@@ -84,8 +82,7 @@ def rotate_scim_token(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="tenants/{tenant}/default-department", methods=["PUT"], auth_level=func.AuthLevel.ANONYMOUS)
 @describe(summary="Where SCIM-created employees without a department land", tag="Tenant admin", security=ADMIN,
           request=bodies.DefaultDepartment,
-          responses={**ok(bodies.SavedDepartment, "Saved."),
-                     **errors("BadRequest", "Unauthorized", "Forbidden", "PayloadTooLarge", "StorageUnavailable")})
+          responses={**ok(bodies.SavedDepartment, "Saved.")})
 @handler()
 def set_default_department(req: func.HttpRequest) -> func.HttpResponse:
     from shared_code.bodies.tenants import DefaultDepartment, SavedDepartment
@@ -100,7 +97,7 @@ def set_default_department(req: func.HttpRequest) -> func.HttpResponse:
 @describe(summary="Enforce SSO for every employee (cannot be undone by the tenant)", tag="Tenant admin",
           security=ADMIN, description="409 until Entra is connected and the self-check sign-in has passed.",
           responses={**ok(bodies.SsoSetup, "Enabled (or already enabled)."),
-                     **errors("Unauthorized", "Forbidden", "Conflict", "StorageUnavailable")})
+                     **errors("Conflict")})
 @handler()
 def enable_sso(req: func.HttpRequest) -> func.HttpResponse:
     from shared_code.bodies.tenants import SsoSetup
@@ -114,7 +111,7 @@ def enable_sso(req: func.HttpRequest) -> func.HttpResponse:
 @describe(summary="Abandon an unfinished setup: back to draft", tag="Tenant admin", security=ADMIN,
           description="409 once SSO is enabled: only the operator can turn it back.",
           responses={**ok(bodies.SsoSetup, "Back to draft."),
-                     **errors("Unauthorized", "Forbidden", "Conflict", "StorageUnavailable")})
+                     **errors("Conflict")})
 @handler()
 def cancel_sso_setup(req: func.HttpRequest) -> func.HttpResponse:
     from shared_code.bodies.tenants import SsoSetup
@@ -127,7 +124,7 @@ def cancel_sso_setup(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="tenants/{tenant}/sso/disable", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @describe(summary="The operator's way back from enabled (a support case)", tag="Operator", security=OPERATOR,
           responses={**ok(bodies.DisabledSso, "Back to testing (or draft), and what was done."),
-                     **errors("Unauthorized", "Forbidden", "NotFound", "StorageUnavailable")})
+                     **errors("NotFound")})
 @handler()
 def operator_disable_sso(req: func.HttpRequest) -> func.HttpResponse:
     from shared_code.bodies.tenants import DisabledSso

@@ -51,8 +51,7 @@ def _tenant_id(req: func.HttpRequest) -> str:
 @describe(summary="Set the tenant's webhook endpoint (creates it with a new secret, or changes its URL and "
                   "re-enables it)", tag="Events", security=OPERATOR, request=webhook.WebhookRequest,
           responses={**ok(webhook.WebhookSecret, "The endpoint and its signing secret."),
-                     **errors("BadRequest", "Unauthorized", "Forbidden", "NotFound", "Unprocessable",
-                              "PayloadTooLarge", "StorageUnavailable")},
+                     **errors("NotFound", "Unprocessable")},
           description=DELIVERY)
 @handler()
 def put_webhook(req: func.HttpRequest) -> func.HttpResponse:

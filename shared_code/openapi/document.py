@@ -4,8 +4,8 @@ Each HTTP function in `functions/` declares its operation beside its `@bp.route`
 `@describe`: summary, security, request and response models, or why it is left out); `functions/_openapi.py` walks
 the registered functions and hands each one's route, methods and declaration to `document_bytes` here, on the first
 GET /api/openapi.json. This module has no route list of its own: it turns endpoints into paths (path parameters
-from the route template, the operationId from the function's name), adds what every operation shares (a 429 for
-wrong credentials), and publishes the components the declarations refer to: the pydantic models they name
+from the route template, the operationId from the function's name), adds the refusals every operation of its kind shares
+(`implied_refusals`: 401/403/429 with a key, 400/413 with a body, 503), and publishes the components the declarations refer to: the pydantic models they name
 (`shared_code/bodies/`, `model_schema`: the document and the validation cannot disagree) and the events' models
 (`shared_code/events/api.py`, what the `webhooks` section delivers), the shared error responses and parameters,
 and the schemas no model declares — the SCIM bodies (`shared_code/scim/json_schema.py`, derived from the SCIM
@@ -35,6 +35,7 @@ from shared_code.openapi.operations import (
     Deferred,
     ModelRef,
     Operation,
+    errors,
     path_parameter,
 )
 from shared_code.scim import json_schema as scim_json_schema
@@ -94,7 +95,7 @@ _JSON_ERRORS = {
     "Forbidden": "The credentials are not valid here (another tenant's key looks the same as a wrong key).",
     "NotFound": "No such tenant or resource.",
     "Conflict": "The request conflicts with the tenant's state; the message says what to do first.",
-    "PayloadTooLarge": "The body is larger than 1 MiB.",
+    "PayloadTooLarge": "The body is larger than the operation allows (1 MiB unless its body says more).",
     "Unprocessable": "The values are well-formed but cannot be used; the message and `field` say why.",
     "TooManyRequests": "Too many requests for this tenant; wait for Retry-After seconds.",
     "StorageUnavailable": "Table Storage cannot be reached or is busy; nothing was half-written. Retry.",
@@ -261,13 +262,23 @@ def _resolve(node: Any, models: Models) -> Any:
     return node
 
 
+def implied_refusals(declared: Operation) -> dict:
+    """The refusals an operation answers because of what it is, so no declaration lists them: every operation
+    reads storage (503); one that takes a key refuses a missing one (401), a wrong one (403; SCIM answers 401 to
+    both) and, once wrong ones are over budget, any (429); one that takes a body refuses what is not valid JSON
+    (400) or too large (413). What depends on the endpoint (404, 409, 422) is declared beside its function."""
+    scim = tuple(declared.security) == SCIM_TOKEN
+    names = ["StorageUnavailable"]
+    if declared.security:
+        names += ["Unauthorized", "TooManyRequests"] + ([] if scim else ["Forbidden"])
+    if declared.request:
+        names += ["BadRequest", "PayloadTooLarge"]
+    return errors(*names, scim=scim)
+
+
 def _operation(endpoint: Endpoint, models: Models) -> dict:
     declared = endpoint.operation
-    responses = _resolve(declared.responses, models)
-    if declared.security:
-        # Wrong credentials are counted per tenant and client; over budget, a wrong one is answered 429.
-        scim = tuple(declared.security) == SCIM_TOKEN
-        responses = {**responses, "429": _ref(("Scim" if scim else "") + "TooManyRequests", "responses")}
+    responses = {**implied_refusals(declared), **_resolve(declared.responses, models)}  # a declared text wins
     if declared.tag not in TAGS:
         raise ValueError(f"{endpoint.name}: tag {declared.tag!r} is not one of the document's sections {TAGS}")
     operation: dict[str, Any] = {"operationId": endpoint.name, "summary": declared.summary, "tags": [declared.tag],

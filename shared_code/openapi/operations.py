@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from shared_code.openapi.json_schema import ref
+from shared_code.platform import errors as platform_errors
 
 JSON, SCIM = "application/json", "application/scim+json"
 
@@ -19,10 +20,6 @@ ADMIN = ("adminKey",)
 ADMIN_OR_OPERATOR = ("adminKey", "operatorKey")
 SCIM_TOKEN = ("scimToken",)
 ANONYMOUS: tuple[str, ...] = ()
-
-STATUS = {"BadRequest": "400", "Unauthorized": "401", "Forbidden": "403", "NotFound": "404", "Conflict": "409",
-          "PreconditionFailed": "412", "PayloadTooLarge": "413", "Unprocessable": "422",
-          "TooManyRequests": "429", "StorageUnavailable": "503"}
 
 RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "string"}}}
 ETAG = {"ETag": {"description": "The resource's version, W/\"n\".", "schema": {"type": "string"}}}
@@ -103,9 +100,10 @@ class Operation:
 # ---- building blocks a declaration uses ---------------------------------------------------------------------
 
 def errors(*names: str, scim: bool = False) -> dict:
-    """The shared error responses by name (components/responses), keyed by status."""
+    """The shared error responses by name (components/responses), keyed by the status of the error class of that
+    name (`shared_code.platform.errors`)."""
     prefix = "Scim" if scim else ""
-    return {STATUS[name]: ref(prefix + name, "responses") for name in names}
+    return {str(getattr(platform_errors, name).status): ref(prefix + name, "responses") for name in names}
 
 
 def json_body(schema: Any, description: str = "") -> dict:
