@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime
+from datetime import datetime, timezone
 
 from shared_code.events import log as event_log
 from shared_code.events import shapes
@@ -76,8 +76,9 @@ def react(tenant_id: str, event: dict) -> int:
         client = ClientRecord(data["client_id"], "web", None, [], [], None, data.get("backchannel_logout_uri"), None,
                               event["occurred_at"])  # as much of the deleted client as its back channel needs
         ended = logout.client_sessions_ended(tenant_id, client)
-    else:
-        ended = logout.tenant_sessions_ended(tenant_id, before=_occurred(event))
+    else:  # the cut-off UserInfo and the cookie check use: a session begun in the second before it is refused too
+        valid_from = datetime.fromtimestamp(int(event["data"].get("sessions_valid_from") or 0), timezone.utc)
+        ended = logout.tenant_sessions_ended(tenant_id, before=max(_occurred(event), valid_from))
     log.info(json.dumps({"event": "trust_ended", "tenant": tenant_id, "type": event["type"],
                          "why": event["data"].get("why"), "event_id": event["id"], "sessions_ended": ended}))
     return ended
