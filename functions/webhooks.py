@@ -112,7 +112,8 @@ def test_webhook(req: func.HttpRequest) -> func.HttpResponse:
 @bp.queue_trigger(arg_name="message", queue_name=queue.QUEUE, connection="GATEHOUSE_QUEUES")
 @background()
 def webhook_delivery(message: func.QueueMessage) -> None:
-    """One tenant's log consumers: the end-of-trust reactions (shared_code/sign_in/trust.py), then the delivery run. An
+    """One tenant's log consumers: the end-of-trust reactions (shared_code/sign_in/trust.py), then the delivery run,
+    which a failure of the reactions does not hold up (webhooks would otherwise stop with them). An
     exception leaves the message to the host's retries (then the poison queue, and the sweeps); a retry or
     leftover work is a new message, delayed until it is due."""
     from shared_code.sign_in import trust
@@ -124,7 +125,11 @@ def webhook_delivery(message: func.QueueMessage) -> None:
         return
     # Sessions to end come before webhooks to post. A consumer the message's types are not for stays asleep: the
     # trust_check sweep moves the end of trust past such events in one run, not one run per commit.
-    reacted = trust.CONSUMER.run(tenant_id) if trust.CONSUMER.wakes_for(types) else None
+    failed: Exception | None = None
+    try:
+        reacted = trust.CONSUMER.run(tenant_id) if trust.CONSUMER.wakes_for(types) else None
+    except Exception as error:  # noqa: BLE001 - raised below, once the webhooks had their run
+        reacted, failed = None, error
     result = delivery.run(tenant_id) if delivery.CONSUMER.wakes_for(types) else None
     log.info(json.dumps({"event": "webhook_delivery", "tenant": tenant_id,
                          "outcome": result.outcome if result else "asleep", "delivered": result.handled if result else 0,
@@ -144,6 +149,8 @@ def webhook_delivery(message: func.QueueMessage) -> None:
         # The retry's own message came a moment early (another instance's clock): keep it. Earlier ones are
         # other messages (a new event during the wait); the retry has its message, and the sweep backs it up.
         queue.enqueue(tenant_id, result.retry_in or 0)
+    if failed is not None:
+        raise failed  # the host retries the message (then the poison queue); the reactions' position stayed put
 
 
 @bp.function_name("webhook_sweep")

@@ -58,6 +58,18 @@ class JobsApp:
             queue.delete_message(message)
         return [queues.decode(_message(m).get_body()) for m in taken]
 
+    def wake_up_for(self, tenant_id: str) -> dict:
+        """The wake-up message the notifier sends (from its own thread) after a commit of `tenant_id`'s."""
+        import time
+
+        from shared_code.webhooks import queue
+
+        deadline = time.monotonic() + 10
+        while not (found := [m for m in self.messages(queue.QUEUE) if m.get("tenant") == tenant_id]):
+            assert time.monotonic() < deadline, "no wake-up message came after the commit"
+            time.sleep(0.05)
+        return found[0]
+
     def messages(self, queue: str) -> list[dict]:
         """The messages waiting on `queue` (decoded), without taking them."""
         from shared_code.platform import queues

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -78,15 +77,6 @@ def test_a_consumer_waits_for_another_workers_lease_and_stops_at_its_budget(jobs
     assert rest.outcome == "idle" and len(seen) == 3 and rest.position == event_log.last_sequence(tenant_id)
 
 
-def _message_for(jobs_app, tenant_id: str) -> dict:
-    """The wake-up message the notifier sends (from its own thread) after a commit of `tenant_id`'s."""
-    deadline = time.monotonic() + 10
-    while not (found := [m for m in jobs_app.messages(queue.QUEUE) if m.get("tenant") == tenant_id]):
-        assert time.monotonic() < deadline, "no wake-up message came after the commit"
-        time.sleep(0.05)
-    return found[0]
-
-
 def test_a_commit_wakes_the_trust_consumer_only_for_the_events_it_handles(jobs_app, make_tenants):
     [tenant_id] = make_tenants(1, "Asleep")
     jobs_app.drain("webhook_delivery")
@@ -94,7 +84,7 @@ def test_a_commit_wakes_the_trust_consumer_only_for_the_events_it_handles(jobs_a
     position = trust.CONSUMER.position(tenant_id)
 
     _write(tenant_id, 2)  # nothing that ends trust: the message says so, and the consumer stays asleep
-    assert _message_for(jobs_app, tenant_id) == {"tenant": tenant_id, "types": ["sso.enabled"]}
+    assert jobs_app.wake_up_for(tenant_id) == {"tenant": tenant_id, "types": ["sso.enabled"]}
     jobs_app.drain("webhook_delivery")
     assert trust.CONSUMER.position(tenant_id) == position and trust.CONSUMER.behind(tenant_id)
 
@@ -106,7 +96,7 @@ def test_a_commit_wakes_the_trust_consumer_only_for_the_events_it_handles(jobs_a
 
     event_log.transact(tenant_id, [], [Change(shapes.SESSIONS_REVOKED, {"why": "sso_disabled",
                                                                           "sessions_valid_from": 0})])
-    assert _message_for(jobs_app, tenant_id) == {"tenant": tenant_id, "types": [shapes.SESSIONS_REVOKED]}
+    assert jobs_app.wake_up_for(tenant_id) == {"tenant": tenant_id, "types": [shapes.SESSIONS_REVOKED]}
     jobs_app.drain("webhook_delivery")
     assert not trust.CONSUMER.behind(tenant_id)  # an end of trust wakes it at once
 

@@ -84,3 +84,27 @@ def _endpoint_rows():
 
     return tables.query(endpoint.TABLE, "RowKey eq @row and enabled eq true", {"row": endpoint.ROW},
                         select=["PartitionKey"])
+
+
+def test_a_failing_end_of_trust_run_holds_up_no_webhook(jobs_app, make_tenants, receiver, monkeypatch):
+    """Both consumers ride one queue message: when the reactions fail (a bug, a store that stays down), the
+    webhooks are still delivered, and the failure still reaches the host, which retries the message."""
+    from shared_code.events import log as event_log
+    from shared_code.events import shapes
+    from shared_code.events.shapes import Change
+    from shared_code.oidc import logout
+
+    [tenant_id] = make_tenants(1, "Trust fails")
+    _endpoint(tenant_id, receiver)
+    jobs_app.drain("webhook_delivery")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the reactions broke")
+
+    monkeypatch.setattr(logout, "tenant_sessions_ended", broken)
+    event_log.transact(tenant_id, [], [Change(shapes.SESSIONS_REVOKED, {"why": "sso_disabled", "sessions_valid_from": 0}),
+                                       Change("sso.enabled", {"status": "enabled", "enabled_at": None})])
+    assert jobs_app.wake_up_for(tenant_id)["types"] == sorted([shapes.SESSIONS_REVOKED, "sso.enabled"])
+    with pytest.raises(RuntimeError, match="the reactions broke"):
+        jobs_app.take("webhook_delivery")
+    assert [event["type"] for _, event in receiver.arrivals] == ["sso.enabled"]
