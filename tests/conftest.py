@@ -5,6 +5,8 @@ Every test session starts its own Azurite (stopped by its PID at the end) and on
 """
 from __future__ import annotations
 
+import functools
+import json
 import os
 import shutil
 import signal
@@ -263,18 +265,23 @@ def storage_of(azurite: "Azurite") -> Iterator[None]:
         forget_clients()
 
 
+_TIMER_NAMES = ("import json, function_app; print(json.dumps([f.get_function_name() for f in "
+                "function_app.app.get_functions() if f.get_trigger().get_binding_name() == 'timerTrigger']))")
+
+
+@functools.lru_cache(maxsize=1)
+def _timer_names() -> tuple[str, ...]:
+    """The app's timer functions, read in a process of its own: importing the blueprints installs the app's
+    process-wide hooks (a wake-up message after every commit), which this process must not get."""
+    found = subprocess.run([sys.executable, "-c", _TIMER_NAMES], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert found.returncode == 0, found.stderr
+    return tuple(json.loads(found.stdout.strip().splitlines()[-1]))
+
+
 def timers_off() -> dict[str, str]:
     """Settings that turn every timer function off (`AzureWebJobs.<name>.Disabled`, as the Functions host reads
     them), for a test that compares storage before and after and must see only what its own requests wrote."""
-    import azure.functions as func
-
-    import functions
-
-    app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)  # a scratch app over the same blueprints
-    for blueprint in functions.blueprints():
-        app.register_functions(blueprint)
-    return {f"AzureWebJobs.{function.get_function_name()}.Disabled": "true" for function in app.get_functions()
-            if function.get_trigger().get_binding_name() == "timerTrigger"}
+    return {f"AzureWebJobs.{name}.Disabled": "true" for name in _timer_names()}
 
 
 @contextmanager
