@@ -113,11 +113,12 @@ def delete_client(tenant_id: str, client_id: str) -> bool:
         return False
     event = shapes.client_deleted(client_id, entity.get("backchannel_logout_uri"))
     try:
-        tables.transact(TABLE, [("delete", {"PartitionKey": tenant_id, "RowKey": CLIENT + client_id},
-                                 {"etag": tables.etag_of(entity), "match_condition": MatchConditions.IfNotModified}),
+        # unconditional: only the back-channel URI is read, which nothing changes; a secret rotated meanwhile
+        # must not turn the delete into "no such client"
+        tables.transact(TABLE, [("delete", {"PartitionKey": tenant_id, "RowKey": CLIENT + client_id}),
                                 *outbox.stage(tenant_id, [event])])
     except TableTransactionError:
-        return False  # deleted (or changed) meanwhile: the other request's delete is the one that counts
+        return False  # deleted meanwhile: the other request's delete is the one that counts
     outbox.flush_after_change(TABLE, tenant_id)
     return True
 
@@ -330,8 +331,7 @@ def end_session(tenant_id: str, employee_id: str, sid: str, now: datetime, *,
     that redeemed. A redemption after the write meets the ended row's ETag and fails. Either way no client holds
     tokens of an ended session without being told."""
     key = f"{SESSION}{employee_id}:{sid}"
-    known = session if session is not None and session.etag and (session.employee_id, session.sid) == (
-        employee_id, sid) else None
+    known = session if session is not None and session.etag else None
     for _ in range(END_ATTEMPTS):
         if known is None:
             entity = tables.get(TABLE, tenant_id, key)

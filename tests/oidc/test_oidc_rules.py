@@ -221,6 +221,24 @@ def test_a_rotated_client_secret_works_and_is_stored_only_as_its_hash(op, employ
     assert refused.value.error == "invalid_client"  # the old one stopped working at once
 
 
+def test_a_client_whose_secret_is_rotated_while_it_is_deleted_is_deleted(op, monkeypatch):
+    """The delete reads the client (for its back-channel URI) and then deletes it: a secret rotated in between
+    changes the row, not what the delete needs, so the client goes rather than answering "no such client"."""
+    client_id = op.client["client_id"]
+    read = tables.get
+
+    def read_then_rotate(table, partition, row, *args, **kwargs):
+        found = read(table, partition, row, *args, **kwargs)
+        if row == store.CLIENT + client_id:
+            monkeypatch.setattr(tables, "get", read)  # once
+            clients.rotate_secret(op.tenant_id, client_id)  # another request, between the read and the delete
+        return found
+
+    monkeypatch.setattr(tables, "get", read_then_rotate)
+    clients.delete(op.tenant_id, client_id)
+    assert store.get_client(op.tenant_id, client_id) is None
+
+
 # ---- what the token endpoint and UserInfo say (a developer acts on the description) ---------------------------------
 
 def test_each_refusal_of_the_token_endpoint_says_what_is_wrong(op, employee):
