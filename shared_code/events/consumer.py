@@ -58,7 +58,7 @@ def _now() -> datetime:
 @dataclass
 class ConsumerRun:
     """`idle` (caught up), `more` (budget spent, events left), `busy` (another worker holds the lease, for
-    `retry_in` s when known), or what a consumer's own `open` or `Stop` answers (webhook delivery: `retry` after
+    `retry_in` s when known), `none` (the consumer's row was deleted mid-run: a webhook endpoint), or what a consumer's own `open` or `Stop` answers (webhook delivery: `retry` after
     `retry_in` s, `waiting`, `disabled`, `none`)."""
 
     outcome: str
@@ -78,7 +78,11 @@ class Stop:
 
 
 class _LostLease(Exception):
-    pass
+    """Another worker took the lease (ours expired): the run stops, answering `busy`."""
+
+
+class _RowGone(Exception):
+    """The consumer's row was deleted mid-run (a webhook endpoint): the run stops, answering `none`."""
 
 
 @dataclass(frozen=True)
@@ -190,7 +194,7 @@ class LogConsumer:
                     row.update(fields)
                     return
                 except ResourceNotFoundError:
-                    raise _LostLease() from None  # the row is gone (a webhook endpoint deleted mid-run)
+                    raise _RowGone() from None  # a webhook endpoint deleted mid-run
                 except ResourceModifiedError:
                     fresh = self.read(tenant_id)
                     if fresh is None or fresh.get("lease_owner") != owner:
@@ -224,6 +228,8 @@ class LogConsumer:
                     return ConsumerRun("idle", handled, position)
                 if not self.checkpoint_each:
                     save({self.column: position, "lease_until": event_log.iso(now() + LEASE)})
+        except _RowGone:
+            return ConsumerRun("none", handled, position)  # nothing to consume for any more, nothing to retry
         except (_LostLease, ResourceModifiedError):
             return ConsumerRun("busy", handled, position)
         except BaseException:
