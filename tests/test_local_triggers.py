@@ -16,6 +16,7 @@ import pytest
 from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 
 from tests.conftest import free_port, stop_process_group, wait_for_port
+from tests.support.waiting import wait_until
 from tools.local_host.triggers import Schedule
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,15 +43,6 @@ def _lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def _wait(condition, timeout: float = 60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"not within {timeout} s")
-
-
 def test_queue_messages_run_their_function_and_a_failing_one_ends_in_the_poison_queue(azurite, tmp_path):
     log = tmp_path / "triggers.log"
     queue_name = f"work-{os.getpid()}-{int(time.time())}"
@@ -70,14 +62,14 @@ def test_queue_messages_run_their_function_and_a_failing_one_ends_in_the_poison_
             pass
         queue.send_message("hello")
         queue.send_message("fail")
-        _wait(lambda: any(e.get("body") == "hello" for e in _lines(log)))
+        wait_until(lambda: any(e.get("body") == "hello" for e in _lines(log)))
         poison = QueueClient.from_connection_string(azurite.queue_connection_string, f"{queue_name}-poison")
-        _wait(lambda: _peek(poison))
+        wait_until(lambda: _peek(poison))
         failing = [e for e in _lines(log) if e.get("body") == "fail"]
         assert [e["dequeue_count"] for e in failing] == [1, 2]  # host.json maxDequeueCount: 2
         assert base64.b64decode(_peek(poison)[0].content) == b"fail"  # moved as it came: base64
         assert [e for e in _lines(log) if e.get("body") == "hello"][0]["dequeue_count"] == 1
-        _wait(lambda: sum(e["kind"] == "tick" for e in _lines(log)) >= 2)  # the timer, on its own
+        wait_until(lambda: sum(e["kind"] == "tick" for e in _lines(log)) >= 2)  # the timer, on its own
     finally:
         stop_process_group(process, __import__("signal").SIGTERM)
 

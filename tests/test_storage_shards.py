@@ -24,7 +24,8 @@ from azure.data.tables import TableServiceClient
 
 from tests.audit.provisioning import newer_timer_run, run_timer, set_domains, wait_for_run
 from tests.conftest import Azurite, LocalHost, TenantHandle, check_consistency, free_port
-from tests.events.product import EventReader, Operator, WebhookReceiver, wait_until
+from tests.events.product import EventReader, Operator, WebhookReceiver
+from tests.support.waiting import wait_until
 from tests.oidc.conftest import REDIRECT_URI, OidcTenant
 from tests.scim.entra_client import ScimClient
 from tests.sso.conftest import SsoTenant, session_of

@@ -182,16 +182,6 @@ class EventReader:
                 return seen
 
 
-def wait_until(condition, timeout: float = 60.0, every: float = 0.2):
-    """Waits for something the app does on its own (queue, timers); not a speed check (that is bench/)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"not within {timeout} s")
-
 
 class Operator:
     def __init__(self, base_url: str, key: str, tenant_id: str):

@@ -9,7 +9,8 @@ import uuid
 
 import pytest
 from entra_client import ScimClient, load
-from product import DirectoryCopy, EventReader, wait_until
+from product import DirectoryCopy, EventReader
+from tests.support.waiting import wait_until
 
 from shared_code.bodies.directory import DirectoryEmployee, DirectoryGroup
 from shared_code.events.shapes import employee_data

@@ -16,7 +16,8 @@ import uuid
 import pytest
 import requests
 from entra_client import ScimClient, load
-from product import DirectoryCopy, EventReader, Operator, WebhookReceiver, wait_until
+from product import DirectoryCopy, EventReader, Operator, WebhookReceiver
+from tests.support.waiting import wait_until
 
 from tests.conftest import TenantHandle, private_app
 

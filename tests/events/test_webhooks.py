@@ -7,7 +7,8 @@ from datetime import datetime, timezone
 
 import pytest
 import requests
-from product import Operator, WebhookReceiver, wait_until
+from product import Operator, WebhookReceiver
+from tests.support.waiting import wait_until
 from standardwebhooks import Webhook
 
 

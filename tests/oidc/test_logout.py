@@ -8,7 +8,6 @@ import base64
 import hashlib
 import hmac
 import json
-import time
 from datetime import datetime, timedelta, timezone
 from typing import Iterator
 from urllib.parse import urlsplit
@@ -26,6 +25,7 @@ from tests.support import oidc_keys
 from tests.support.idp import decode_authn_request
 from tests.support.idp_server import IdpServer
 from tests.support.sample_product import SampleProduct
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture
@@ -66,16 +66,6 @@ def _logout(op, browser: dict | None = None, **params) -> requests.Response:
                         headers=cookie_header(browser))
 
 
-def _wait_for(predicate, what: str, seconds: float = 20.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"never happened: {what}")
-
-
 def test_rp_initiated_logout_goes_through_entra_and_back_to_the_product_with_state(op, product, employee, entra):
     tokens = _signed_in(op, product, employee)
     started = _logout(op, tokens["browser"], id_token_hint=tokens["id_token"],
@@ -89,7 +79,7 @@ def test_rp_initiated_logout_goes_through_entra_and_back_to_the_product_with_sta
     assert back.status_code == 303, back.text
     assert back.headers["Location"] == f"{product.url}/bye?state=s-123"
     # The session ended: its client hears it on the back channel, with the session's sid.
-    token = _wait_for(lambda: product.logout_tokens, "a back-channel logout token")[0]
+    token = wait_until(lambda: product.logout_tokens, what="a back-channel logout token")[0]
     # (the product keeps only a token that passed its checks: signed, events claim, no nonce — its arrival is that)
     assert token["sid"] == tokens["claims"]["sid"] and token["sub"] == employee["id"]
     # The same LogoutResponse again finishes nothing.
@@ -136,14 +126,14 @@ def test_entra_logout_request_ends_the_session_and_is_answered(op, product, empl
     assert answer.status_code == 303, answer.text
     response, _ = decode_authn_request(answer.headers["Location"].replace("SAMLResponse=", "SAMLRequest="))
     assert response.tag.endswith("LogoutResponse")
-    token = _wait_for(lambda: product.logout_tokens, "a back-channel logout token")[0]
+    token = wait_until(lambda: product.logout_tokens, what="a back-channel logout token")[0]
     assert token["sid"] == tokens["claims"]["sid"]
 
 
 def test_dismissal_over_scim_sends_the_logout_token(op, product, employee):
     tokens = _signed_in(op, product, employee)
     op.sso.set_active(employee, False)
-    token = _wait_for(lambda: product.logout_tokens, "a back-channel logout token")[0]
+    token = wait_until(lambda: product.logout_tokens, what="a back-channel logout token")[0]
     assert token["sub"] == employee["id"] and token["sid"] == tokens["claims"]["sid"]
 
 
@@ -152,15 +142,15 @@ def test_a_refused_delivery_is_retried_by_the_timer_until_accepted(op, product, 
     product.refuse_backchannel = 1
     op.sso.set_active(employee, False)
     key = lambda: [row for row in tables.partition_range(store.LOGOUTS, op.tenant_id, "")]  # noqa: E731
-    row = _wait_for(lambda: [r for r in key() if int(r.get("attempts") or 0) >= 1], "a first, refused attempt")[0]
+    row = wait_until(lambda: [r for r in key() if int(r.get("attempts") or 0) >= 1], what="a first, refused attempt")[0]
     assert not product.logout_tokens
     # Make it due now (instead of waiting the minute of backoff), then run the timer as the host would.
     tables.update(store.LOGOUTS, {"PartitionKey": op.tenant_id, "RowKey": row["RowKey"],
                                   "next_attempt_at": datetime.now(timezone.utc)}, etag=None)
     ran = requests.post(f"{app_url}/admin/functions/oidc_backchannel_retry", json={}, timeout=30)
     assert ran.status_code in (200, 202), ran.text
-    _wait_for(lambda: product.logout_tokens, "the retried delivery")
-    _wait_for(lambda: not key(), "the delivered row is gone")
+    wait_until(lambda: product.logout_tokens, what="the retried delivery")
+    wait_until(lambda: not key(), what="the delivered row is gone")
 
 
 def test_after_logout_the_sessions_access_token_stops_working(op, product, employee):
@@ -178,7 +168,7 @@ def test_sso_turned_off_by_the_operator_ends_every_session(op, product, employee
     response = requests.post(f"{op.sso.base_url}/api/tenants/{op.tenant_id}/sso/disable", headers=op.operator,
                              timeout=30)
     assert response.status_code == 200, response.text
-    token = _wait_for(lambda: product.logout_tokens, "a back-channel logout token")[0]
+    token = wait_until(lambda: product.logout_tokens, what="a back-channel logout token")[0]
     assert token["sid"] == tokens["claims"]["sid"]
 
 
@@ -203,7 +193,7 @@ def test_entra_logout_request_by_session_index_ends_only_that_sign_in(op, produc
     answer = requests.get(entra.logout_request_url(op.sso.sp_entity_id, employee["userName"], "_entra-session-1"),
                           allow_redirects=False, timeout=30)
     assert answer.status_code == 303, answer.text
-    token = _wait_for(lambda: product.logout_tokens, "a back-channel logout token")[0]
+    token = wait_until(lambda: product.logout_tokens, what="a back-channel logout token")[0]
     assert token["sid"] == first["claims"]["sid"]
     assert op.userinfo(first["access_token"]).status_code == 401
     assert op.userinfo(second["access_token"]).status_code == 200  # the other sign-in goes on
@@ -240,7 +230,7 @@ def test_both_logouts_queue_the_products_notice_before_they_end_the_session(op, 
     sid = tokens["claims"]["sid"]
     logout.end_session(op.tenant_id, {"id_token_hint": tokens["id_token"]}, browser_sid=sid)
     assert notices_while_live == [(sid, True, 1)] and not store.session_is_live(op.tenant_id, employee["id"], sid)
-    assert _wait_for(lambda: product.logout_tokens, "a back-channel logout token")[0]["sid"] == sid
+    assert wait_until(lambda: product.logout_tokens, what="a back-channel logout token")[0]["sid"] == sid
 
     tokens = _signed_in(op, product, employee)  # Entra's LogoutRequest: the employee signed out elsewhere
     sid = tokens["claims"]["sid"]

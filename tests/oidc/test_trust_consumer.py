@@ -18,8 +18,9 @@ from shared_code.jobs import catalog
 from shared_code.storage import directory
 from shared_code.storage import oidc as oidc_store
 from shared_code.storage import tables
-from tests.oidc.test_logout import _signed_in, _wait_for, product  # noqa: F401 - fixtures
+from tests.oidc.test_logout import _signed_in, product  # noqa: F401 - fixtures
 from tests.oidc.test_trust_ends import _ended
+from tests.support.waiting import wait_until
 
 
 def test_a_dismissal_whose_process_died_after_the_commit_still_reaches_the_product(op, product, employee,
@@ -27,7 +28,7 @@ def test_a_dismissal_whose_process_died_after_the_commit_still_reaches_the_produ
     tokens = _signed_in(op, product, employee)
     # The consumer has handled what provisioning wrote (provisioning's messages name no type it handles, so they
     # leave it asleep; here it runs at once, or after the host's run that holds its lease).
-    _wait_for(lambda: trust.CONSUMER.run(op.tenant_id).outcome == "idle", "the consumer caught up with provisioning")
+    wait_until(lambda: trust.CONSUMER.run(op.tenant_id).outcome == "idle", what="the consumer caught up with provisioning")
     # The dismissal, committed by this process as SCIM's PATCH commits it (the user row and its events in one
     # transaction); no wake-up message follows it, as if the process died right after the commit.
     monkeypatch.setattr(event_log, "after_commit", [])
@@ -46,7 +47,7 @@ def test_a_dismissal_whose_process_died_after_the_commit_still_reaches_the_produ
     # host's consumer, which ends the session and sends the product its logout token.
     catalog.check_trust(op.tenant_id, datetime.now(timezone.utc))
     _ended(op, product, tokens)
-    _wait_for(lambda: trust.CONSUMER.position(op.tenant_id) >= head, "the consumer's position at the log's head")
+    wait_until(lambda: trust.CONSUMER.position(op.tenant_id) >= head, what="the consumer's position at the log's head")
     assert not trust.CONSUMER.behind(op.tenant_id)
     assert catalog.check_trust(op.tenant_id, datetime.now(timezone.utc)) is False  # caught up: no message
 

@@ -8,15 +8,16 @@ from __future__ import annotations
 import requests
 
 from shared_code.storage import tables
-from tests.oidc.test_logout import _signed_in, _wait_for, entra, product  # noqa: F401 - fixtures
+from tests.oidc.test_logout import _signed_in, entra, product  # noqa: F401 - fixtures
 from tests.sso.conftest import SCIM_JSON, session_of
 from tests.support.idp import TestIdp
+from tests.support.waiting import wait_until
 
 
 def _ended(op, product, tokens) -> None:
     """The product heard the end on its back channel, and the access token is refused."""
-    token = _wait_for(lambda: [t for t in product.logout_tokens if t["sid"] == tokens["claims"]["sid"]],
-                      "a back-channel logout token for the session")[0]
+    token = wait_until(lambda: [t for t in product.logout_tokens if t["sid"] == tokens["claims"]["sid"]],
+                       what="a back-channel logout token for the session")[0]
     assert token["sub"] == tokens["claims"]["sub"] and token["aud"] == product.client_id
     refused = op.userinfo(tokens["access_token"])
     assert refused.status_code == 401 and refused.json()["error"] == "invalid_token", refused.text
@@ -92,7 +93,7 @@ def test_a_code_issued_before_the_trust_ended_is_not_redeemed(op, product, emplo
     assert op.sso.handle.api("POST", "sso/cancel").status_code == 200
     # The reaction ends the code's session, as a rule right after the answer (inline) and at the latest when the
     # queue's consumer gets to it (another worker may hold the lease: trust.py's window); wait for the consumer.
-    _wait_for(lambda: not trust.CONSUMER.behind(op.tenant_id), "the end-of-trust consumer to catch up")
+    wait_until(lambda: not trust.CONSUMER.behind(op.tenant_id), what="the end-of-trust consumer to catch up")
     refused = op.redeem(authorized, client=product.client)
     assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant", refused.text
 

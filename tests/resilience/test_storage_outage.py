@@ -22,6 +22,7 @@ from shared_code.storage import tables
 from tests.conftest import Azurite, LocalHost, check_consistency, private_app
 from tests.support import deadlines
 from tests.support.idp import TestIdp
+from tests.support.waiting import wait_until
 
 USERS = 24
 GROUPS = 3
@@ -142,13 +143,6 @@ class EntraJob:
 
 
 # --- the test ---------------------------------------------------------------------------------------------------------
-
-def wait_until(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
 
 def test_storage_outage_during_provisioning_answers_503_everywhere_and_a_replay_converges(outage, operator_key):
     base = outage.host.url
