@@ -361,10 +361,16 @@ class TenantHandle:
 @pytest.fixture(scope="session")
 def new_tenant(app_url: str, operator_key: str) -> Callable[..., TenantHandle]:
     def create(name: str = "Acme Corp", app_url_: str = "https://acme.example.com") -> TenantHandle:
-        response = requests.post(f"{app_url}/api/tenants", json={"name": name, "app_url": app_url_},
-                                 headers={"Authorization": f"Bearer {operator_key}"}, timeout=30)
-        assert response.status_code == 201, response.text
-        body = response.json()
-        return TenantHandle(app_url, body["tenant_id"], body["admin_key"], body)
+        return create_tenant(app_url, operator_key, name, app_url_)
 
     return create
+
+
+def create_tenant(base_url: str, operator_key: str, name: str,
+                  app_url: str = "https://acme.example.com") -> TenantHandle:
+    """A tenant created over HTTP by the operator, on the app at `base_url` (the suite's or a private one)."""
+    response = requests.post(f"{base_url}/api/tenants", json={"name": name, "app_url": app_url},
+                             headers={"Authorization": f"Bearer {operator_key}"}, timeout=30)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    return TenantHandle(base_url, body["tenant_id"], body["admin_key"], body)

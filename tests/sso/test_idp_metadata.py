@@ -330,16 +330,11 @@ def test_a_trickling_metadata_server_stalls_neither_the_other_tenants_refresh_no
     import datetime as dt
 
     from shared_code.storage import sign_ins, tables
-    from tests.conftest import TenantHandle, private_app, storage_of
+    from tests.conftest import create_tenant, private_app, storage_of
 
     with private_app(app_settings, test_output, "trickling-metadata") as (azurite, host, _), storage_of(azurite):
         def tenant(name: str) -> SsoTenant:
-            created = requests.post(f"{host.url}/api/tenants", json={"name": name, "app_url": "https://t.example"},
-                                    headers={"Authorization": f"Bearer {operator_key}"}, timeout=30)
-            assert created.status_code == 201, created.text
-            body = created.json()
-            return SsoTenant(TenantHandle(host.url, body["tenant_id"], body["admin_key"], body),
-                             TestIdp(key_label="sso-tests"), host.url)
+            return SsoTenant(create_tenant(host.url, operator_key, name), TestIdp(key_label="sso-tests"), host.url)
 
         # "aaa" sorts first in the walk over tenants: the refresh meets the slow one before the good one.
         slow, good = tenant("aaa slow metadata"), tenant("zzz good metadata")

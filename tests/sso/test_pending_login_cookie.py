@@ -7,10 +7,9 @@ import datetime as dt
 import time
 
 import pytest
-import requests
 
 from shared_code.sign_in import pending_logins, service as sign_in, sessions
-from tests.conftest import TenantHandle, private_app, timers_off
+from tests.conftest import create_tenant, private_app, timers_off
 from tests.oidc.conftest import REDIRECT_URI, OidcTenant, query
 from tests.sso.conftest import (LOGIN_BINDING, PENDING_PREFIX, SsoTenant, assert_refused, login_cookies,
                                 set_cookies)
@@ -63,9 +62,7 @@ def op(sso, operator_key) -> OidcTenant:
 
 def test_a_login_start_and_an_authorization_request_leave_every_table_unchanged(quiet_app, operator_key):
     azurite, host, _ = quiet_app
-    created = requests.post(f"{host.url}/api/tenants", json={"name": "Quiet Co", "app_url": "https://quiet.example"},
-                            headers={"Authorization": f"Bearer {operator_key}"}, timeout=30).json()
-    sso = SsoTenant(TenantHandle(host.url, created["tenant_id"], created["admin_key"], created),
+    sso = SsoTenant(create_tenant(host.url, operator_key, "Quiet Co", "https://quiet.example"),
                     TestIdp(key_label="sso-tests"), host.url)
     assert sso.connect().status_code == 200
     op = OidcTenant(sso, operator_key)
