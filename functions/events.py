@@ -70,7 +70,6 @@ def events_outbox_sweep(timer: func.TimerRequest) -> None:
     is found by a scan over RowKeys, which costs more as tables grow."""
     from shared_code.jobs import catalog
 
-    catalog.start(catalog.OUTBOX_TENANTS)
-    catalog.start(catalog.OUTBOX_AUDITS)
-    catalog.start(catalog.OUTBOX_OIDC)
+    for job in catalog.OUTBOXES:  # one per table with an outbox
+        catalog.start(job)
     catalog.start(catalog.TRUST_CHECK)  # a consumers' message lost after its commit (shared_code/sign_in/trust.py)

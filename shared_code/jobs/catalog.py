@@ -26,6 +26,7 @@ import time
 from datetime import datetime
 from typing import Callable
 
+from shared_code.events import outbox
 from shared_code.jobs import fanout
 from shared_code.jobs.fanout import Job, Source
 from shared_code.storage import jobs as job_store
@@ -122,12 +123,11 @@ def _webhook_shard_ended(after: str, wrapped: bool, walked: int) -> None:
 
 PURGE_SIGN_IN_STATE, REFRESH_IDP_METADATA, EVENTS_PURGE = "purge_sign_in_state", "refresh_idp_metadata", "events_purge"
 DOMAIN_AUDIT, WEBHOOK_CHECK = "domain_audit", "webhook_check"
-OUTBOX_TENANTS, OUTBOX_AUDITS, OUTBOX_OIDC = "outbox_tenants", "outbox_audits", "outbox_oidc"
+OUTBOXES = tuple(f"outbox_{table}" for table in outbox.TABLES)  # one job per table with an outbox
 TRUST_CHECK = "trust_check"
 
 
 def _catalog() -> dict[str, Job]:
-    from shared_code.events import outbox
     from shared_code.storage.tenants import ROW as TENANT_ROW
     from shared_code.webhooks import endpoint
 
@@ -145,12 +145,8 @@ def _catalog() -> dict[str, Job]:
         Job(WEBHOOK_CHECK, Source(endpoint.TABLE, _TENANT_ROWS + " and enabled eq true", {"row": endpoint.ROW},
                                   ("PartitionKey", "next_attempt_at", "lease_until"), _endpoint_not_waiting),
             check_webhook, on_end=_webhook_shard_ended),
-        Job(OUTBOX_TENANTS, Source(tables.TENANTS, _OUTBOX_ROWS, outbox_range, ("PartitionKey", "RowKey")),
-            _flush_outbox(tables.TENANTS)),
-        Job(OUTBOX_AUDITS, Source(tables.AUDITS, _OUTBOX_ROWS, outbox_range, ("PartitionKey", "RowKey")),
-            _flush_outbox(tables.AUDITS)),
-        Job(OUTBOX_OIDC, Source(tables.OIDC, _OUTBOX_ROWS, outbox_range, ("PartitionKey", "RowKey")),
-            _flush_outbox(tables.OIDC)),
+        *(Job(f"outbox_{table}", Source(table, _OUTBOX_ROWS, outbox_range, ("PartitionKey", "RowKey")),
+              _flush_outbox(table)) for table in outbox.TABLES),
         Job(TRUST_CHECK, Source(tables.TENANTS, _TENANT_ROWS, tenants), check_trust, per_message=20),
     ]
     return {job.name: job for job in jobs}
