@@ -42,20 +42,22 @@ def logout_token(tenant_id: str, client_id: str, sub: str, sid: str, now: float 
 
 
 def session_ended(tenant_id: str, employee_id: str, sid: str, *, now: datetime | None = None,
-                  clients: list[store.ClientRecord] | None = None) -> int:
+                  back_channels: dict[str, str | None] | None = None) -> int:
     """Queue a logout token for each client of this session with a back-channel URI; start sending now.
-    `clients` names them when they can no longer be read (a client being deleted). Returns how many deliveries
-    were queued."""
+    `back_channels` (client id → URI) names the clients when they can no longer be read (a client being deleted).
+    Returns how many deliveries were queued."""
     now = now or datetime.now(timezone.utc)
     queued = []
-    known = {client.client_id: client for client in clients} if clients is not None else None
-    for client_id in sorted(known or store.session_clients(tenant_id, sid)):
-        client = known[client_id] if known is not None else store.get_client(tenant_id, client_id)
-        if client is None or not client.backchannel_logout_uri:
+    for client_id in sorted(back_channels if back_channels is not None else store.session_clients(tenant_id, sid)):
+        if back_channels is not None:
+            uri = back_channels[client_id]
+        else:
+            client = store.get_client(tenant_id, client_id)
+            uri = client.backchannel_logout_uri if client is not None else None
+        if not uri:
             continue
-        delivery = store.PendingLogout(tenant_id, f"{employee_id}:{sid}:{client_id}", client_id,
-                                       client.backchannel_logout_uri, employee_id, sid, 0,
-                                       now + _backoff(1), now + GIVE_UP_AFTER)
+        delivery = store.PendingLogout(tenant_id, f"{employee_id}:{sid}:{client_id}", client_id, uri, employee_id,
+                                       sid, 0, now + _backoff(1), now + GIVE_UP_AFTER)
         if store.save_pending_logout(delivery):
             queued.append(delivery)
     for delivery in queued:

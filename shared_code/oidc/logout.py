@@ -250,23 +250,24 @@ def saml_logout(tenant_id: str, raw_query: str, now: datetime | None = None) -> 
 
 
 def _end(tenant_id: str, session: store.SessionRecord | tuple[str, str], now: datetime, *,
-         clients: list[store.ClientRecord] | None = None) -> store.SessionRecord | None:
+         back_channels: dict[str, str | None] | None = None) -> store.SessionRecord | None:
     """End one session, the one way every logout here does it: the back-channel notice is queued first (a
     durable row, one per session and client), then the session is marked ended under the ETag it was read with
     (`store.end_session`; a record as read is not read again, an (employee id, sid) pair is). So a logout or a
     consumer that dies between the two has told the clients already (or sends it when the event is handled
     again), ending twice queues nothing new, and a code redeemed in between (it touches the row) is seen and its
-    client told. `clients` names them when they can no longer be read (a client being deleted). The session
+    client told. `back_channels` (client id → back-channel URI) names the clients when they can no longer be read
+    (a client being deleted). The session
     record if this call ended it, else None."""
     known = session if isinstance(session, store.SessionRecord) else None
     employee_id, sid = (session.employee_id, session.sid) if known else session
     return store.end_session(tenant_id, employee_id, sid, now, session=known, before_ending=lambda: (
-        backchannel.session_ended(tenant_id, employee_id, sid, now=now, clients=clients)))
+        backchannel.session_ended(tenant_id, employee_id, sid, now=now, back_channels=back_channels)))
 
 
 def _end_each(tenant_id: str, sessions: Iterable[store.SessionRecord | tuple[str, str]], now: datetime,
               before: datetime | None = None, *, spare_unknown: Callable[[], bool] = lambda: False,
-              clients: list[store.ClientRecord] | None = None) -> int:
+              back_channels: dict[str, str | None] | None = None) -> int:
     """End `sessions` (records as read, or (employee id, sid) pairs), each by `_end`; of the records, only those
     that started before `before`, when given. `spare_unknown` is asked (once) only about a session of unknown
     start. How many this call ended."""
@@ -275,7 +276,7 @@ def _end_each(tenant_id: str, sessions: Iterable[store.SessionRecord | tuple[str
         if before is not None and isinstance(session, store.SessionRecord) and (
                 session.started_at >= before if session.started_at is not None else spare_unknown()):
             continue  # signed in after the change (a rehire, a new IdP): not the one this change ended
-        if _end(tenant_id, session, now, clients=clients) is not None:
+        if _end(tenant_id, session, now, back_channels=back_channels) is not None:
             ended += 1
     return ended
 
@@ -296,8 +297,10 @@ def tenant_sessions_ended(tenant_id: str, now: datetime | None = None, *, before
     return _end_each(tenant_id, store.all_live_sessions(tenant_id), now or datetime.now(timezone.utc), before)
 
 
-def client_sessions_ended(tenant_id: str, client: store.ClientRecord, now: datetime | None = None) -> int:
+def client_sessions_ended(tenant_id: str, client_id: str, backchannel_logout_uri: str | None,
+                          now: datetime | None = None) -> int:
     """A client deleted: every session it holds tokens of ends, and it hears so on its back channel (the client
-    row may be gone already, so its record is passed in). UserInfo refuses its tokens anyway."""
-    return _end_each(tenant_id, sorted(store.client_sessions(tenant_id, client.client_id)),
-                     now or datetime.now(timezone.utc), clients=[client])
+    row may be gone already, so its URI is passed in: its `client.deleted` event carries it). UserInfo refuses its
+    tokens anyway."""
+    return _end_each(tenant_id, sorted(store.client_sessions(tenant_id, client_id)), now or datetime.now(timezone.utc),
+                     back_channels={client_id: backchannel_logout_uri})

@@ -52,7 +52,6 @@ from shared_code.events import shapes
 from shared_code.events.consumer import LogConsumer
 from shared_code.oidc import logout
 from shared_code.storage import directory
-from shared_code.storage.oidc import ClientRecord
 
 log = logging.getLogger("gatehouse.trust")
 
@@ -73,9 +72,7 @@ def react(tenant_id: str, event: dict) -> int:
         ended = logout.employee_dismissed(tenant_id, employee_id, before=_occurred(event), rehired=rehired)
     elif event["type"] == shapes.CLIENT_DELETED:
         data = event["data"]
-        client = ClientRecord(data["client_id"], "web", None, [], [], None, data.get("backchannel_logout_uri"), None,
-                              event["occurred_at"])  # as much of the deleted client as its back channel needs
-        ended = logout.client_sessions_ended(tenant_id, client)
+        ended = logout.client_sessions_ended(tenant_id, data["client_id"], data.get("backchannel_logout_uri"))
     else:  # the cut-off UserInfo and the cookie check use: a session begun in the second before it is refused too
         valid_from = datetime.fromtimestamp(int(event["data"].get("sessions_valid_from") or 0), timezone.utc)
         ended = logout.tenant_sessions_ended(tenant_id, before=max(_occurred(event), valid_from))
