@@ -43,7 +43,7 @@ from shared_code.events import log as event_log
 from shared_code.storage import tables
 from shared_code.webhooks import queue  # the queue whose message wakes a tenant's consumers
 
-TABLE = "webhooks"  # the log consumers' positions: the webhook endpoint's row, and one row per other consumer
+TABLE = tables.WEBHOOKS  # the log consumers' positions: the webhook endpoint's row, and one row per other consumer
 PREFIX = "consumer:"
 LEASE = timedelta(seconds=30)  # extended at every checkpoint; a dead worker's lease ends within this
 RUN_BUDGET = 15.0  # seconds of starting work per run: a webhook POST (10 s at most) started last ends inside LEASE

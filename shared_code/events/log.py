@@ -73,10 +73,6 @@ def parse_iso(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
 
 
-def utc_now() -> str:
-    return iso()
-
-
 def _lock(tenant_id: str) -> threading.Lock:
     lock = _locks.get(tenant_id)
     if lock is None:
@@ -139,7 +135,7 @@ def transact(tenant_id: str, ops: list[tuple], changes: list[Change], *, occurre
     caller maps it); a head moved by another instance is re-read and the whole transaction tried again."""
     if not changes:
         return tables.transact(TABLE, ops)
-    occurred_at = occurred_at or utc_now()
+    occurred_at = occurred_at or iso()
     ids = ids or [None] * len(changes)
     with _lock(tenant_id):
         for _ in range(ATTEMPTS):

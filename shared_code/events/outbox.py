@@ -28,7 +28,7 @@ _log = logging.getLogger("gatehouse")
 
 def stage(tenant_id: str, changes: list[Change]) -> list[tuple]:
     """Operations that put `changes` into the outbox of a transaction in another of the tenant's tables."""
-    stamp = log.utc_now()
+    stamp = log.iso()
     return [("create", {"PartitionKey": tenant_id, "RowKey": OUTBOX + log.new_event_id(), "type": change.type,
                         "occurred_at": stamp, "data": json.dumps(change.data, separators=(",", ":"))})
             for change in changes]

@@ -67,6 +67,7 @@ AUDITS = "audits"
 ENTRA_KEYS = "entrakeys"  # keyed by Entra tenant, not ours: Entra's published signing keys (storage/entra_keys.py)
 OIDC = "oidc"
 OIDC_LOGOUTS = "oidclogouts"
+WEBHOOKS = "webhooks"  # a tenant's webhook endpoint, and the event log consumers' positions
 _ONE_PARTITION = re.compile(r"^PartitionKey eq @pk( and |$)")
 # Tables that hold no tenant's rows (keyed by something else): always on the primary account.
 _PRIMARY_ONLY = frozenset({ENTRA_KEYS})

@@ -29,7 +29,7 @@ from shared_code.events import log as event_log
 from shared_code.storage import tables
 from shared_code.webhooks import secrets
 
-TABLE = "webhooks"
+TABLE = tables.WEBHOOKS
 ROW = "endpoint"
 ROTATION_OVERLAP = timedelta(hours=24)
 KEPT_ATTEMPTS = 20
