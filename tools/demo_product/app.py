@@ -19,12 +19,6 @@ _STYLE = ("body{font:15px/1.5 system-ui,sans-serif;max-width:56rem;margin:1.5rem
           "border-radius:6px;text-decoration:none}.hint{color:#57606a;font-size:.9rem}.ok{color:#1a7f37}")
 
 
-def _page(title: str, body: str) -> bytes:
-    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
-            f'<style>{_STYLE}</style></head><body><header><h1>Demo product</h1>'
-            f'<span class="hint">a SaaS product signing in with Gatehouse</span></header>{body}</body></html>').encode()
-
-
 class DemoProduct(RelyingParty):
     """The product for one tenant of the Gatehouse at `gatehouse` (its base URL); a context manager."""
 
@@ -45,14 +39,17 @@ class DemoProduct(RelyingParty):
         return f"{self.gatehouse}/api/oidc/{self.tenant_id}"
 
     def page(self, title: str, body: str) -> bytes:
-        return _page(title, body)
+        return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
+                f'<style>{_STYLE}</style></head><body><header><h1>Demo product</h1>'
+                f'<span class="hint">a SaaS product signing in with Gatehouse</span></header>{body}</body></html>'
+                ).encode()
 
     def get(self, path: str, query: dict[str, list[str]], cookie: str | None) -> Answer | None:
         if path == "/":
             return 200, self.home(cookie), {}
-        if path == "/signed-out":
-            return 200, _page("Signed out", "<p id='signed-out'>You are signed out of the demo product and of "
-                                            "Gatehouse.</p><p><a href='/'>Home</a></p>"), {}
+        if path == self.signed_out_path:
+            return 200, self.page("Signed out", "<p id='signed-out'>You are signed out of the demo product and of "
+                                                "Gatehouse.</p><p><a href='/'>Home</a></p>"), {}
         if path == "/events.json":
             with self._lock:
                 events = list(self.events)
@@ -73,7 +70,7 @@ class DemoProduct(RelyingParty):
                                  timeout=30, json={
                                      "client_name": "Demo product",
                                      "redirect_uris": [self.redirect_uri],
-                                     "post_logout_redirect_uris": [f"{self.url}/signed-out"],
+                                     "post_logout_redirect_uris": [f"{self.url}{self.signed_out_path}"],
                                      "initiate_login_uri": f"{self.url}/start",
                                      "backchannel_logout_uri": f"{self.url}/backchannel-logout"})
         if client.status_code != 201:
@@ -124,7 +121,7 @@ class DemoProduct(RelyingParty):
             for e in events[:100])
         table = (f"<table id='events'><tr><th>#</th><th>type</th><th>occurred</th><th>what</th></tr>{rows}</table>"
                  if rows else "<p id='events' class='hint'>No webhook delivery yet.</p>")
-        return _page("Demo product", f"{who}<h2>Events from Gatehouse (webhooks, signatures verified)</h2>"
+        return self.page("Demo product", f"{who}<h2>Events from Gatehouse (webhooks, signatures verified)</h2>"
                                      f"<p class='hint'>{len(events)} received.</p>{table}")
 
 
