@@ -62,7 +62,6 @@ from shared_code.sign_in import pending_logins, sessions
 from shared_code.tenancy import tenants as tenant_service
 from shared_code.platform.errors import Conflict, Forbidden, GatehouseError, NotFound, Unauthorized
 from shared_code.tenancy.idp_connection import sso_url_allowed
-from shared_code.oidc import third_party_login
 from shared_code.storage import directory
 from shared_code.storage import oidc as oidc_store
 from shared_code.storage import sign_ins as store
@@ -299,6 +298,8 @@ def complete_sign_in(tenant_id: str, saml_response: str, relay_state: str | None
         # Unsolicited (My Apps): nothing binds it to this browser, so it signs nobody in. When the product
         # registered an initiate_login_uri, the browser goes there and the product starts its own OpenID Connect
         # sign-in (OIDC Core §4); otherwise this browser asks Entra itself and lands where My Apps meant it to go.
+        from shared_code.oidc import third_party_login  # only unsolicited sign-ins need it (and discovery): cold start
+
         product_login = third_party_login.initiate_login_url(tenant_id)
         if product_login is not None:
             return SignInOutcome(THIRD_PARTY_LOGIN, tenant, None, "idp", product_login)
